@@ -1,0 +1,57 @@
+# xcopy-agent — the two commands of the README are `make drill` and `make test`; both run
+# `make setup` first, which installs and builds everything, and is quick when nothing changed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian packages the project needs (libiscsi for the binding and its tools, tgt as a peer
+# target, qemu-utils for qemu-img as a copy peer).
+APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra
+# node-gyp builds against the headers of the Node.js that runs it (no download).
+NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command -v node)")")"; do [ -f "$$d/include/node/node.h" ] && { echo "$$d"; break; }; done)
+
+TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null)
+NATIVE_SOURCES := native/binding.gyp $(wildcard native/src/*.cc native/src/*.h)
+ADDON := native/build/Release/xcopy_iscsi.node
+
+.PHONY: help setup apt drill test test-unit test-integration bench clean
+
+help:
+	@echo "make drill   set up, then run the main job (see README)"
+	@echo "make test    set up, then run every test"
+	@echo "make setup   install Debian/npm packages, build the native addon and the TypeScript"
+
+setup: apt node_modules/.package-lock.json $(ADDON) dist/.built
+
+apt:
+	@bash scripts/apt-ensure.sh $(APT_PACKAGES)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(ADDON): $(NATIVE_SOURCES) node_modules/.package-lock.json
+	cd native && ../node_modules/.bin/node-gyp rebuild $(if $(NODEDIR),--nodedir=$(NODEDIR)) >/dev/null
+	@test -f $@
+
+dist/.built: $(TS_SOURCES) tsconfig.json tsconfig.build.json node_modules/.package-lock.json
+	node_modules/.bin/tsc -p tsconfig.build.json
+	@touch $@
+
+drill: setup
+	bash scripts/drill.sh
+
+test: setup
+	node_modules/.bin/tsc -p tsconfig.json --noEmit
+	node_modules/.bin/jest --ci
+
+test-unit: setup
+	node_modules/.bin/jest --ci test/unit
+
+test-integration: setup
+	node_modules/.bin/jest --ci test/integration
+
+bench: setup
+	npm run bench:initiator
+
+clean:
+	rm -rf dist native/build

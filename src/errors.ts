@@ -1,0 +1,152 @@
+/**
+ * The error registry (in the manner of Node's lib/internal/errors.js): every error the project
+ * raises carries a stable `code`; callers match on `code`, never on message text. Each code maps
+ * to one documented CLI exit status (see README "Exit status"). SCSI-caused failures follow
+ * ddpt/sg3_utils' numbering by sense key, so scripts need no new table.
+ */
+
+/** CLI exit statuses. Values 2..15 follow ddpt's sense-key numbering. */
+export const ExitStatus = {
+  OK: 0,
+  USAGE: 1, // syntax or argument error (ddpt: 1)
+  NOT_READY: 2, // sense key NOT READY
+  MEDIUM_HARDWARE: 3, // sense key MEDIUM ERROR or HARDWARE ERROR
+  ILLEGAL_REQUEST: 5, // sense key ILLEGAL REQUEST (other than invalid opcode)
+  UNIT_ATTENTION: 6, // sense key UNIT ATTENTION (after retries)
+  DATA_PROTECT: 7, // sense key DATA PROTECT
+  INVALID_OPCODE: 9, // ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)
+  COPY_ABORTED: 10, // sense key COPY ABORTED
+  ABORTED_COMMAND: 11, // sense key ABORTED COMMAND
+  MISCOMPARE: 14, // sense key MISCOMPARE
+  SCSI_OTHER: 15, // any other SCSI status or sense key
+  UNREACHABLE: 40, // portal unreachable / connection refused / connect timeout
+  LOGIN_REFUSED: 41, // login rejected (authentication, authorization, unknown target)
+  NO_SUCH_LUN: 42, // target reachable but the LUN does not exist
+  TIMEOUT: 43, // a command or the session timed out
+  SESSION_CLOSED: 44, // the session was closed while commands were pending
+  PROTOCOL: 45, // malformed data from a peer (a decoder rejected it)
+  PARTIAL: 50, // part of the job succeeded (reserved for copy/backup)
+  INTERNAL: 99, // a bug: please report
+  INTERRUPTED: 130, // SIGINT
+} as const;
+export type ExitStatusValue = (typeof ExitStatus)[keyof typeof ExitStatus];
+
+/** Registered error codes and the exit status each maps to. */
+export const ErrorCodes = {
+  ERR_INVALID_ARG: ExitStatus.USAGE,
+  ERR_INVALID_URL: ExitStatus.USAGE,
+  ERR_SCSI_DECODE: ExitStatus.PROTOCOL,
+  ERR_SCSI_ENCODE: ExitStatus.INTERNAL,
+  ERR_SCSI_CHECK_CONDITION: ExitStatus.SCSI_OTHER, // refined by sense key in exitStatusOf()
+  ERR_SCSI_STATUS: ExitStatus.SCSI_OTHER, // BUSY, RESERVATION CONFLICT, TASK SET FULL ... after retries
+  ERR_ISCSI_UNREACHABLE: ExitStatus.UNREACHABLE,
+  ERR_ISCSI_LOGIN: ExitStatus.LOGIN_REFUSED,
+  ERR_ISCSI_NO_SUCH_LUN: ExitStatus.NO_SUCH_LUN,
+  ERR_ISCSI_TIMEOUT: ExitStatus.TIMEOUT,
+  ERR_ISCSI_CLOSED: ExitStatus.SESSION_CLOSED,
+  ERR_ISCSI_TRANSPORT: ExitStatus.SCSI_OTHER,
+  ERR_NATIVE_MISSING: ExitStatus.INTERNAL,
+  ERR_INTERNAL: ExitStatus.INTERNAL,
+} as const;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Base of every error the project raises on purpose. */
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false });
+  }
+}
+
+/** Bad argument to a public function or command (validated in TypeScript, never in C++). */
+export class ArgumentError extends AgentError {
+  constructor(message: string, code: ErrorCode = 'ERR_INVALID_ARG') {
+    super(code, message);
+  }
+}
+
+/**
+ * A decoder rejected its input. `offset` is the byte offset (within the decoded structure) of
+ * the field found wrong, so a bad buffer can be diagnosed (node-redis-parser's ParserError).
+ */
+export class DecodeError extends AgentError {
+  readonly offset: number;
+  readonly structure: string;
+  constructor(structure: string, offset: number, message: string) {
+    super('ERR_SCSI_DECODE', `${structure}: ${message} (byte ${offset})`);
+    this.structure = structure;
+    this.offset = offset;
+  }
+}
+
+/** An encoder was asked for a value that does not fit its field. */
+export class EncodeError extends AgentError {
+  readonly field: string;
+  constructor(structure: string, field: string, message: string) {
+    super('ERR_SCSI_ENCODE', `${structure}: ${field} ${message}`);
+    this.field = field;
+  }
+}
+
+/**
+ * The one error class of the initiator: transport failures (code ERR_ISCSI_*) and SCSI
+ * failures (CHECK CONDITION with its sense, or another non-GOOD status).
+ */
+export class IscsiError extends AgentError {
+  readonly scsiStatus?: number;
+  readonly senseKey?: number;
+  readonly asc?: number;
+  readonly ascq?: number;
+  readonly sense?: Buffer;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    scsi?: { scsiStatus?: number; senseKey?: number; asc?: number; ascq?: number; sense?: Buffer },
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    if (scsi) {
+      this.scsiStatus = scsi.scsiStatus;
+      this.senseKey = scsi.senseKey;
+      this.asc = scsi.asc;
+      this.ascq = scsi.ascq;
+      this.sense = scsi.sense;
+    }
+  }
+}
+
+/** Sense key → exit status (ddpt numbering). */
+export function exitStatusOfSense(senseKey: number, asc?: number, ascq?: number): ExitStatusValue {
+  switch (senseKey) {
+    case 0x2:
+      return ExitStatus.NOT_READY;
+    case 0x3:
+    case 0x4:
+      return ExitStatus.MEDIUM_HARDWARE;
+    case 0x5:
+      return asc === 0x20 && ascq === 0x00 ? ExitStatus.INVALID_OPCODE : ExitStatus.ILLEGAL_REQUEST;
+    case 0x6:
+      return ExitStatus.UNIT_ATTENTION;
+    case 0x7:
+      return ExitStatus.DATA_PROTECT;
+    case 0xa:
+      return ExitStatus.COPY_ABORTED;
+    case 0xb:
+      return ExitStatus.ABORTED_COMMAND;
+    case 0xe:
+      return ExitStatus.MISCOMPARE;
+    default:
+      return ExitStatus.SCSI_OTHER;
+  }
+}
+
+/** The exit status a CLI command returns for an error. Unknown errors are bugs. */
+export function exitStatusOf(err: unknown): ExitStatusValue {
+  if (err instanceof IscsiError && err.code === 'ERR_SCSI_CHECK_CONDITION' && err.senseKey !== undefined) {
+    return exitStatusOfSense(err.senseKey, err.asc, err.ascq);
+  }
+  if (err instanceof AgentError) return ErrorCodes[err.code];
+  return ExitStatus.INTERNAL;
+}
