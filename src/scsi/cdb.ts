@@ -1,0 +1,424 @@
+/**
+ * Command descriptor blocks the agent sends and the target parses: encode and decode.
+ *
+ * Pure codec, no I/O. Decoders check the OPERATION CODE (byte 0), the SERVICE ACTION where the
+ * command has one (byte 1), and the length, and throw DecodeError otherwise; they do not judge
+ * field values that are the device server's business (e.g. INQUIRY EVPD = 0 with a non-zero page
+ * code is INVALID FIELD IN CDB, SPC-4 6.6.1 — the handler checks that). A buffer longer than the
+ * CDB is accepted (iSCSI carries CDBs in a 16-byte field, RFC 7143 11.3.5); the extra bytes are
+ * ignored. The CONTROL byte (SAM-5 5.2) is passed through both ways.
+ *
+ * DecodeError offsets: a short buffer names the first byte that is missing.
+ */
+import { DecodeError, EncodeError } from '../errors';
+import { ExtendedCopySa, Opcode, ReceiveCopyResultsSa, ServiceActionIn16, opcodeName } from './constants';
+
+// ---------------------------------------------------------------------------------------------
+// Shared checks
+// ---------------------------------------------------------------------------------------------
+
+function uint(structure: string, field: string, value: number | undefined, max: number, dflt = 0): number {
+  const v = value ?? dflt;
+  if (!Number.isInteger(v) || v < 0 || v > max) {
+    throw new EncodeError(structure, field, `must be an integer in 0..${max}, got ${String(value)}`);
+  }
+  return v;
+}
+
+function u64(structure: string, field: string, value: bigint | undefined): bigint {
+  const v = value ?? 0n;
+  if (typeof v !== 'bigint' || v < 0n || v > 0xffff_ffff_ffff_ffffn) {
+    throw new EncodeError(structure, field, `must be a bigint in 0..2^64-1, got ${String(value)}`);
+  }
+  return v;
+}
+
+/** Checks length and OPERATION CODE (and SERVICE ACTION, bits 4:0 of byte 1, when given). */
+function expect(structure: string, cdb: Buffer, length: number, opcode: number, serviceAction?: number): void {
+  if (cdb.length < 1) throw new DecodeError(structure, 0, 'empty CDB');
+  if (cdb[0] !== opcode) {
+    throw new DecodeError(structure, 0, `OPERATION CODE is ${opcodeName(cdb[0])}, expected ${opcodeName(opcode)}`);
+  }
+  if (cdb.length < length) throw new DecodeError(structure, cdb.length, `CDB is ${cdb.length} bytes, expected ${length}`);
+  if (serviceAction !== undefined && (cdb[1] & 0x1f) !== serviceAction) {
+    throw new DecodeError(
+      structure,
+      1,
+      `SERVICE ACTION is 0x${(cdb[1] & 0x1f).toString(16).padStart(2, '0')}, expected ${opcodeName(opcode, serviceAction)}`,
+    );
+  }
+}
+
+/**
+ * CDB length from the GROUP CODE in bits 7:5 of the OPERATION CODE (SPC-4 4.2.5.1):
+ * 6, 10, 12 or 16 bytes; undefined for group 3 (variable length / reserved) and the vendor
+ * specific groups 6 and 7.
+ */
+export function cdbLengthOfOpcode(opcode: number): number | undefined {
+  switch ((opcode >> 5) & 0x7) {
+    case 0:
+      return 6;
+    case 1:
+    case 2:
+      return 10;
+    case 4:
+      return 16;
+    case 5:
+      return 12;
+    default:
+      return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TEST UNIT READY (SPC-4 TEST UNIT READY command): 6 bytes, bytes 1–4 reserved
+// ---------------------------------------------------------------------------------------------
+
+export interface TestUnitReadyCdb {
+  control: number;
+}
+
+const TUR = 'TEST UNIT READY CDB';
+
+export function encodeTestUnitReadyCdb(p: { control?: number } = {}): Buffer {
+  const cdb = Buffer.alloc(6);
+  cdb[0] = Opcode.TEST_UNIT_READY;
+  cdb[5] = uint(TUR, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeTestUnitReadyCdb(cdb: Buffer): TestUnitReadyCdb {
+  expect(TUR, cdb, 6, Opcode.TEST_UNIT_READY);
+  return { control: cdb[5] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// INQUIRY (SPC-4 6.6.1): byte 1 bit 0 EVPD, byte 2 PAGE CODE, bytes 3–4 ALLOCATION LENGTH
+// ---------------------------------------------------------------------------------------------
+
+export interface InquiryCdb {
+  evpd: boolean;
+  pageCode: number;
+  allocationLength: number;
+  control: number;
+}
+
+const INQ = 'INQUIRY CDB';
+
+export function encodeInquiryCdb(p: {
+  evpd?: boolean;
+  pageCode?: number;
+  allocationLength: number;
+  control?: number;
+}): Buffer {
+  const cdb = Buffer.alloc(6);
+  cdb[0] = Opcode.INQUIRY;
+  cdb[1] = p.evpd ? 0x01 : 0;
+  cdb[2] = uint(INQ, 'pageCode', p.pageCode, 0xff);
+  cdb.writeUInt16BE(uint(INQ, 'allocationLength', p.allocationLength, 0xffff), 3);
+  cdb[5] = uint(INQ, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeInquiryCdb(cdb: Buffer): InquiryCdb {
+  expect(INQ, cdb, 6, Opcode.INQUIRY);
+  return { evpd: (cdb[1] & 0x01) !== 0, pageCode: cdb[2], allocationLength: cdb.readUInt16BE(3), control: cdb[5] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// READ CAPACITY(16) (SBC-3 5.16.1): SERVICE ACTION IN(16) 9Eh / 10h, 16 bytes.
+// Bytes 2–9 LOGICAL BLOCK ADDRESS and byte 14 bit 0 PMI are obsolete (SBC-3); kept so a decoded
+// CDB shows what an old initiator sent. Bytes 10–13 ALLOCATION LENGTH.
+// ---------------------------------------------------------------------------------------------
+
+export interface ReadCapacity16Cdb {
+  allocationLength: number;
+  lba: bigint;
+  pmi: boolean;
+  control: number;
+}
+
+const RC16 = 'READ CAPACITY(16) CDB';
+
+export function encodeReadCapacity16Cdb(p: {
+  allocationLength: number;
+  lba?: bigint;
+  pmi?: boolean;
+  control?: number;
+}): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = Opcode.SERVICE_ACTION_IN_16;
+  cdb[1] = ServiceActionIn16.READ_CAPACITY_16;
+  cdb.writeBigUInt64BE(u64(RC16, 'lba', p.lba), 2);
+  cdb.writeUInt32BE(uint(RC16, 'allocationLength', p.allocationLength, 0xffff_ffff), 10);
+  cdb[14] = p.pmi ? 0x01 : 0;
+  cdb[15] = uint(RC16, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeReadCapacity16Cdb(cdb: Buffer): ReadCapacity16Cdb {
+  expect(RC16, cdb, 16, Opcode.SERVICE_ACTION_IN_16, ServiceActionIn16.READ_CAPACITY_16);
+  return {
+    allocationLength: cdb.readUInt32BE(10),
+    lba: cdb.readBigUInt64BE(2),
+    pmi: (cdb[14] & 0x01) !== 0,
+    control: cdb[15],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// READ(16) (SBC-3 5.13) and WRITE(16) (SBC-3 5.35): byte 1 RDPROTECT/WRPROTECT (7:5), DPO (4),
+// FUA (3); bytes 2–9 LOGICAL BLOCK ADDRESS; 10–13 TRANSFER LENGTH; byte 14 bits 4:0 GROUP NUMBER.
+// ---------------------------------------------------------------------------------------------
+
+export interface Read16Cdb {
+  lba: bigint;
+  transferLength: number;
+  dpo: boolean;
+  fua: boolean;
+  rdprotect: number;
+  groupNumber: number;
+  control: number;
+}
+
+export interface Write16Cdb {
+  lba: bigint;
+  transferLength: number;
+  dpo: boolean;
+  fua: boolean;
+  wrprotect: number;
+  groupNumber: number;
+  control: number;
+}
+
+export interface Read16CdbInput {
+  lba: bigint;
+  transferLength: number;
+  dpo?: boolean;
+  fua?: boolean;
+  rdprotect?: number;
+  groupNumber?: number;
+  control?: number;
+}
+
+export interface Write16CdbInput {
+  lba: bigint;
+  transferLength: number;
+  dpo?: boolean;
+  fua?: boolean;
+  wrprotect?: number;
+  groupNumber?: number;
+  control?: number;
+}
+
+interface Rw16 {
+  lba: bigint;
+  transferLength: number;
+  dpo: boolean;
+  fua: boolean;
+  protect: number;
+  groupNumber: number;
+  control: number;
+}
+
+function encodeRw16(
+  structure: string,
+  opcode: number,
+  protectField: string,
+  p: { lba: bigint; transferLength: number; dpo?: boolean; fua?: boolean; groupNumber?: number; control?: number },
+  protect: number | undefined,
+): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = opcode;
+  cdb[1] = (uint(structure, protectField, protect, 7) << 5) | (p.dpo ? 0x10 : 0) | (p.fua ? 0x08 : 0);
+  if (p.lba === undefined) throw new EncodeError(structure, 'lba', 'is required');
+  cdb.writeBigUInt64BE(u64(structure, 'lba', p.lba), 2);
+  cdb.writeUInt32BE(uint(structure, 'transferLength', p.transferLength, 0xffff_ffff, NaN), 10);
+  cdb[14] = uint(structure, 'groupNumber', p.groupNumber, 0x1f);
+  cdb[15] = uint(structure, 'control', p.control, 0xff);
+  return cdb;
+}
+
+function decodeRw16(structure: string, opcode: number, cdb: Buffer): Rw16 {
+  expect(structure, cdb, 16, opcode);
+  return {
+    lba: cdb.readBigUInt64BE(2),
+    transferLength: cdb.readUInt32BE(10),
+    dpo: (cdb[1] & 0x10) !== 0,
+    fua: (cdb[1] & 0x08) !== 0,
+    protect: cdb[1] >> 5,
+    groupNumber: cdb[14] & 0x1f,
+    control: cdb[15],
+  };
+}
+
+const R16 = 'READ(16) CDB';
+const W16 = 'WRITE(16) CDB';
+
+export function encodeRead16Cdb(p: Read16CdbInput): Buffer {
+  return encodeRw16(R16, Opcode.READ_16, 'rdprotect', p, p.rdprotect);
+}
+
+export function decodeRead16Cdb(cdb: Buffer): Read16Cdb {
+  const { protect, ...rest } = decodeRw16(R16, Opcode.READ_16, cdb);
+  return { ...rest, rdprotect: protect };
+}
+
+export function encodeWrite16Cdb(p: Write16CdbInput): Buffer {
+  return encodeRw16(W16, Opcode.WRITE_16, 'wrprotect', p, p.wrprotect);
+}
+
+export function decodeWrite16Cdb(cdb: Buffer): Write16Cdb {
+  const { protect, ...rest } = decodeRw16(W16, Opcode.WRITE_16, cdb);
+  return { ...rest, wrprotect: protect };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SYNCHRONIZE CACHE(16) (SBC-3 5.27): byte 1 bit 1 IMMED; bytes 2–9 LOGICAL BLOCK ADDRESS;
+// 10–13 NUMBER OF LOGICAL BLOCKS (0 = to the end of the medium); byte 14 bits 4:0 GROUP NUMBER.
+// ---------------------------------------------------------------------------------------------
+
+export interface SynchronizeCache16Cdb {
+  immed: boolean;
+  lba: bigint;
+  numberOfBlocks: number;
+  groupNumber: number;
+  control: number;
+}
+
+const SC16 = 'SYNCHRONIZE CACHE(16) CDB';
+
+export function encodeSynchronizeCache16Cdb(
+  p: { immed?: boolean; lba?: bigint; numberOfBlocks?: number; groupNumber?: number; control?: number } = {},
+): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = Opcode.SYNCHRONIZE_CACHE_16;
+  cdb[1] = p.immed ? 0x02 : 0;
+  cdb.writeBigUInt64BE(u64(SC16, 'lba', p.lba), 2);
+  cdb.writeUInt32BE(uint(SC16, 'numberOfBlocks', p.numberOfBlocks, 0xffff_ffff), 10);
+  cdb[14] = uint(SC16, 'groupNumber', p.groupNumber, 0x1f);
+  cdb[15] = uint(SC16, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeSynchronizeCache16Cdb(cdb: Buffer): SynchronizeCache16Cdb {
+  expect(SC16, cdb, 16, Opcode.SYNCHRONIZE_CACHE_16);
+  return {
+    immed: (cdb[1] & 0x02) !== 0,
+    lba: cdb.readBigUInt64BE(2),
+    numberOfBlocks: cdb.readUInt32BE(10),
+    groupNumber: cdb[14] & 0x1f,
+    control: cdb[15],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// REPORT LUNS (SPC-4 6.33): 12 bytes; byte 2 SELECT REPORT; bytes 6–9 ALLOCATION LENGTH.
+// ---------------------------------------------------------------------------------------------
+
+/** SPC-4 6.33: SELECT REPORT values. */
+export const enum SelectReport {
+  /** Logical units with LUN addressing (no well-known LUs). */
+  ALL_LOGICAL_UNITS = 0x00,
+  WELL_KNOWN_ONLY = 0x01,
+  ALL = 0x02,
+}
+
+export interface ReportLunsCdb {
+  selectReport: number;
+  allocationLength: number;
+  control: number;
+}
+
+const RL = 'REPORT LUNS CDB';
+
+export function encodeReportLunsCdb(p: { selectReport?: number; allocationLength: number; control?: number }): Buffer {
+  const cdb = Buffer.alloc(12);
+  cdb[0] = Opcode.REPORT_LUNS;
+  cdb[2] = uint(RL, 'selectReport', p.selectReport, 0xff);
+  cdb.writeUInt32BE(uint(RL, 'allocationLength', p.allocationLength, 0xffff_ffff, NaN), 6);
+  cdb[11] = uint(RL, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeReportLunsCdb(cdb: Buffer): ReportLunsCdb {
+  expect(RL, cdb, 12, Opcode.REPORT_LUNS);
+  return { selectReport: cdb[2], allocationLength: cdb.readUInt32BE(6), control: cdb[11] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// EXTENDED COPY(LID1) (SPC-4 6.4.1; 83h SA 00h): 16 bytes; bytes 10–13 PARAMETER LIST LENGTH.
+// ---------------------------------------------------------------------------------------------
+
+export interface ExtendedCopyCdb {
+  parameterListLength: number;
+  control: number;
+}
+
+const EC = 'EXTENDED COPY(LID1) CDB';
+
+export function encodeExtendedCopyCdb(p: { parameterListLength: number; control?: number }): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = Opcode.EXTENDED_COPY;
+  cdb[1] = ExtendedCopySa.EXTENDED_COPY_LID1;
+  cdb.writeUInt32BE(uint(EC, 'parameterListLength', p.parameterListLength, 0xffff_ffff, NaN), 10);
+  cdb[15] = uint(EC, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeExtendedCopyCdb(cdb: Buffer): ExtendedCopyCdb {
+  expect(EC, cdb, 16, Opcode.EXTENDED_COPY, ExtendedCopySa.EXTENDED_COPY_LID1);
+  return { parameterListLength: cdb.readUInt32BE(10), control: cdb[15] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// RECEIVE COPY RESULTS (SPC-3 6.17; in SPC-4 the RECEIVE COPY STATUS(LID1), DATA(LID1),
+// OPERATING PARAMETERS and FAILURE DETAILS(LID1) commands; 84h): 16 bytes; byte 1 bits 4:0 SERVICE ACTION; byte 2 LIST
+// IDENTIFIER; bytes 10–13 ALLOCATION LENGTH. Only the service actions with this layout (the LID1
+// ones and OPERATING PARAMETERS) are handled; the LID4 ones carry a 4-byte list identifier in
+// bytes 2–5 and are rejected here (DecodeError at byte 1).
+// ---------------------------------------------------------------------------------------------
+
+/** Service actions whose CDB has the one-byte LIST IDENTIFIER at byte 2. */
+const RCR_LID1_SAS: ReadonlySet<number> = new Set([
+  ReceiveCopyResultsSa.COPY_STATUS,
+  ReceiveCopyResultsSa.RECEIVE_DATA,
+  ReceiveCopyResultsSa.OPERATING_PARAMETERS,
+  ReceiveCopyResultsSa.FAILED_SEGMENT_DETAILS,
+]);
+
+export interface ReceiveCopyResultsCdb {
+  serviceAction: number;
+  listIdentifier: number;
+  allocationLength: number;
+  control: number;
+}
+
+const RCR = 'RECEIVE COPY RESULTS CDB';
+
+export function encodeReceiveCopyResultsCdb(p: {
+  serviceAction: number;
+  listIdentifier?: number;
+  allocationLength: number;
+  control?: number;
+}): Buffer {
+  if (!RCR_LID1_SAS.has(p.serviceAction)) {
+    throw new EncodeError(RCR, 'serviceAction', `must be 00h, 01h, 03h or 04h, got ${String(p.serviceAction)}`);
+  }
+  const cdb = Buffer.alloc(16);
+  cdb[0] = Opcode.RECEIVE_COPY_RESULTS;
+  cdb[1] = p.serviceAction;
+  cdb[2] = uint(RCR, 'listIdentifier', p.listIdentifier, 0xff);
+  cdb.writeUInt32BE(uint(RCR, 'allocationLength', p.allocationLength, 0xffff_ffff, NaN), 10);
+  cdb[15] = uint(RCR, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeReceiveCopyResultsCdb(cdb: Buffer): ReceiveCopyResultsCdb {
+  expect(RCR, cdb, 16, Opcode.RECEIVE_COPY_RESULTS);
+  const serviceAction = cdb[1] & 0x1f;
+  if (!RCR_LID1_SAS.has(serviceAction)) {
+    throw new DecodeError(RCR, 1, `SERVICE ACTION ${opcodeName(Opcode.RECEIVE_COPY_RESULTS, serviceAction)} not supported`);
+  }
+  return { serviceAction, listIdentifier: cdb[2], allocationLength: cdb.readUInt32BE(10), control: cdb[15] };
+}

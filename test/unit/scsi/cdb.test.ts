@@ -1,0 +1,424 @@
+import fc from 'fast-check';
+import { DecodeError, EncodeError } from '../../../src/errors';
+import {
+  cdbLengthOfOpcode,
+  decodeExtendedCopyCdb,
+  decodeInquiryCdb,
+  decodeRead16Cdb,
+  decodeReadCapacity16Cdb,
+  decodeReceiveCopyResultsCdb,
+  decodeReportLunsCdb,
+  decodeSynchronizeCache16Cdb,
+  decodeTestUnitReadyCdb,
+  decodeWrite16Cdb,
+  encodeExtendedCopyCdb,
+  encodeInquiryCdb,
+  encodeRead16Cdb,
+  encodeReadCapacity16Cdb,
+  encodeReceiveCopyResultsCdb,
+  encodeReportLunsCdb,
+  encodeSynchronizeCache16Cdb,
+  encodeTestUnitReadyCdb,
+  encodeWrite16Cdb,
+} from '../../../src/scsi/cdb';
+import { assertTotalDecoder, hex } from '../../helpers/codec';
+
+function decodeError(f: () => unknown): DecodeError {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof DecodeError) return err;
+    throw err;
+  }
+  throw new Error('expected a DecodeError');
+}
+
+/** One golden CDB per command: bytes, the decoded value, and an encoder call giving the bytes. */
+interface Case<T> {
+  name: string;
+  golden: Buffer;
+  value: T;
+  encode: () => Buffer;
+  decode: (b: Buffer) => T;
+}
+
+const cases: Array<Case<unknown>> = [
+  {
+    name: 'TEST UNIT READY',
+    golden: hex(`
+      00          # OPERATION CODE (TEST UNIT READY)
+      00 00 00 00 # reserved
+      00          # CONTROL
+    `),
+    value: { control: 0 },
+    encode: () => encodeTestUnitReadyCdb(),
+    decode: decodeTestUnitReadyCdb,
+  },
+  {
+    // sg_inq's standard INQUIRY: allocation length 36.
+    name: 'INQUIRY standard',
+    golden: hex(`
+      12          # OPERATION CODE (INQUIRY)
+      00          # CMDDT 0 (obsolete), EVPD 0
+      00          # PAGE CODE
+      00 24       # ALLOCATION LENGTH 36
+      00          # CONTROL
+    `),
+    value: { evpd: false, pageCode: 0, allocationLength: 36, control: 0 },
+    encode: () => encodeInquiryCdb({ allocationLength: 36 }),
+    decode: decodeInquiryCdb,
+  },
+  {
+    name: 'INQUIRY VPD 83h (Device Identification)',
+    golden: hex(`
+      12          # OPERATION CODE (INQUIRY)
+      01          # EVPD 1
+      83          # PAGE CODE 83h
+      01 00       # ALLOCATION LENGTH 256
+      00          # CONTROL
+    `),
+    value: { evpd: true, pageCode: 0x83, allocationLength: 256, control: 0 },
+    encode: () => encodeInquiryCdb({ evpd: true, pageCode: 0x83, allocationLength: 256 }),
+    decode: decodeInquiryCdb,
+  },
+  {
+    // Linux sd_read_capacity_16: SERVICE ACTION IN(16)/READ CAPACITY(16), allocation length 32.
+    name: 'READ CAPACITY(16)',
+    golden: hex(`
+      9e          # OPERATION CODE (SERVICE ACTION IN(16))
+      10          # SERVICE ACTION (READ CAPACITY(16))
+      00 00 00 00 00 00 00 00  # LOGICAL BLOCK ADDRESS (obsolete)
+      00 00 00 20 # ALLOCATION LENGTH 32
+      00          # PMI 0 (obsolete)
+      00          # CONTROL
+    `),
+    value: { allocationLength: 32, lba: 0n, pmi: false, control: 0 },
+    encode: () => encodeReadCapacity16Cdb({ allocationLength: 32 }),
+    decode: decodeReadCapacity16Cdb,
+  },
+  {
+    name: 'READ(16)',
+    golden: hex(`
+      88          # OPERATION CODE (READ(16))
+      18          # RDPROTECT 0, DPO 1, FUA 1
+      00 00 00 12 34 56 78 9a  # LOGICAL BLOCK ADDRESS
+      00 00 08 00 # TRANSFER LENGTH 2048
+      05          # GROUP NUMBER 5
+      00          # CONTROL
+    `),
+    value: { lba: 0x123456789an, transferLength: 2048, dpo: true, fua: true, rdprotect: 0, groupNumber: 5, control: 0 },
+    encode: () => encodeRead16Cdb({ lba: 0x123456789an, transferLength: 2048, fua: true, dpo: true, groupNumber: 5 }),
+    decode: decodeRead16Cdb,
+  },
+  {
+    name: 'WRITE(16)',
+    golden: hex(`
+      8a          # OPERATION CODE (WRITE(16))
+      28          # WRPROTECT 1, DPO 0, FUA 1
+      ff ff ff ff ff ff ff fe  # LOGICAL BLOCK ADDRESS
+      ff ff ff ff # TRANSFER LENGTH (largest)
+      1f          # GROUP NUMBER 31
+      04          # CONTROL (NACA)
+    `),
+    value: {
+      lba: 0xffff_ffff_ffff_fffen,
+      transferLength: 0xffff_ffff,
+      dpo: false,
+      fua: true,
+      wrprotect: 1,
+      groupNumber: 31,
+      control: 0x04,
+    },
+    encode: () =>
+      encodeWrite16Cdb({
+        lba: 0xffff_ffff_ffff_fffen,
+        transferLength: 0xffff_ffff,
+        fua: true,
+        wrprotect: 1,
+        groupNumber: 31,
+        control: 0x04,
+      }),
+    decode: decodeWrite16Cdb,
+  },
+  {
+    name: 'SYNCHRONIZE CACHE(16)',
+    golden: hex(`
+      91          # OPERATION CODE (SYNCHRONIZE CACHE(16))
+      02          # IMMED 1
+      00 00 00 00 00 01 00 00  # LOGICAL BLOCK ADDRESS
+      00 00 10 00 # NUMBER OF LOGICAL BLOCKS
+      00          # GROUP NUMBER
+      00          # CONTROL
+    `),
+    value: { immed: true, lba: 0x10000n, numberOfBlocks: 0x1000, groupNumber: 0, control: 0 },
+    encode: () => encodeSynchronizeCache16Cdb({ immed: true, lba: 0x10000n, numberOfBlocks: 0x1000 }),
+    decode: decodeSynchronizeCache16Cdb,
+  },
+  {
+    name: 'REPORT LUNS',
+    golden: hex(`
+      a0          # OPERATION CODE (REPORT LUNS)
+      00          # reserved
+      00          # SELECT REPORT 00h
+      00 00 00    # reserved
+      00 00 10 10 # ALLOCATION LENGTH 4112 (header + 512 LUNs + 8)
+      00          # reserved
+      00          # CONTROL
+    `),
+    value: { selectReport: 0, allocationLength: 4112, control: 0 },
+    encode: () => encodeReportLunsCdb({ selectReport: 0, allocationLength: 4112 }),
+    decode: decodeReportLunsCdb,
+  },
+  {
+    // QEMU block/iscsi.c: one XCOPY with 16 + 2×32 + 28 = 108 bytes of parameter list.
+    name: 'EXTENDED COPY(LID1)',
+    golden: hex(`
+      83          # OPERATION CODE (EXTENDED COPY)
+      00          # SERVICE ACTION 00h (LID1)
+      00 00 00 00 00 00 00 00  # reserved
+      00 00 00 6c # PARAMETER LIST LENGTH 108
+      00          # reserved
+      00          # CONTROL
+    `),
+    value: { parameterListLength: 108, control: 0 },
+    encode: () => encodeExtendedCopyCdb({ parameterListLength: 108 }),
+    decode: decodeExtendedCopyCdb,
+  },
+  {
+    // libiscsi's test helper: OPERATING PARAMETERS, list id 0, allocation length 1024.
+    name: 'RECEIVE COPY RESULTS OPERATING PARAMETERS',
+    golden: hex(`
+      84          # OPERATION CODE (RECEIVE COPY RESULTS)
+      03          # SERVICE ACTION 03h (OPERATING PARAMETERS)
+      00          # LIST IDENTIFIER
+      00 00 00 00 00 00 00  # reserved
+      00 00 04 00 # ALLOCATION LENGTH 1024
+      00          # reserved
+      00          # CONTROL
+    `),
+    value: { serviceAction: 3, listIdentifier: 0, allocationLength: 1024, control: 0 },
+    encode: () => encodeReceiveCopyResultsCdb({ serviceAction: 3, listIdentifier: 0, allocationLength: 1024 }),
+    decode: decodeReceiveCopyResultsCdb,
+  },
+  {
+    name: 'RECEIVE COPY RESULTS COPY STATUS',
+    golden: hex(`
+      84          # OPERATION CODE (RECEIVE COPY RESULTS)
+      00          # SERVICE ACTION 00h (COPY STATUS)
+      07          # LIST IDENTIFIER 7
+      00 00 00 00 00 00 00  # reserved
+      00 00 00 0c # ALLOCATION LENGTH 12
+      00          # reserved
+      00          # CONTROL
+    `),
+    value: { serviceAction: 0, listIdentifier: 7, allocationLength: 12, control: 0 },
+    encode: () => encodeReceiveCopyResultsCdb({ serviceAction: 0, listIdentifier: 7, allocationLength: 12 }),
+    decode: decodeReceiveCopyResultsCdb,
+  },
+];
+
+describe.each(cases.map((c) => [c.name, c] as const))('%s CDB', (_name, c) => {
+  it('decodes the golden bytes', () => {
+    expect(c.decode(c.golden)).toEqual(c.value);
+  });
+
+  it('encodes the golden bytes', () => {
+    expect(c.encode().toString('hex')).toBe(c.golden.toString('hex'));
+  });
+
+  it('round-trips decode → encode-from-value → decode', () => {
+    expect(c.decode(c.encode())).toEqual(c.decode(c.golden));
+  });
+
+  it('rejects every cut with the first missing byte as offset', () => {
+    for (let cut = 0; cut < c.golden.length; cut++) {
+      const err = decodeError(() => c.decode(c.golden.subarray(0, cut)));
+      expect(err.offset).toBe(cut);
+    }
+  });
+
+  it('accepts a CDB padded to 16 or more bytes (iSCSI CDB field)', () => {
+    const padded = Buffer.concat([c.golden, Buffer.alloc(16)]);
+    expect(c.decode(padded)).toEqual(c.value);
+  });
+
+  it('rejects another opcode at byte 0', () => {
+    const b = Buffer.from(c.golden);
+    b[0] ^= 0x40;
+    expect(decodeError(() => c.decode(b)).offset).toBe(0);
+  });
+
+  it('is a total decoder', () => {
+    assertTotalDecoder(c.decode, c.golden, 500);
+  });
+});
+
+describe('service action checks', () => {
+  it('READ CAPACITY(16) decoder rejects another SERVICE ACTION IN(16) action at byte 1', () => {
+    const getLbaStatus = encodeReadCapacity16Cdb({ allocationLength: 32 });
+    getLbaStatus[1] = 0x12;
+    const err = decodeError(() => decodeReadCapacity16Cdb(getLbaStatus));
+    expect(err.offset).toBe(1);
+    expect(err.message).toContain('READ CAPACITY(16)');
+  });
+
+  it('EXTENDED COPY decoder accepts only LID1 (SA 00h)', () => {
+    const lid4 = encodeExtendedCopyCdb({ parameterListLength: 64 });
+    lid4[1] = 0x01;
+    expect(decodeError(() => decodeExtendedCopyCdb(lid4)).offset).toBe(1);
+    // Bits 7:5 of byte 1 are reserved, not part of the service action.
+    lid4[1] = 0xe0;
+    expect(decodeExtendedCopyCdb(lid4).parameterListLength).toBe(64);
+  });
+
+  it.each([0x02, 0x05, 0x06, 0x07, 0x08, 0x1f])('RECEIVE COPY RESULTS rejects service action %p', (sa) => {
+    const b = encodeReceiveCopyResultsCdb({ serviceAction: 0, allocationLength: 12 });
+    b[1] = sa;
+    expect(decodeError(() => decodeReceiveCopyResultsCdb(b)).offset).toBe(1);
+    expect(() => encodeReceiveCopyResultsCdb({ serviceAction: sa, allocationLength: 12 })).toThrow(EncodeError);
+  });
+
+  it.each([0x00, 0x01, 0x03, 0x04])('RECEIVE COPY RESULTS accepts LID1 service action %p', (sa) => {
+    const b = encodeReceiveCopyResultsCdb({ serviceAction: sa, listIdentifier: 9, allocationLength: 60 });
+    expect(decodeReceiveCopyResultsCdb(b)).toEqual({
+      serviceAction: sa,
+      listIdentifier: 9,
+      allocationLength: 60,
+      control: 0,
+    });
+  });
+});
+
+describe('encoders reject values that do not fit', () => {
+  it.each<[string, () => Buffer]>([
+    ['READ(16) lba < 0', () => encodeRead16Cdb({ lba: -1n, transferLength: 1 })],
+    ['READ(16) lba ≥ 2^64', () => encodeRead16Cdb({ lba: 1n << 64n, transferLength: 1 })],
+    ['READ(16) lba not a bigint', () => encodeRead16Cdb({ lba: 5 as unknown as bigint, transferLength: 1 })],
+    ['READ(16) transfer length ≥ 2^32', () => encodeRead16Cdb({ lba: 0n, transferLength: 2 ** 32 })],
+    ['READ(16) transfer length fractional', () => encodeRead16Cdb({ lba: 0n, transferLength: 1.5 })],
+    ['READ(16) transfer length missing', () => encodeRead16Cdb({ lba: 0n } as never)],
+    ['READ(16) group number 32', () => encodeRead16Cdb({ lba: 0n, transferLength: 1, groupNumber: 32 })],
+    ['READ(16) rdprotect 8', () => encodeRead16Cdb({ lba: 0n, transferLength: 1, rdprotect: 8 })],
+    ['WRITE(16) lba missing', () => encodeWrite16Cdb({ transferLength: 1 } as never)],
+    ['WRITE(16) control 256', () => encodeWrite16Cdb({ lba: 0n, transferLength: 1, control: 256 })],
+    ['INQUIRY allocation length 65536', () => encodeInquiryCdb({ allocationLength: 0x10000 })],
+    ['INQUIRY page code 256', () => encodeInquiryCdb({ evpd: true, pageCode: 256, allocationLength: 4 })],
+    ['READ CAPACITY(16) allocation length -1', () => encodeReadCapacity16Cdb({ allocationLength: -1 })],
+    ['SYNCHRONIZE CACHE(16) blocks ≥ 2^32', () => encodeSynchronizeCache16Cdb({ numberOfBlocks: 2 ** 32 })],
+    ['REPORT LUNS select report 256', () => encodeReportLunsCdb({ selectReport: 256, allocationLength: 16 })],
+    ['EXTENDED COPY length ≥ 2^32', () => encodeExtendedCopyCdb({ parameterListLength: 2 ** 32 })],
+    [
+      'RECEIVE COPY RESULTS list id 256',
+      () => encodeReceiveCopyResultsCdb({ serviceAction: 0, listIdentifier: 256, allocationLength: 12 }),
+    ],
+    ['TEST UNIT READY control -1', () => encodeTestUnitReadyCdb({ control: -1 })],
+  ])('%s', (_name, f) => {
+    expect(f).toThrow(EncodeError);
+  });
+});
+
+describe('cdbLengthOfOpcode (SPC-4 4.2.5.1 GROUP CODE)', () => {
+  it.each([
+    [0x00, 6],
+    [0x12, 6],
+    [0x28, 10],
+    [0x5a, 10],
+    [0x88, 16],
+    [0x9e, 16],
+    [0xa0, 12],
+    [0xa8, 12],
+    [0x7f, undefined],
+    [0xc0, undefined],
+    [0xe0, undefined],
+  ])('opcode %p → %p', (op, len) => {
+    expect(cdbLengthOfOpcode(op)).toBe(len);
+  });
+
+  it('agrees with every encoder', () => {
+    for (const c of cases) expect(cdbLengthOfOpcode(c.golden[0])).toBe(c.golden.length);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Properties: random valid values → encode → decode gives them back.
+// ---------------------------------------------------------------------------------------------
+
+const u8 = fc.integer({ min: 0, max: 0xff });
+const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
+const lba = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+const group = fc.integer({ min: 0, max: 31 });
+const protect = fc.integer({ min: 0, max: 7 });
+
+describe('round-trip properties', () => {
+  it('TEST UNIT READY', () => {
+    fc.assert(
+      fc.property(u8, (control) => expect(decodeTestUnitReadyCdb(encodeTestUnitReadyCdb({ control }))).toEqual({ control })),
+    );
+  });
+
+  it('INQUIRY', () => {
+    const arb = fc.record({
+      evpd: fc.boolean(),
+      pageCode: u8,
+      allocationLength: fc.integer({ min: 0, max: 0xffff }),
+      control: u8,
+    });
+    fc.assert(fc.property(arb, (v) => expect(decodeInquiryCdb(encodeInquiryCdb(v))).toEqual(v)));
+  });
+
+  it('READ CAPACITY(16)', () => {
+    const arb = fc.record({ allocationLength: u32, lba, pmi: fc.boolean(), control: u8 });
+    fc.assert(fc.property(arb, (v) => expect(decodeReadCapacity16Cdb(encodeReadCapacity16Cdb(v))).toEqual(v)));
+  });
+
+  it('READ(16)', () => {
+    const arb = fc.record({
+      lba,
+      transferLength: u32,
+      dpo: fc.boolean(),
+      fua: fc.boolean(),
+      rdprotect: protect,
+      groupNumber: group,
+      control: u8,
+    });
+    fc.assert(fc.property(arb, (v) => expect(decodeRead16Cdb(encodeRead16Cdb(v))).toEqual(v)));
+  });
+
+  it('WRITE(16)', () => {
+    const arb = fc.record({
+      lba,
+      transferLength: u32,
+      dpo: fc.boolean(),
+      fua: fc.boolean(),
+      wrprotect: protect,
+      groupNumber: group,
+      control: u8,
+    });
+    fc.assert(fc.property(arb, (v) => expect(decodeWrite16Cdb(encodeWrite16Cdb(v))).toEqual(v)));
+  });
+
+  it('SYNCHRONIZE CACHE(16)', () => {
+    const arb = fc.record({ immed: fc.boolean(), lba, numberOfBlocks: u32, groupNumber: group, control: u8 });
+    fc.assert(fc.property(arb, (v) => expect(decodeSynchronizeCache16Cdb(encodeSynchronizeCache16Cdb(v))).toEqual(v)));
+  });
+
+  it('REPORT LUNS', () => {
+    const arb = fc.record({ selectReport: u8, allocationLength: u32, control: u8 });
+    fc.assert(fc.property(arb, (v) => expect(decodeReportLunsCdb(encodeReportLunsCdb(v))).toEqual(v)));
+  });
+
+  it('EXTENDED COPY(LID1)', () => {
+    const arb = fc.record({ parameterListLength: u32, control: u8 });
+    fc.assert(fc.property(arb, (v) => expect(decodeExtendedCopyCdb(encodeExtendedCopyCdb(v))).toEqual(v)));
+  });
+
+  it('RECEIVE COPY RESULTS', () => {
+    const arb = fc.record({
+      serviceAction: fc.constantFrom(0, 1, 3, 4),
+      listIdentifier: u8,
+      allocationLength: u32,
+      control: u8,
+    });
+    fc.assert(fc.property(arb, (v) => expect(decodeReceiveCopyResultsCdb(encodeReceiveCopyResultsCdb(v))).toEqual(v)));
+  });
+});
