@@ -1,0 +1,77 @@
+/**
+ * Loads the libiscsi binding built from native/ (node-gyp). Only this file knows where the
+ * .node file lives; everything else sees the typed NativeSession interface.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { AgentError } from '../errors';
+
+/** libiscsi's scsi_xfer_dir. */
+export const enum XferDir {
+  NONE = 0,
+  READ = 1,
+  WRITE = 2,
+}
+
+/** libiscsi's status values beyond the SCSI ones (iscsi.h enum scsi_status). */
+export const LIBISCSI_STATUS_CANCELLED = 0x0f000000;
+export const LIBISCSI_STATUS_ERROR = 0x0f000001;
+export const LIBISCSI_STATUS_TIMEOUT = 0x0f000002;
+
+/** libiscsi's enum scsi_residual. */
+export const enum ResidualKind {
+  NONE = 0,
+  UNDERFLOW = 1,
+  OVERFLOW = 2,
+}
+
+export interface NativeResult {
+  status: number;
+  error?: string;
+  data?: Buffer;
+  sense?: Buffer;
+  residual?: number;
+  residualKind?: ResidualKind;
+  targets?: { name: string; portals: string[] }[];
+}
+
+export interface NativeSession {
+  setTargetName(name: string): number;
+  setSessionType(discovery: boolean): number;
+  setHeaderDigest(mode: number): number;
+  setInitiatorChap(user: string, password: string): number;
+  setTargetChap(user: string, password: string): number;
+  setTimeout(seconds: number): void;
+  setAutoReconnect(on: boolean): void;
+  connect(portal: string, lun: number): Promise<NativeResult>;
+  execute(lun: number, cdb: Buffer, dir: XferDir, dataOut: Buffer | null, dataInLength: number): Promise<NativeResult>;
+  discovery(): Promise<NativeResult>;
+  logout(): Promise<NativeResult>;
+  close(): void;
+  queueLength(): number;
+  lastError(): string;
+}
+
+interface NativeModule {
+  NativeSession: new (initiatorName: string) => NativeSession;
+}
+
+let cached: NativeModule | undefined;
+
+/** The addon, loaded once. Throws ERR_NATIVE_MISSING with what to do when it was not built. */
+export function loadNative(): NativeModule {
+  if (cached) return cached;
+  const candidates: string[] = [];
+  for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
+    candidates.push(path.join(dir, 'native', 'build', 'Release', 'xcopy_iscsi.node'));
+  }
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) {
+    throw new AgentError(
+      'ERR_NATIVE_MISSING',
+      'the libiscsi binding is not built (native/build/Release/xcopy_iscsi.node missing): run `make setup`',
+    );
+  }
+  cached = require(found) as NativeModule; // eslint-disable-line @typescript-eslint/no-require-imports
+  return cached;
+}
