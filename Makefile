@@ -30,7 +30,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 $(ADDON): $(NATIVE_SOURCES) node_modules/.package-lock.json
-	cd native && ../node_modules/.bin/node-gyp rebuild $(if $(NODEDIR),--nodedir=$(NODEDIR)) >/dev/null
+	cd native && ../node_modules/.bin/node-gyp rebuild --silent $(if $(NODEDIR),--nodedir=$(NODEDIR))
 	@test -f $@
 
 dist/.built: $(TS_SOURCES) tsconfig.json tsconfig.build.json node_modules/.package-lock.json

@@ -165,7 +165,7 @@ Napi::Value Session::Connect(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// execute(lun, cdb, direction, dataOut | null, dataInLength)
+// execute(lun, cdb, direction, dataOut | null, dataInLength[, dataInBuffer])
 //   direction: 0 none, 1 read (Data-In), 2 write (Data-Out)
 Napi::Value Session::Execute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -190,8 +190,12 @@ Napi::Value Session::Execute(const Napi::CallbackInfo& info) {
   owned->task = scsi_create_task(static_cast<int>(cdb.Length()), cdb.Data(), dir, expxferlen);
   if (owned->task == nullptr) throw Napi::Error::New(env, "scsi_create_task failed (out of memory)");
   if (dir == SCSI_XFER_READ && dataInLength > 0) {
-    // Data-In is placed straight into a JS Buffer: no copy after the socket read.
-    Napi::Buffer<uint8_t> in = Napi::Buffer<uint8_t>::New(env, dataInLength);
+    // Data-In is placed straight into a JS Buffer: no copy after the socket read. The caller
+    // may lend its own (info[5], at least dataInLength bytes, checked in TypeScript) so that
+    // hot loops reuse buffers instead of allocating one per command.
+    Napi::Buffer<uint8_t> in = info.Length() > 5 && info[5].IsBuffer()
+                                   ? info[5].As<Napi::Buffer<uint8_t>>()
+                                   : Napi::Buffer<uint8_t>::New(env, dataInLength);
     owned->dataIn = Napi::Persistent(in);
     scsi_task_add_data_in_buffer(owned->task, static_cast<int>(dataInLength), in.Data());
   }

@@ -44,7 +44,14 @@ export interface NativeSession {
   setTimeout(seconds: number): void;
   setAutoReconnect(on: boolean): void;
   connect(portal: string, lun: number): Promise<NativeResult>;
-  execute(lun: number, cdb: Buffer, dir: XferDir, dataOut: Buffer | null, dataInLength: number): Promise<NativeResult>;
+  execute(
+    lun: number,
+    cdb: Buffer,
+    dir: XferDir,
+    dataOut: Buffer | null,
+    dataInLength: number,
+    dataInBuffer?: Buffer,
+  ): Promise<NativeResult>;
   discovery(): Promise<NativeResult>;
   logout(): Promise<NativeResult>;
   close(): void;

@@ -69,6 +69,8 @@ export interface SessionOptions {
 export interface ExecuteOptions {
   dataOut?: Buffer;
   dataInLength?: number;
+  /** Where Data-In lands (at least dataInLength bytes; default: a new Buffer per command). */
+  dataInBuffer?: Buffer;
   timeoutMs?: number;
   retry?: RetryPolicy;
   /** Address another LUN of the same target (default: the session's LUN). */
@@ -138,7 +140,7 @@ function connectError(u: IscsiUrl, text: string): IscsiError {
   if (/connect|resolv|Invalid target|socket|refused|unreachable/i.test(text)) {
     return new IscsiError(
       'ERR_ISCSI_UNREACHABLE',
-      `cannot reach iSCSI portal ${u.portal}: ${text.replace(/^Failed to connect to iSCSI socket\.\s*/, '') || 'connection failed'}; check the address and that the target is running`,
+      `cannot reach iSCSI portal ${u.portal}: ${text.replace(/^Failed to connect to iSCSI socket\.\s*/, '').replace(/^iscsi_service: /, '').replace(/\.\s*$/, '') || 'connection failed'}; check the address and that the target is running`,
     );
   }
   return new IscsiError('ERR_ISCSI_TRANSPORT', `connecting to ${where} failed: ${text || 'unknown error'}`);
@@ -267,7 +269,7 @@ export class IscsiSession {
       if (r.status !== ScsiStatus.GOOD) {
         throw new IscsiError('ERR_ISCSI_TRANSPORT', `SendTargets on ${u.portal} failed: ${r.error ?? native.lastError()}`);
       }
-      await Promise.race([native.logout(), sleep(2000)]);
+      await boundedLogout(native);
       return r.targets ?? [];
     } finally {
       native.close();
@@ -295,6 +297,10 @@ export class IscsiSession {
     const { dataOut } = opts;
     if (dataOut !== undefined && !Buffer.isBuffer(dataOut)) throw new ArgumentError('dataOut must be a Buffer');
     const dataInLength = validateLength(opts.dataInLength ?? 0, 'dataInLength');
+    const { dataInBuffer } = opts;
+    if (dataInBuffer !== undefined && (!Buffer.isBuffer(dataInBuffer) || dataInBuffer.length < dataInLength)) {
+      throw new ArgumentError(`dataInBuffer must be a Buffer of at least dataInLength (${dataInLength}) bytes`);
+    }
     if (dataOut !== undefined && dataInLength > 0) {
       throw new ArgumentError('a command has Data-Out or Data-In, not both (bidirectional commands are not supported)');
     }
@@ -306,7 +312,7 @@ export class IscsiSession {
       const native = this.native;
       if (!native || this.closing) throw new IscsiError('ERR_ISCSI_CLOSED', `session to ${this.url} is closed`);
       native.setTimeout(secondsOf(timeoutMs));
-      const r = await native.execute(lun, cdb, dir, dir === XferDir.WRITE ? dataOut! : null, dataInLength);
+      const r = await native.execute(lun, cdb, dir, dir === XferDir.WRITE ? dataOut! : null, dataInLength, dataInBuffer);
       if (r.status === LIBISCSI_STATUS_CANCELLED) {
         throw new IscsiError('ERR_ISCSI_CLOSED', `session to ${this.url} closed with the command pending`);
       }
@@ -438,8 +444,15 @@ export class IscsiSession {
     return this.cachedBlockSize!;
   }
 
-  /** READ(16) of `blocks` blocks at `lba` (SBC-3 5.11). */
-  async read16(lba: bigint, blocks: number, opts: { fua?: boolean; dpo?: boolean; timeoutMs?: number } = {}): Promise<Buffer> {
+  /**
+   * READ(16) of `blocks` blocks at `lba` (SBC-3 5.13). With `into`, the data lands in that
+   * buffer (at least blocks x block size bytes) and a view of it is returned.
+   */
+  async read16(
+    lba: bigint,
+    blocks: number,
+    opts: { fua?: boolean; dpo?: boolean; timeoutMs?: number; into?: Buffer } = {},
+  ): Promise<Buffer> {
     if (typeof lba !== 'bigint' || lba < 0n || lba > 0xffffffffffffffffn) throw new ArgumentError('lba must be a bigint from 0 to 2^64-1');
     validateLength(blocks, 'blocks', 0xffffffff);
     // No await before the command is queued when the block size is known: callers that issue
@@ -448,6 +461,7 @@ export class IscsiSession {
     const r = this.check(
       await this.execute(encodeRead16Cdb({ lba, transferLength: blocks, fua: opts.fua, dpo: opts.dpo }), {
         dataInLength: blocks * bs,
+        dataInBuffer: opts.into,
         timeoutMs: opts.timeoutMs,
       }),
       `READ(16) at LBA ${lba}`,
@@ -455,7 +469,7 @@ export class IscsiSession {
     return r.data ?? Buffer.alloc(0);
   }
 
-  /** WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 5.40). */
+  /** WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 5.35). */
   async write16(lba: bigint, data: Buffer, opts: { fua?: boolean; dpo?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (typeof lba !== 'bigint' || lba < 0n || lba > 0xffffffffffffffffn) throw new ArgumentError('lba must be a bigint from 0 to 2^64-1');
     if (!Buffer.isBuffer(data)) throw new ArgumentError('data must be a Buffer');
@@ -470,7 +484,7 @@ export class IscsiSession {
     );
   }
 
-  /** SYNCHRONIZE CACHE(16) (SBC-3 5.23); the defaults flush the whole LUN. */
+  /** SYNCHRONIZE CACHE(16) (SBC-3 5.27); the defaults flush the whole LUN. */
   async synchronizeCache16(lba = 0n, blocks = 0, immed = false): Promise<void> {
     this.check(
       await this.execute(encodeSynchronizeCache16Cdb({ lba, numberOfBlocks: blocks, immed })),
@@ -540,12 +554,22 @@ export class IscsiSession {
   private async doClose(): Promise<void> {
     const native = this.native;
     if (!native) return;
-    if (native.queueLength() === 0) {
-      await Promise.race([native.logout().catch(() => undefined), sleep(2000)]);
-    }
+    if (native.queueLength() === 0) await boundedLogout(native);
     native.close();
     this.native = undefined;
   }
+}
+
+/** A polite Logout (RFC 7143 11.14), waiting at most `ms`; the timer never holds the process. */
+async function boundedLogout(native: NativeSession, ms = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    native.logout().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function throwError(err: Error): never {

@@ -89,7 +89,7 @@ export class Tgt {
   static async start(opts: TgtOptions): Promise<Tgt> {
     fs.mkdirSync(opts.dir, { recursive: true });
     const port = await freePort();
-    const iqn = opts.iqn ?? `iqn.2026-11.io.xcopy-agent.test:tgt-${port}`;
+    const iqn = opts.iqn ?? `iqn.2026-11.io.xcopy-agent.peer:tgt-${port}`;
     // The control port names an abstract unix socket; pick one no other tgtd here uses.
     let controlPort = 0;
     for (let i = 0; i < 20 && controlPort === 0; i++) {

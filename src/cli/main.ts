@@ -1,0 +1,43 @@
+/**
+ * The command line: yargs command modules, one file per command in src/cli/commands/.
+ * Every flag can also come from the environment as XCOPY_AGENT_<FLAG>.
+ */
+import yargs from 'yargs';
+import { ExitStatus } from '../errors';
+import { createLogger, setLogger } from '../util/log';
+import * as discover from './commands/discover';
+import * as drill from './commands/drill';
+import * as inquire from './commands/inquire';
+
+export function buildCli(argv: string[]) {
+  return yargs(argv)
+    .scriptName('xcopy-agent')
+    .usage('$0 <command> [options]\n\nConsistent point-in-time copies of iSCSI LUNs (COW + SCSI EXTENDED COPY).')
+    .env('XCOPY_AGENT')
+    .option('json', { type: 'boolean', default: false, describe: 'NDJSON records on stdout (type: progress|summary|error)' })
+    .option('log-level', { type: 'string', default: 'warn', describe: 'pino log level on stderr (trace..fatal, silent)' })
+    .middleware((args) => {
+      setLogger(createLogger({ level: String(args['log-level']) }));
+    })
+    .command(inquire)
+    .command(discover)
+    .command(drill)
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .epilogue(
+      'LUNs are named by libiscsi URLs: iscsi://[user[%password]@]host[:port]/<iqn>/<lun>\n' +
+        'CHAP: LIBISCSI_CHAP_USERNAME/PASSWORD, LIBISCSI_CHAP_TARGET_USERNAME/PASSWORD.\n' +
+        'Exit status: see README "Exit status".',
+    )
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`xcopy-agent: ${msg} (see 'xcopy-agent --help')\n`);
+      process.exit(ExitStatus.USAGE);
+    })
+    .help()
+    .version(false);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildCli(argv).parseAsync();
+}
