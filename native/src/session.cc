@@ -143,26 +143,37 @@ Pending* Session::Track(std::unique_ptr<Pending> p) {
   return raw;
 }
 
-// connect(portal, lun): TCP connect + login (+ libiscsi's UA-consuming TEST UNIT READY when lun >= 0).
-Napi::Value Session::Connect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// Starts a request that only needs the context (connect, discovery, logout): tracks it, lets
+// `start` submit it to libiscsi, and settles it at once when libiscsi refuses to start it.
+Napi::Value Session::Submit(Napi::Env env, PendingKind kind, const std::function<int(Pending*)>& start) {
   RequireContext(env);
-  std::string portal = info[0].As<Napi::String>();
-  int lun = info[1].As<Napi::Number>().Int32Value();
-  auto owned = std::make_unique<Pending>(env, this, PendingKind::Connect);
+  auto owned = std::make_unique<Pending>(env, this, kind);
   Napi::Promise promise = owned->deferred.Promise();
   Pending* p = Track(std::move(owned));
-  if (iscsi_full_connect_async(ctx_, portal.c_str(), lun, OnComplete, p) != 0) {
-    p->completed = true;
-    p->status = SCSI_STATUS_ERROR;
-    p->error = iscsi_get_error(ctx_);
-    completed_.push_back(p);
-    Drain();
+  if (start(p) != 0) {
+    Fail(p);
     return promise;
   }
   Arm();
   UpdateRefs();
   return promise;
+}
+
+// A request libiscsi refused to start: settle it with libiscsi's error text.
+void Session::Fail(Pending* p) {
+  p->completed = true;
+  p->status = SCSI_STATUS_ERROR;
+  p->error = iscsi_get_error(ctx_);
+  completed_.push_back(p);
+  Drain();
+}
+
+// connect(portal, lun): TCP connect + login (+ libiscsi's UA-consuming TEST UNIT READY when lun >= 0).
+Napi::Value Session::Connect(const Napi::CallbackInfo& info) {
+  std::string portal = info[0].As<Napi::String>();
+  int lun = info[1].As<Napi::Number>().Int32Value();
+  return Submit(info.Env(), PendingKind::Connect,
+                [&](Pending* p) { return iscsi_full_connect_async(ctx_, portal.c_str(), lun, OnComplete, p); });
 }
 
 // execute(lun, cdb, direction, dataOut | null, dataInLength[, dataInBuffer])
@@ -202,11 +213,7 @@ Napi::Value Session::Execute(const Napi::CallbackInfo& info) {
   Napi::Promise promise = owned->deferred.Promise();
   Pending* p = Track(std::move(owned));
   if (iscsi_scsi_command_async(ctx_, lun, p->task, OnComplete, hasOut ? &p->outDesc : nullptr, p) != 0) {
-    p->completed = true;
-    p->status = SCSI_STATUS_ERROR;
-    p->error = iscsi_get_error(ctx_);
-    completed_.push_back(p);
-    Drain();
+    Fail(p);
     return promise;
   }
   Arm();
@@ -216,41 +223,12 @@ Napi::Value Session::Execute(const Napi::CallbackInfo& info) {
 
 // discovery(): SendTargets=All on a logged-in discovery session.
 Napi::Value Session::Discovery(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  RequireContext(env);
-  auto owned = std::make_unique<Pending>(env, this, PendingKind::Discovery);
-  Napi::Promise promise = owned->deferred.Promise();
-  Pending* p = Track(std::move(owned));
-  if (iscsi_discovery_async(ctx_, OnComplete, p) != 0) {
-    p->completed = true;
-    p->status = SCSI_STATUS_ERROR;
-    p->error = iscsi_get_error(ctx_);
-    completed_.push_back(p);
-    Drain();
-    return promise;
-  }
-  Arm();
-  UpdateRefs();
-  return promise;
+  return Submit(info.Env(), PendingKind::Discovery,
+                [&](Pending* p) { return iscsi_discovery_async(ctx_, OnComplete, p); });
 }
 
 Napi::Value Session::Logout(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  RequireContext(env);
-  auto owned = std::make_unique<Pending>(env, this, PendingKind::Logout);
-  Napi::Promise promise = owned->deferred.Promise();
-  Pending* p = Track(std::move(owned));
-  if (iscsi_logout_async(ctx_, OnComplete, p) != 0) {
-    p->completed = true;
-    p->status = SCSI_STATUS_ERROR;
-    p->error = iscsi_get_error(ctx_);
-    completed_.push_back(p);
-    Drain();
-    return promise;
-  }
-  Arm();
-  UpdateRefs();
-  return promise;
+  return Submit(info.Env(), PendingKind::Logout, [&](Pending* p) { return iscsi_logout_async(ctx_, OnComplete, p); });
 }
 
 // close(): every pending promise settles (status CANCELLED), the socket closes, handles go.

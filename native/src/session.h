@@ -10,6 +10,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -80,6 +81,8 @@ class Session : public Napi::ObjectWrap<Session> {
   static void OnRetry(uv_timer_t* handle);
   static void OnComplete(struct iscsi_context* ctx, int status, void* command_data, void* private_data);
 
+  Napi::Value Submit(Napi::Env env, PendingKind kind, const std::function<int(Pending*)>& start);
+  void Fail(Pending* p);
   Napi::Value Settle(Pending* p);
   Pending* Track(std::unique_ptr<Pending> p);
   void RequireContext(Napi::Env env);
