@@ -1,12 +1,14 @@
-// Module entry: exports the NativeSession class (session.h) and libiscsi's version facts.
+// Module entry: the NativeSession class (session.h) and the file operations (fileops.h).
 #include <napi.h>
 
+#include "fileops.h"
 #include "session.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeSession", xcopy::Session::Init(env));
+  xcopy::InitFileOps(env, exports);
   return exports;
 }
 

@@ -61,6 +61,12 @@ export interface NativeSession {
 
 interface NativeModule {
   NativeSession: new (initiatorName: string) => NativeSession;
+  /** lseek with SEEK_DATA (3) or SEEK_HOLE (4); -1 when no data follows (ENXIO). */
+  seek(fd: number, offset: number, whence: 3 | 4): number;
+  /** fallocate(PUNCH_HOLE | KEEP_SIZE). */
+  punchHole(fd: number, offset: number, length: number): void;
+  /** copy_file_range; returns the bytes copied (may be short). */
+  copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
 }
 
 let cached: NativeModule | undefined;

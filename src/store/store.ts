@@ -1,0 +1,77 @@
+/**
+ * The one interface of backing stores (tgt's bs_* / LIO's backends / gotgt's BackingStore): the
+ * SCSI layer and the copy manager see only this. The COW filter is a store that wraps another.
+ *
+ * Addresses and lengths are in logical blocks of `blockSize` bytes. Offsets are `bigint` LBAs;
+ * counts are numbers (a single request never exceeds 2^32 blocks). Implementations must:
+ * - never half-apply a failed write as far as they can help it (validate first, then write);
+ * - report failures as StoreError with a sense reason the SCSI layer can send back unchanged
+ *   (a remote LUN's own sense is forwarded as is);
+ * - be safe under concurrent requests (the SCSI layer issues many at once).
+ */
+
+export interface StoreIdentity {
+  /** Stable identity of the backing object (e.g. "file:/path" or "iscsi://host/iqn/lun"). */
+  name: string;
+  /** 16-byte NAA IEEE Registered Extended (6h) designator seed, stable for this backing object. */
+  naa?: Buffer;
+  /** Unit serial number for VPD 0x80, stable for this backing object. */
+  serial?: string;
+}
+
+export interface Extent {
+  lba: bigint;
+  blocks: bigint;
+  /** True when the range is allocated (mapped); false for a hole (reads back zeros). */
+  mapped: boolean;
+}
+
+export interface Store {
+  readonly kind: 'file' | 'memory' | 'remote' | 'cow' | string;
+  readonly blockSize: number;
+  /** Capacity in blocks. */
+  readonly blocks: bigint;
+  readonly identity: StoreIdentity;
+  readonly readOnly: boolean;
+  /** Reads `count` blocks at `lba`; with `into`, the data lands there and a view is returned. */
+  read(lba: bigint, count: number, into?: Buffer): Promise<Buffer>;
+  /** Writes whole blocks at `lba`. `fua`: durable before resolving (write + flush). */
+  write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void>;
+  /** Makes every completed write durable (fdatasync / SYNCHRONIZE CACHE). */
+  flush(): Promise<void>;
+  /** Deallocates (or zeroes) the range; afterwards it reads back zeros. */
+  unmap(lba: bigint, count: bigint): Promise<void>;
+  /** Mapped/unmapped extents covering [lba, lba+count) in order (GET LBA STATUS, zero skipping). */
+  extents(lba: bigint, count: bigint): Promise<Extent[]>;
+  /** True when unmapped ranges are known to read back zeros (LBPRZ). */
+  readonly unmapReadsZero: boolean;
+  close(): Promise<void>;
+}
+
+/** Why a store request failed, in the standard's words; the SCSI layer maps it to sense. */
+export type StoreFailure =
+  | { kind: 'lba-out-of-range' }
+  | { kind: 'read-error' }
+  | { kind: 'write-error' }
+  | { kind: 'write-protected' }
+  | { kind: 'not-ready' }
+  | { kind: 'no-space' }
+  /** The raw sense (and status) a remote LUN answered with, forwarded unchanged. */
+  | { kind: 'forwarded'; status: number; sense?: Buffer };
+
+export class StoreError extends Error {
+  readonly failure: StoreFailure;
+  constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.failure = failure;
+    Object.defineProperty(this, 'name', { value: 'StoreError', enumerable: false });
+  }
+}
+
+/** Throws lba-out-of-range unless [lba, lba+count) lies within the store (SBC-3 4.5). */
+export function checkRange(store: Pick<Store, 'blocks'>, lba: bigint, count: bigint | number): void {
+  const n = BigInt(count);
+  if (lba < 0n || n < 0n || lba + n > store.blocks) {
+    throw new StoreError({ kind: 'lba-out-of-range' }, `blocks ${lba}+${n} outside 0..${store.blocks}`);
+  }
+}

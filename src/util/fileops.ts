@@ -1,0 +1,47 @@
+/**
+ * File operations Node's fs lacks, from the native addon: holes of sparse files
+ * (SEEK_DATA/SEEK_HOLE), hole punching, and copy_file_range. Synchronous system calls on an open
+ * descriptor; errors carry `errno` and `syscall` like Node's own.
+ */
+import { ArgumentError } from '../errors';
+import { loadNative } from '../initiator/native';
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+function checkOffset(v: number, what: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`${what} must be a non-negative safe integer, got ${v}`);
+}
+
+/** The first data offset at or after `offset`, or -1 when only a hole (or EOF) follows. */
+export function seekData(fd: number, offset: number): number {
+  checkOffset(offset, 'offset');
+  return loadNative().seek(fd, offset, SEEK_DATA);
+}
+
+/** The first hole offset at or after `offset` (the file size counts as a hole). */
+export function seekHole(fd: number, offset: number): number {
+  checkOffset(offset, 'offset');
+  return loadNative().seek(fd, offset, SEEK_HOLE);
+}
+
+/** Deallocates [offset, offset+length) keeping the file size; the range reads back zeros. */
+export function punchHole(fd: number, offset: number, length: number): void {
+  checkOffset(offset, 'offset');
+  checkOffset(length, 'length');
+  if (length > 0) loadNative().punchHole(fd, offset, length);
+}
+
+/** Copies `length` bytes between files in the kernel (loops over short copies). */
+export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): void {
+  checkOffset(offIn, 'offIn');
+  checkOffset(offOut, 'offOut');
+  checkOffset(length, 'length');
+  const native = loadNative();
+  let done = 0;
+  while (done < length) {
+    const n = native.copyFileRange(fdIn, offIn + done, fdOut, offOut + done, length - done);
+    if (n === 0) throw Object.assign(new Error('copy_file_range: unexpected end of source file'), { syscall: 'copy_file_range' });
+    done += n;
+  }
+}
