@@ -12,26 +12,11 @@
  */
 import { DecodeError, EncodeError } from '../errors';
 import { ExtendedCopySa, Opcode, ReceiveCopyResultsSa, ServiceActionIn16, opcodeName } from './constants';
+import { bigUintUpTo, UINT64_MAX, uintUpTo } from './fields';
 
 // ---------------------------------------------------------------------------------------------
 // Shared checks
 // ---------------------------------------------------------------------------------------------
-
-function uint(structure: string, field: string, value: number | undefined, max: number, dflt = 0): number {
-  const v = value ?? dflt;
-  if (!Number.isInteger(v) || v < 0 || v > max) {
-    throw new EncodeError(structure, field, `must be an integer in 0..${max}, got ${String(value)}`);
-  }
-  return v;
-}
-
-function u64(structure: string, field: string, value: bigint | undefined): bigint {
-  const v = value ?? 0n;
-  if (typeof v !== 'bigint' || v < 0n || v > 0xffff_ffff_ffff_ffffn) {
-    throw new EncodeError(structure, field, `must be a bigint in 0..2^64-1, got ${String(value)}`);
-  }
-  return v;
-}
 
 /** Checks length and OPERATION CODE (and SERVICE ACTION, bits 4:0 of byte 1, when given). */
 function expect(structure: string, cdb: Buffer, length: number, opcode: number, serviceAction?: number): void {
@@ -83,7 +68,7 @@ const TUR = 'TEST UNIT READY CDB';
 export function encodeTestUnitReadyCdb(p: { control?: number } = {}): Buffer {
   const cdb = Buffer.alloc(6);
   cdb[0] = Opcode.TEST_UNIT_READY;
-  cdb[5] = uint(TUR, 'control', p.control, 0xff);
+  cdb[5] = uintUpTo(TUR, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -114,9 +99,9 @@ export function encodeInquiryCdb(p: {
   const cdb = Buffer.alloc(6);
   cdb[0] = Opcode.INQUIRY;
   cdb[1] = p.evpd ? 0x01 : 0;
-  cdb[2] = uint(INQ, 'pageCode', p.pageCode, 0xff);
-  cdb.writeUInt16BE(uint(INQ, 'allocationLength', p.allocationLength, 0xffff), 3);
-  cdb[5] = uint(INQ, 'control', p.control, 0xff);
+  cdb[2] = uintUpTo(INQ, 'pageCode', p.pageCode, 0xff);
+  cdb.writeUInt16BE(uintUpTo(INQ, 'allocationLength', p.allocationLength, 0xffff), 3);
+  cdb[5] = uintUpTo(INQ, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -149,10 +134,10 @@ export function encodeReadCapacity16Cdb(p: {
   const cdb = Buffer.alloc(16);
   cdb[0] = Opcode.SERVICE_ACTION_IN_16;
   cdb[1] = ServiceActionIn16.READ_CAPACITY_16;
-  cdb.writeBigUInt64BE(u64(RC16, 'lba', p.lba), 2);
-  cdb.writeUInt32BE(uint(RC16, 'allocationLength', p.allocationLength, 0xffff_ffff), 10);
+  cdb.writeBigUInt64BE(bigUintUpTo(RC16, 'lba', p.lba ?? 0n, UINT64_MAX, '2^64-1'), 2);
+  cdb.writeUInt32BE(uintUpTo(RC16, 'allocationLength', p.allocationLength, 0xffff_ffff), 10);
   cdb[14] = p.pmi ? 0x01 : 0;
-  cdb[15] = uint(RC16, 'control', p.control, 0xff);
+  cdb[15] = uintUpTo(RC16, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -230,12 +215,12 @@ function encodeRw16(
 ): Buffer {
   const cdb = Buffer.alloc(16);
   cdb[0] = opcode;
-  cdb[1] = (uint(structure, protectField, protect, 7) << 5) | (p.dpo ? 0x10 : 0) | (p.fua ? 0x08 : 0);
+  cdb[1] = (uintUpTo(structure, protectField, protect, 7) << 5) | (p.dpo ? 0x10 : 0) | (p.fua ? 0x08 : 0);
   if (p.lba === undefined) throw new EncodeError(structure, 'lba', 'is required');
-  cdb.writeBigUInt64BE(u64(structure, 'lba', p.lba), 2);
-  cdb.writeUInt32BE(uint(structure, 'transferLength', p.transferLength, 0xffff_ffff, NaN), 10);
-  cdb[14] = uint(structure, 'groupNumber', p.groupNumber, 0x1f);
-  cdb[15] = uint(structure, 'control', p.control, 0xff);
+  cdb.writeBigUInt64BE(bigUintUpTo(structure, 'lba', p.lba ?? 0n, UINT64_MAX, '2^64-1'), 2);
+  cdb.writeUInt32BE(uintUpTo(structure, 'transferLength', p.transferLength, 0xffff_ffff, true), 10);
+  cdb[14] = uintUpTo(structure, 'groupNumber', p.groupNumber, 0x1f);
+  cdb[15] = uintUpTo(structure, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -294,10 +279,10 @@ export function encodeSynchronizeCache16Cdb(
   const cdb = Buffer.alloc(16);
   cdb[0] = Opcode.SYNCHRONIZE_CACHE_16;
   cdb[1] = p.immed ? 0x02 : 0;
-  cdb.writeBigUInt64BE(u64(SC16, 'lba', p.lba), 2);
-  cdb.writeUInt32BE(uint(SC16, 'numberOfBlocks', p.numberOfBlocks, 0xffff_ffff), 10);
-  cdb[14] = uint(SC16, 'groupNumber', p.groupNumber, 0x1f);
-  cdb[15] = uint(SC16, 'control', p.control, 0xff);
+  cdb.writeBigUInt64BE(bigUintUpTo(SC16, 'lba', p.lba ?? 0n, UINT64_MAX, '2^64-1'), 2);
+  cdb.writeUInt32BE(uintUpTo(SC16, 'numberOfBlocks', p.numberOfBlocks, 0xffff_ffff), 10);
+  cdb[14] = uintUpTo(SC16, 'groupNumber', p.groupNumber, 0x1f);
+  cdb[15] = uintUpTo(SC16, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -335,9 +320,9 @@ const RL = 'REPORT LUNS CDB';
 export function encodeReportLunsCdb(p: { selectReport?: number; allocationLength: number; control?: number }): Buffer {
   const cdb = Buffer.alloc(12);
   cdb[0] = Opcode.REPORT_LUNS;
-  cdb[2] = uint(RL, 'selectReport', p.selectReport, 0xff);
-  cdb.writeUInt32BE(uint(RL, 'allocationLength', p.allocationLength, 0xffff_ffff, NaN), 6);
-  cdb[11] = uint(RL, 'control', p.control, 0xff);
+  cdb[2] = uintUpTo(RL, 'selectReport', p.selectReport, 0xff);
+  cdb.writeUInt32BE(uintUpTo(RL, 'allocationLength', p.allocationLength, 0xffff_ffff, true), 6);
+  cdb[11] = uintUpTo(RL, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -361,8 +346,8 @@ export function encodeExtendedCopyCdb(p: { parameterListLength: number; control?
   const cdb = Buffer.alloc(16);
   cdb[0] = Opcode.EXTENDED_COPY;
   cdb[1] = ExtendedCopySa.EXTENDED_COPY_LID1;
-  cdb.writeUInt32BE(uint(EC, 'parameterListLength', p.parameterListLength, 0xffff_ffff, NaN), 10);
-  cdb[15] = uint(EC, 'control', p.control, 0xff);
+  cdb.writeUInt32BE(uintUpTo(EC, 'parameterListLength', p.parameterListLength, 0xffff_ffff, true), 10);
+  cdb[15] = uintUpTo(EC, 'control', p.control, 0xff);
   return cdb;
 }
 
@@ -408,9 +393,9 @@ export function encodeReceiveCopyResultsCdb(p: {
   const cdb = Buffer.alloc(16);
   cdb[0] = Opcode.RECEIVE_COPY_RESULTS;
   cdb[1] = p.serviceAction;
-  cdb[2] = uint(RCR, 'listIdentifier', p.listIdentifier, 0xff);
-  cdb.writeUInt32BE(uint(RCR, 'allocationLength', p.allocationLength, 0xffff_ffff, NaN), 10);
-  cdb[15] = uint(RCR, 'control', p.control, 0xff);
+  cdb[2] = uintUpTo(RCR, 'listIdentifier', p.listIdentifier, 0xff);
+  cdb.writeUInt32BE(uintUpTo(RCR, 'allocationLength', p.allocationLength, 0xffff_ffff, true), 10);
+  cdb[15] = uintUpTo(RCR, 'control', p.control, 0xff);
   return cdb;
 }
 

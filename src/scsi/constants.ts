@@ -5,6 +5,7 @@
  *
  * Sources: SPC-4 (T10/1731-D r37) Annex D (codes in numeric order), SBC-3 (T10/1799-D r36) 5.1, SAM-5 5.3.
  */
+import { isUintUpTo } from './fields';
 
 /** Operation codes (SPC-4 Annex D, SBC-3 5.1). */
 export const enum Opcode {
@@ -153,10 +154,6 @@ export const enum SenseKey {
   COMPLETED = 0xf,
 }
 
-function isByte(n: number): boolean {
-  return Number.isInteger(n) && n >= 0 && n <= 0xff;
-}
-
 function hex2(n: number): string {
   return Number.isInteger(n) && n >= 0 ? '0x' + n.toString(16).padStart(2, '0') : String(n);
 }
@@ -269,7 +266,7 @@ const SERVICE_ACTION_OPCODES: ReadonlySet<number> = new Set([0x83, 0x84, 0x9e, 0
 export function opcodeName(op: number, serviceAction?: number): string {
   const base = OPCODE_NAMES.get(op);
   if (serviceAction !== undefined && SERVICE_ACTION_OPCODES.has(op)) {
-    const sa = isByte(serviceAction) ? SERVICE_ACTION_NAMES.get((op << 8) | serviceAction) : undefined;
+    const sa = isUintUpTo(serviceAction, 0xff) ? SERVICE_ACTION_NAMES.get((op << 8) | serviceAction) : undefined;
     return sa ?? `${base}/${hex2(serviceAction)}`;
   }
   return base ?? `OPCODE ${hex2(op)}`;
@@ -317,7 +314,7 @@ const SENSE_KEY_NAMES: readonly string[] = [
 
 /** `ILLEGAL REQUEST`; `SENSE KEY 0x..` for values outside 0..15. */
 export function senseKeyName(key: number): string {
-  return Number.isInteger(key) && key >= 0 && key <= 0xf ? SENSE_KEY_NAMES[key] : `SENSE KEY ${hex2(key)}`;
+  return isUintUpTo(key, 0xf) ? SENSE_KEY_NAMES[key] : `SENSE KEY ${hex2(key)}`;
 }
 
 // SPC-4 Annex D (ASC and ASCQ assignments in numeric order): the codes a direct-access block device,
@@ -560,6 +557,6 @@ const ASC_NAMES: ReadonlyMap<number, string> = new Map(ASC_TABLE.map(([asc, ascq
  * for 24h/00h; `ASC 0x.. ASCQ 0x..` for a pair not in the table.
  */
 export function ascName(asc: number, ascq: number): string {
-  const name = isByte(asc) && isByte(ascq) ? ASC_NAMES.get((asc << 8) | ascq) : undefined;
+  const name = isUintUpTo(asc, 0xff) && isUintUpTo(ascq, 0xff) ? ASC_NAMES.get((asc << 8) | ascq) : undefined;
   return name ?? `ASC ${hex2(asc)} ASCQ ${hex2(ascq)}`;
 }

@@ -12,7 +12,7 @@
  * `truncated` set.
  */
 import { ArgumentError, DecodeError, EncodeError } from '../errors';
-import { checkUint } from './vpd';
+import { checkUint } from './fields';
 
 const COPY_STATUS = 'COPY STATUS parameter data';
 const OPERATING_PARAMETERS = 'OPERATING PARAMETERS parameter data';

@@ -7,7 +7,7 @@
  * given (through byte 73, the last VERSION DESCRIPTOR).
  */
 import { DecodeError, EncodeError } from '../errors';
-import { asciiBytes, checkUint, trimAscii } from './vpd';
+import { asciiBytes, checkUint, trimAscii } from './fields';
 
 const STANDARD_INQUIRY = 'standard INQUIRY data';
 

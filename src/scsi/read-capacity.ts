@@ -4,7 +4,8 @@
  * Pure codec, no I/O. Decoders return a typed value or throw DecodeError (offset = the first
  * byte missing when the buffer is short); encoders throw EncodeError when a value does not fit.
  */
-import { DecodeError, EncodeError } from '../errors';
+import { DecodeError } from '../errors';
+import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from './fields';
 
 /** READ CAPACITY(16) parameter data (SBC-3 5.16.2). */
 export interface ReadCapacity16Data {
@@ -44,21 +45,6 @@ export const READ_CAPACITY_10_DATA_LENGTH = 8;
 const RC16 = 'READ CAPACITY(16) parameter data';
 const RC10 = 'READ CAPACITY(10) parameter data';
 
-function uint(structure: string, field: string, value: number | undefined, max: number, required = false): number {
-  if (value === undefined && !required) return 0;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new EncodeError(structure, field, `must be an integer in 0..${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function ulong(structure: string, field: string, value: bigint, max: bigint): bigint {
-  if (typeof value !== 'bigint' || value < 0n || value > max) {
-    throw new EncodeError(structure, field, `must be a bigint in 0..${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
 /**
  * Decodes READ CAPACITY(16) parameter data. Bytes 16–31 are reserved, so 16 bytes are enough
  * (a target or an allocation length may cut the rest); fewer is a DecodeError.
@@ -85,13 +71,13 @@ export function encodeReadCapacity16(
   d: Pick<ReadCapacity16Data, 'returnedLogicalBlockAddress' | 'logicalBlockLength'> & Partial<ReadCapacity16Data>,
 ): Buffer {
   const out = Buffer.alloc(READ_CAPACITY_16_DATA_LENGTH);
-  out.writeBigUInt64BE(ulong(RC16, 'returnedLogicalBlockAddress', d.returnedLogicalBlockAddress, 0xffff_ffff_ffff_ffffn), 0);
-  out.writeUInt32BE(uint(RC16, 'logicalBlockLength', d.logicalBlockLength, 0xffff_ffff, true), 8);
-  out[12] = (uint(RC16, 'pType', d.pType, 7) << 1) | (d.protEn ? 0x01 : 0);
+  out.writeBigUInt64BE(bigUintUpTo(RC16, 'returnedLogicalBlockAddress', d.returnedLogicalBlockAddress, UINT64_MAX), 0);
+  out.writeUInt32BE(uintUpTo(RC16, 'logicalBlockLength', d.logicalBlockLength, 0xffff_ffff, true), 8);
+  out[12] = (uintUpTo(RC16, 'pType', d.pType, 7) << 1) | (d.protEn ? 0x01 : 0);
   out[13] =
-    (uint(RC16, 'piExponent', d.piExponent, 0x0f) << 4) |
-    uint(RC16, 'logicalBlocksPerPhysicalBlockExponent', d.logicalBlocksPerPhysicalBlockExponent, 0x0f);
-  const lowest = uint(RC16, 'lowestAlignedLogicalBlockAddress', d.lowestAlignedLogicalBlockAddress, 0x3fff);
+    (uintUpTo(RC16, 'piExponent', d.piExponent, 0x0f) << 4) |
+    uintUpTo(RC16, 'logicalBlocksPerPhysicalBlockExponent', d.logicalBlocksPerPhysicalBlockExponent, 0x0f);
+  const lowest = uintUpTo(RC16, 'lowestAlignedLogicalBlockAddress', d.lowestAlignedLogicalBlockAddress, 0x3fff);
   out.writeUInt16BE((d.lbpme ? 0x8000 : 0) | (d.lbprz ? 0x4000 : 0) | lowest, 14);
   return out;
 }
@@ -110,8 +96,8 @@ export function decodeReadCapacity10(buf: Buffer): ReadCapacity10Data {
  */
 export function encodeReadCapacity10(d: ReadCapacity10Data): Buffer {
   const out = Buffer.alloc(READ_CAPACITY_10_DATA_LENGTH);
-  out.writeUInt32BE(Number(ulong(RC10, 'returnedLogicalBlockAddress', d.returnedLogicalBlockAddress, 0xffff_ffffn)), 0);
-  out.writeUInt32BE(uint(RC10, 'logicalBlockLength', d.logicalBlockLength, 0xffff_ffff, true), 4);
+  out.writeUInt32BE(Number(bigUintUpTo(RC10, 'returnedLogicalBlockAddress', d.returnedLogicalBlockAddress, UINT32_MAX)), 0);
+  out.writeUInt32BE(uintUpTo(RC10, 'logicalBlockLength', d.logicalBlockLength, 0xffff_ffff, true), 4);
   return out;
 }
 

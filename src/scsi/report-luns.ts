@@ -6,6 +6,7 @@
  * byte missing when the buffer is short); encoders throw EncodeError when a value does not fit.
  */
 import { DecodeError, EncodeError } from '../errors';
+import { uintUpTo } from './fields';
 
 /**
  * A LUN as this project names it: a plain number for the single-level LUNs SAM-5 4.7 encodes
@@ -44,9 +45,7 @@ export function encodeLun(lun: LunNumber | Buffer): Buffer {
     if (lun.length !== 8) throw new EncodeError(LUN, 'lun', `raw LUN must be 8 bytes, got ${lun.length}`);
     return Buffer.from(lun);
   }
-  if (!Number.isInteger(lun) || lun < 0 || lun > MAX_FLAT_SPACE_LUN) {
-    throw new EncodeError(LUN, 'lun', `must be an integer in 0..${MAX_FLAT_SPACE_LUN}, got ${String(lun)}`);
-  }
+  uintUpTo(LUN, 'lun', lun, MAX_FLAT_SPACE_LUN, true);
   const out = Buffer.alloc(8);
   if (lun < 256) {
     out[1] = lun; // ADDRESS METHOD 00b, BUS IDENTIFIER 0

@@ -6,6 +6,7 @@
  */
 import { DecodeError, EncodeError } from '../errors';
 import { SenseKey, ascName, senseKeyName } from './constants';
+import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from './fields';
 
 const STRUCTURE = 'sense data';
 
@@ -180,20 +181,20 @@ function encodeSks(out: Buffer, at: number, sks: SenseKeySpecific, senseKey: num
   switch (sks.kind) {
     case 'fieldPointer':
     case 'segmentPointer': {
-      uint('senseKeySpecific.bitPointer', sks.bitPointer, 7);
-      uint('senseKeySpecific.fieldPointer', sks.fieldPointer, 0xffff);
+      uintUpTo(STRUCTURE, 'senseKeySpecific.bitPointer', sks.bitPointer, 7, true);
+      uintUpTo(STRUCTURE, 'senseKeySpecific.fieldPointer', sks.fieldPointer, 0xffff, true);
       const flag = sks.kind === 'fieldPointer' ? (sks.cd ? 0x40 : 0) : sks.sd ? 0x20 : 0;
       out[at] = 0x80 | flag | (sks.bpv ? 0x08 : 0) | sks.bitPointer;
       out.writeUInt16BE(sks.fieldPointer, at + 1);
       return;
     }
     case 'actualRetryCount':
-      uint('senseKeySpecific.actualRetryCount', sks.actualRetryCount, 0xffff);
+      uintUpTo(STRUCTURE, 'senseKeySpecific.actualRetryCount', sks.actualRetryCount, 0xffff, true);
       out[at] = 0x80;
       out.writeUInt16BE(sks.actualRetryCount, at + 1);
       return;
     case 'progressIndication':
-      uint('senseKeySpecific.progressIndication', sks.progressIndication, 0xffff);
+      uintUpTo(STRUCTURE, 'senseKeySpecific.progressIndication', sks.progressIndication, 0xffff, true);
       out[at] = 0x80;
       out.writeUInt16BE(sks.progressIndication, at + 1);
       return;
@@ -343,22 +344,10 @@ function decodeOneDescriptor(buf: Buffer, off: number, next: number, senseKey: n
 // Encode
 // ---------------------------------------------------------------------------------------------
 
-function uint(field: string, value: number, max: number): void {
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new EncodeError(STRUCTURE, field, `must be an integer in 0..${max}, got ${String(value)}`);
-  }
-}
-
-function uintBig(field: string, value: bigint, bits: number): void {
-  if (typeof value !== 'bigint' || value < 0n || value >= 1n << BigInt(bits)) {
-    throw new EncodeError(STRUCTURE, field, `must be a bigint in 0..2^${bits}-1, got ${String(value)}`);
-  }
-}
-
 function checkHeader(s: SenseInput): void {
-  uint('senseKey', s.senseKey, 0x0f);
-  uint('asc', s.asc, 0xff);
-  uint('ascq', s.ascq, 0xff);
+  uintUpTo(STRUCTURE, 'senseKey', s.senseKey, 0x0f, true);
+  uintUpTo(STRUCTURE, 'asc', s.asc, 0xff, true);
+  uintUpTo(STRUCTURE, 'ascq', s.ascq, 0xff, true);
 }
 
 /**
@@ -374,18 +363,18 @@ export function encodeFixedSense(s: SenseInput): Buffer {
   out[0] = (valid ? 0x80 : 0) | (s.current === false ? SenseResponseCode.FIXED_DEFERRED : SenseResponseCode.FIXED_CURRENT);
   out[2] = (s.filemark ? 0x80 : 0) | (s.eom ? 0x40 : 0) | (s.ili ? 0x20 : 0) | s.senseKey;
   if (s.information !== undefined) {
-    uintBig('information', s.information, 32);
+    bigUintUpTo(STRUCTURE, 'information', s.information, UINT32_MAX, '2^32-1');
     out.writeUInt32BE(Number(s.information), 3);
   }
   out[7] = 18 - 8; // ADDITIONAL SENSE LENGTH
   if (s.commandSpecificInformation !== undefined) {
-    uintBig('commandSpecificInformation', s.commandSpecificInformation, 32);
+    bigUintUpTo(STRUCTURE, 'commandSpecificInformation', s.commandSpecificInformation, UINT32_MAX, '2^32-1');
     out.writeUInt32BE(Number(s.commandSpecificInformation), 8);
   }
   out[12] = s.asc;
   out[13] = s.ascq;
   if (s.fieldReplaceableUnitCode !== undefined) {
-    uint('fieldReplaceableUnitCode', s.fieldReplaceableUnitCode, 0xff);
+    uintUpTo(STRUCTURE, 'fieldReplaceableUnitCode', s.fieldReplaceableUnitCode, 0xff, true);
     out[14] = s.fieldReplaceableUnitCode;
   }
   if (s.senseKeySpecific !== undefined) encodeSks(out, 15, s.senseKeySpecific, s.senseKey);
@@ -450,7 +439,7 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
   switch (d.kind) {
     case 'information': {
       // SPC-4 4.5.2.2: type 00h, ADDITIONAL LENGTH 0Ah, VALID byte 2 bit 7, INFORMATION 4–11
-      uintBig('information', d.information, 64);
+      bigUintUpTo(STRUCTURE, 'information', d.information, UINT64_MAX, '2^64-1');
       const b = Buffer.alloc(12);
       b[0] = SenseDescriptorType.INFORMATION;
       b[1] = 0x0a;
@@ -460,7 +449,7 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
     }
     case 'commandSpecificInformation': {
       // SPC-4 4.5.2.3: type 01h, ADDITIONAL LENGTH 0Ah, COMMAND-SPECIFIC INFORMATION 4–11
-      uintBig('commandSpecificInformation', d.commandSpecificInformation, 64);
+      bigUintUpTo(STRUCTURE, 'commandSpecificInformation', d.commandSpecificInformation, UINT64_MAX, '2^64-1');
       const b = Buffer.alloc(12);
       b[0] = SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION;
       b[1] = 0x0a;
@@ -478,8 +467,8 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
     case 'forwardedSenseData': {
       // SPC-4 forwarded sense data descriptor: type 0Ch, FSDT byte 2 bit 7, SENSE DATA SOURCE byte 2 bits 3:0,
       // FORWARDED STATUS byte 3, SENSE DATA from byte 4
-      uint('forwardedSenseData.senseDataSource', d.senseDataSource, 0x0f);
-      uint('forwardedSenseData.forwardedStatus', d.forwardedStatus, 0xff);
+      uintUpTo(STRUCTURE, 'forwardedSenseData.senseDataSource', d.senseDataSource, 0x0f, true);
+      uintUpTo(STRUCTURE, 'forwardedSenseData.forwardedStatus', d.forwardedStatus, 0xff, true);
       if (!Buffer.isBuffer(d.senseData) || d.senseData.length > 0xff - 2) {
         throw new EncodeError(STRUCTURE, 'forwardedSenseData.senseData', 'must be a Buffer of at most 253 bytes');
       }
@@ -492,7 +481,7 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
       return b;
     }
     case 'raw': {
-      uint('descriptors.descriptorType', d.descriptorType, 0xff);
+      uintUpTo(STRUCTURE, 'descriptors.descriptorType', d.descriptorType, 0xff, true);
       if (!Buffer.isBuffer(d.data) || d.data.length > 0xff) {
         throw new EncodeError(STRUCTURE, 'descriptors.data', 'must be a Buffer of at most 255 bytes');
       }

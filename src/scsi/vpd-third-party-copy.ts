@@ -11,7 +11,8 @@
  * ends the list with `truncated`, a descriptor whose length runs past the page is a DecodeError.
  */
 import { DecodeError, EncodeError } from '../errors';
-import { checkUint, encodeVpdPage, Peripheral, splitVpdPage, VpdPageCode } from './vpd';
+import { checkUint } from './fields';
+import { encodeVpdPage, Peripheral, splitVpdPage, VpdPageCode } from './vpd';
 
 const PAGE = 'Third-party Copy VPD page';
 

@@ -10,6 +10,7 @@
  * EncodeError for values that do not fit.
  */
 import { DecodeError, EncodeError } from '../errors';
+import { asciiBytes, checkBigUint, checkUint, trimAscii } from './fields';
 
 /** VPD page codes used by this project (SPC-4 Table 589; SBC-3 Table 181). */
 export const enum VpdPageCode {
@@ -641,7 +642,7 @@ export function encodeLogicalBlockProvisioning(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers (shared by the codecs of this folder through these exports)
+// Small helpers
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -657,33 +658,6 @@ function fieldReader(body: Buffer, base: number) {
     u32: (off: number) => (has(off, 4) ? body.readUInt32BE(off - base) : 0),
     u64: (off: number) => (has(off, 8) ? body.readBigUInt64BE(off - base) : 0n),
   };
-}
-
-/** EncodeError unless `value` is an integer in [0, 2^bits). */
-export function checkUint(structure: string, field: string, value: number, bits: number): void {
-  if (!Number.isInteger(value) || value < 0 || value >= 2 ** bits) {
-    throw new EncodeError(structure, field, `${value} does not fit ${bits} bits`);
-  }
-}
-
-/** EncodeError unless `value` is a bigint in [0, 2^bits). */
-export function checkBigUint(structure: string, field: string, value: bigint, bits: number): void {
-  if (typeof value !== 'bigint' || value < 0n || value >= 1n << BigInt(bits)) {
-    throw new EncodeError(structure, field, `${String(value)} does not fit ${bits} bits`);
-  }
-}
-
-/** Printable ASCII (20h–7Eh) bytes of `text`, or EncodeError. */
-export function asciiBytes(structure: string, field: string, text: string): Buffer {
-  if (!/^[\x20-\x7e]*$/.test(text)) throw new EncodeError(structure, field, 'must be printable ASCII');
-  return Buffer.from(text, 'latin1');
-}
-
-/** Text of an ASCII field with trailing (and, if `both`, leading) spaces and NULs removed. */
-export function trimAscii(bytes: Buffer, both: boolean, encoding: 'latin1' | 'utf8' = 'latin1'): string {
-  const text = bytes.toString(encoding);
-  const end = text.replace(/[\s\0]+$/, '');
-  return both ? end.replace(/^[\s\0]+/, '') : end;
 }
 
 function hex2(n: number): string {

@@ -20,7 +20,8 @@
  *   DESCRIPTOR LENGTH field).
  */
 import { DecodeError, EncodeError } from '../errors';
-import { checkBigUint, checkUint, CSCD_DESIGNATOR_MAX_LENGTH, DesignationDescriptor } from './vpd';
+import { checkBigUint, checkUint } from './fields';
+import { CSCD_DESIGNATOR_MAX_LENGTH, DesignationDescriptor } from './vpd';
 
 const LIST = 'EXTENDED COPY parameter list';
 const CSCD = 'CSCD descriptor';

@@ -19,6 +19,22 @@ export function hex(text: string): Buffer {
   return Buffer.from(digits, 'hex');
 }
 
+/** The DecodeError `fn` throws; rethrows any other error, and fails if `fn` returns. */
+export function decodeErrorOf(fn: () => unknown): DecodeError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof DecodeError) return err;
+    throw err;
+  }
+  throw new Error('expected a DecodeError');
+}
+
+/** The byte offset of the DecodeError `fn` throws (see {@link decodeErrorOf}). */
+export function offsetOf(fn: () => unknown): number {
+  return decodeErrorOf(fn).offset;
+}
+
 /** Calls `decode`; passes if it returns or throws a DecodeError, rethrows anything else. */
 export function decodesOrRejects<T>(decode: (b: Buffer) => T, input: Buffer): void {
   try {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import {
   cdbLengthOfOpcode,
   decodeExtendedCopyCdb,
@@ -21,17 +21,7 @@ import {
   encodeTestUnitReadyCdb,
   encodeWrite16Cdb,
 } from '../../../src/scsi/cdb';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof DecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-}
+import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 /** One golden CDB per command: bytes, the decoded value, and an encoder call giving the bytes. */
 interface Case<T> {
@@ -232,7 +222,7 @@ describe.each(cases.map((c) => [c.name, c] as const))('%s CDB', (_name, c) => {
 
   it('rejects every cut with the first missing byte as offset', () => {
     for (let cut = 0; cut < c.golden.length; cut++) {
-      const err = decodeError(() => c.decode(c.golden.subarray(0, cut)));
+      const err = decodeErrorOf(() => c.decode(c.golden.subarray(0, cut)));
       expect(err.offset).toBe(cut);
     }
   });
@@ -245,7 +235,7 @@ describe.each(cases.map((c) => [c.name, c] as const))('%s CDB', (_name, c) => {
   it('rejects another opcode at byte 0', () => {
     const b = Buffer.from(c.golden);
     b[0] ^= 0x40;
-    expect(decodeError(() => c.decode(b)).offset).toBe(0);
+    expect(decodeErrorOf(() => c.decode(b)).offset).toBe(0);
   });
 
   it('is a total decoder', () => {
@@ -257,7 +247,7 @@ describe('service action checks', () => {
   it('READ CAPACITY(16) decoder rejects another SERVICE ACTION IN(16) action at byte 1', () => {
     const getLbaStatus = encodeReadCapacity16Cdb({ allocationLength: 32 });
     getLbaStatus[1] = 0x12;
-    const err = decodeError(() => decodeReadCapacity16Cdb(getLbaStatus));
+    const err = decodeErrorOf(() => decodeReadCapacity16Cdb(getLbaStatus));
     expect(err.offset).toBe(1);
     expect(err.message).toContain('READ CAPACITY(16)');
   });
@@ -265,7 +255,7 @@ describe('service action checks', () => {
   it('EXTENDED COPY decoder accepts only LID1 (SA 00h)', () => {
     const lid4 = encodeExtendedCopyCdb({ parameterListLength: 64 });
     lid4[1] = 0x01;
-    expect(decodeError(() => decodeExtendedCopyCdb(lid4)).offset).toBe(1);
+    expect(decodeErrorOf(() => decodeExtendedCopyCdb(lid4)).offset).toBe(1);
     // Bits 7:5 of byte 1 are reserved, not part of the service action.
     lid4[1] = 0xe0;
     expect(decodeExtendedCopyCdb(lid4).parameterListLength).toBe(64);
@@ -274,7 +264,7 @@ describe('service action checks', () => {
   it.each([0x02, 0x05, 0x06, 0x07, 0x08, 0x1f])('RECEIVE COPY RESULTS rejects service action %p', (sa) => {
     const b = encodeReceiveCopyResultsCdb({ serviceAction: 0, allocationLength: 12 });
     b[1] = sa;
-    expect(decodeError(() => decodeReceiveCopyResultsCdb(b)).offset).toBe(1);
+    expect(decodeErrorOf(() => decodeReceiveCopyResultsCdb(b)).offset).toBe(1);
     expect(() => encodeReceiveCopyResultsCdb({ serviceAction: sa, allocationLength: 12 })).toThrow(EncodeError);
   });
 

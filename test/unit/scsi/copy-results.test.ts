@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ArgumentError, DecodeError, EncodeError } from '../../../src/errors';
+import { ArgumentError, EncodeError } from '../../../src/errors';
 import {
   bytesToTransferCount,
   decodeCopyStatusLid1,
@@ -12,17 +12,7 @@ import {
   type CopyStatusLid1,
   type OperatingParameters,
 } from '../../../src/scsi/copy-results';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-const offsetOf = (fn: () => unknown): number => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DecodeError) return err.offset;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-};
+import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 
 // --------------------------------------------------------------------------------------------
 // COPY STATUS (SA 00h): a completed one-segment copy of 2048 × 512 bytes.

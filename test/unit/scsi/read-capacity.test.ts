@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import {
   decodeReadCapacity10,
   decodeReadCapacity16,
@@ -8,17 +8,7 @@ import {
   readCapacity10Lba,
   type ReadCapacity16Data,
 } from '../../../src/scsi/read-capacity';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof DecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-}
+import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 // A 1 GiB thin-provisioned LUN: 512-byte logical blocks on 4096-byte physical blocks, unmapped
 // blocks read as zeros (what LIO reports with emulate_tpu and unmap_zeroes_data set).
@@ -108,7 +98,7 @@ describe('READ CAPACITY(16) parameter data (SBC-3 5.16.2)', () => {
     for (let cut = 0; cut <= 32; cut++) {
       const part = RC16_PROTECTED.subarray(0, cut);
       if (cut >= 16) expect(decodeReadCapacity16(part)).toEqual(RC16_PROTECTED_VALUE);
-      else expect(decodeError(() => decodeReadCapacity16(part)).offset).toBe(cut);
+      else expect(decodeErrorOf(() => decodeReadCapacity16(part)).offset).toBe(cut);
     }
   });
 
@@ -159,7 +149,7 @@ describe('READ CAPACITY(10) parameter data (SBC-3 5.15.2)', () => {
 
   it('rejects short buffers at the first missing byte', () => {
     for (let cut = 0; cut < 8; cut++) {
-      expect(decodeError(() => decodeReadCapacity10(RC10.subarray(0, cut))).offset).toBe(cut);
+      expect(decodeErrorOf(() => decodeReadCapacity10(RC10.subarray(0, cut))).offset).toBe(cut);
     }
   });
 

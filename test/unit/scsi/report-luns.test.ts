@@ -1,17 +1,7 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import { decodeLun, decodeReportLuns, encodeLun, encodeReportLuns, lunNumberAt } from '../../../src/scsi/report-luns';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof DecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-}
+import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 // tgt with one backing-store LUN: LUN 0 is its controller, LUN 1 the disk (peripheral device
 // addressing, SAM-5 4.7).
@@ -77,14 +67,14 @@ describe('REPORT LUNS parameter data (SPC-4 6.33.2)', () => {
 
   it('rejects fewer than 8 bytes at the first missing byte', () => {
     for (let cut = 0; cut < 8; cut++) {
-      expect(decodeError(() => decodeReportLuns(TGT_TWO_LUNS.subarray(0, cut))).offset).toBe(cut);
+      expect(decodeErrorOf(() => decodeReportLuns(TGT_TWO_LUNS.subarray(0, cut))).offset).toBe(cut);
     }
   });
 
   it('rejects a LUN LIST LENGTH that is not a multiple of 8, at byte 0', () => {
     const b = Buffer.from(TGT_TWO_LUNS);
     b.writeUInt32BE(12, 0);
-    expect(decodeError(() => decodeReportLuns(b)).offset).toBe(0);
+    expect(decodeErrorOf(() => decodeReportLuns(b)).offset).toBe(0);
   });
 
   it('is a total decoder', () => {
@@ -128,7 +118,7 @@ describe('LUN field (SAM-5 4.7)', () => {
   it('reads at an offset and rejects a short field', () => {
     const b = hex('ff ff 00 09 00 00 00 00 00 00');
     expect(decodeLun(b, 2)).toBe(9);
-    expect(decodeError(() => decodeLun(b, 3)).offset).toBe(b.length);
+    expect(decodeErrorOf(() => decodeLun(b, 3)).offset).toBe(b.length);
   });
 
   it('rejects LUNs that do not fit', () => {

@@ -11,17 +11,7 @@ import {
   type SenseInput,
   type SenseKeySpecific,
 } from '../../../src/scsi/sense';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof DecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-}
+import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 // tgt (usr/scsi.c sense_data_build, fixed format): ILLEGAL REQUEST, INVALID FIELD IN CDB, no
 // sense-key-specific data. 18 bytes.
@@ -355,28 +345,28 @@ describe('decodeSense: descriptor format (SPC-4 4.5.2)', () => {
       02 06 00 00 # sense key specific descriptor claims 6 more bytes
       c0 00 02 00
     `);
-    expect(decodeError(() => decodeSense(b)).offset).toBe(9);
+    expect(decodeErrorOf(() => decodeSense(b)).offset).toBe(9);
   });
 
   it('rejects a lone byte left inside ADDITIONAL SENSE LENGTH', () => {
     const b = hex('72 05 24 00 00 00 00 01 00');
-    expect(decodeError(() => decodeSense(b)).offset).toBe(8);
+    expect(decodeErrorOf(() => decodeSense(b)).offset).toBe(8);
   });
 
   it('rejects typed descriptors too short to hold their fields', () => {
     const info = hex('72 03 11 00 00 00 00 04  00 02 80 00');
-    expect(decodeError(() => decodeSense(info)).offset).toBe(9);
+    expect(decodeErrorOf(() => decodeSense(info)).offset).toBe(9);
     const sks = hex('72 05 24 00 00 00 00 04  02 02 00 00');
-    expect(decodeError(() => decodeSense(sks)).offset).toBe(9);
+    expect(decodeErrorOf(() => decodeSense(sks)).offset).toBe(9);
     const fwd = hex('72 0a 0d 01 00 00 00 02  0c 00');
-    expect(decodeError(() => decodeSense(fwd)).offset).toBe(9);
+    expect(decodeErrorOf(() => decodeSense(fwd)).offset).toBe(9);
   });
 });
 
 describe('decodeSense: rejects', () => {
   it('fewer than 8 bytes, naming the first missing byte', () => {
     for (let cut = 0; cut < 8; cut++) {
-      const err = decodeError(() => decodeSense(TGT_INVALID_FIELD.subarray(0, cut)));
+      const err = decodeErrorOf(() => decodeSense(TGT_INVALID_FIELD.subarray(0, cut)));
       expect(err.offset).toBe(cut);
       expect(err.code).toBe('ERR_SCSI_DECODE');
     }
@@ -385,7 +375,7 @@ describe('decodeSense: rejects', () => {
   it.each(['00', '01', '6f', '74', '7f'])('response code %sh at byte 0', (rc) => {
     const b = Buffer.from(TGT_INVALID_FIELD);
     b[0] = parseInt(rc, 16);
-    expect(decodeError(() => decodeSense(b)).offset).toBe(0);
+    expect(decodeErrorOf(() => decodeSense(b)).offset).toBe(0);
   });
 
   it('random and mutated input with a value or a DecodeError only', () => {

@@ -1,22 +1,12 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import {
   decodeThirdPartyCopy,
   encodeThirdPartyCopy,
   thirdPartyCopySupports,
   type ThirdPartyCopyDescriptor,
 } from '../../../src/scsi/vpd-third-party-copy';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-const offsetOf = (fn: () => unknown): number => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DecodeError) return err.offset;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-};
+import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 
 // The page a LID1-only copy manager provides (xcopy-spec §4.7 / §10: 0001h, 0004h, 0008h,
 // 000Ch, 8001h), with the limits LIO reports in OPERATING PARAMETERS.

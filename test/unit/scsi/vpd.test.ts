@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import {
   Association,
   CodeSet,
@@ -24,17 +24,7 @@ import {
   type DesignationDescriptor,
   type LogicalBlockProvisioning,
 } from '../../../src/scsi/vpd';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-const offsetOf = (fn: () => unknown): number => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DecodeError) return err.offset;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-};
+import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 
 describe('VPD page header', () => {
   test('decodes peripheral, page code and page length', () => {

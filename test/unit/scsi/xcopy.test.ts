@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DecodeError, EncodeError } from '../../../src/errors';
+import { EncodeError } from '../../../src/errors';
 import type { DesignationDescriptor } from '../../../src/scsi/vpd';
 import {
   cscdDescriptorLength,
@@ -14,17 +14,7 @@ import {
   type IdentificationCscd,
   type SegmentDescriptor,
 } from '../../../src/scsi/xcopy';
-import { assertTotalDecoder, hex } from '../../helpers/codec';
-
-const offsetOf = (fn: () => unknown): number => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DecodeError) return err.offset;
-    throw err;
-  }
-  throw new Error('expected a DecodeError');
-};
+import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 
 // The 108-byte parameter list QEMU's block/iscsi.c sends for a copy_range between two LIO LUNs
 // (xcopy-spec §7): list id 1, usage 10b, CSCD 0 = source, CSCD 1 = destination (E4h, designator
