@@ -1,0 +1,282 @@
+/**
+ * A LUN backed by a regular file (tgt's bs_rdwr, LIO's target_core_file): positional reads and
+ * writes through one fs.promises FileHandle (pread/pwrite on the libuv thread pool, so requests
+ * run concurrently and never share a file offset). FUA = write, then fdatasync; flush =
+ * fdatasync; unmap = hole punching (zeros written where the file system cannot punch);
+ * extents() from SEEK_DATA/SEEK_HOLE. The identity is hashed from the file's device and inode,
+ * so a restarted target presents the same NAA designator and serial for the same file.
+ */
+import { constants as osConstants } from 'node:os';
+import fs from 'node:fs';
+import { ArgumentError } from '../errors';
+import { punchHole, seekData, seekHole } from '../util/fileops';
+import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
+import { naaFromSeed, serialFromSeed } from './identity';
+import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
+
+export interface FileStoreOptions {
+  path: string;
+  /** Size in bytes: the file is created sparse with it when missing, and must have it when present. */
+  size?: number;
+  /** 512 (default) or 4096. */
+  blockSize?: 512 | 4096;
+  readOnly?: boolean;
+}
+
+/** Zeros written per request where punching is not supported. */
+const ZERO_CHUNK = 1024 * 1024;
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(osConstants.errno).map(([name, n]) => [n, name]),
+);
+
+/** The errno name of a Node fs error (`code`) or a native one (positive `errno`). */
+function errnoName(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; errno?: unknown };
+  if (typeof e.code === 'string') return e.code;
+  if (typeof e.errno === 'number') return ERRNO_NAMES[Math.abs(e.errno)];
+  return undefined;
+}
+
+/**
+ * A file system error as a store failure: EIO is a medium error of the operation, ENOSPC (and
+ * EDQUOT) no space, EROFS write protection; anything else is an error of the operation too.
+ */
+function storeFailureOf(err: unknown, op: 'read' | 'write'): StoreFailure {
+  switch (errnoName(err)) {
+    case 'EIO':
+      return { kind: op === 'read' ? 'read-error' : 'write-error' };
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return { kind: 'no-space' };
+    case 'EROFS':
+      return { kind: 'write-protected' };
+    default:
+      return { kind: op === 'read' ? 'read-error' : 'write-error' };
+  }
+}
+
+/** "268435456 bytes (256 MiB)": exact, and readable. */
+function formatBytes(n: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let unit = '';
+  for (const u of units) {
+    if (v < 1024) break;
+    v /= 1024;
+    unit = u;
+  }
+  return unit ? `${n} bytes (${Number.isInteger(v) ? v : v.toFixed(2)} ${unit})` : `${n} bytes`;
+}
+
+export class FileStore implements Store {
+  readonly kind = 'file';
+  readonly blockSize: number;
+  readonly blocks: bigint;
+  readonly identity: StoreIdentity;
+  readonly readOnly: boolean;
+  /** Holes of a file read back zeros. */
+  readonly unmapReadsZero = true;
+  readonly path: string;
+  private fh: fs.promises.FileHandle | undefined;
+  private readonly fd: number;
+  private punchSupported = true;
+
+  private constructor(fh: fs.promises.FileHandle, realPath: string, size: number, blockSize: number, readOnly: boolean, st: fs.BigIntStats) {
+    this.fh = fh;
+    this.fd = fh.fd;
+    this.path = realPath;
+    this.blockSize = blockSize;
+    this.blocks = BigInt(size / blockSize);
+    this.readOnly = readOnly;
+    const seed = `file:dev=${st.dev}:ino=${st.ino}`;
+    this.identity = { name: `file:${realPath}`, naa: naaFromSeed(seed), serial: serialFromSeed(seed) };
+  }
+
+  /**
+   * Opens (or, given a size, creates sparse) a backing file. The size in bytes must be a positive
+   * multiple of the block size; an existing file must already have the size asked for.
+   */
+  static async open(opts: FileStoreOptions): Promise<FileStore> {
+    const { path: file, size } = opts;
+    if (typeof file !== 'string' || file.length === 0) throw new ArgumentError('path must be a non-empty string');
+    const blockSize = checkBlockSize(opts.blockSize ?? 512);
+    const readOnly = opts.readOnly ?? false;
+    if (size !== undefined && (!Number.isSafeInteger(size) || size <= 0 || size % blockSize !== 0)) {
+      throw new ArgumentError(
+        `size of ${file} must be a positive multiple of the block size ${blockSize}, got ${String(size)} (e.g. 64M, 1G)`,
+      );
+    }
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(file, readOnly ? 'r' : 'r+');
+    } catch (err) {
+      if (errnoName(err) !== 'ENOENT') throw FileStore.openError(file, err, readOnly);
+      if (size === undefined) throw new ArgumentError(`backing file ${file} does not exist: give a size to create it (file:PATH:SIZE)`);
+      if (readOnly) throw new ArgumentError(`backing file ${file} does not exist and a read-only store cannot create it`);
+      try {
+        fh = await fs.promises.open(file, 'wx+'); // O_EXCL: never truncate a file created meanwhile
+        await fh.truncate(size); // sparse: no blocks allocated
+      } catch (e) {
+        throw FileStore.openError(file, e, readOnly);
+      }
+    }
+    try {
+      const st = await fh.stat({ bigint: true });
+      if (!st.isFile()) throw new ArgumentError(`${file} is not a regular file (block devices are not supported as file stores)`);
+      const actual = Number(st.size);
+      if (size !== undefined && actual !== size) {
+        throw new ArgumentError(
+          `backing file ${file} has ${formatBytes(actual)}, but ${formatBytes(size)} were asked for (resize it with truncate -s, or leave the size out)`,
+        );
+      }
+      if (actual === 0 || actual % blockSize !== 0) {
+        throw new ArgumentError(`backing file ${file} has ${formatBytes(actual)}, not a positive multiple of the block size ${blockSize}`);
+      }
+      if (!Number.isSafeInteger(actual)) throw new ArgumentError(`backing file ${file} is too large (${st.size} bytes)`);
+      const realPath = await fs.promises.realpath(file);
+      return new FileStore(fh, realPath, actual, blockSize, readOnly, st);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  private static openError(file: string, err: unknown, readOnly: boolean): Error {
+    const code = errnoName(err);
+    if (code === 'EISDIR') return new ArgumentError(`${file} is a folder, not a regular file`);
+    if (!readOnly && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) {
+      return new StoreError({ kind: 'write-protected' }, `cannot open ${file} for writing (${code}): open it read-only or fix its permissions`, { cause: err });
+    }
+    return new StoreError({ kind: 'not-ready' }, `cannot open backing file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+
+  private handle(): fs.promises.FileHandle {
+    if (!this.fh) throw closedError(this.identity.name);
+    return this.fh;
+  }
+
+  private fail(err: unknown, op: 'read' | 'write', what: string): Error {
+    if (err instanceof StoreError || err instanceof ArgumentError) return err;
+    const failure = storeFailureOf(err, op);
+    return new StoreError(failure, `${what} on ${this.identity.name} failed: ${(err as Error).message}`, { cause: err });
+  }
+
+  async read(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
+    const bytes = checkRead(this, lba, count, into);
+    const fh = this.handle();
+    const out = into ? into.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
+    const position = Number(lba) * this.blockSize;
+    try {
+      let done = 0;
+      while (done < bytes) {
+        const { bytesRead } = await fh.read(out, done, bytes - done, position + done);
+        if (bytesRead === 0) {
+          throw new StoreError(
+            { kind: 'read-error' },
+            `${this.identity.name} ends at byte ${position + done}, before the ${this.blocks} blocks it had when opened (was it truncated?)`,
+          );
+        }
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw this.fail(err, 'read', `read of ${count} blocks at LBA ${lba}`);
+    }
+    return out;
+  }
+
+  async write(lba: bigint, data: Buffer, opts: { fua?: boolean } = {}): Promise<void> {
+    checkWrite(this, lba, data);
+    const fh = this.handle();
+    if (this.readOnly) throw writeProtected(this.identity.name);
+    const position = Number(lba) * this.blockSize;
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+        done += bytesWritten;
+      }
+      if (opts.fua) await fh.datasync(); // SBC-3 5.35: FUA = durable before GOOD status
+    } catch (err) {
+      throw this.fail(err, 'write', `write of ${data.length / this.blockSize} blocks at LBA ${lba}`);
+    }
+  }
+
+  async flush(): Promise<void> {
+    const fh = this.handle();
+    try {
+      await fh.datasync();
+    } catch (err) {
+      throw this.fail(err, 'write', 'fdatasync');
+    }
+  }
+
+  /** Punches whole blocks out of the file; where the file system cannot, writes zeros instead. */
+  async unmap(lba: bigint, count: bigint): Promise<void> {
+    checkBigRange(this, lba, count);
+    const fh = this.handle();
+    if (this.readOnly) throw writeProtected(this.identity.name);
+    if (count === 0n) return;
+    const offset = Number(lba) * this.blockSize;
+    const length = Number(count) * this.blockSize;
+    try {
+      if (this.punchSupported) {
+        try {
+          punchHole(this.fd, offset, length);
+          return;
+        } catch (err) {
+          const code = errnoName(err);
+          if (code !== 'EOPNOTSUPP' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw err;
+          this.punchSupported = false;
+        }
+      }
+      const zeros = Buffer.alloc(Math.min(ZERO_CHUNK, length));
+      for (let done = 0; done < length; ) {
+        const n = Math.min(zeros.length, length - done);
+        const { bytesWritten } = await fh.write(zeros, 0, n, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw this.fail(err, 'write', `unmap of ${count} blocks at LBA ${lba}`);
+    }
+  }
+
+  /**
+   * Data and holes over [lba, lba+count), from SEEK_DATA/SEEK_HOLE. A block that is partly data
+   * counts as mapped (data starts round down, data ends round up to whole blocks).
+   */
+  async extents(lba: bigint, count: bigint): Promise<Extent[]> {
+    checkBigRange(this, lba, count);
+    this.handle();
+    const bs = this.blockSize;
+    const start = Number(lba) * bs;
+    const end = start + Number(count) * bs;
+    const out: Extent[] = [];
+    const push = (from: number, to: number, mapped: boolean) => pushExtent(out, BigInt(from / bs), BigInt((to - from) / bs), mapped);
+    try {
+      let pos = start; // always a block boundary
+      while (pos < end) {
+        const data = seekData(this.fd, pos);
+        const dataStart = data < 0 ? end : Math.min(end, Math.floor(data / bs) * bs);
+        if (dataStart > pos) push(pos, dataStart, false);
+        if (dataStart >= end) break;
+        const hole = seekHole(this.fd, Math.max(data, dataStart));
+        const dataEnd = Math.min(end, Math.ceil(hole / bs) * bs);
+        push(dataStart, dataEnd, true);
+        pos = dataEnd;
+      }
+    } catch (err) {
+      throw this.fail(err, 'read', `extents of ${count} blocks at LBA ${lba}`);
+    }
+    return out;
+  }
+
+  /** Closes the file after the requests in flight complete (FileHandle.close waits for them). */
+  async close(): Promise<void> {
+    const fh = this.fh;
+    if (!fh) return;
+    this.fh = undefined;
+    await fh.close();
+  }
+}
