@@ -8,6 +8,7 @@ import { createLogger, setLogger } from '../util/log';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
 import * as inquire from './commands/inquire';
+import * as target from './commands/target';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -22,6 +23,7 @@ export function buildCli(argv: string[]) {
     .command(inquire)
     .command(discover)
     .command(drill)
+    .command(target)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

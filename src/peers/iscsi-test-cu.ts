@@ -15,12 +15,19 @@ export interface CunitResult {
   skip: number;
   /** The lines explaining each failure ("Suite.Test: [FAILED] ..."). */
   failures: string[];
+  /**
+   * Complaints printed by a suite's cleanup after its last test passed (CUnit prints them on the
+   * "passed" line): not test failures — CUnit counts none — but reported, since they show state
+   * the target left (e.g. a unit attention pending on the second initiator).
+   */
+  cleanupRemarks: string[];
 }
 
 /** Parses iscsi-test-cu's CUnit "basic" output. */
 export function parseCunitOutput(text: string): CunitResult {
   const tests = new Map<string, Outcome>();
   const failures: string[] = [];
+  const cleanupRemarks: string[] = [];
   let suite = '';
   let current: string | undefined;
   let skipped = false;
@@ -49,10 +56,16 @@ export function parseCunitOutput(text: string): CunitResult {
     }
     if (!current) continue;
     if (rest.includes('[SKIPPED]')) skipped = true;
-    if (rest.includes('[FAILED]')) why.push(rest.replace(/^passed\s*/, '').trim());
-    // "passed" may be followed on the same line by a [FAILED] line the test's teardown printed
-    // (seen against tgt in Reserve6.LUNReset): CUnit counts it as passed; we count a failure.
-    if (/^\s*passed\b/.test(rest) || /\spassed\s*$/.test(rest)) finish(rest.includes('[FAILED]') ? 'fail' : 'pass');
+    // "passed" followed on the same line by [FAILED] text: the suite's cleanup (clear_pr on every
+    // session) printed it after the last test had passed.
+    const passedThenCleanup = /^\s*passed\s+\[FAILED\]/.exec(rest);
+    if (passedThenCleanup) {
+      cleanupRemarks.push(`${current} (suite cleanup): ${rest.replace(/^\s*passed\s*/, '').trim()}`);
+      finish('pass');
+      continue;
+    }
+    if (rest.includes('[FAILED]')) why.push(rest.trim());
+    if (/^\s*passed\s*$/.test(rest) || /\spassed\s*$/.test(rest)) finish('pass');
     else if (/(^|\s)FAILED\s*$/.test(rest)) finish('fail');
   }
   let pass = 0;
@@ -63,17 +76,18 @@ export function parseCunitOutput(text: string): CunitResult {
     else if (o === 'fail') fail++;
     else skip++;
   }
-  return { tests, pass, fail, skip, failures };
+  return { tests, pass, fail, skip, failures, cleanupRemarks };
 }
 
 /** Runs `iscsi-test-cu -d -t FAMILY URL` (bounded) and parses it. */
 export async function runIscsiTestCu(
   url: string,
-  opts: { family?: string; timeoutMs?: number; initiatorName?: string } = {},
+  opts: { family?: string; timeoutMs?: number; initiatorName?: string; secondUrl?: string } = {},
 ): Promise<CunitResult & { output: string }> {
   const args = ['--dataloss', '-t', opts.family ?? 'ALL'];
   if (opts.initiatorName) args.push('-i', opts.initiatorName);
   args.push(url);
+  if (opts.secondUrl) args.push(opts.secondUrl); // enables the MultipathIO tests
   const output = await new Promise<string>((resolve, reject) => {
     execFile('iscsi-test-cu', args, { timeout: opts.timeoutMs ?? 600_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       // iscsi-test-cu exits 1 when any test failed; only a signal or a spawn failure is an error here.

@@ -1,0 +1,154 @@
+/**
+ * npm run bench:target — the same LUN file exported by tgt and by the project's target, driven
+ * by the same clients in one run: iscsi-perf (1 MiB sequential reads, 4 KiB random reads, QD32),
+ * qemu-img bench (1 MiB and 4 KiB writes, QD32) and the project's initiator (4 KiB random
+ * writes, QD32). Prints each figure and the ratio ours/tgt. Goals: >= 1.0x on 1 MiB, >= 0.7x on
+ * 4 KiB. The target runs in its own process (bin/xcopy-agent target), as tgtd does.
+ *
+ *   BENCH_SECONDS (default 5) per measurement, BENCH_ROUNDS (default 2), best round kept.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { IscsiSession } from '../src/initiator/session';
+import { Tgt, freePort } from '../src/peers/tgt';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const LUN_BYTES = 1024 * MiB;
+const QD = 32;
+
+interface Rate {
+  iops: number;
+  mibps: number;
+}
+
+async function iscsiPerf(url: string, blocks: number, random: boolean): Promise<Rate> {
+  const args = ['-m', String(QD), '-b', String(blocks), '-t', String(SECONDS), ...(random ? ['-r'] : []), url];
+  const { stdout } = await run('iscsi-perf', args, { timeout: (SECONDS + 30) * 1000, maxBuffer: 16 * MiB });
+  const all = [...stdout.matchAll(/iops average (\d+) \((\d+) MB\/s\)/g)];
+  if (all.length === 0) throw new Error(`iscsi-perf printed no result: ${stdout.slice(-300)}`);
+  const iops = Number(all[all.length - 1][1]);
+  return { iops, mibps: (iops * blocks * 512) / MiB };
+}
+
+async function qemuImgWrite(url: string, size: '1M' | '4K', count: number): Promise<Rate> {
+  const t0 = process.hrtime.bigint();
+  await run('qemu-img', ['bench', '-f', 'raw', '-t', 'none', '-w', '-d', String(QD), '-s', size, '-c', String(count), url], {
+    timeout: 300_000,
+  });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const bytes = size === '1M' ? MiB : 4096;
+  return { iops: count / secs, mibps: (count * bytes) / MiB / secs };
+}
+
+async function oursRandomWrite(url: string): Promise<Rate> {
+  const s = await IscsiSession.connect(url);
+  try {
+    const bs = await s.blockSize();
+    const per = 4096 / bs;
+    const slots = LUN_BYTES / 4096;
+    const payload = Buffer.alloc(4096, 0x3c);
+    let done = 0;
+    const end = Date.now() + SECONDS * 1000;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: QD }, async () => {
+        while (Date.now() < end) {
+          await s.write16(BigInt(Math.floor(Math.random() * slots) * per), payload);
+          done++;
+        }
+      }),
+    );
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { iops: done / secs, mibps: (done * 4096) / MiB / secs };
+  } finally {
+    await s.close();
+  }
+}
+
+async function measure(url: string): Promise<Record<string, Rate>> {
+  return {
+    'read 1 MiB seq (iscsi-perf)': await iscsiPerf(url, 2048, false),
+    'read 4 KiB rand (iscsi-perf)': await iscsiPerf(url, 8, true),
+    'write 1 MiB seq (qemu-img)': await qemuImgWrite(url, '1M', 2048),
+    'write 4 KiB seq (qemu-img)': await qemuImgWrite(url, '4K', 100_000),
+    'write 4 KiB rand (initiator)': await oursRandomWrite(url),
+  };
+}
+
+async function startOurs(file: string): Promise<{ proc: ChildProcess; url: string }> {
+  const port = await freePort();
+  const iqn = 'iqn.2026-11.io.xcopy-agent.bench:target';
+  const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
+  const proc = spawn(bin, ['target', '--portal', `127.0.0.1:${port}`, '--iqn', iqn, '--lun', `file:${file}`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, XCOPY_AGENT_LOG_LEVEL: 'warn' },
+  });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error('the project target did not start listening');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { proc, url: `iscsi://127.0.0.1:${port}/${iqn}/0` };
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xcopy-bench-target-'));
+  const file = path.join(dir, 'lun.img');
+  await run('fallocate', ['-l', String(LUN_BYTES), file]);
+  const best = (a: Rate | undefined, b: Rate) => (!a || b.iops > a.iops ? b : a);
+  const tgtBest: Record<string, Rate> = {};
+  const oursBest: Record<string, Rate> = {};
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      // tgt and ours never run at the same time: each has the 2 cores while measured.
+      const tgt = await Tgt.start({ dir, luns: [{ size: LUN_BYTES, path: file }] });
+      try {
+        for (const [k, v] of Object.entries(await measure(tgt.url(1)))) tgtBest[k] = best(tgtBest[k], v);
+      } finally {
+        await tgt.stop();
+      }
+      const ours = await startOurs(file);
+      try {
+        for (const [k, v] of Object.entries(await measure(ours.url))) oursBest[k] = best(oursBest[k], v);
+      } finally {
+        ours.proc.kill('SIGTERM');
+        await new Promise((res) => ours.proc.once('exit', res));
+      }
+    }
+    const lines = [
+      `bench:target — one 1 GiB file LUN exported by tgt and by xcopy-agent target, loopback, QD ${QD}, ${SECONDS} s, best of ${ROUNDS}`,
+      '| test                          |        tgt |       ours | ratio | goal  |',
+      '|-------------------------------|------------|------------|-------|-------|',
+    ];
+    for (const k of Object.keys(oursBest)) {
+      const t = tgtBest[k];
+      const o = oursBest[k];
+      const oneMiB = k.includes('1 MiB');
+      const fmt = (x: Rate) => (oneMiB ? `${x.mibps.toFixed(0)} MiB/s` : `${(x.iops / 1000).toFixed(1)}k IOPS`);
+      lines.push(`| ${k.padEnd(29)} | ${fmt(t).padStart(10)} | ${fmt(o).padStart(10)} | ${(o.iops / t.iops).toFixed(2).padStart(5)} | ${oneMiB ? '>=1.0' : '>=0.7'} |`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:target failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

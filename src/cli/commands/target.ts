@@ -1,0 +1,80 @@
+/**
+ * `target`: run the project's iSCSI target, from a saveconfig.json-like file or the quick form.
+ * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0.
+ */
+import fs from 'node:fs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import { ArgumentError } from '../../errors';
+import { parseConfig, quickConfig, type Config } from '../../target/config';
+import { TargetServer } from '../../target/server';
+import { createLogger } from '../../util/log';
+import { Output } from '../output';
+
+export const command = 'target';
+export const describe = "Run the project's iSCSI target (SBC/SPC disk LUNs over file, memory or remote stores)";
+
+interface Args {
+  json: boolean;
+  config?: string;
+  portal?: string;
+  iqn?: string;
+  lun?: string[];
+  logLevel: string;
+}
+
+export function builder(y: Argv): Argv<Args> {
+  return y
+    .option('config', { type: 'string', describe: 'targetcli-style saveconfig.json (see README "Target configuration")' })
+    .option('portal', { type: 'string', describe: 'quick form: HOST:PORT to listen on' })
+    .option('iqn', { type: 'string', describe: 'quick form: the target name' })
+    .option('lun', { type: 'string', array: true, describe: 'quick form: file:PATH[:SIZE] | memory:SIZE | iscsi://URL, numbered from 0' })
+    .conflicts('config', ['portal', 'iqn', 'lun'])
+    .example('$0 target --portal 127.0.0.1:3260 --iqn iqn.2026-11.io.example:t1 --lun file:/srv/lun0.img:1G', '')
+    .example('$0 target --config target.json', '') as unknown as Argv<Args>;
+}
+
+function loadConfig(argv: Args): Config {
+  if (argv.config) {
+    let text: string;
+    try {
+      text = fs.readFileSync(argv.config, 'utf8');
+    } catch (err) {
+      throw new ArgumentError(`cannot read --config ${argv.config}: ${(err as Error).message}`);
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new ArgumentError(`--config ${argv.config} is not valid JSON: ${(err as Error).message}`);
+    }
+    return parseConfig(doc);
+  }
+  if (!argv.portal || !argv.iqn || !argv.lun?.length) {
+    throw new ArgumentError('give --config FILE, or --portal HOST:PORT --iqn IQN --lun SPEC [--lun SPEC ...]');
+  }
+  return quickConfig({ portal: argv.portal, iqn: argv.iqn, luns: argv.lun });
+}
+
+export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
+  const out = new Output(argv.json);
+  try {
+    const config = loadConfig(argv);
+    // The target logs its lifecycle at info level unless told otherwise.
+    const log = createLogger({ level: process.env.XCOPY_AGENT_LOG_LEVEL ?? (argv.logLevel === 'warn' ? 'info' : argv.logLevel) });
+    const server = await TargetServer.start(config, { log });
+    const portals = server.listening.map((l) => `${l.host}:${l.port}`);
+    out.record('progress', { event: 'listening', portals, targets: config.targets.map((t) => t.wwn) });
+    out.line(`target: listening on ${portals.join(', ')} for ${config.targets.map((t) => t.wwn).join(', ')}`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        log.info({ signal: sig }, 'stopping');
+        void server.stop().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    out.record('summary', { command: 'target', stopped: true });
+  } catch (err) {
+    process.exitCode = out.error(err);
+  }
+}

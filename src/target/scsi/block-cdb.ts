@@ -1,0 +1,158 @@
+/**
+ * The one decoder of the block-addressed CDB layouts (SBC-3 5.x: the 6-, 10-, 12- and 16-byte
+ * forms of READ, WRITE, VERIFY, WRITE AND VERIFY, ORWRITE, PRE-FETCH, SYNCHRONIZE CACHE, WRITE
+ * SAME) and the one LBA range check (SBC-3 4.5) every handler uses. Parse here, execute in the
+ * handler: a handler receives numbers it can trust.
+ */
+import type { LogicalUnit } from './logical-unit';
+import { Sense, SenseError, invalidCdbField } from './sense-errors';
+
+/** A decoded block-addressed CDB. */
+export interface BlockCdb {
+  /** LOGICAL BLOCK ADDRESS. */
+  lba: bigint;
+  /** TRANSFER LENGTH / NUMBER OF LOGICAL BLOCKS / PREFETCH LENGTH, in blocks. */
+  count: number;
+  /** Byte 1 (protection field, DPO, FUA, BYTCHK, IMMED, ... per command). */
+  flags: number;
+  /** GROUP NUMBER (SBC-3 grouping function); ignored by this device server. */
+  group: number;
+  /** CDB byte offsets of the LBA and count fields, for field pointers. */
+  lbaByte: number;
+  countByte: number;
+}
+
+/**
+ * Decodes the LBA and count of a block-addressed CDB by its length (SBC-3 5.1):
+ * - 6 bytes: LBA in byte 1 bits 4:0 and bytes 2–3, count in byte 4 (0 means 256 for READ(6)
+ *   and WRITE(6), SBC-3 5.10 and 5.32; pass `zeroMeans256`);
+ * - 10 bytes: LBA bytes 2–5, GROUP NUMBER byte 6, count bytes 7–8;
+ * - 12 bytes: LBA bytes 2–5, count bytes 6–9, GROUP NUMBER byte 10;
+ * - 16 bytes: LBA bytes 2–9, count bytes 10–13, GROUP NUMBER byte 14.
+ */
+export function decodeBlockCdb(cdb: Buffer, cdbLength: 6 | 10 | 12 | 16, zeroMeans256 = false): BlockCdb {
+  switch (cdbLength) {
+    case 6: {
+      const lba = BigInt(((cdb[1] & 0x1f) << 16) | cdb.readUInt16BE(2));
+      const count = cdb[4] === 0 && zeroMeans256 ? 256 : cdb[4];
+      return { lba, count, flags: 0, group: 0, lbaByte: 1, countByte: 4 };
+    }
+    case 10:
+      return {
+        lba: BigInt(cdb.readUInt32BE(2)),
+        count: cdb.readUInt16BE(7),
+        flags: cdb[1],
+        group: cdb[6] & 0x1f,
+        lbaByte: 2,
+        countByte: 7,
+      };
+    case 12:
+      return {
+        lba: BigInt(cdb.readUInt32BE(2)),
+        count: cdb.readUInt32BE(6),
+        flags: cdb[1],
+        group: cdb[10] & 0x1f,
+        lbaByte: 2,
+        countByte: 6,
+      };
+    case 16:
+      return {
+        lba: cdb.readBigUInt64BE(2),
+        count: cdb.readUInt32BE(10),
+        flags: cdb[1],
+        group: cdb[14] & 0x1f,
+        lbaByte: 2,
+        countByte: 10,
+      };
+  }
+}
+
+/**
+ * SBC-3 4.5: the range [lba, lba + count) must lie inside the medium, else ILLEGAL REQUEST,
+ * LOGICAL BLOCK ADDRESS OUT OF RANGE. A count of 0 is checked too (an LBA past the end with no
+ * blocks is still out of range; the LBA just past the last one is not, as in LIO and tgt).
+ */
+export function checkLbaRange(lu: LogicalUnit, lba: bigint, count: bigint | number): void {
+  if (lba < 0n || lba + BigInt(count) > lu.store.blocks) {
+    throw new SenseError(
+      Sense.LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE,
+      {},
+      `LBA ${lba} + ${count} blocks is outside the medium (${lu.store.blocks} blocks)`,
+    );
+  }
+}
+
+/**
+ * SBC-3 6.6.4: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH of the Block Limits page is
+ * INVALID FIELD IN CDB, pointing at the count field.
+ */
+export function checkTransferLength(lu: LogicalUnit, count: number, countByte: number): void {
+  if (count > lu.limits.maxTransferBlocks) {
+    throw invalidCdbField(
+      countByte,
+      undefined,
+      `TRANSFER LENGTH ${count} exceeds MAXIMUM TRANSFER LENGTH ${lu.limits.maxTransferBlocks}`,
+    );
+  }
+}
+
+/**
+ * The Data-Out blocks of a write of `count` blocks. iSCSI may carry a different amount than the
+ * CDB asks for (EDTL ≠ TRANSFER LENGTH × block size, RFC 7143 11.4.5): like tgt and LIO we
+ * write only the whole blocks both agree on — min(count, received blocks) — and the transport
+ * reports the residual. Data that ends inside a block is refused whole (nothing is written):
+ * INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 Annex D 0Eh/03h).
+ */
+export function dataOutBlocks(lu: LogicalUnit, dataOut: Buffer | undefined, count: number): Buffer {
+  const bs = lu.blockSize;
+  const want = count * bs;
+  const got = dataOut?.length ?? 0;
+  if (got >= want) return dataOut === undefined ? Buffer.alloc(0) : dataOut.subarray(0, want);
+  if (got % bs !== 0) {
+    const err = new SenseError(
+      Sense.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT,
+      {},
+      `Data-Out of ${got} bytes ends inside a ${bs}-byte block (${want} bytes expected)`,
+    );
+    err.dataOutLength = want;
+    throw err;
+  }
+  return dataOut === undefined ? Buffer.alloc(0) : dataOut.subarray(0, got);
+}
+
+/** Largest buffer handlers build at once when they walk a long range (WRITE SAME, VERIFY). */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/** [lba, lba + count) cut into pieces of at most `CHUNK_BYTES` (whole blocks). */
+export function* chunks(lba: bigint, count: bigint, blockSize: number): Generator<[bigint, number]> {
+  const per = BigInt(Math.max(1, Math.floor(CHUNK_BYTES / blockSize)));
+  let at = lba;
+  const end = lba + count;
+  while (at < end) {
+    const n = end - at < per ? end - at : per;
+    yield [at, Number(n)];
+    at += n;
+  }
+}
+
+/** Offset of the first byte where `a` and `b` differ (over `a`'s length), or -1. */
+export function firstMismatch(a: Buffer, b: Buffer): number {
+  if (a.equals(b)) return -1;
+  // Narrow down in 4 KiB steps, then byte by byte.
+  const step = 4096;
+  for (let off = 0; off < a.length; off += step) {
+    const end = Math.min(a.length, off + step);
+    if (a.compare(b, off, end, off, end) !== 0) {
+      for (let i = off; i < end; i++) if (a[i] !== b[i]) return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * SBC-3 5.2 (COMPARE AND WRITE) and VERIFY: MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION, with INFORMATION set to the
+ * offset (in bytes, from the start of the compared Data-Out) of the first byte that differs.
+ */
+export function miscompare(offset: number): SenseError {
+  return new SenseError(Sense.MISCOMPARE_DURING_VERIFY_OPERATION, { information: BigInt(offset) });
+}

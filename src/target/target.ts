@@ -1,0 +1,175 @@
+/**
+ * The target's object model, built from a validated Config (config.ts): storage objects opened as
+ * stores, target nodes → target portal groups (TPGs) → LUNs, node ACLs with mapped LUNs, CHAP.
+ * The transport asks it two questions: may this initiator log in (and with which credentials),
+ * and which LUNs does it see (its view: mapped LUN number → LogicalUnit).
+ */
+import { AgentError } from '../errors';
+import { FileStore } from '../store/file';
+import { MemoryStore } from '../store/memory';
+import { RemoteStore } from '../store/remote';
+import type { Store } from '../store/store';
+import type { Logger } from '../util/log';
+import type { ChapCredentials } from './iscsi/chap';
+import type { LoginTarget } from './iscsi/login';
+import type { ChapConfig, Config, TpgConfig } from './config';
+import { LogicalUnit } from './scsi/logical-unit';
+
+export type LunView = Map<number, LogicalUnit>;
+
+function chapCredentials(c: ChapConfig | undefined): ChapCredentials | undefined {
+  if (!c) return undefined;
+  return {
+    user: c.userid,
+    secret: c.password,
+    mutualUser: c.mutualUserid,
+    mutualSecret: c.mutualPassword,
+  };
+}
+
+export class TargetPortalGroup {
+  readonly tag: number;
+  readonly node: TargetNode;
+  readonly config: TpgConfig;
+  /** TPG LUN number → logical unit. */
+  readonly luns = new Map<number, LogicalUnit>();
+  /** Read-only twins of LUs for write-protected mappings (same store and identity). */
+  private readonly readOnlyTwins = new Map<LogicalUnit, LogicalUnit>();
+
+  constructor(node: TargetNode, config: TpgConfig) {
+    this.node = node;
+    this.tag = config.tag;
+    this.config = config;
+  }
+
+  /** The LUNs `initiatorName` sees, or undefined when it is not allowed in at all. */
+  viewFor(initiatorName: string): LunView | undefined {
+    const acl = this.config.nodeAcls.find((a) => a.nodeWwn === initiatorName);
+    if (acl) {
+      const view: LunView = new Map();
+      for (const m of acl.mappedLuns) {
+        const lu = this.luns.get(m.tpgLun);
+        if (lu) view.set(m.index, m.writeProtect ? this.readOnlyTwin(lu) : lu);
+      }
+      return view;
+    }
+    if (!this.config.generateNodeAcls) return undefined;
+    const view: LunView = new Map();
+    for (const [n, lu] of this.luns) view.set(n, this.config.demoModeWriteProtect ? this.readOnlyTwin(lu) : lu);
+    return view;
+  }
+
+  /**
+   * A write-protected mapping (node_acls mapped_luns write_protect, demo_mode_write_protect):
+   * a second LogicalUnit over the same store with readOnly set. It shares the store and the
+   * designators, not the reservation and unit-attention state (a known limit, see docs/target.md).
+   */
+  private readOnlyTwin(lu: LogicalUnit): LogicalUnit {
+    let twin = this.readOnlyTwins.get(lu);
+    if (!twin) {
+      twin = new LogicalUnit({
+        store: lu.store,
+        identity: { naa: lu.naa, serial: lu.serial },
+        targetName: this.node.name,
+        targetPortGroup: this.tag,
+        readOnly: true,
+      });
+      this.readOnlyTwins.set(lu, twin);
+    }
+    return twin;
+  }
+
+  /** What the login needs (LoginMachine's LoginTarget). */
+  loginTarget(): LoginTarget {
+    const cfg = this.config;
+    const needAuth = cfg.authentication || cfg.nodeAcls.some((a) => a.chap) || cfg.chap !== undefined;
+    return {
+      name: this.node.name,
+      portalGroupTag: this.tag,
+      allowInitiator: (name) => this.viewFor(name) !== undefined,
+      auth: needAuth
+        ? (initiatorName: string) => chapCredentials(cfg.nodeAcls.find((a) => a.nodeWwn === initiatorName)?.chap ?? cfg.chap)
+        : undefined,
+    };
+  }
+}
+
+export class TargetNode {
+  readonly name: string;
+  readonly tpgs: TargetPortalGroup[] = [];
+  constructor(name: string) {
+    this.name = name;
+  }
+}
+
+/** Everything the configuration describes, opened. */
+export class TargetModel {
+  readonly nodes = new Map<string, TargetNode>();
+  readonly stores = new Map<string, Store>();
+  readonly config: Config;
+
+  private constructor(config: Config) {
+    this.config = config;
+  }
+
+  /** Opens every storage object and builds the LUNs. Stores are closed again on failure. */
+  static async open(config: Config, log: Logger): Promise<TargetModel> {
+    const model = new TargetModel(config);
+    try {
+      for (const so of config.storageObjects) {
+        const key = `/backstores/${so.plugin}/${so.name}`;
+        let store: Store;
+        if (so.plugin === 'fileio') {
+          store = await FileStore.open({ path: so.dev!, size: so.size, blockSize: so.blockSize, readOnly: so.readOnly });
+        } else if (so.plugin === 'ramdisk') {
+          store = new MemoryStore({ blocks: BigInt(so.size! / so.blockSize), blockSize: so.blockSize, name: so.name, readOnly: so.readOnly });
+        } else {
+          store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
+        }
+        model.stores.set(key, store);
+        log.info({ storage_object: key, kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
+      }
+      for (const t of config.targets) {
+        const node = new TargetNode(t.wwn);
+        model.nodes.set(t.wwn, node);
+        for (const g of t.tpgs) {
+          if (!g.enable) continue;
+          const tpg = new TargetPortalGroup(node, g);
+          node.tpgs.push(tpg);
+          for (const l of g.luns) {
+            const store = model.stores.get(l.storageObject);
+            if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${l.index} of ${t.wwn} names ${l.storageObject}, which is not open`);
+            tpg.luns.set(
+              l.index,
+              new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag }),
+            );
+          }
+        }
+      }
+    } catch (err) {
+      await model.close();
+      throw err;
+    }
+    return model;
+  }
+
+  /** The TPG of `targetName` served on a portal group tag (or its first TPG). */
+  tpg(targetName: string, tag?: number): TargetPortalGroup | undefined {
+    const node = this.nodes.get(targetName);
+    if (!node) return undefined;
+    return tag === undefined ? node.tpgs[0] : node.tpgs.find((g) => g.tag === tag);
+  }
+
+  /** Every enabled TPG (for listeners and SendTargets). */
+  allTpgs(): TargetPortalGroup[] {
+    return [...this.nodes.values()].flatMap((n) => n.tpgs);
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all([...this.stores.values()].map((s) => s.flush().catch(() => undefined)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.stores.values()].map((s) => s.close().catch(() => undefined)));
+  }
+}
