@@ -139,7 +139,7 @@ export class TargetServer implements ConnectionHost {
       throw new AgentError('ERR_INVALID_ARG', 'adding a connection to a session is not supported (MaxConnections=1)');
     }
     const tpg = r.targetName ? this.model.tpg(r.targetName, r.target?.portalGroupTag) : undefined;
-    const view = tpg ? (tpg.viewFor(r.initiatorName) ?? new Map()) : new Map();
+    const access = tpg?.accessFor(r.initiatorName);
     let tsih = this.nextTsih++;
     if (this.nextTsih > 0xffff) this.nextTsih = 1;
     if (tsih === 0) tsih = this.nextTsih++;
@@ -149,7 +149,8 @@ export class TargetServer implements ConnectionHost {
       initiatorName: r.initiatorName,
       isid: r.isid,
       tpg,
-      view,
+      view: access?.view ?? new Map(),
+      writeProtected: access?.writeProtected,
       cmdSN: conn.loginCmdSN,
     });
     this.sessions.set(key, session);

@@ -33,8 +33,6 @@ export class TargetPortalGroup {
   readonly config: TpgConfig;
   /** TPG LUN number → logical unit. */
   readonly luns = new Map<number, LogicalUnit>();
-  /** Read-only twins of LUs for write-protected mappings (same store and identity). */
-  private readonly readOnlyTwins = new Map<LogicalUnit, LogicalUnit>();
 
   constructor(node: TargetNode, config: TpgConfig) {
     this.node = node;
@@ -42,41 +40,34 @@ export class TargetPortalGroup {
     this.config = config;
   }
 
-  /** The LUNs `initiatorName` sees, or undefined when it is not allowed in at all. */
+  /**
+   * The LUNs `initiatorName` sees (its mapped LUN number → LU), or undefined when it is not
+   * allowed in at all. `writeProtected` holds the mapped numbers it may only read
+   * (node_acls mapped_luns write_protect, or demo_mode_write_protect).
+   */
   viewFor(initiatorName: string): LunView | undefined {
-    const acl = this.config.nodeAcls.find((a) => a.nodeWwn === initiatorName);
-    if (acl) {
-      const view: LunView = new Map();
-      for (const m of acl.mappedLuns) {
-        const lu = this.luns.get(m.tpgLun);
-        if (lu) view.set(m.index, m.writeProtect ? this.readOnlyTwin(lu) : lu);
-      }
-      return view;
-    }
-    if (!this.config.generateNodeAcls) return undefined;
-    const view: LunView = new Map();
-    for (const [n, lu] of this.luns) view.set(n, this.config.demoModeWriteProtect ? this.readOnlyTwin(lu) : lu);
-    return view;
+    return this.accessFor(initiatorName)?.view;
   }
 
-  /**
-   * A write-protected mapping (node_acls mapped_luns write_protect, demo_mode_write_protect):
-   * a second LogicalUnit over the same store with readOnly set. It shares the store and the
-   * designators, not the reservation and unit-attention state (a known limit, see docs/target.md).
-   */
-  private readOnlyTwin(lu: LogicalUnit): LogicalUnit {
-    let twin = this.readOnlyTwins.get(lu);
-    if (!twin) {
-      twin = new LogicalUnit({
-        store: lu.store,
-        identity: { naa: lu.naa, serial: lu.serial },
-        targetName: this.node.name,
-        targetPortGroup: this.tag,
-        readOnly: true,
-      });
-      this.readOnlyTwins.set(lu, twin);
+  accessFor(initiatorName: string): { view: LunView; writeProtected: Set<number> } | undefined {
+    const view: LunView = new Map();
+    const writeProtected = new Set<number>();
+    const acl = this.config.nodeAcls.find((a) => a.nodeWwn === initiatorName);
+    if (acl) {
+      for (const m of acl.mappedLuns) {
+        const lu = this.luns.get(m.tpgLun);
+        if (!lu) continue;
+        view.set(m.index, lu);
+        if (m.writeProtect) writeProtected.add(m.index);
+      }
+      return { view, writeProtected };
     }
-    return twin;
+    if (!this.config.generateNodeAcls) return undefined;
+    for (const [n, lu] of this.luns) {
+      view.set(n, lu);
+      if (this.config.demoModeWriteProtect) writeProtected.add(n);
+    }
+    return { view, writeProtected };
   }
 
   /** What the login needs (LoginMachine's LoginTarget). */

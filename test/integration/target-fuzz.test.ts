@@ -10,28 +10,24 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { IscsiSession } from '../../src/initiator/session';
 import { freePort } from '../../src/peers/tgt';
 import { quickConfig } from '../../src/target/config';
 import { crc32c } from '../../src/target/iscsi/crc32c';
-import { PduFramer } from '../../src/target/iscsi/framer';
 import {
   IscsiOpcode,
-  decodeLoginResponse,
   encodeDataOut,
-  encodeLoginRequest,
   encodeNopOut,
   encodeScsiCommand,
   encodeTaskManagementRequest,
   encodeTextRequest,
   joinPdu,
-  type RawPdu,
 } from '../../src/target/iscsi/pdu';
 import { encodeTextData } from '../../src/target/iscsi/text';
 import { TargetServer } from '../../src/target/server';
+import { RawClient } from '../helpers/raw-iscsi';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:fuzz';
@@ -57,95 +53,6 @@ function rng(seed: number) {
     int: (n: number) => Math.floor(next() * n),
     bytes: (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256))),
   };
-}
-
-/** A raw client that logs in with hand-built PDUs (the target under test decodes them). */
-class RawClient {
-  readonly socket: net.Socket;
-  closed = false;
-  private readonly framer = new PduFramer({ maxRecvDataSegmentLength: 0xffffff, headerDigest: false, dataDigest: false });
-  private waiting?: (pdu: RawPdu | undefined) => void;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', (c) => {
-      try {
-        for (const p of this.framer.push(c)) {
-          const w = this.waiting;
-          this.waiting = undefined;
-          w?.(p);
-        }
-      } catch {
-        socket.destroy();
-      }
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.waiting?.(undefined);
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new RawClient(s)));
-      s.once('error', reject);
-    });
-  }
-
-  next(timeoutMs = 5000): Promise<RawPdu | undefined> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.waiting = undefined;
-        resolve(undefined);
-      }, timeoutMs);
-      this.waiting = (p) => {
-        clearTimeout(t);
-        resolve(p);
-      };
-    });
-  }
-
-  async login(digests: boolean): Promise<boolean> {
-    const text: [string, string][] = [
-      ['InitiatorName', INITIATOR],
-      ['TargetName', IQN],
-      ['SessionType', 'Normal'],
-      ['HeaderDigest', digests ? 'CRC32C' : 'None'],
-      ['DataDigest', digests ? 'CRC32C' : 'None'],
-      ['InitialR2T', 'No'],
-      ['ImmediateData', 'Yes'],
-      ['MaxRecvDataSegmentLength', '262144'],
-    ];
-    this.socket.write(
-      joinPdu(
-        encodeLoginRequest({
-          transit: true,
-          csg: 1,
-          nsg: 3,
-          isid: Buffer.from([0x80, 0, 0, 0, 0x12, 0x34]),
-          tsih: 0,
-          initiatorTaskTag: 1,
-          cid: 0,
-          cmdSN: 1,
-          expStatSN: 0,
-          data: encodeTextData(text),
-        }),
-      ),
-    );
-    const r = await this.next();
-    if (!r) return false;
-    const res = decodeLoginResponse(r);
-    return res.statusClass === 0 && res.transit && res.nsg === 3;
-  }
-
-  send(b: Buffer): void {
-    if (!this.closed) this.socket.write(b);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
 }
 
 /** Valid PDUs a logged-in initiator might send, as raw bytes (seeds for the mutations). */
@@ -242,7 +149,7 @@ test(`target survives ${TOTAL} malformed inputs, still serves, LUN unchanged (se
         sent++;
       } else {
         const digests = mode === 2;
-        if (!(await c.login(digests))) throw new Error('the fuzzer could not log in');
+        if (!(await c.login(IQN, INITIATOR, { digests }))) throw new Error('the fuzzer could not log in');
         const batch = 500 + r.int(1500);
         for (let i = 0; i < batch && sent < TOTAL && !c.closed; i++, sent++) {
           // The last input of a batch may be fatal: an absurd length or a wrong header digest.

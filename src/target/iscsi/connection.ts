@@ -663,6 +663,7 @@ export class Connection {
         expectedDataTransferLength: task.edtl,
         taskAttribute: task.attr,
         signal: task.abort.signal,
+        writeProtect: s.writeProtected.has(task.lun) || undefined,
       });
     } catch (err) {
       this.log.error({ err: (err as Error).stack, cdb: task.cdb.toString('hex') }, 'SCSI layer threw: answering HARDWARE ERROR');

@@ -20,6 +20,8 @@ export class TargetSession {
   readonly isid: Buffer;
   readonly tpg?: TargetPortalGroup;
   readonly view: LunView;
+  /** Mapped LUN numbers this session may only read (write-protected mappings). */
+  readonly writeProtected: ReadonlySet<number>;
   readonly nexus: ItNexus;
   /** Next CmdSN expected (RFC 7143 3.2.2.1). */
   expCmdSN: number;
@@ -32,6 +34,7 @@ export class TargetSession {
     isid: Buffer;
     tpg?: TargetPortalGroup;
     view: LunView;
+    writeProtected?: ReadonlySet<number>;
     cmdSN: number;
   }) {
     this.tsih = opts.tsih;
@@ -40,6 +43,7 @@ export class TargetSession {
     this.isid = opts.isid;
     this.tpg = opts.tpg;
     this.view = opts.view;
+    this.writeProtected = opts.writeProtected ?? new Set();
     this.expCmdSN = opts.cmdSN >>> 0;
     const isidHex = opts.isid.toString('hex');
     const tag = opts.tpg?.tag ?? 0;
