@@ -171,7 +171,7 @@ export class FileStore implements Store {
     try {
       let done = 0;
       while (done < bytes) {
-        const { bytesRead } = await fh.read(out, done, bytes - done, position + done);
+        const bytesRead = await preadCb(fh.fd, out, done, bytes - done, position + done);
         if (bytesRead === 0) {
           throw new StoreError(
             { kind: 'read-error' },
@@ -194,7 +194,7 @@ export class FileStore implements Store {
     try {
       let done = 0;
       while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+        const bytesWritten = await pwriteCb(fh.fd, data, done, data.length - done, position + done);
         done += bytesWritten;
       }
       if (opts.fua) await fh.datasync(); // SBC-3 5.35: FUA = durable before GOOD status
@@ -279,4 +279,21 @@ export class FileStore implements Store {
     this.fh = undefined;
     await fh.close();
   }
+}
+
+/**
+ * pread on the libuv thread pool through fs.read's callback form: on the hot path it costs the
+ * main thread noticeably less than FileHandle.read (no FSReqPromise per call; bench:target 4 KiB).
+ */
+function preadCb(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/** pwrite through fs.write's callback form (see preadCb). */
+function pwriteCb(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
 }

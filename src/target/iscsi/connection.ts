@@ -265,10 +265,22 @@ export class Connection {
   private send(pdu: RawPdu): void {
     if (this.phase === 'closed' || this.socket.destroyed) return;
     const pieces = encodeFrame(pdu, { headerDigest: this.headerDigest, dataDigest: this.dataDigest });
-    this.socket.cork();
+    // Responses finished in the same turn of the event loop leave in one writev: the socket
+    // stays corked until the check phase (setImmediate), after every completion of this poll.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
+    }
     for (const p of pieces) this.socket.write(p);
-    process.nextTick(() => this.socket.uncork());
   }
+
+  private corked = false;
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private nextStatSN(): number {
     const sn = this.statSN;

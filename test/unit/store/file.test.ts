@@ -88,12 +88,13 @@ describe('FileStore', () => {
     const s = await FileStore.open({ path: fresh(), size: MiB });
     try {
       const order: string[] = [];
-      const originalWrite = proto.write;
+      const originalWrite = fs.write;
       const originalSync = proto.datasync;
-      jest.spyOn(proto, 'write').mockImplementation(function (this: fs.promises.FileHandle, ...args: unknown[]) {
+      // The store writes with fs.write (callback form, on the thread pool).
+      jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
         order.push('write');
-        return (originalWrite as (...a: unknown[]) => Promise<never>).apply(this, args);
-      });
+        return (originalWrite as unknown as (...a: unknown[]) => void)(...args);
+      }) as unknown as typeof fs.write);
       const datasync = jest.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
         order.push('datasync');
         return originalSync.call(this);
@@ -320,11 +321,15 @@ describe('FileStore', () => {
     ['EROFS', 'write', 'write-protected'],
     ['EIO', 'read', 'read-error'],
   ])('%s on %s becomes StoreError %s', async (code, op, kind) => {
-    const proto = await fileHandleProto();
     const s = await FileStore.open({ path: fresh(), size: MiB });
     try {
       const method = op === 'write' ? 'write' : 'read';
-      jest.spyOn(proto, method).mockRejectedValue(Object.assign(new Error(`${code}: simulated`), { code }));
+      // The store reads and writes with fs.read / fs.write (callback form): fail the callback.
+      const failing = (...args: unknown[]): void => {
+        const cb = args[args.length - 1] as (err: Error) => void;
+        process.nextTick(() => cb(Object.assign(new Error(`${code}: simulated`), { code })));
+      };
+      (jest.spyOn(fs, method) as unknown as jest.SpyInstance).mockImplementation(failing);
       const p = op === 'write' ? s.write(0n, Buffer.alloc(512)) : s.read(0n, 1);
       const err = await p.catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreError);
