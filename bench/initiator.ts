@@ -6,25 +6,19 @@
  *   BENCH_SECONDS (default 5) per measurement, BENCH_ROUNDS (default 3) alternating rounds; the
  *   best round of each side is reported.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { IscsiSession } from '../src/initiator/session';
+import { iscsiPerf, qemuImgBenchWrite, type Rate } from '../src/peers/load';
 import { Tgt } from '../src/peers/tgt';
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LUN_BYTES = 1024 * MiB;
 const QD = 32;
 
-interface Rate {
-  iops: number;
-  mbps: number; // MiB/s, as iscsi-perf prints "MB/s" (iops x block size)
-}
 
 async function ours(s: IscsiSession, blocks: number, random: boolean, write: boolean, seconds: number): Promise<Rate> {
   const bs = await s.blockSize();
@@ -51,27 +45,12 @@ async function ours(s: IscsiSession, blocks: number, random: boolean, write: boo
   await Promise.all(Array.from({ length: QD }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const iops = done / secs;
-  return { iops, mbps: (iops * blocks * bs) / MiB };
+  return { iops, mibps: (iops * blocks * bs) / MiB };
 }
 
-async function iscsiPerf(url: string, blocks: number, random: boolean, seconds: number): Promise<Rate> {
-  const args = ['-m', String(QD), '-b', String(blocks), '-t', String(seconds), ...(random ? ['-r'] : []), url];
-  const { stdout } = await run('iscsi-perf', args, { timeout: (seconds + 30) * 1000, maxBuffer: 16 * MiB });
-  const all = [...stdout.matchAll(/iops average (\d+) \((\d+) MB\/s\)/g)];
-  if (all.length === 0) throw new Error(`iscsi-perf printed no result: ${stdout.slice(-300)}`);
-  const last = all[all.length - 1];
-  return { iops: Number(last[1]), mbps: (Number(last[1]) * blocks * 512) / MiB };
-}
-
-async function qemuImgWrite(url: string, seconds: number): Promise<Rate | undefined> {
+async function qemuImgWrite(url: string): Promise<Rate | undefined> {
   if (!fs.existsSync('/usr/bin/qemu-img')) return undefined;
-  const count = 2048; // 2 GiB of 1 MiB writes (wrapping over the 1 GiB LUN), a few seconds
-  const t0 = process.hrtime.bigint();
-  await run('qemu-img', ['bench', '-f', 'raw', '-t', 'none', '-w', '-d', String(QD), '-s', '1M', '-c', String(count), url], {
-    timeout: (seconds + 120) * 1000,
-  });
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { iops: count / secs, mbps: count / secs };
+  return qemuImgBenchWrite(url, { size: '1M', count: 2048, depth: QD }); // 2 GiB wrapping over the LUN
 }
 
 function best(rates: Rate[]): Rate {
@@ -79,8 +58,8 @@ function best(rates: Rate[]): Rate {
 }
 
 function row(name: string, mine: Rate, peer: Rate | undefined, peerName: string, unit: 'MB/s' | 'IOPS'): string {
-  const m = unit === 'MB/s' ? mine.mbps : mine.iops;
-  const p = peer ? (unit === 'MB/s' ? peer.mbps : peer.iops) : undefined;
+  const m = unit === 'MB/s' ? mine.mibps : mine.iops;
+  const p = peer ? (unit === 'MB/s' ? peer.mibps : peer.iops) : undefined;
   const ratio = p ? (m / p).toFixed(2) : 'n/a';
   const fmt = (x: number) => (unit === 'MB/s' ? `${x.toFixed(0)} MiB/s` : `${x.toFixed(0)} IOPS`);
   return `| ${name.padEnd(28)} | ${fmt(m).padStart(12)} | ${(p ? fmt(p) : 'n/a').padStart(12)} | ${peerName.padEnd(12)} | ${ratio.padStart(5)} |`;
@@ -114,12 +93,12 @@ async function main(): Promise<void> {
     const wrPeer: Rate[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       wrOurs.push(await ours(s, MiB / bs, false, true, SECONDS));
-      const q = await qemuImgWrite(url, SECONDS).catch(() => undefined);
+      const q = await qemuImgWrite(url).catch(() => undefined);
       if (q) wrPeer.push(q);
       seqOurs.push(await ours(s, MiB / bs, false, false, SECONDS));
-      seqPeer.push(await iscsiPerf(url, MiB / 512, false, SECONDS));
+      seqPeer.push(await iscsiPerf(url, { blocks: MiB / 512, random: false, seconds: SECONDS, depth: QD }));
       rndOurs.push(await ours(s, 4096 / bs, true, false, SECONDS));
-      rndPeer.push(await iscsiPerf(url, 4096 / 512, true, SECONDS));
+      rndPeer.push(await iscsiPerf(url, { blocks: 4096 / 512, random: true, seconds: SECONDS, depth: QD }));
     }
     await s.close();
     const lines = [
@@ -131,7 +110,7 @@ async function main(): Promise<void> {
       row('1 MiB sequential write', best(wrOurs), wrPeer.length ? best(wrPeer) : undefined, 'qemu-img', 'MB/s'),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    const ratio = best(seqOurs).mbps / best(seqPeer).mbps;
+    const ratio = best(seqOurs).mibps / best(seqPeer).mibps;
     const ratioRnd = best(rndOurs).iops / best(rndPeer).iops;
     process.stdout.write(
       `goal >= 0.90x iscsi-perf: sequential ${ratio.toFixed(2)}x, random ${ratioRnd.toFixed(2)}x — ${ratio >= 0.9 && ratioRnd >= 0.9 ? 'met' : 'NOT met'}\n`,

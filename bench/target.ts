@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { IscsiSession } from '../src/initiator/session';
+import { iscsiPerf, qemuImgBenchWrite, type Rate } from '../src/peers/load';
 import { Tgt, freePort } from '../src/peers/tgt';
 
 const run = promisify(execFile);
@@ -22,30 +23,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const LUN_BYTES = 1024 * MiB;
 const QD = 32;
-
-interface Rate {
-  iops: number;
-  mibps: number;
-}
-
-async function iscsiPerf(url: string, blocks: number, random: boolean): Promise<Rate> {
-  const args = ['-m', String(QD), '-b', String(blocks), '-t', String(SECONDS), ...(random ? ['-r'] : []), url];
-  const { stdout } = await run('iscsi-perf', args, { timeout: (SECONDS + 30) * 1000, maxBuffer: 16 * MiB });
-  const all = [...stdout.matchAll(/iops average (\d+) \((\d+) MB\/s\)/g)];
-  if (all.length === 0) throw new Error(`iscsi-perf printed no result: ${stdout.slice(-300)}`);
-  const iops = Number(all[all.length - 1][1]);
-  return { iops, mibps: (iops * blocks * 512) / MiB };
-}
-
-async function qemuImgWrite(url: string, size: '1M' | '4K', count: number): Promise<Rate> {
-  const t0 = process.hrtime.bigint();
-  await run('qemu-img', ['bench', '-f', 'raw', '-t', 'none', '-w', '-d', String(QD), '-s', size, '-c', String(count), url], {
-    timeout: 300_000,
-  });
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const bytes = size === '1M' ? MiB : 4096;
-  return { iops: count / secs, mibps: (count * bytes) / MiB / secs };
-}
 
 async function oursRandomWrite(url: string): Promise<Rate> {
   const s = await IscsiSession.connect(url);
@@ -74,10 +51,10 @@ async function oursRandomWrite(url: string): Promise<Rate> {
 
 async function measure(url: string): Promise<Record<string, Rate>> {
   return {
-    'read 1 MiB seq (iscsi-perf)': await iscsiPerf(url, 2048, false),
-    'read 4 KiB rand (iscsi-perf)': await iscsiPerf(url, 8, true),
-    'write 1 MiB seq (qemu-img)': await qemuImgWrite(url, '1M', 2048),
-    'write 4 KiB seq (qemu-img)': await qemuImgWrite(url, '4K', 100_000),
+    'read 1 MiB seq (iscsi-perf)': await iscsiPerf(url, { blocks: 2048, random: false, seconds: SECONDS, depth: QD }),
+    'read 4 KiB rand (iscsi-perf)': await iscsiPerf(url, { blocks: 8, random: true, seconds: SECONDS, depth: QD }),
+    'write 1 MiB seq (qemu-img)': await qemuImgBenchWrite(url, { size: '1M', count: 2048, depth: QD }),
+    'write 4 KiB seq (qemu-img)': await qemuImgBenchWrite(url, { size: '4K', count: 100_000, depth: QD }),
     'write 4 KiB rand (initiator)': await oursRandomWrite(url),
   };
 }
