@@ -14,6 +14,7 @@ import { DEFAULT_TARGET_PARAMS, type TargetParams } from './iscsi/negotiation';
 import { TargetSession } from './iscsi/session';
 import type { TextPair } from './iscsi/text';
 import { TargetModel } from './target';
+import { copyManagerOf } from '../xcopy';
 
 export interface ServerOptions {
   log?: Logger;
@@ -169,7 +170,10 @@ export class TargetServer implements ConnectionHost {
       const key = TargetSession.key(s.initiatorName, s.isid, s.tpg?.node.name);
       if (this.sessions.get(key) === s) this.sessions.delete(key);
       s.closed = true;
-      for (const lu of new Set(s.view.values())) lu.nexusGone(s.nexus);
+      for (const lu of new Set(s.view.values())) {
+        lu.nexusGone(s.nexus);
+        copyManagerOf(lu)?.nexusGone(s.nexus, [lu]);
+      }
       this.log.info({ initiator: s.initiatorName, tsih: s.tsih }, 'session closed');
     }
   }
@@ -214,7 +218,10 @@ export class TargetServer implements ConnectionHost {
       }
     }
     await Promise.all(waits);
-    for (const lu of lus) lu.reset(fn === 'lun' ? 'lun-reset' : 'target-warm-reset', s.nexus);
+    for (const lu of lus) {
+      lu.reset(fn === 'lun' ? 'lun-reset' : 'target-warm-reset', s.nexus);
+      copyManagerOf(lu)?.reset(lu);
+    }
     return true;
   }
 

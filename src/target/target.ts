@@ -14,6 +14,7 @@ import type { ChapCredentials } from './iscsi/chap';
 import type { LoginTarget } from './iscsi/login';
 import type { ChapConfig, Config, TpgConfig } from './config';
 import { LogicalUnit } from './scsi/logical-unit';
+import { COPY_MANAGER_OPCODES, CopyManager, enableCopyManager } from '../xcopy';
 
 export type LunView = Map<number, LogicalUnit>;
 
@@ -127,13 +128,21 @@ export class TargetModel {
           if (!g.enable) continue;
           const tpg = new TargetPortalGroup(node, g);
           node.tpgs.push(tpg);
+          // The copy manager of this TPG: an initiator may name, as copy source or destination,
+          // only the LUNs it could reach itself (no confused deputy, CVE-2020-28374).
+          const cm = new CopyManager({
+            reachable: (nexus) => {
+              const a = tpg.accessFor(nexus.initiatorName);
+              return a ? [...a.view].map(([n, lu]) => ({ lu, writeProtect: a.writeProtected.has(n) })) : [];
+            },
+            log,
+          });
           for (const l of g.luns) {
             const store = model.stores.get(l.storageObject);
             if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${l.index} of ${t.wwn} names ${l.storageObject}, which is not open`);
-            tpg.luns.set(
-              l.index,
-              new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag }),
-            );
+            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES });
+            enableCopyManager(lu, cm);
+            tpg.luns.set(l.index, lu);
           }
         }
       }
