@@ -5,6 +5,7 @@
 import yargs from 'yargs';
 import { ExitStatus } from '../errors';
 import { createLogger, setLogger } from '../util/log';
+import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
 import * as inquire from './commands/inquire';
@@ -21,6 +22,7 @@ export function buildCli(argv: string[]) {
       setLogger(createLogger({ level: String(args['log-level']) }));
     })
     .command(inquire)
+    .command(copy)
     .command(discover)
     .command(drill)
     .command(target)
