@@ -8,6 +8,7 @@
 import type net from 'node:net';
 import { DecodeError } from '../../errors';
 import type { Logger } from '../../util/log';
+import { encodeFixedSense } from '../../scsi/sense';
 import { executeOnView } from '../scsi/dispatch';
 import type { ScsiReply } from '../scsi/types';
 import { LOGIN_MAX_DATA_SEGMENT_LENGTH, PduFramer, encodeFrame, type FramedPdu } from './framer';
@@ -691,31 +692,12 @@ export class Connection {
     if (task.aborted || this.phase === 'closed') return;
     const p = this.params!;
     const data = reply.data && task.read ? reply.data : undefined;
-    let residual = 0;
-    let overflow = false;
-    let underflow = false;
-    let sendLen = 0;
-    if (data) {
-      sendLen = Math.min(data.length, task.edtl);
-      if (data.length > task.edtl) {
-        overflow = true;
-        residual = data.length - task.edtl;
-      } else if (data.length < task.edtl) {
-        underflow = true;
-        residual = task.edtl - data.length;
-      }
-    } else if (task.write && reply.dataOutLength !== undefined) {
-      if (reply.dataOutLength > task.edtl) {
-        overflow = true;
-        residual = reply.dataOutLength - task.edtl;
-      } else if (reply.dataOutLength < task.edtl) {
-        underflow = true;
-        residual = task.edtl - reply.dataOutLength;
-      }
-    } else if (task.edtl > 0 && reply.status === 0x00 && !data && !task.write) {
-      underflow = true;
-      residual = task.edtl;
-    }
+    // RFC 7143 11.4.5: residuals compare what the command moved (or wanted to) with the EDTL.
+    const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === 0x00 && task.edtl > 0 ? 0 : undefined;
+    const sendLen = data ? Math.min(data.length, task.edtl) : 0;
+    const overflow = moved !== undefined && moved > task.edtl;
+    const underflow = moved !== undefined && moved < task.edtl;
+    const residual = moved === undefined ? 0 : Math.abs(moved - task.edtl);
     const good = reply.status === 0x00 && !reply.sense;
     if (data && sendLen > 0) {
       const seg = p.initiatorMaxRecvDataSegmentLength;
@@ -949,13 +931,6 @@ export class Connection {
 }
 
 /** Fixed-format sense (SPC-4 4.5.3) for the few answers the transport makes itself. */
-function fixedSense(key: number, asc: number, ascq: number): Buffer {
-  const b = Buffer.alloc(18);
-  b[0] = 0x70;
-  b[2] = key;
-  b[7] = 10;
-  b[12] = asc;
-  b[13] = ascq;
-  return b;
+function fixedSense(senseKey: number, asc: number, ascq: number): Buffer {
+  return encodeFixedSense({ senseKey, asc, ascq });
 }
-
