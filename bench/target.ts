@@ -7,15 +7,15 @@
  *
  *   BENCH_SECONDS (default 5) per measurement, BENCH_ROUNDS (default 2), best round kept.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { IscsiSession } from '../src/initiator/session';
 import { iscsiPerf, qemuImgBenchWrite, type Rate } from '../src/peers/load';
-import { Tgt, freePort } from '../src/peers/tgt';
+import { Tgt } from '../src/peers/tgt';
+import { startTargetProcess } from './run-target';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -59,30 +59,6 @@ async function measure(url: string): Promise<Record<string, Rate>> {
   };
 }
 
-async function startOurs(file: string): Promise<{ proc: ChildProcess; url: string }> {
-  const port = await freePort();
-  const iqn = 'iqn.2026-11.io.xcopy-agent.bench:target';
-  const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
-  const proc = spawn(bin, ['target', '--portal', `127.0.0.1:${port}`, '--iqn', iqn, '--lun', `file:${file}`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, XCOPY_AGENT_LOG_LEVEL: 'warn' },
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error('the project target did not start listening');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { proc, url: `iscsi://127.0.0.1:${port}/${iqn}/0` };
-}
-
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xcopy-bench-target-'));
   const file = path.join(dir, 'lun.img');
@@ -99,12 +75,11 @@ async function main(): Promise<void> {
       } finally {
         await tgt.stop();
       }
-      const ours = await startOurs(file);
+      const ours = await startTargetProcess('iqn.2026-11.io.xcopy-agent.bench:target', [`file:${file}`]);
       try {
-        for (const [k, v] of Object.entries(await measure(ours.url))) oursBest[k] = best(oursBest[k], v);
+        for (const [k, v] of Object.entries(await measure(ours.url(0)))) oursBest[k] = best(oursBest[k], v);
       } finally {
-        ours.proc.kill('SIGTERM');
-        await new Promise((res) => ours.proc.once('exit', res));
+        await ours.stop();
       }
     }
     const lines = [

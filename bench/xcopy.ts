@@ -8,14 +8,16 @@
  *      same two tgt LUNs; goal >= 1.5x.
  * Prints the ratios and the bridge's peak resident memory (VmHWM). BENCH_SIZE_MIB (default 1024).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { xcopyCopy } from '../src/agent/xcopy-copy';
-import { Tgt, freePort } from '../src/peers/tgt';
+import { Tgt } from '../src/peers/tgt';
+import { startTargetProcess } from './run-target';
+
+const IQN = 'iqn.2026-11.io.xcopy-agent.bench:xcopy';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -27,38 +29,10 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-async function startTarget(args: string[]): Promise<{ proc: ChildProcess; port: number; iqn: string }> {
-  const port = await freePort();
-  const iqn = 'iqn.2026-11.io.xcopy-agent.bench:xcopy';
-  const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
-  const proc = spawn(bin, ['target', '--portal', `127.0.0.1:${port}`, '--iqn', iqn, ...args], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, XCOPY_AGENT_LOG_LEVEL: 'warn' },
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (up) return { proc, port, iqn };
-    if (Date.now() > deadline) throw new Error('the project target did not start listening');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function peakRssMiB(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-async function stop(proc: ChildProcess): Promise<void> {
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.once('exit', r));
 }
 
 async function main(): Promise<void> {
@@ -78,12 +52,12 @@ async function main(): Promise<void> {
     }
     const cpSecs = Math.min(...cpRuns);
     const dst = path.join(dir, 'dst.img');
-    const ours = await startTarget(['--lun', `file:${src}`, '--lun', `file:${dst}:${SIZE / MiB}M`]);
+    const ours = await startTargetProcess(IQN, [`file:${src}`, `file:${dst}:${SIZE / MiB}M`]);
     let aSecs = 0;
     const aRuns: number[] = [];
     let aPeak = 0;
     try {
-      const url = (n: number) => `iscsi://127.0.0.1:${ours.port}/${ours.iqn}/${n}`;
+      const url = ours.url;
       // Timed like cp: the copy, then sync (the copy already ends with SYNCHRONIZE CACHE).
       // Best of three; the first run also allocates the destination's blocks, later runs
       // overwrite them (cp writes a new file each time): both first and best are printed.
@@ -99,7 +73,7 @@ async function main(): Promise<void> {
       aSecs = Math.min(...aRuns);
       aPeak = peakRssMiB(ours.proc.pid!);
     } finally {
-      await stop(ours.proc);
+      await ours.stop();
     }
     // (b) two tgt LUNs: qemu-img convert vs EXTENDED COPY through our target as the bridge.
     const tgt = await Tgt.start({ dir, luns: [{ size: SIZE, path: src }, { size: SIZE }] });
@@ -108,16 +82,16 @@ async function main(): Promise<void> {
     let bPeak = 0;
     try {
       qSecs = await timed(() => run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', '-n', tgt.url(1), tgt.url(2)], { timeout: 600_000 }));
-      const bridge = await startTarget(['--lun', tgt.url(1), '--lun', tgt.url(2)]);
+      const bridge = await startTargetProcess(IQN, [tgt.url(1), tgt.url(2)]);
       try {
-        const url = (n: number) => `iscsi://127.0.0.1:${bridge.port}/${bridge.iqn}/${n}`;
+        const url = bridge.url;
         bSecs = await timed(async () => {
           const r = await xcopyCopy({ from: url(0), to: url(1), fallback: false });
           if (r.path !== 'xcopy') throw new Error(`expected EXTENDED COPY, got ${r.path}`);
         });
         bPeak = peakRssMiB(bridge.proc.pid!);
       } finally {
-        await stop(bridge.proc);
+        await bridge.stop();
       }
     } finally {
       await tgt.stop();
