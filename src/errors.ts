@@ -47,6 +47,7 @@ export const ErrorCodes = {
   ERR_ISCSI_TRANSPORT: ExitStatus.SCSI_OTHER,
   ERR_NATIVE_MISSING: ExitStatus.INTERNAL,
   ERR_INTERNAL: ExitStatus.INTERNAL,
+  ERR_INTERRUPTED: ExitStatus.INTERRUPTED,
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -3,7 +3,7 @@
  * flight). This is the fallback path when no copy manager can do the work; the bulk path is the
  * copy manager's EXTENDED COPY.
  */
-import { ArgumentError } from '../errors';
+import { AgentError, ArgumentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
 
 export interface HostCopyOptions {
@@ -16,6 +16,8 @@ export interface HostCopyOptions {
   /** Commands in flight (default 8). */
   depth?: number;
   onProgress?: (copiedBlocks: bigint, totalBlocks: bigint) => void;
+  /** Stops issuing commands; the ones in flight finish; rejects with ERR_INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 export interface HostCopyResult {
@@ -43,7 +45,7 @@ export async function hostCopy(src: IscsiSession, dst: IscsiSession, opts: HostC
   let next = 0n;
   let copied = 0n;
   const worker = async () => {
-    while (next < count) {
+    while (next < count && opts.signal?.aborted !== true) {
       const at = next;
       const n = count - at < per ? count - at : per;
       next += n;
@@ -55,5 +57,8 @@ export async function hostCopy(src: IscsiSession, dst: IscsiSession, opts: HostC
   };
   await Promise.all(Array.from({ length: depth }, worker));
   await dst.synchronizeCache16();
+  if (opts.signal?.aborted === true) {
+    throw new AgentError('ERR_INTERRUPTED', `copy interrupted after ${copied} of ${count} blocks (written blocks were flushed) — run the copy again to finish it`);
+  }
   return { blocks: count, bytes: count * BigInt(bs), seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }

@@ -6,6 +6,7 @@
  * has no copy manager or cannot reach a LUN (COPY ABORTED 0Dh/02h), unless told not to.
  */
 import { AgentError, IscsiError } from '../errors';
+import { transferCountToBytes } from '../scsi/copy-results';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../scsi/xcopy';
 import { pickCscdDesignator } from '../scsi/vpd';
@@ -25,6 +26,13 @@ export interface XcopyCopyOptions {
   fallback?: boolean;
   session?: SessionOptions;
   onProgress?: (copiedBlocks: bigint, totalBlocks: bigint, path: 'xcopy' | 'host') => void;
+  /** How often COPY STATUS is asked for progress while commands run (default 500 ms). */
+  progressIntervalMs?: number;
+  /**
+   * Stops the copy: no new command is sent, the ones in flight are stopped with COPY OPERATION
+   * ABORT (where the bridge knows it), and xcopyCopy rejects with ERR_INTERRUPTED.
+   */
+  signal?: AbortSignal;
 }
 
 export interface XcopyCopyResult {
@@ -84,6 +92,7 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
         seek: seek + from,
         count: count - from,
         onProgress: (c, total) => opts.onProgress?.(from + c, from + total, 'host'),
+        signal: opts.signal,
       });
       result.host_bytes += r.bytes;
       result.path = result.xcopy_bytes > 0n ? 'mixed' : 'host';
@@ -114,15 +123,50 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
     const byListLength = Math.floor((op.maximumDescriptorListLength - 64) / 28);
     const segsPerCommand = Math.max(1, Math.min(op.maximumSegmentDescriptorCount, byListLength > 0 ? byListLength : 1, 64));
     const inFlight = Math.max(1, Math.min(op.maximumConcurrentCopies || 1, 4));
-    const listIdUsage = op.snlid ? 3 : 2; // 11b when the list id may be unused, else 10b
+    // LIST ID USAGE 10b with a distinct list id per command in flight: the bridge tracks each, so
+    // COPY STATUS can report progress and COPY OPERATION ABORT can stop it (SPC-4 5.17.4.3).
+    const listIdUsage = 2;
     const cscds = [cscdFromDesignator(srcId, bs), cscdFromDesignator(dstId, bs)];
     let next = 0n;
     let done = 0n;
     let failedAt: bigint | undefined;
     let failure: unknown;
     let listId = opts.listId ?? 1;
+    /** list id → blocks of its command (for progress); in flight only. */
+    const running = new Map<number, bigint>();
+    const takeListId = (): number => {
+      while (running.has(listId)) listId = listId >= 255 ? 1 : listId + 1;
+      const id = listId;
+      listId = listId >= 255 ? 1 : listId + 1;
+      return id;
+    };
+    const interrupted = () => opts.signal?.aborted === true;
+    const onAbort = () => {
+      for (const id of running.keys()) bridge!.copyOperationAbort(id).catch(() => undefined);
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // Progress from COPY STATUS (segments processed, transfer count) of each command in flight.
+    let polling = opts.onProgress !== undefined;
+    const poller = (async () => {
+      while (polling) {
+        await new Promise((r) => setTimeout(r, opts.progressIntervalMs ?? 500));
+        if (!polling || running.size === 0) continue;
+        let partial = 0n;
+        try {
+          for (const [id, blocks] of [...running]) {
+            const st = await bridge!.copyStatus(id);
+            const b = transferCountToBytes(st.transferCountUnits, st.transferCount, bs) / BigInt(bs);
+            if (running.has(id)) partial += b < blocks ? b : blocks;
+          }
+        } catch {
+          polling = false; // no COPY STATUS here (or the list is gone): completions only
+          break;
+        }
+        if (polling) opts.onProgress?.(done + partial, count, 'xcopy');
+      }
+    })();
     const worker = async () => {
-      while (next < count && failedAt === undefined) {
+      while (next < count && failedAt === undefined && !interrupted()) {
         const start = next;
         const segments: SegmentDescriptor[] = [];
         let at = start;
@@ -141,8 +185,8 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
           at += n;
         }
         next = at;
-        const id = listIdUsage === 3 ? 0 : listId;
-        listId = listId >= 255 ? 1 : listId + 1;
+        const id = takeListId();
+        running.set(id, at - start);
         try {
           await bridge!.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage, cscdDescriptors: cscds, segmentDescriptors: segments }));
           result.extended_copy_commands++;
@@ -152,10 +196,21 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
         } catch (err) {
           if (failedAt === undefined || start < failedAt) failedAt = start;
           failure = err;
+        } finally {
+          running.delete(id);
         }
       }
     };
-    await Promise.all(Array.from({ length: inFlight }, worker));
+    try {
+      await Promise.all(Array.from({ length: inFlight }, worker));
+    } finally {
+      polling = false;
+      opts.signal?.removeEventListener('abort', onAbort);
+      await poller;
+    }
+    if (interrupted() && (done < count || failedAt !== undefined)) {
+      throw new AgentError('ERR_INTERRUPTED', `copy interrupted after ${done} of ${count} blocks; the copy manager was told to stop (COPY OPERATION ABORT) — run the copy again to finish it`);
+    }
     if (failedAt !== undefined) {
       if (!isFallbackCondition(failure)) throw failure;
       // Everything before the first failed command was copied (commands run in list order

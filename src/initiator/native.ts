@@ -67,6 +67,7 @@ interface NativeModule {
   punchHole(fd: number, offset: number, length: number): void;
   /** copy_file_range; returns the bytes copied (may be short). */
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
+  copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;
 }
 
 let cached: NativeModule | undefined;

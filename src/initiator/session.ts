@@ -7,6 +7,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ArgumentError, IscsiError } from '../errors';
 import {
+  encodeCopyOperationAbortCdb,
   encodeExtendedCopyCdb,
   encodeInquiryCdb,
   encodeRead16Cdb,
@@ -512,6 +513,12 @@ export class IscsiSession {
       }),
       'EXTENDED COPY',
     );
+  }
+
+  /** COPY OPERATION ABORT (SPC-4 6.3): stops the copy with this list id sent on this session. */
+  async copyOperationAbort(listIdentifier: number): Promise<void> {
+    validateLength(listIdentifier, 'listIdentifier', 0xffffffff);
+    this.check(await this.execute(encodeCopyOperationAbortCdb({ listIdentifier })), 'COPY OPERATION ABORT');
   }
 
   /** RECEIVE COPY RESULTS (SPC-4 6.18), raw parameter data. */

@@ -356,6 +356,19 @@ export function decodeExtendedCopyCdb(cdb: Buffer): ExtendedCopyCdb {
   return { parameterListLength: cdb.readUInt32BE(10), control: cdb[15] };
 }
 
+/**
+ * COPY OPERATION ABORT (SPC-4 6.3; THIRD-PARTY COPY OUT SA 1Ch): 16 bytes; bytes 2–5 LIST
+ * IDENTIFIER of the copy to stop (a LID1 list identifier fits in its low byte).
+ */
+export function encodeCopyOperationAbortCdb(p: { listIdentifier: number; control?: number }): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = Opcode.EXTENDED_COPY;
+  cdb[1] = 0x1c;
+  cdb.writeUInt32BE(uintUpTo('COPY OPERATION ABORT CDB', 'listIdentifier', p.listIdentifier, 0xffff_ffff, true), 2);
+  cdb[15] = uintUpTo('COPY OPERATION ABORT CDB', 'control', p.control, 0xff);
+  return cdb;
+}
+
 // ---------------------------------------------------------------------------------------------
 // RECEIVE COPY RESULTS (SPC-3 6.17; in SPC-4 the RECEIVE COPY STATUS(LID1), DATA(LID1),
 // OPERATING PARAMETERS and FAILURE DETAILS(LID1) commands; 84h): 16 bytes; byte 1 bits 4:0 SERVICE ACTION; byte 2 LIST

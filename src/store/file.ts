@@ -9,7 +9,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { punchHole, seekData, seekHole } from '../util/fileops';
+import { copyFileRangeAsync, punchHole, seekData, seekHole } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -270,6 +270,40 @@ export class FileStore implements Store {
       throw this.fail(err, 'read', `extents of ${count} blocks at LBA ${lba}`);
     }
     return out;
+  }
+
+  /**
+   * Copies `count` blocks at `lba` of this file to `dstLba` of `dst` in the kernel
+   * (copy_file_range), keeping holes holes: data extents are copied, hole extents are punched in
+   * the destination, so the destination reads back exactly the source range. Both stores must
+   * have the same block size; the ranges must not overlap when `dst` is this store. `fua`: the
+   * destination is made durable before resolving.
+   */
+  async copyRangeTo(dst: FileStore, lba: bigint, dstLba: bigint, count: bigint, opts: { fua?: boolean } = {}): Promise<void> {
+    checkBigRange(this, lba, count);
+    checkBigRange(dst, dstLba, count);
+    if (dst.blockSize !== this.blockSize) throw new ArgumentError(`block sizes differ (${this.blockSize}, ${dst.blockSize})`);
+    if (dst.readOnly) throw writeProtected(dst.identity.name);
+    if (count === 0n) return;
+    this.handle();
+    dst.handle();
+    const bs = BigInt(this.blockSize);
+    for (const e of await this.extents(lba, count)) {
+      const to = dstLba + (e.lba - lba);
+      if (!e.mapped) {
+        await dst.unmap(to, e.blocks);
+        continue;
+      }
+      try {
+        await copyFileRangeAsync(this.fd, Number(e.lba * bs), dst.fd, Number(to * bs), Number(e.blocks * bs));
+      } catch (err) {
+        // Which side failed is not told by copy_file_range; EIO/ENOSPC/EROFS name it well enough.
+        const code = errnoName(err);
+        const side = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' ? dst : this;
+        throw side.fail(err, side === dst ? 'write' : 'read', `copy_file_range of ${e.blocks} blocks from LBA ${e.lba} to LBA ${to}`);
+      }
+    }
+    if (opts.fua) await dst.flush();
   }
 
   /** Closes the file after the requests in flight complete (FileHandle.close waits for them). */

@@ -45,3 +45,16 @@ export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut
     done += n;
   }
 }
+
+/**
+ * copy_file_range on the libuv thread pool (the event loop keeps serving meanwhile); resolves
+ * when all `length` bytes are copied. The kernel may share extents (reflink) where the file system
+ * can; it does not keep holes, so callers walk SEEK_DATA/SEEK_HOLE themselves.
+ */
+export async function copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<void> {
+  checkOffset(offIn, 'offIn');
+  checkOffset(offOut, 'offOut');
+  checkOffset(length, 'length');
+  if (length === 0) return;
+  await loadNative().copyFileRangeAsync(fdIn, offIn, fdOut, offOut, length);
+}

@@ -42,7 +42,8 @@ import {
   type IdentificationCscd,
 } from '../scsi/xcopy';
 import { DecodeError, ArgumentError } from '../errors';
-import { StoreError } from '../store/store';
+import { StoreError, type Store } from '../store/store';
+import { FileStore } from '../store/file';
 import {
   Sense,
   SenseError,
@@ -115,6 +116,12 @@ export interface CopyManagerOptions {
   /** Chunks in flight per segment (default 4). */
   inFlight?: number;
   limits?: Partial<CopyManagerLimits>;
+  /** Held copy results (COPY STATUS, FAILED SEGMENT DETAILS) are dropped this long after the copy ends (default 10 min). */
+  heldResultsMs?: number;
+  /** Use copy_file_range between two file stores (default true; off to measure the pool path). */
+  kernelCopy?: boolean;
+  /** Skip writing zero-filled source chunks where the destination reads zeros already (default true). */
+  zeroSkip?: boolean;
   log?: Logger;
 }
 
@@ -127,6 +134,10 @@ interface CopyList {
   bytes: bigint;
   /** For FAILED SEGMENT DETAILS. */
   failure?: { status: number; sense: Buffer };
+  /** COPY OPERATION ABORT (SPC-4 6.3) sets it; the copy stops at the next chunk boundary. */
+  readonly abort: AbortController;
+  /** When the final status became available (held-result expiry). */
+  finishedAt?: number;
 }
 
 /** Counters for tests, logs and the conformance checks ("was XCOPY really used?"). */
@@ -138,6 +149,11 @@ export interface CopyManagerCounters {
   segments: number;
   bytes: bigint;
   unreachable: number;
+  /** Bytes moved by copy_file_range (file→file), and bytes not written because they were zeros. */
+  kernelCopiedBytes: bigint;
+  zeroSkippedBytes: bigint;
+  /** Copies stopped by COPY OPERATION ABORT, ABORT TASK, a reset or a lost nexus. */
+  aborted: number;
 }
 
 /** A segment resolved to byte ranges on two logical units. */
@@ -156,13 +172,17 @@ function isReachableLu(x: LogicalUnit | ReachableLu): x is ReachableLu {
 export class CopyManager {
   readonly limits: Readonly<CopyManagerLimits>;
   readonly pool: BufferPool;
-  readonly counters: CopyManagerCounters = { extendedCopies: 0, completed: 0, failed: 0, rejected: 0, segments: 0, bytes: 0n, unreachable: 0 };
+  readonly counters: CopyManagerCounters = { extendedCopies: 0, completed: 0, failed: 0, rejected: 0, segments: 0, bytes: 0n, unreachable: 0, kernelCopiedBytes: 0n, zeroSkippedBytes: 0n, aborted: 0 };
   private readonly reachable: (nexus: ItNexus) => Iterable<LogicalUnit | ReachableLu>;
   private readonly inFlight: number;
   private readonly log: Logger;
   /** LU → nexus id → list id → list. */
   private readonly lists = new WeakMap<LogicalUnit, Map<string, Map<number, CopyList>>>();
   private running = 0;
+  private readonly heldResultsMs: number;
+  private readonly kernelCopy: boolean;
+  private readonly zeroSkip: boolean;
+  private readonly zeros: Buffer;
 
   constructor(opts: CopyManagerOptions) {
     if (typeof opts?.reachable !== 'function') throw new ArgumentError('reachable must be a function of the I_T nexus');
@@ -182,6 +202,10 @@ export class CopyManager {
     this.pool = new BufferPool(opts.buffers ?? 8, opts.chunkBytes ?? 4 * MiB);
     this.inFlight = int(opts.inFlight ?? 4, 1, this.pool.count, 'inFlight');
     this.log = opts.log ?? logger();
+    this.heldResultsMs = opts.heldResultsMs ?? 10 * 60_000;
+    this.kernelCopy = opts.kernelCopy ?? true;
+    this.zeroSkip = opts.zeroSkip ?? true;
+    this.zeros = Buffer.alloc(this.pool.bufferBytes);
   }
 
   /** Copies running now (all logical units, all nexuses). */
@@ -221,7 +245,7 @@ export class CopyManager {
       {
         kind: 'supportedCommands',
         commands: [
-          { opcode: 0x83, serviceActions: [0x00] },
+          { opcode: 0x83, serviceActions: [0x00, 0x1c] },
           { opcode: 0x84, serviceActions: [0x00, 0x03, 0x04] },
         ],
       },
@@ -302,7 +326,16 @@ export class CopyManager {
         parameterListLength,
       );
     }
-    const copy: CopyList = { listId: h.listIdentifier, usage: h.listIdUsage, state: 'running', segmentsProcessed: 0, bytes: 0n };
+    // SPC-4 6.18.4 MAXIMUM CONCURRENT COPIES: more are refused, not queued behind the others.
+    if (this.running >= this.limits.maxConcurrentCopies) {
+      this.counters.rejected++;
+      throw this.withLength(
+        new SenseError(XcopySense.INSUFFICIENT_RESOURCES, {}, `${this.running} copies are running, the most this copy manager runs at once (retry when one ends)`),
+        parameterListLength,
+      );
+    }
+    this.expireHeld(lists);
+    const copy: CopyList = { listId: h.listIdentifier, usage: h.listIdUsage, state: 'running', segmentsProcessed: 0, bytes: 0n, abort: new AbortController() };
     // A new command with the same list id discards what was held for the old one.
     if (tracked) lists.set(h.listIdentifier, copy);
     this.counters.extendedCopies++;
@@ -317,6 +350,7 @@ export class CopyManager {
     } catch (err) {
       copy.state = 'failed';
       this.counters.failed++;
+      if (err instanceof StatusError && err.status === ScsiStatus.TASK_ABORTED) this.counters.aborted++;
       if (err instanceof CopyAbortError) {
         const a = err.abort;
         result = `COPY ABORTED ${a.reason.name} in segment ${a.segment}`;
@@ -329,6 +363,7 @@ export class CopyManager {
       throw err;
     } finally {
       this.running--;
+      copy.finishedAt = Date.now();
       // LIST ID USAGE 10b: the list id is unique while the copy runs; nothing is held afterwards.
       if (tracked && copy.usage !== ListIdUsage.HOLD && lists.get(copy.listId) === copy) lists.delete(copy.listId);
       this.log.info(
@@ -358,6 +393,37 @@ export class CopyManager {
     let m = byNexus.get(nexus.id);
     if (!m) byNexus.set(nexus.id, (m = new Map()));
     return m;
+  }
+
+  /**
+   * ABORT TASK, a reset or a lost nexus (the task's signal), or COPY OPERATION ABORT (the copy's
+   * own): the copy ends with TASK ABORTED, as CTL's does (xcopy-spec §5), at a chunk boundary —
+   * no read or write is cut short; whole segments done are counted in COPY STATUS.
+   */
+  private checkStopped(ctx: CommandContext, copy: CopyList, where: string): void {
+    if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY aborted ${where}`);
+    if (copy.abort.signal.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY stopped by COPY OPERATION ABORT ${where}`);
+  }
+
+  /** Held results older than heldResultsMs go: nobody asked for them in time. */
+  private expireHeld(lists: Map<number, CopyList>): void {
+    const before = Date.now() - this.heldResultsMs;
+    for (const [id, l] of lists) if (l.state !== 'running' && l.finishedAt !== undefined && l.finishedAt < before) lists.delete(id);
+  }
+
+  /**
+   * COPY OPERATION ABORT (SPC-4 6.3, THIRD-PARTY COPY OUT SA 1Ch): stops the running copy with
+   * that LIST IDENTIFIER sent on this I_T nexus to this logical unit. None running → INVALID FIELD
+   * IN CDB (as CTL). GOOD once the request is registered; the EXTENDED COPY itself ends with TASK
+   * ABORTED at its next chunk boundary, and COPY STATUS then reports it completed with errors.
+   */
+  copyOperationAbort(ctx: CommandContext): CommandResult {
+    const listId = ctx.cdb.readUInt32BE(2);
+    const l = listId <= 0xff ? this.listsOf(ctx.lu, ctx.nexus).get(listId) : undefined;
+    if (l === undefined || l.state !== 'running') throw invalidCdbField(2, 7, `no EXTENDED COPY with LIST IDENTIFIER ${listId} is running for this I_T nexus`);
+    l.abort.abort();
+    this.log.info({ initiator: ctx.nexus.initiatorName, list_id: listId }, 'COPY OPERATION ABORT');
+    return {};
   }
 
   /** Steps 3–9 of the validation order; throws SenseError (ILLEGAL REQUEST). */
@@ -419,7 +485,7 @@ export class CopyManager {
   private async run(ctx: CommandContext, d: DecodedExtendedCopyLid1, copy: CopyList): Promise<void> {
     const resolved = new Map<number, { lu: LogicalUnit; writeProtect: boolean }>();
     for (let i = 0; i < d.segmentDescriptors.length; i++) {
-      if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY aborted before segment ${i}`);
+      this.checkStopped(ctx, copy, `before segment ${i}`);
       const seg = d.segmentDescriptors[i];
       const plan = this.plan(ctx, d, seg, i, resolved);
       if (plan.bytes > 0n) await this.copySegment(ctx, plan, i, copy);
@@ -522,17 +588,28 @@ export class CopyManager {
     return out;
   }
 
-  /** Moves one segment through the pool. Throws CopyAbortError (THIRD PARTY DEVICE FAILURE) on I/O errors. */
+  /**
+   * Moves one segment, chunk by chunk, several chunks in flight. File store → file store (same
+   * block size, no overlap): copy_file_range in the kernel, holes kept holes (FileStore.copyRangeTo).
+   * Otherwise through the buffer pool; a zero-filled source chunk is not written where the
+   * destination already reads zeros (unmapped, LBPRZ), and is deallocated instead of written where
+   * the destination's unmapped blocks read zeros. Throws CopyAbortError (THIRD PARTY DEVICE
+   * FAILURE) on I/O errors, StatusError TASK ABORTED when stopped.
+   */
   private async copySegment(ctx: CommandContext, p: SegmentPlan, segment: number, copy: CopyList): Promise<void> {
     const sbs = p.src.blockSize;
     const dbs = p.dst.blockSize;
     const unit = lcm(sbs, dbs);
-    const chunk = BigInt(Math.max(unit, Math.floor(this.pool.bufferBytes / unit) * unit));
-    const n = Number((p.bytes + chunk - 1n) / chunk);
     const overlap = p.src.store === p.dst.store && p.srcByte < p.dstByte + p.bytes && p.dstByte < p.srcByte + p.bytes;
+    const kernel = this.kernelCopy && !overlap && sbs === dbs && p.src.store instanceof FileStore && p.dst.store instanceof FileStore;
+    // Kernel copies need no pool buffer; bigger pieces cost fewer system calls and stay abortable.
+    const piece = kernel ? 4 * this.pool.bufferBytes : this.pool.bufferBytes;
+    const chunk = BigInt(Math.max(unit, Math.floor(piece / unit) * unit));
+    const n = Number((p.bytes + chunk - 1n) / chunk);
     // memmove: with overlap, one chunk at a time, backwards when the destination is above the source.
     const backwards = overlap && p.dstByte > p.srcByte;
-    const lanes = overlap ? 1 : Math.min(this.inFlight, n);
+    // Kernel copies use the libuv thread pool host I/O also needs: two at a time leave it room.
+    const lanes = overlap ? 1 : Math.min(kernel ? 2 : this.inFlight, n);
     const fua = p.dst.forceUnitAccess(false);
     let next = 0;
     let failed: unknown;
@@ -540,29 +617,44 @@ export class CopyManager {
       while (failed === undefined && next < n) {
         const k = backwards ? n - 1 - next : next;
         next++;
-        if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY aborted in segment ${segment}`);
+        this.checkStopped(ctx, copy, `in segment ${segment}`);
         const off = BigInt(k) * chunk;
         const len = p.bytes - off < chunk ? p.bytes - off : chunk;
-        const buf = await this.pool.acquire();
-        try {
-          const srcLba = (p.srcByte + off) / BigInt(sbs);
-          const dstLba = (p.dstByte + off) / BigInt(dbs);
-          let data: Buffer;
+        const srcLba = (p.srcByte + off) / BigInt(sbs);
+        const dstLba = (p.dstByte + off) / BigInt(dbs);
+        const dstBlocks = len / BigInt(dbs);
+        if (kernel) {
           try {
-            data = await p.src.store.read(srcLba, Number(len / BigInt(sbs)), buf);
+            await p.dst.locks.with(dstLba, dstBlocks, () => (p.src.store as FileStore).copyRangeTo(p.dst.store as FileStore, srcLba, dstLba, dstBlocks, { fua }));
           } catch (err) {
-            throw ioAbort(err, 'source', segment);
+            throw ioAbort(err, sideOfKernelCopyError(err), segment);
           }
+          this.counters.kernelCopiedBytes += len;
+        } else {
+          const buf = await this.pool.acquire();
           try {
-            await p.dst.locks.with(dstLba, len / BigInt(dbs), () => p.dst.store.write(dstLba, data, { fua }));
-          } catch (err) {
-            throw ioAbort(err, 'destination', segment);
+            let data: Buffer;
+            try {
+              data = await p.src.store.read(srcLba, Number(len / BigInt(sbs)), buf);
+            } catch (err) {
+              throw ioAbort(err, 'source', segment);
+            }
+            try {
+              if (this.zeroSkip && isZero(data, this.zeros) && p.dst.store.unmapReadsZero) {
+                await p.dst.locks.with(dstLba, dstBlocks, () => this.zeroOnto(p.dst.store, dstLba, dstBlocks, fua));
+                this.counters.zeroSkippedBytes += len;
+              } else {
+                await p.dst.locks.with(dstLba, dstBlocks, () => p.dst.store.write(dstLba, data, { fua }));
+              }
+            } catch (err) {
+              throw ioAbort(err, 'destination', segment);
+            }
+          } finally {
+            this.pool.release(buf);
           }
-          copy.bytes += len;
-          this.counters.bytes += len;
-        } finally {
-          this.pool.release(buf);
         }
+        copy.bytes += len;
+        this.counters.bytes += len;
       }
     };
     await Promise.allSettled(
@@ -573,6 +665,18 @@ export class CopyManager {
       ),
     );
     if (failed !== undefined) throw failed;
+  }
+
+  /**
+   * Zeros onto a destination whose unmapped blocks read back zeros: nothing to do where it is
+   * unmapped already (GET LBA STATUS / SEEK_HOLE says so); elsewhere deallocate, which keeps a
+   * thin destination thin. Made durable when the copy asks for FUA.
+   */
+  private async zeroOnto(dst: Store, lba: bigint, count: bigint, fua: boolean): Promise<void> {
+    const extents = await dst.extents(lba, count);
+    const mapped = extents.filter((e) => e.mapped);
+    for (const e of mapped) await dst.unmap(e.lba, e.blocks);
+    if (fua && mapped.length > 0) await dst.flush();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -592,6 +696,7 @@ export class CopyManager {
       case 0x00: {
         // COPY STATUS (LID1): a list this I_T nexus used with LIST ID USAGE 00b or 10b.
         const lists = this.listsOf(lu, nexus);
+        this.expireHeld(lists);
         const l = lists.get(listId);
         if (l === undefined) throw invalidCdbField(2, 7, `no copy with LIST IDENTIFIER ${listId} is known for this I_T nexus`);
         const tc = bytesToTransferCount(l.bytes);
@@ -609,6 +714,7 @@ export class CopyManager {
       }
       case 0x04: {
         const lists = this.listsOf(lu, nexus);
+        this.expireHeld(lists);
         const l = lists.get(listId);
         if (l === undefined) throw invalidCdbField(2, 7, `no copy with LIST IDENTIFIER ${listId} is known for this I_T nexus`);
         if (l.state === 'failed' && l.failure !== undefined) {
@@ -682,6 +788,20 @@ function ioAbort(err: unknown, side: 'source' | 'destination', segment: number):
       ? { source: side, status: ScsiStatus.CHECK_CONDITION, sense: buildSense(mapped.reason, mapped.details) }
       : { source: side, status: mapped.status, sense: mapped.sense };
   return new CopyAbortError({ reason: XcopySense.THIRD_PARTY_DEVICE_FAILURE, segment, forwarded, message: `${side} failed: ${err.message}` });
+}
+
+/** copy_file_range does not say which file failed: no space or read-only is the destination's. */
+function sideOfKernelCopyError(err: unknown): 'source' | 'destination' {
+  if (!(err instanceof StoreError)) return 'source';
+  const k = err.failure.kind;
+  return k === 'write-error' || k === 'no-space' || k === 'write-protected' ? 'destination' : 'source';
+}
+
+/** All zero bytes? (memcmp against a zero buffer at least as long). */
+function isZero(data: Buffer, zeros: Buffer): boolean {
+  if (data.length === 0) return true;
+  if (data[0] !== 0 || data[data.length - 1] !== 0) return false;
+  return data.equals(zeros.subarray(0, data.length));
 }
 
 function gcd(a: number, b: number): number {

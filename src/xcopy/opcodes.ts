@@ -38,12 +38,16 @@ async function extendedCopy(ctx: CommandContext): Promise<CommandResult> {
   return managerOf(ctx).extendedCopy(ctx);
 }
 
+async function copyOperationAbort(ctx: CommandContext): Promise<CommandResult> {
+  return managerOf(ctx).copyOperationAbort(ctx);
+}
+
 async function receiveCopyResults(ctx: CommandContext): Promise<CommandResult> {
   return managerOf(ctx).receiveCopyResults(ctx);
 }
 
 /**
- * The rows: 83h SA 00h EXTENDED COPY(LID1); 84h SA 00h COPY STATUS(LID1), 03h OPERATING
+ * The rows: 83h SA 00h EXTENDED COPY(LID1), 1Ch COPY OPERATION ABORT; 84h SA 00h COPY STATUS(LID1), 03h OPERATING
  * PARAMETERS, 04h FAILED SEGMENT DETAILS(LID1). Other service actions of 83h/84h are INVALID FIELD
  * IN CDB (the dispatcher's service action lookup). Persistent reservations: EXTENDED COPY writes,
  * RECEIVE COPY RESULTS reads (SPC-4 5.13 tables).
@@ -75,6 +79,19 @@ export function copyManagerOpcodeRows(): Array<[number, OpcodeEntry]> {
           handler: extendedCopy,
           pr: 'write',
           timeout: 600,
+          supported: enabled,
+        },
+      ],
+      [
+        0x1c,
+        {
+          name: 'COPY OPERATION ABORT',
+          cdbLength: 16,
+          dir: 'none',
+          // bytes 2–5 LIST IDENTIFIER (SPC-4 6.3)
+          usage: '83 1c ff ff ff ff 00 00 00 00 00 00 00 00 00 00',
+          handler: copyOperationAbort,
+          pr: 'read',
           supported: enabled,
         },
       ],

@@ -3,7 +3,7 @@
  * counters) and, against tgt (no copy manager, 3PC=0), through the documented fallback — or a
  * clear failure with --no-fallback. Results checked by hash against the backing files.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,10 @@ import pino from 'pino';
 import { Tgt, freePort } from '../../src/peers/tgt';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
-import { removeDir, tempDir } from '../helpers/tmp';
+import { removeDir, tempDir, waitUntil } from '../helpers/tmp';
+import { IscsiSession } from '../../src/initiator/session';
+import { xcopyCopy } from '../../src/agent/xcopy-copy';
+import { copyManagerOf } from '../../src/xcopy';
 
 const BIN = path.resolve(__dirname, '../../bin/xcopy-agent');
 const MiB = 1024 * 1024;
@@ -77,4 +80,96 @@ test('against tgt (no copy manager) the copy falls back to host I/O; --no-fallba
   } finally {
     await tgt.stop();
   }
+});
+
+describe('tgt LUNs as copy endpoints behind the project target (remote stores)', () => {
+  const iqn = 'iqn.2026-11.io.xcopy-agent.test:bridge';
+  let tgt: Tgt;
+  let server: TargetServer;
+  let port: number;
+  const url = (n: number) => `iscsi://127.0.0.1:${port}/${iqn}/${n}`;
+  const size = 96 * MiB;
+
+  beforeAll(async () => {
+    tgt = await Tgt.start({ dir, luns: [{ size }, { size }, { size }, { size: 1024 * MiB }, { size: 1024 * MiB }] });
+    port = await freePort();
+    server = await TargetServer.start(quickConfig({ portal: `127.0.0.1:${port}`, iqn, luns: [tgt.url(1), tgt.url(2), tgt.url(3), tgt.url(4), tgt.url(5)] }), {
+      log: pino({ level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await tgt?.stop();
+  });
+  const cm = () => copyManagerOf(server.model.nodes.get(iqn)!.tpgs[0].luns.get(0)!)!;
+
+  test('copy between two tgt LUNs through our copy manager: EXTENDED COPY, byte for byte against tgt backing files, host I/O served meanwhile', async () => {
+    const data = crypto.randomBytes(size);
+    fs.writeFileSync(tgt.lunPaths[0], data);
+    const before = cm().counters.bytes;
+    const host = await IscsiSession.connect(url(0));
+    let hostReads = 0;
+    let copying = true;
+    const reader = (async () => {
+      // a host reading the source while the bridge copies it: every answer is right
+      while (copying) {
+        const lba = BigInt(crypto.randomInt(0, size / 512 - 8));
+        const got = await host.read16(lba, 8);
+        expect(got.equals(data.subarray(Number(lba) * 512, Number(lba) * 512 + 4096))).toBe(true);
+        hostReads++;
+      }
+    })();
+    const progress: bigint[] = [];
+    const r = await xcopyCopy({ from: url(0), to: url(1), progressIntervalMs: 20, onProgress: (d) => progress.push(d) }).finally(() => {
+      copying = false;
+    });
+    await reader;
+    await host.close();
+    expect(r).toMatchObject({ path: 'xcopy', host_bytes: 0n, xcopy_bytes: BigInt(size) });
+    expect(cm().counters.bytes - before).toBe(BigInt(size));
+    expect(hostReads).toBeGreaterThan(0);
+    expect(progress[progress.length - 1]).toBe(BigInt(size / 512));
+    // one command covers the whole copy, so any value between 0 and the end came from COPY STATUS
+    expect(progress.some((d) => d > 0n && d < BigInt(size / 512))).toBe(true);
+    expect(sha(fs.readFileSync(tgt.lunPaths[1]))).toBe(sha(data));
+  });
+
+  test('an interrupted copy stops the copy manager too (COPY OPERATION ABORT on the wire) and reports ERR_INTERRUPTED', async () => {
+    fs.writeFileSync(tgt.lunPaths[0], crypto.randomBytes(size));
+    const abortedBefore = cm().counters.aborted;
+    const stop = new AbortController();
+    // Small segments and a slow poll: the abort lands while commands are in flight.
+    const err = await xcopyCopy({
+      from: url(0),
+      to: url(2),
+      progressIntervalMs: 10,
+      signal: stop.signal,
+      onProgress: (d) => {
+        if (d > 0n) stop.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_INTERRUPTED' });
+    expect((err as Error).message).toMatch(/interrupted after \d+ of \d+ blocks/);
+    await waitUntil(() => cm().runningCopies === 0, 10_000, 'the copies to end');
+    expect(cm().counters.aborted).toBeGreaterThan(abortedBefore);
+  });
+
+  test('Ctrl-C on `copy` exits 130 with one line, after stopping the copy manager', async () => {
+    const abortedBefore = cm().counters.aborted;
+    // 1 GiB (sparse): long enough to be interrupted after the first progress line
+    const child = spawn(BIN, ['copy', '--progress', '--from', url(3), '--to', url(4)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/copy: \d/.test(stderr)) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/copy interrupted after \d+ of \d+ blocks/);
+    await waitUntil(() => cm().runningCopies === 0, 10_000, 'the copies to end');
+    expect(cm().counters.aborted).toBeGreaterThan(abortedBefore);
+  });
 });

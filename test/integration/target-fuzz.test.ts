@@ -5,8 +5,8 @@
  * well-behaved client and the LUN's data must be unchanged (hash of the backing file).
  *
  * Mutated SCSI Command PDUs have their W bit cleared, so no mutation can become a well-formed
- * write with a data phase: any change to the LUN is a bug (a write applied from a malformed
- * command). Seeds are logged; FUZZ_SEED=<n> replays a run.
+ * write with a data phase, and WRITE SAME(16) has NDOB cleared (the one write that needs no
+ * data): any change to the LUN is a bug (a write applied from a malformed command). Seeds are logged; FUZZ_SEED=<n> replays a run.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -115,7 +115,12 @@ function mutate(r: ReturnType<typeof rng>, base: Buffer[], fatal = false): Buffe
   } else {
     b.writeUIntBE(0x800000 + r.int(0x7fffff), 5, 3);
   }
-  if ((b[0] & 0x3f) === IscsiOpcode.SCSI_COMMAND) b[1] &= ~0x20; // W bit cleared
+  if ((b[0] & 0x3f) === IscsiOpcode.SCSI_COMMAND) {
+    b[1] &= ~0x20; // W bit cleared
+    // WRITE SAME(16) with NDOB = 1 changes blocks with no data phase at all (SBC-4 5.50): a
+    // well-formed write, not a malformed one, so the flip that would make one is undone.
+    if (b[32] === 0x93) b[33] &= ~0x01;
+  }
   return b;
 }
 

@@ -48,7 +48,13 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       throw new ArgumentError(`--list-id ${argv.listId} must be 1..255 (LID1 list identifiers are one byte)`);
     }
     let last = 0;
+    // Ctrl-C / SIGTERM: stop the copy manager's copies too (COPY OPERATION ABORT), then exit 130.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const r = await xcopyCopy({
+      signal: stop.signal,
       from: argv.from,
       to: argv.to,
       bridge: argv.bridge,
@@ -64,6 +70,8 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         if (!argv.json) process.stderr.write(`copy: ${((Number(done) / Number(total)) * 100).toFixed(1)}% (${path})\n`);
       },
     });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     out.record('summary', { command: 'copy', ...r });
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
     out.line(

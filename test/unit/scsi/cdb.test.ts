@@ -16,6 +16,7 @@ import {
   encodeRead16Cdb,
   encodeReadCapacity16Cdb,
   encodeReceiveCopyResultsCdb,
+  encodeCopyOperationAbortCdb,
   encodeReportLunsCdb,
   encodeSynchronizeCache16Cdb,
   encodeTestUnitReadyCdb,
@@ -410,5 +411,22 @@ describe('round-trip properties', () => {
       control: u8,
     });
     fc.assert(fc.property(arb, (v) => expect(decodeReceiveCopyResultsCdb(encodeReceiveCopyResultsCdb(v))).toEqual(v)));
+  });
+});
+
+describe('COPY OPERATION ABORT CDB (SPC-4 6.3)', () => {
+  it('encodes the golden bytes', () => {
+    expect(encodeCopyOperationAbortCdb({ listIdentifier: 0x0102_0304 })).toEqual(
+      hex(`
+        83          # OPERATION CODE (THIRD-PARTY COPY OUT)
+        1c          # SERVICE ACTION 1Ch (COPY OPERATION ABORT)
+        01 02 03 04 # LIST IDENTIFIER
+        00 00 00 00 00 00 00 00 00  # reserved
+        00          # CONTROL
+      `),
+    );
+  });
+  it('refuses a list identifier beyond 32 bits', () => {
+    expect(() => encodeCopyOperationAbortCdb({ listIdentifier: 2 ** 32 })).toThrow(EncodeError);
   });
 });

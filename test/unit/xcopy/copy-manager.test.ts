@@ -125,6 +125,7 @@ test('a write error on the destination names the destination (fixed format: CSI 
   const c = makeLun(2048n);
   const b = await bridge([a, c]);
   c.store.failWriteAt = 10n;
+  await a.store.write(0n, Buffer.alloc(128 * 512, 0x5a)); // zeros would not be written (zero skipping)
   const s = expectSense(await xcopy(b, list([cscdOf(a.lu), cscdOf(c.lu)], [b2b(0, 1, 0, 0, 0), b2b(0, 1, 64, 0, 0)], 1, 2)), COPY_ABORTED, 0x0d, 0x01);
   expect(s.format).toBe('fixed');
   expect(s.commandSpecificInformation).toBe(1n);

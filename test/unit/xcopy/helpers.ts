@@ -34,6 +34,7 @@ export class TestStore implements Store {
   onGate?: () => void;
   reads = 0;
   writes = 0;
+  unmaps = 0;
   constructor(readonly inner: Store) {}
   get kind() { return this.inner.kind; }
   get blockSize() { return this.inner.blockSize; }
@@ -61,7 +62,10 @@ export class TestStore implements Store {
     return this.inner.write(lba, data, opts);
   }
   flush(): Promise<void> { return this.inner.flush(); }
-  unmap(lba: bigint, count: bigint): Promise<void> { return this.inner.unmap(lba, count); }
+  unmap(lba: bigint, count: bigint): Promise<void> {
+    this.unmaps++;
+    return this.inner.unmap(lba, count);
+  }
   extents(lba: bigint, count: bigint): Promise<Extent[]> { return this.inner.extents(lba, count); }
   close(): Promise<void> { return this.inner.close(); }
 }
@@ -100,8 +104,9 @@ export async function bridge(luns: Lun[], opts: Partial<CopyManagerOptions> = {}
   return b;
 }
 
-export function run(b: Bridge, cdb: Buffer, o: { lun?: number; dataOut?: Buffer; nexus?: ItNexus } = {}): Promise<ScsiReply> {
+export function run(b: Bridge, cdb: Buffer, o: { lun?: number; dataOut?: Buffer; nexus?: ItNexus; signal?: AbortSignal } = {}): Promise<ScsiReply> {
   return executeOnView(b.view, {
+    signal: o.signal,
     nexus: o.nexus ?? I1,
     lun: o.lun ?? 0,
     cdb,
@@ -128,8 +133,8 @@ export function rcrCdb(sa: number, listId: number, alloc = 1024): Buffer {
 }
 
 /** Sends EXTENDED COPY with this parameter list to `lun`. */
-export function xcopy(b: Bridge, list: Buffer, o: { lun?: number; nexus?: ItNexus; length?: number } = {}): Promise<ScsiReply> {
-  return run(b, xcopyCdb(o.length ?? list.length), { lun: o.lun, nexus: o.nexus, dataOut: list });
+export function xcopy(b: Bridge, list: Buffer, o: { lun?: number; nexus?: ItNexus; length?: number; signal?: AbortSignal } = {}): Promise<ScsiReply> {
+  return run(b, xcopyCdb(o.length ?? list.length), { lun: o.lun, nexus: o.nexus, dataOut: list, signal: o.signal });
 }
 
 /** The E4h CSCD a client builds from the LU's VPD 83h (xcopy-spec §2.2). */
@@ -156,6 +161,15 @@ export function expectSense(r: ScsiReply, key: number, asc: number, ascq: number
   const s = senseOf(r);
   expect({ key: s.senseKey, asc: s.asc, ascq: s.ascq }).toEqual({ key, asc, ascq });
   return s;
+}
+
+/** COPY OPERATION ABORT (SPC-4 6.3): 83h SA 1Ch, LIST IDENTIFIER in bytes 2–5. */
+export function copyOperationAbortCdb(listId: number): Buffer {
+  const c = Buffer.alloc(16);
+  c[0] = 0x83;
+  c[1] = 0x1c;
+  c.writeUInt32BE(listId, 2);
+  return c;
 }
 
 export function readCdb(lba: bigint | number, blocks: number): Buffer {

@@ -182,7 +182,7 @@ describe('ReceiveCopyResults', () => {
   });
 });
 
-test('REPORT SUPPORTED OPERATION CODES lists 83h/00h and 84h/00h, 03h, 04h from the same table', async () => {
+test('REPORT SUPPORTED OPERATION CODES lists 83h/00h, 1Ch and 84h/00h, 03h, 04h from the same table', async () => {
   const b = await bridge([makeLun(BLOCKS)]);
   const c = Buffer.alloc(12);
   c[0] = 0xa3;
@@ -195,5 +195,5 @@ test('REPORT SUPPORTED OPERATION CODES lists 83h/00h and 84h/00h, 03h, 04h from 
   for (let off = 4; off + 8 <= 4 + d.readUInt32BE(0); off += 8 + ((d[off + 5] & 0x02) !== 0 ? 12 : 0)) {
     if (d[off] === 0x83 || d[off] === 0x84) found.push(`${d[off].toString(16)}/${d.readUInt16BE(off + 2)}`);
   }
-  expect(found.sort()).toEqual(['83/0', '84/0', '84/3', '84/4']);
+  expect(found.sort()).toEqual(['83/0', '83/28', '84/0', '84/3', '84/4']);
 });
