@@ -48,6 +48,13 @@ export const ErrorCodes = {
   ERR_NATIVE_MISSING: ExitStatus.INTERNAL,
   ERR_INTERNAL: ExitStatus.INTERNAL,
   ERR_INTERRUPTED: ExitStatus.INTERRUPTED,
+  ERR_MGMT_UNAUTHORIZED: ExitStatus.LOGIN_REFUSED, // the management API refused the bearer token (HTTP 401)
+  ERR_MGMT_UNREACHABLE: ExitStatus.UNREACHABLE, // no connection (refused, no socket file, reset)
+  ERR_MGMT_TIMEOUT: ExitStatus.TIMEOUT, // no answer within the client's timeout
+  ERR_MGMT_PROTOCOL: ExitStatus.PROTOCOL, // not a JSON-RPC response
+  ERR_MGMT_RPC: ExitStatus.INTERNAL, // a JSON-RPC error without a registry code
+  ERR_SNAPSHOT_NOT_FOUND: ExitStatus.USAGE,
+  ERR_SNAPSHOT_STATE: ExitStatus.USAGE, // the snapshot is not in a state that allows the operation
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
@@ -149,5 +156,8 @@ export function exitStatusOf(err: unknown): ExitStatusValue {
     return exitStatusOfSense(err.senseKey, err.asc, err.ascq);
   }
   if (err instanceof AgentError) return ErrorCodes[err.code];
+  // Errors carrying a registry code from elsewhere (e.g. the management API's remote errors).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, code)) return ErrorCodes[code as ErrorCode];
   return ExitStatus.INTERNAL;
 }
