@@ -15,6 +15,10 @@ import { TargetSession } from './iscsi/session';
 import type { TextPair } from './iscsi/text';
 import { TargetModel } from './target';
 import { copyManagerOf } from '../xcopy';
+import { SnapshotManager } from '../cow/manager';
+import type { Store } from '../store/store';
+import { ManagementServer } from '../mgmt';
+import { managementMethods } from './management';
 
 export interface ServerOptions {
   log?: Logger;
@@ -24,6 +28,15 @@ export interface ServerOptions {
   keepAliveTimeoutMs?: number;
   /** Largest Data-Out accepted for one command. Default 64 MiB. */
   maxCommandBytes?: number;
+  /**
+   * Snapshot sessions: their journal lives here and is resumed before any portal listens.
+   * Without it the target takes no snapshots.
+   */
+  stateDir?: string;
+  /** The management API (needs stateDir): listen = HOST:PORT on loopback or unix:/path. */
+  management?: { listen: string; token?: string; tokenFile?: string };
+  /** Test-only: runs while a source's writes are held at institution. */
+  onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
 }
 
 export class TargetServer implements ConnectionHost {
@@ -42,6 +55,10 @@ export class TargetServer implements ConnectionHost {
   private nextConnId = 1;
   private readonly params: TargetParams;
   private stopping = false;
+  /** Snapshot sessions (when started with a stateDir). */
+  snapshots: SnapshotManager | undefined;
+  /** The management API (when configured). */
+  management: ManagementServer | undefined;
   /** Addresses actually listened on, as host:port. */
   readonly listening: { host: string; port: number; tag: number }[] = [];
 
@@ -60,6 +77,13 @@ export class TargetServer implements ConnectionHost {
     const model = await TargetModel.open(config, log);
     const server = new TargetServer(model, opts);
     try {
+      if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
+      // Sessions resume (COW re-armed) before any host can write.
+      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, onHeld: opts.onHeld });
+      if (opts.management && server.snapshots) {
+        server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
+        log.info({ url: server.management.url }, 'management API listening');
+      }
       const portals = new Map<string, { host: string; port: number; tag: number }>();
       for (const tpg of model.allTpgs()) {
         for (const p of tpg.config.portals) portals.set(`${p.ipAddress}:${p.port}`, { host: p.ipAddress, port: p.port, tag: tpg.tag });
@@ -242,6 +266,7 @@ export class TargetServer implements ConnectionHost {
     if (this.stopping) return;
     this.stopping = true;
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await this.management?.stop().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([...this.connections].map((c) => c.drain())),
@@ -250,6 +275,7 @@ export class TargetServer implements ConnectionHost {
       }),
     ]);
     clearTimeout(timer);
+    await this.snapshots?.close();
     await this.model.flush();
     for (const c of this.connections) c.close();
     await this.model.close();

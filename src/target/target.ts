@@ -15,6 +15,7 @@ import type { LoginTarget } from './iscsi/login';
 import type { ChapConfig, Config, TpgConfig } from './config';
 import { LogicalUnit } from './scsi/logical-unit';
 import { COPY_MANAGER_OPCODES, CopyManager, enableCopyManager } from '../xcopy';
+import { CowStore } from '../cow/cow-store';
 
 export type LunView = Map<number, LogicalUnit>;
 
@@ -118,7 +119,8 @@ export class TargetModel {
         } else {
           store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
         }
-        model.stores.set(key, store);
+        // Every store sits behind a COW filter, idle until a snapshot of it is instituted.
+        model.stores.set(key, new CowStore(store));
         log.info({ storage_object: key, kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
       }
       for (const t of config.targets) {
@@ -140,7 +142,8 @@ export class TargetModel {
           for (const l of g.luns) {
             const store = model.stores.get(l.storageObject);
             if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${l.index} of ${t.wwn} names ${l.storageObject}, which is not open`);
-            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES });
+            const inner = store instanceof CowStore ? store.inner : store;
+            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES, atomicWrite: inner.kind === 'memory' });
             enableCopyManager(lu, cm);
             tpg.luns.set(l.index, lu);
           }

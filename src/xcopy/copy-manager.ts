@@ -44,6 +44,7 @@ import {
 import { DecodeError, ArgumentError } from '../errors';
 import { StoreError, type Store } from '../store/store';
 import { FileStore } from '../store/file';
+import { cowOf } from '../cow/cow-store';
 import {
   Sense,
   SenseError,
@@ -601,7 +602,9 @@ export class CopyManager {
     const dbs = p.dst.blockSize;
     const unit = lcm(sbs, dbs);
     const overlap = p.src.store === p.dst.store && p.srcByte < p.dstByte + p.bytes && p.dstByte < p.srcByte + p.bytes;
-    const kernel = this.kernelCopy && !overlap && sbs === dbs && p.src.store instanceof FileStore && p.dst.store instanceof FileStore;
+    const srcFile = fileStoreUnder(p.src.store);
+    const dstFile = fileStoreUnder(p.dst.store);
+    const kernel = this.kernelCopy && !overlap && sbs === dbs && srcFile !== undefined && dstFile !== undefined;
     // Kernel copies need no pool buffer; bigger pieces cost fewer system calls and stay abortable.
     const piece = kernel ? 4 * this.pool.bufferBytes : this.pool.bufferBytes;
     const chunk = BigInt(Math.max(unit, Math.floor(piece / unit) * unit));
@@ -623,34 +626,27 @@ export class CopyManager {
         const srcLba = (p.srcByte + off) / BigInt(sbs);
         const dstLba = (p.dstByte + off) / BigInt(dbs);
         const dstBlocks = len / BigInt(dbs);
+        // Into a COW-filtered destination the kernel copy runs only while no snapshot captures
+        // it (and counts as a change in flight for a hold); otherwise the chunk takes the pool.
+        let copied = false;
         if (kernel) {
           try {
-            await p.dst.locks.with(dstLba, dstBlocks, () => (p.src.store as FileStore).copyRangeTo(p.dst.store as FileStore, srcLba, dstLba, dstBlocks, { fua }));
+            copied = await p.dst.locks.with(dstLba, dstBlocks, async () => {
+              const run = () => srcFile!.copyRangeTo(dstFile!, srcLba, dstLba, dstBlocks, { fua }).then(() => true);
+              const cow = cowOf(p.dst.store);
+              return cow ? (await cow.passThrough(run)) === true : run();
+            });
           } catch (err) {
             throw ioAbort(err, sideOfKernelCopyError(err), segment);
           }
-          this.counters.kernelCopiedBytes += len;
-        } else {
-          const buf = await this.pool.acquire();
-          try {
-            let data: Buffer;
-            try {
-              data = await p.src.store.read(srcLba, Number(len / BigInt(sbs)), buf);
-            } catch (err) {
-              throw ioAbort(err, 'source', segment);
-            }
-            try {
-              if (this.zeroSkip && isZero(data, this.zeros) && p.dst.store.unmapReadsZero) {
-                await p.dst.locks.with(dstLba, dstBlocks, () => this.zeroOnto(p.dst.store, dstLba, dstBlocks, fua));
-                this.counters.zeroSkippedBytes += len;
-              } else {
-                await p.dst.locks.with(dstLba, dstBlocks, () => p.dst.store.write(dstLba, data, { fua }));
-              }
-            } catch (err) {
-              throw ioAbort(err, 'destination', segment);
-            }
-          } finally {
-            this.pool.release(buf);
+          if (copied) this.counters.kernelCopiedBytes += len;
+        }
+        if (!copied) {
+          // Through the pool, one buffer at a time (a kernel-sized chunk is several buffers).
+          const step = BigInt(Math.max(unit, Math.floor(this.pool.bufferBytes / unit) * unit));
+          for (let o = 0n; o < len; o += step) {
+            const n = len - o < step ? len - o : step;
+            await this.copyThroughPool(p, srcLba + o / BigInt(sbs), dstLba + o / BigInt(dbs), n, fua, segment);
           }
         }
         copy.bytes += len;
@@ -665,6 +661,32 @@ export class CopyManager {
       ),
     );
     if (failed !== undefined) throw failed;
+  }
+
+  /** One buffer's worth: read, then write (or deallocate, for zeros onto a destination that reads zeros). */
+  private async copyThroughPool(p: SegmentPlan, srcLba: bigint, dstLba: bigint, len: bigint, fua: boolean, segment: number): Promise<void> {
+    const dstBlocks = len / BigInt(p.dst.blockSize);
+    const buf = await this.pool.acquire();
+    try {
+      let data: Buffer;
+      try {
+        data = await p.src.store.read(srcLba, Number(len / BigInt(p.src.blockSize)), buf);
+      } catch (err) {
+        throw ioAbort(err, 'source', segment);
+      }
+      try {
+        if (this.zeroSkip && isZero(data, this.zeros) && p.dst.store.unmapReadsZero) {
+          await p.dst.locks.with(dstLba, dstBlocks, () => this.zeroOnto(p.dst.store, dstLba, dstBlocks, fua));
+          this.counters.zeroSkippedBytes += len;
+        } else {
+          await p.dst.locks.with(dstLba, dstBlocks, () => p.dst.store.write(dstLba, data, { fua }));
+        }
+      } catch (err) {
+        throw ioAbort(err, 'destination', segment);
+      }
+    } finally {
+      this.pool.release(buf);
+    }
   }
 
   /**
@@ -788,6 +810,12 @@ function ioAbort(err: unknown, side: 'source' | 'destination', segment: number):
       ? { source: side, status: ScsiStatus.CHECK_CONDITION, sense: buildSense(mapped.reason, mapped.details) }
       : { source: side, status: mapped.status, sense: mapped.sense };
   return new CopyAbortError({ reason: XcopySense.THIRD_PARTY_DEVICE_FAILURE, segment, forwarded, message: `${side} failed: ${err.message}` });
+}
+
+/** The file store a LU's store is, or wraps (the COW filter), if any. */
+function fileStoreUnder(store: Store): FileStore | undefined {
+  const inner = cowOf(store)?.inner ?? store;
+  return inner instanceof FileStore ? inner : undefined;
 }
 
 /** copy_file_range does not say which file failed: no space or read-only is the destination's. */

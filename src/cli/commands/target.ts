@@ -3,6 +3,9 @@
  * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { FileStore } from '../../store/file';
+import type { Store } from '../../store/store';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { parseConfig, quickConfig, type Config } from '../../target/config';
@@ -20,6 +23,9 @@ interface Args {
   iqn?: string;
   lun?: string[];
   logLevel: string;
+  stateDir?: string;
+  mgmt?: string;
+  mgmtTokenFile?: string;
 }
 
 export function builder(y: Argv): Argv<Args> {
@@ -28,9 +34,13 @@ export function builder(y: Argv): Argv<Args> {
     .option('portal', { type: 'string', describe: 'quick form: HOST:PORT to listen on' })
     .option('iqn', { type: 'string', describe: 'quick form: the target name' })
     .option('lun', { type: 'string', array: true, describe: 'quick form: file:PATH[:SIZE] | memory:SIZE | iscsi://URL, numbered from 0' })
+    .option('state-dir', { type: 'string', describe: 'snapshot journal directory; sessions resume from it at start (default with --mgmt: /var/lib/xcopy-agent)' })
+    .option('mgmt', { type: 'string', describe: 'management API: HOST:PORT on loopback (e.g. 127.0.0.1:3261) or unix:/path' })
+    .option('mgmt-token-file', { type: 'string', describe: 'bearer token file (created 0600 when missing; default STATE_DIR/mgmt.token)' })
     .conflicts('config', ['portal', 'iqn', 'lun'])
     .example('$0 target --portal 127.0.0.1:3260 --iqn iqn.2026-11.io.example:t1 --lun file:/srv/lun0.img:1G', '')
-    .example('$0 target --config target.json', '') as unknown as Argv<Args>;
+    .example('$0 target --config target.json', '')
+    .example('$0 target --config target.json --mgmt 127.0.0.1:3261 --state-dir /var/lib/xcopy-agent', '') as unknown as Argv<Args>;
 }
 
 function loadConfig(argv: Args): Config {
@@ -55,16 +65,39 @@ function loadConfig(argv: Args): Config {
   return quickConfig({ portal: argv.portal, iqn: argv.iqn, luns: argv.lun });
 }
 
+/**
+ * Test-only (XCOPY_AGENT_TEST_HOLD_COPY_DIR): while a snapshot's writes are held at institution,
+ * copy the source's backing file to DIR/<snapshot id>.img — the oracle the COW tests compare the
+ * snapshot with, made without the COW code.
+ */
+function testHoldCopy(): ((source: Store, id: string) => Promise<void>) | undefined {
+  const dir = process.env.XCOPY_AGENT_TEST_HOLD_COPY_DIR;
+  if (!dir) return undefined;
+  return async (source, id) => {
+    if (source instanceof FileStore) await fs.promises.copyFile(source.path, path.join(dir, `${id}.img`));
+  };
+}
+
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
     const config = loadConfig(argv);
     // The target logs its lifecycle at info level unless told otherwise.
     const log = createLogger({ level: process.env.XCOPY_AGENT_LOG_LEVEL ?? (argv.logLevel === 'warn' ? 'info' : argv.logLevel) });
-    const server = await TargetServer.start(config, { log });
+    const stateDir = argv.stateDir ?? (argv.mgmt ? '/var/lib/xcopy-agent' : undefined);
+    const server = await TargetServer.start(config, {
+      log,
+      stateDir,
+      management: argv.mgmt ? { listen: argv.mgmt, tokenFile: argv.mgmtTokenFile ?? path.join(stateDir!, 'mgmt.token') } : undefined,
+      onHeld: testHoldCopy(),
+    });
     const portals = server.listening.map((l) => `${l.host}:${l.port}`);
     out.record('progress', { event: 'listening', portals, targets: config.targets.map((t) => t.wwn) });
     out.line(`target: listening on ${portals.join(', ')} for ${config.targets.map((t) => t.wwn).join(', ')}`);
+    if (server.management) {
+      out.record('progress', { event: 'management', url: server.management.url });
+      out.line(`target: management API on ${server.management.url}`);
+    }
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         log.info({ signal: sig }, 'stopping');

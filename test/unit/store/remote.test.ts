@@ -11,8 +11,8 @@ import {
   encodeUnmapCdb,
   encodeUnmapParameterList,
   encodeWriteSame16Cdb,
-  storeErrorOf,
-} from '../../../src/store/remote';
+} from '../../../src/scsi/provisioning';
+import { storeErrorOf } from '../../../src/store/remote';
 import { StoreError } from '../../../src/store/store';
 
 const hex = (b: Buffer) => b.toString('hex');

@@ -1,0 +1,199 @@
+/**
+ * The COW filter (the method's server-side filter, 302): a Store wrapping the source LUN's store,
+ * as QEMU's copy-before-write filter node wraps its child. Every data-changing request — WRITE of
+ * any size, WRITE SAME, UNMAP, COMPARE AND WRITE, WRITE AND VERIFY, ORWRITE and the copy
+ * manager's writes — reaches the store as write() or unmap(); both pass through here.
+ *
+ * Idle (no snapshot armed) it only counts the changes in flight. `hold()` stops new changes at
+ * the door and waits for those in flight to finish (the clean cut of step 602); while held, a
+ * capture is armed; `release()` lets the waiting changes in, each now behind the capture's
+ * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
+ * the source. Reads are never blocked.
+ */
+import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
+
+/** What a snapshot session puts in front of every change while it captures. */
+export interface ChangeGuard {
+  /**
+   * Resolves when the change of `count` blocks at `lba` may reach the source: every chunk it
+   * touches has its original saved (or the session gave up capturing, durably, under the
+   * protect-application policy). Rejects (a StoreError) when the change must fail instead
+   * (protect-snapshot).
+   */
+  beforeChange(lba: bigint, count: bigint): Promise<void>;
+}
+
+export class HoldTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    Object.defineProperty(this, 'name', { value: 'HoldTimeoutError', enumerable: false });
+  }
+}
+
+export class CowStore implements Store {
+  readonly kind = 'cow';
+  readonly inner: Store;
+  /** The capture armed now, if any. */
+  private guard: ChangeGuard | undefined;
+  private inFlight = 0;
+  private drained: Array<() => void> = [];
+  private gate: Promise<void> | undefined;
+  private openGate: (() => void) | undefined;
+
+  constructor(inner: Store) {
+    this.inner = inner;
+  }
+
+  get blockSize(): number {
+    return this.inner.blockSize;
+  }
+  get blocks(): bigint {
+    return this.inner.blocks;
+  }
+  /** The source's own identity: hosts see the same LUN with or without the filter. */
+  get identity(): StoreIdentity {
+    return this.inner.identity;
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly;
+  }
+  get unmapReadsZero(): boolean {
+    return this.inner.unmapReadsZero;
+  }
+  /** Thin provisioning follows the wrapped store (LogicalUnit's default). */
+  get sparse(): boolean {
+    const declared = (this.inner as { sparse?: unknown }).sparse;
+    if (typeof declared === 'boolean') return declared;
+    return this.inner.kind === 'memory' || this.inner.kind === 'file';
+  }
+  /** True while a capture is armed. */
+  get capturing(): boolean {
+    return this.guard !== undefined;
+  }
+  /** True while new changes are held at the door. */
+  get held(): boolean {
+    return this.gate !== undefined;
+  }
+  /** Changes between the door and the source now. */
+  get changesInFlight(): number {
+    return this.inFlight;
+  }
+
+  read(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
+    return this.inner.read(lba, count, into);
+  }
+
+  async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
+    await this.enter();
+    try {
+      if (this.guard) await this.guard.beforeChange(lba, BigInt(data.length / this.inner.blockSize));
+      await this.inner.write(lba, data, opts);
+    } finally {
+      this.leave();
+    }
+  }
+
+  async unmap(lba: bigint, count: bigint): Promise<void> {
+    await this.enter();
+    try {
+      if (this.guard && count > 0n) await this.guard.beforeChange(lba, count);
+      await this.inner.unmap(lba, count);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Runs `fn` on the inner store as a change that needs no capture (the copy manager's kernel
+   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed
+   * or a hold is on, so the caller takes the ordinary path.
+   */
+  async passThrough<T>(fn: (inner: Store) => Promise<T>): Promise<T | undefined> {
+    if (this.guard || this.gate) return undefined;
+    this.inFlight++;
+    try {
+      return await fn(this.inner);
+    } finally {
+      this.leave();
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+  extents(lba: bigint, count: bigint): Promise<Extent[]> {
+    return this.inner.extents(lba, count);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  /**
+   * Step 602's hold: new changes wait at the door; resolves when none is in flight. Rejects with
+   * HoldTimeoutError (and opens the door again) when they do not drain within `timeoutMs`.
+   */
+  async hold(timeoutMs: number): Promise<void> {
+    if (this.gate) throw new Error('already held');
+    this.gate = new Promise<void>((resolve) => (this.openGate = resolve));
+    if (this.inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => this.drained.push(resolve)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new HoldTimeoutError(`${this.inFlight} writes still in flight after ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } catch (err) {
+      this.release();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Opens the door: held changes go on (behind the guard, when one was armed meanwhile). */
+  release(): void {
+    const open = this.openGate;
+    this.gate = undefined;
+    this.openGate = undefined;
+    open?.();
+  }
+
+  /** Arms (or, with undefined, disarms) the capture. Arm only while held. */
+  setGuard(guard: ChangeGuard | undefined): void {
+    if (guard && !this.gate) throw new Error('a capture is armed only while changes are held');
+    this.guard = guard;
+  }
+
+  get currentGuard(): ChangeGuard | undefined {
+    return this.guard;
+  }
+
+  private async enter(): Promise<void> {
+    while (this.gate) await this.gate;
+    this.inFlight++;
+  }
+
+  private leave(): void {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.drained.length > 0) {
+      const waiters = this.drained;
+      this.drained = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+/** The COW filter under a store, if it is one. */
+export function cowOf(store: Store): CowStore | undefined {
+  return store instanceof CowStore ? store : undefined;
+}
+
+/** A StoreError carrying exact sense, for a change refused by the protect-snapshot policy. */
+export function refusedChange(sense: Buffer, message: string): StoreError {
+  return new StoreError({ kind: 'forwarded', status: 0x02, sense }, message);
+}

@@ -1,0 +1,306 @@
+/**
+ * The target's snapshot sessions: institute / mark / terminate / status over the LUNs of a
+ * TargetModel, snapshot-view LUNs added to and removed from target portal groups, the journal
+ * in the state directory, and resumption after a restart (before the target serves I/O).
+ * The management API (src/target/management.ts) is a thin JSON face over this class.
+ */
+import { AgentError } from '../errors';
+import { openStore } from '../store/open';
+import type { Store } from '../store/store';
+import { LogicalUnit, reportedLunsChanged } from '../target/scsi';
+import type { TargetModel, TargetPortalGroup } from '../target/target';
+import type { Logger } from '../util/log';
+import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../xcopy';
+import { CowStore } from './cow-store';
+import { FileJournal } from './journal';
+import { SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from './session';
+import { SnapshotViewStore } from './view-store';
+
+/** A LUN of this target: `{target, lun, tpg?}`, or "IQN/LUN". */
+export type LunRef = string | { target: string; lun: number; tpg?: number };
+
+export interface InstituteParams {
+  source: LunRef;
+  /** A store spec (file:PATH[:SIZE], memory:SIZE, iscsi://...) or a LUN of this target. */
+  obf: string | LunRef;
+  chunk_bytes?: number;
+  policy?: SnapshotPolicy;
+  cow_timeout_ms?: number;
+  drain_timeout_ms?: number;
+  series_id?: string;
+}
+
+export interface ViewInfo {
+  snapshot: string;
+  target: string;
+  tpg: number;
+  lun: number;
+  naa: string;
+}
+
+export interface ManagerOptions {
+  log: Logger;
+  /** Test-only: runs while the source's writes are held at institution (the oracle's copy). */
+  onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
+}
+
+interface Entry {
+  session: SnapshotSession;
+  /** The OBF store when the session opened it (closed when the session is forgotten). */
+  ownedObf?: Store;
+  views: Array<{ tpg: TargetPortalGroup; lun: number; lu: LogicalUnit }>;
+}
+
+function notFound(id: unknown): AgentError {
+  return new AgentError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${String(id)} on this target (snapshot_list shows them)`);
+}
+
+export class SnapshotManager {
+  readonly model: TargetModel;
+  readonly journal: FileJournal;
+  private readonly log: Logger;
+  private readonly onHeld?: ManagerOptions['onHeld'];
+  private readonly entries = new Map<string, Entry>();
+
+  private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
+    this.model = model;
+    this.journal = journal;
+    this.log = opts.log;
+    this.onHeld = opts.onHeld;
+  }
+
+  /** Opens the journal in `stateDir` and resumes its sessions (call before serving I/O). */
+  static async open(model: TargetModel, stateDir: string, opts: ManagerOptions): Promise<SnapshotManager> {
+    const journal = await FileJournal.open(stateDir);
+    const m = new SnapshotManager(model, journal, opts);
+    for (const rec of journal.list()) await m.resume(rec);
+    return m;
+  }
+
+  private async resume(rec: SessionRecord): Promise<void> {
+    const source = this.model.stores.get(rec.source);
+    if (!(source instanceof CowStore)) {
+      rec.state = rec.state === 'ACTIVE' || rec.state === 'MARKED' ? 'INVALID' : rec.state;
+      if (rec.state === 'INVALID' && !rec.reason) {
+        rec.reason = 'TRACKING_GAP';
+        rec.reasonDetail = `the source ${rec.source} is no longer configured`;
+      }
+      await this.journal.save(rec);
+      this.log.warn({ snapshot: rec.id, source: rec.source }, 'snapshot source not configured; kept in the journal only');
+      return;
+    }
+    let obf: Store | undefined;
+    let owned: Store | undefined;
+    let obfError: string | undefined;
+    try {
+      if (rec.obf.startsWith('/backstores/')) obf = this.model.stores.get(rec.obf);
+      else obf = owned = await openStore(rec.obf);
+      if (!obf) obfError = `${rec.obf} is not configured`;
+    } catch (err) {
+      obfError = (err as Error).message;
+    }
+    const session = await SnapshotSession.resume({ source, obf, record: rec, journal: this.journal, log: this.log, obfError });
+    this.entries.set(rec.id, { session, ownedObf: owned, views: [] });
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Resolves a LUN reference to its TPG, LUN number, logical unit and storage object key. */
+  resolveLun(ref: LunRef): { tpg: TargetPortalGroup; lun: number; lu: LogicalUnit; key: string } {
+    let target: string;
+    let lun: number;
+    let tag: number | undefined;
+    if (typeof ref === 'string') {
+      const m = /^(.+)\/(\d+)$/.exec(ref);
+      if (!m) throw new AgentError('ERR_INVALID_ARG', `LUN ${JSON.stringify(ref)} is not IQN/LUN (e.g. iqn.2026-11.io.example:t1/0)`);
+      target = m[1];
+      lun = Number(m[2]);
+    } else if (ref && typeof ref === 'object' && typeof ref.target === 'string' && Number.isInteger(ref.lun)) {
+      target = ref.target;
+      lun = ref.lun;
+      tag = ref.tpg;
+    } else {
+      throw new AgentError('ERR_INVALID_ARG', 'a LUN is "IQN/LUN" or {"target": IQN, "lun": N, "tpg"?: TAG}');
+    }
+    const tpg = this.model.tpg(target, tag);
+    if (!tpg) throw new AgentError('ERR_INVALID_ARG', `no target ${target}${tag !== undefined ? ` with TPG ${tag}` : ''} here (lun_list shows the LUNs)`);
+    const lu = tpg.luns.get(lun);
+    if (!lu) throw new AgentError('ERR_INVALID_ARG', `${target} has no LUN ${lun} (lun_list shows the LUNs)`);
+    const key = [...this.model.stores].find(([, s]) => s === lu.store)?.[0] ?? '';
+    return { tpg, lun, lu, key };
+  }
+
+  async institute(p: InstituteParams): Promise<SnapshotStatus> {
+    const src = this.resolveLun(p.source);
+    if (!(src.lu.store instanceof CowStore)) {
+      throw new AgentError('ERR_INVALID_ARG', `${src.tpg.node.name}/${src.lun} is not a source LUN (a snapshot view cannot itself be snapshotted)`);
+    }
+    const cow = src.lu.store;
+    for (const e of this.entries.values()) {
+      if (e.session.source === cow && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED')) {
+        throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} already has snapshot ${e.session.id} (${e.session.state}); terminate it first`);
+      }
+    }
+    let obf: Store;
+    let owned: Store | undefined;
+    let obfSpec: string;
+    if (typeof p.obf === 'string' && !/^[^/]+\/\d+$/.test(p.obf)) {
+      obfSpec = p.obf;
+      obf = owned = await openStore(p.obf);
+    } else {
+      const o = this.resolveLun(p.obf as LunRef);
+      if (o.lu.store === cow) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
+      obf = o.lu.store;
+      obfSpec = o.key;
+    }
+    try {
+      const session = await SnapshotSession.institute({
+        source: cow,
+        sourceKey: src.key,
+        obf,
+        obfSpec,
+        journal: this.journal,
+        chunkBytes: p.chunk_bytes,
+        policy: p.policy,
+        cowTimeoutMs: p.cow_timeout_ms,
+        drainTimeoutMs: p.drain_timeout_ms,
+        seriesId: p.series_id,
+        log: this.log,
+        onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
+      });
+      this.entries.set(session.id, { session, ownedObf: owned, views: [] });
+      return session.status();
+    } catch (err) {
+      await owned?.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get(id: unknown): SnapshotSession {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    return e.session;
+  }
+
+  status(id: unknown): SnapshotStatus & { views: ViewInfo[] } {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    return { ...e.session.status(), views: e.views.map((v) => this.viewInfo(e.session.id, v)) };
+  }
+
+  list(): Array<SnapshotStatus & { views: ViewInfo[] }> {
+    return [...this.entries.keys()].map((id) => this.status(id));
+  }
+
+  async mark(id: unknown): Promise<SnapshotStatus> {
+    return this.get(id).mark();
+  }
+
+  /** Terminates (seals) the snapshot and removes its view LUNs, whose image ends with it. */
+  async terminate(id: unknown): Promise<SnapshotStatus & { views_removed: ViewInfo[] }> {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    const removed = [...e.views];
+    for (const v of removed) this.dropView(e, v);
+    const st = await e.session.terminate();
+    return { ...st, views_removed: removed.map((v) => this.viewInfo(e.session.id, v)) };
+  }
+
+  /**
+   * Exports the image as of institution as a read-only LUN in the source's target portal group
+   * (or `target`'s), mapped read-only to every ACL that maps the source.
+   */
+  addView(id: unknown, where: { target?: string; tpg?: number; lun?: number } = {}): ViewInfo {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    const s = e.session;
+    if (!s.viewable) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${s.id} is ${s.state}: only an ACTIVE or MARKED snapshot has a view`);
+    const srcTpg = this.tpgOfStore(s.source);
+    const tpg = where.target !== undefined ? this.model.tpg(where.target, where.tpg) : srcTpg?.tpg;
+    if (!tpg) throw new AgentError('ERR_INVALID_ARG', `no target portal group ${where.target ?? ''} here`);
+    let lun = where.lun;
+    if (lun === undefined) for (lun = 0; tpg.luns.has(lun); lun++);
+    if (!Number.isInteger(lun) || lun < 0 || lun > 16383) throw new AgentError('ERR_INVALID_ARG', `LUN ${String(lun)} must be 0..16383`);
+    if (tpg.luns.has(lun)) throw new AgentError('ERR_INVALID_ARG', `LUN ${lun} of ${tpg.node.name} is in use (omit lun to take the first free one)`);
+    const lu = new LogicalUnit({ store: new SnapshotViewStore(s), targetName: tpg.node.name, targetPortGroup: tpg.tag, opcodes: COPY_MANAGER_OPCODES, readOnly: true });
+    const cm = [...tpg.luns.values()].map((x) => copyManagerOf(x)).find((x) => x !== undefined);
+    if (cm) enableCopyManager(lu, cm);
+    tpg.luns.set(lun, lu);
+    // Whoever sees the source sees its snapshot, read-only.
+    const srcLun = srcTpg && srcTpg.tpg === tpg ? srcTpg.lun : undefined;
+    for (const acl of tpg.config.nodeAcls) {
+      const m = srcLun === undefined ? undefined : acl.mappedLuns.find((x) => x.tpgLun === srcLun);
+      if (!m) continue;
+      let index = lun;
+      while (acl.mappedLuns.some((x) => x.index === index)) index++;
+      acl.mappedLuns.push({ index, tpgLun: lun, writeProtect: true });
+    }
+    const v = { tpg, lun, lu };
+    e.views.push(v);
+    reportedLunsChanged(tpg.luns);
+    this.log.info({ snapshot: s.id, target: tpg.node.name, lun }, 'snapshot view added');
+    return this.viewInfo(s.id, v);
+  }
+
+  removeView(id: unknown, lun: unknown): ViewInfo {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    const v = e.views.find((x) => x.lun === lun);
+    if (!v) throw new AgentError('ERR_INVALID_ARG', `snapshot ${e.session.id} has no view at LUN ${String(lun)}`);
+    this.dropView(e, v);
+    return this.viewInfo(e.session.id, v);
+  }
+
+  private dropView(e: Entry, v: Entry['views'][number]): void {
+    if (v.tpg.luns.get(v.lun) === v.lu) v.tpg.luns.delete(v.lun);
+    for (const acl of v.tpg.config.nodeAcls) acl.mappedLuns = acl.mappedLuns.filter((x) => x.tpgLun !== v.lun);
+    e.views = e.views.filter((x) => x !== v);
+    reportedLunsChanged(v.tpg.luns);
+    this.log.info({ snapshot: e.session.id, target: v.tpg.node.name, lun: v.lun }, 'snapshot view removed');
+  }
+
+  private viewInfo(id: string, v: { tpg: TargetPortalGroup; lun: number; lu: LogicalUnit }): ViewInfo {
+    return { snapshot: id, target: v.tpg.node.name, tpg: v.tpg.tag, lun: v.lun, naa: v.lu.naa.toString('hex') };
+  }
+
+  private tpgOfStore(store: Store): { tpg: TargetPortalGroup; lun: number } | undefined {
+    for (const tpg of this.model.allTpgs()) for (const [lun, lu] of tpg.luns) if (lu.store === store) return { tpg, lun };
+    return undefined;
+  }
+
+  /** Every LUN of the target, with what the snapshots make of it. */
+  lunList(): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const tpg of this.model.allTpgs()) {
+      for (const [lun, lu] of [...tpg.luns].sort((a, b) => a[0] - b[0])) {
+        const key = [...this.model.stores].find(([, s]) => s === lu.store)?.[0];
+        const inner = lu.store instanceof CowStore ? lu.store.inner : lu.store;
+        const snap = [...this.entries.values()].find((e) => e.session.source === lu.store && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED'));
+        const viewOf = lu.store instanceof SnapshotViewStore ? lu.store.session.id : undefined;
+        out.push({
+          target: tpg.node.name,
+          tpg: tpg.tag,
+          lun,
+          ...(key ? { storage_object: key } : {}),
+          kind: inner.kind,
+          name: inner.identity.name,
+          blocks: lu.store.blocks.toString(),
+          block_size: lu.blockSize,
+          naa: lu.naa.toString('hex'),
+          read_only: lu.store.readOnly,
+          ...(snap ? { snapshot: snap.session.id, snapshot_state: snap.session.state } : {}),
+          ...(viewOf ? { view_of: viewOf } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Terminates nothing: sessions stay armed across a stop (the journal resumes them). Closes owned OBFs. */
+  async close(): Promise<void> {
+    for (const e of this.entries.values()) {
+      await e.session.quiesce();
+      await e.ownedObf?.close().catch(() => undefined);
+    }
+  }
+}

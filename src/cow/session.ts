@@ -1,0 +1,583 @@
+/**
+ * A snapshot session (the method's steps 602 and 606): for one source LUN (behind its COW filter)
+ * and one OBF LUN, institute (hold, drain, arm, release), capture first changes of each chunk into
+ * the OBF, mark, terminate (seal), report status, serve the image as of institution to a
+ * snapshot view, and resume after a crash from what the OBF holds.
+ *
+ * The invariants of ../shared/DESIGN.md "Why the result is exact" live here:
+ * - capture before change: beforeChange() resolves only once every chunk the change touches has
+ *   its original durably in the OBF (group-committed: write + flush);
+ * - first capture wins: a chunk is captured once (a bitmap, and one in-flight capture per chunk
+ *   that concurrent changes share);
+ * - never silently wrong: when a chunk cannot be captured, protect-application records INVALID
+ *   durably (journal file and, where it still works, the superblock) before the change goes on;
+ *   protect-snapshot fails the change with sense and keeps the snapshot exact.
+ */
+import crypto from 'node:crypto';
+import { AgentError } from '../errors';
+import { SenseKey } from '../scsi/constants';
+import { encodeFixedSense } from '../scsi/sense';
+import { StoreError, type Store } from '../store/store';
+import type { Logger } from '../util/log';
+import { refusedChange, type ChangeGuard, type CowStore } from './cow-store';
+import {
+  decodeSuperblock,
+  encodeSuperblock,
+  ObfPolicy,
+  ObfReason,
+  ObfState,
+  obfReasonName,
+  obfStateName,
+  OBF_LOG_START_LBA,
+  RollingHash,
+  type ObfSuperblock,
+} from './obf-format';
+import { scanLog } from './obf-log';
+import { ObfAppender, ObfFullError } from './obf-writer';
+
+export type SnapshotPolicy = 'protect-application' | 'protect-snapshot';
+export type SnapshotState = 'ACTIVE' | 'MARKED' | 'SEALED' | 'INVALID';
+export type SnapshotReason = 'OBF_FULL' | 'OBF_IO_ERROR' | 'COW_TIMEOUT' | 'TRACKING_GAP' | 'SOURCE_IO_ERROR' | 'ABANDONED';
+
+export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+export const DEFAULT_COW_TIMEOUT_MS = 5_000;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 2_000;
+
+/** What the target keeps about a session outside the OBF (the journal file), to resume it. */
+export interface SessionRecord {
+  id: string;
+  seriesId: string;
+  /** The source LUN's storage object key (e.g. /backstores/fileio/src). */
+  source: string;
+  /** The OBF's store spec (file:PATH, memory:SIZE, iscsi://...) or storage object key. */
+  obf: string;
+  chunkBytes: number;
+  policy: SnapshotPolicy;
+  cowTimeoutMs: number;
+  state: SnapshotState;
+  reason?: SnapshotReason;
+  reasonDetail?: string;
+  institutedAtMs: number;
+  institutePauseMs: number;
+}
+
+/** Where session records are kept durably (src/cow/journal.ts). */
+export interface SessionJournal {
+  save(record: SessionRecord): Promise<void>;
+}
+
+export interface InstituteOptions {
+  source: CowStore;
+  sourceKey: string;
+  obf: Store;
+  obfSpec: string;
+  journal: SessionJournal;
+  chunkBytes?: number;
+  policy?: SnapshotPolicy;
+  cowTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  seriesId?: string;
+  log: Logger;
+  /** Test-only: runs while changes are held (the oracle copies the source's backing file here). */
+  onHeld?: (snapshotId: string) => Promise<void> | void;
+}
+
+export interface SnapshotStatus {
+  id: string;
+  series_id: string;
+  state: SnapshotState;
+  reason?: SnapshotReason;
+  reason_detail?: string;
+  source: string;
+  obf: string;
+  policy: SnapshotPolicy;
+  chunk_bytes: number;
+  instituted_at: string;
+  institute_pause_ms: number;
+  records: number;
+  bytes: number;
+  captured_chunks: number;
+  obf_used_blocks: number;
+  obf_capacity_blocks: number;
+  obf_block_size: number;
+  fill: number;
+  rate_bytes_per_s: number;
+  projected_full_s: number | null;
+  commits: number;
+  marker_sequence?: number;
+}
+
+class CaptureTimeout extends Error {}
+class SourceReadError extends Error {}
+
+const STATE_OF: Record<SnapshotState, ObfState> = { ACTIVE: ObfState.ACTIVE, MARKED: ObfState.MARKED, SEALED: ObfState.SEALED, INVALID: ObfState.INVALID };
+const REASON_OF: Record<SnapshotReason, ObfReason> = {
+  OBF_FULL: ObfReason.OBF_FULL,
+  OBF_IO_ERROR: ObfReason.OBF_IO_ERROR,
+  COW_TIMEOUT: ObfReason.COW_TIMEOUT,
+  TRACKING_GAP: ObfReason.TRACKING_GAP,
+  SOURCE_IO_ERROR: ObfReason.SOURCE_IO_ERROR,
+  ABANDONED: ObfReason.ABANDONED,
+};
+
+/**
+ * The sense a change refused under protect-snapshot gets: OBF full → DATA PROTECT, SPACE
+ * ALLOCATION FAILED WRITE PROTECT (27h/07h, what a thin LUN out of space answers); COW timeout →
+ * ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h, hosts retry it); OBF or source I/O
+ * error → HARDWARE ERROR, WRITE ERROR (0Ch/00h). The source is unchanged in each case.
+ */
+function refusalSense(reason: SnapshotReason): Buffer {
+  switch (reason) {
+    case 'OBF_FULL':
+      return encodeFixedSense({ senseKey: SenseKey.DATA_PROTECT, asc: 0x27, ascq: 0x07 });
+    case 'COW_TIMEOUT':
+      return encodeFixedSense({ senseKey: SenseKey.ABORTED_COMMAND, asc: 0x2e, ascq: 0x02 });
+    default:
+      return encodeFixedSense({ senseKey: SenseKey.HARDWARE_ERROR, asc: 0x0c, ascq: 0x00 });
+  }
+}
+
+function policyCode(p: SnapshotPolicy): ObfPolicy {
+  return p === 'protect-snapshot' ? ObfPolicy.PROTECT_SNAPSHOT : ObfPolicy.PROTECT_APPLICATION;
+}
+
+/** The source's designator for the superblock: its NAA (type 3), else a hash of its name (type 0). */
+function sourceDesignator(store: Store): { designatorType: number; designator: Buffer } {
+  const naa = store.identity.naa;
+  if (naa) return { designatorType: 3, designator: Buffer.from(naa) };
+  return { designatorType: 0, designator: crypto.createHash('sha256').update(store.identity.name).digest().subarray(0, 16) };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CaptureTimeout(`${what} took longer than ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export class SnapshotSession implements ChangeGuard {
+  readonly id: string;
+  readonly source: CowStore;
+  readonly obf: Store;
+  readonly record: SessionRecord;
+  private readonly journal: SessionJournal;
+  private readonly log: Logger;
+  private appender: ObfAppender;
+  /** Source blocks per chunk. */
+  private readonly chunkBlocks: bigint;
+  /** Captured chunk → first OBF data block of its record. */
+  private readonly where = new Map<number, bigint>();
+  private readonly inProgress = new Map<number, Promise<void>>();
+  private capturing: boolean;
+  private invalidating: Promise<void> | undefined;
+  private terminating: Promise<void> | undefined;
+  private samples: Array<{ t: number; bytes: bigint }> = [];
+
+  private constructor(o: { source: CowStore; obf: Store; record: SessionRecord; journal: SessionJournal; log: Logger; appender: ObfAppender; capturing: boolean }) {
+    this.id = o.record.id;
+    this.source = o.source;
+    this.obf = o.obf;
+    this.record = o.record;
+    this.journal = o.journal;
+    this.log = o.log.child({ snapshot: o.record.id });
+    this.appender = o.appender;
+    this.chunkBlocks = BigInt(o.record.chunkBytes / o.source.blockSize);
+    this.capturing = o.capturing;
+  }
+
+  get state(): SnapshotState {
+    return this.record.state;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // institute (602)
+  // -------------------------------------------------------------------------------------------
+
+  static async institute(o: InstituteOptions): Promise<SnapshotSession> {
+    const src = o.source;
+    const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const policy = o.policy ?? 'protect-application';
+    const cowTimeoutMs = o.cowTimeoutMs ?? DEFAULT_COW_TIMEOUT_MS;
+    const B = o.obf.blockSize;
+    const sbs = src.blockSize;
+    if (src.capturing || src.held) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
+    if (!Number.isInteger(chunkBytes) || chunkBytes < Math.max(B, sbs) || chunkBytes % B !== 0 || chunkBytes % sbs !== 0 || chunkBytes > 64 * 1024 * 1024) {
+      throw new AgentError('ERR_INVALID_ARG', `chunk size ${chunkBytes} must be a multiple of the source block size ${sbs} and the OBF block size ${B}, at most 64 MiB (default 64 KiB)`);
+    }
+    if ((src.blocks * BigInt(sbs)) % BigInt(B) !== 0n) {
+      throw new AgentError('ERR_INVALID_ARG', `the source (${src.blocks} blocks of ${sbs}) is not a whole number of the OBF's ${B}-byte blocks: use an OBF with ${sbs}-byte blocks`);
+    }
+    if (o.obf.readOnly) throw new AgentError('ERR_INVALID_ARG', `the OBF ${o.obfSpec} is read-only`);
+    if (o.obf === src || o.obf === src.inner) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
+    const minBlocks = 1n + 1n + BigInt(chunkBytes / B) + 2n;
+    if (o.obf.blocks < minBlocks) throw new AgentError('ERR_INVALID_ARG', `the OBF ${o.obfSpec} has ${o.obf.blocks} blocks; at least ${minBlocks} are needed for one chunk`);
+    const id = crypto.randomUUID();
+    const seriesId = o.seriesId ?? crypto.randomUUID();
+    const now = Date.now();
+    const sb: ObfSuperblock = {
+      blockSize: B,
+      snapshotId: id,
+      seriesId,
+      sourceDesignator: sourceDesignator(src),
+      sourceBlockSize: sbs,
+      sourceCapacity: src.blocks,
+      chunkSize: chunkBytes,
+      institutionTimeMs: now,
+      state: ObfState.ACTIVE,
+      policy: policyCode(policy),
+      reason: ObfReason.NONE,
+      logStartLba: OBF_LOG_START_LBA,
+      capacityBlocks: o.obf.blocks,
+      generation: 1n,
+      updatedTimeMs: now,
+      markerSequence: 0n,
+      sealedRecordCount: 0n,
+    };
+    // The OBF is made ready before the hold, so the hold itself does no OBF I/O.
+    await o.obf.write(0n, encodeSuperblock(sb), { fua: true });
+    const record: SessionRecord = {
+      id,
+      seriesId,
+      source: o.sourceKey,
+      obf: o.obfSpec,
+      chunkBytes,
+      policy,
+      cowTimeoutMs,
+      state: 'ACTIVE',
+      institutedAtMs: now,
+      institutePauseMs: 0,
+    };
+    const appender = new ObfAppender(o.obf, sb, { endLba: OBF_LOG_START_LBA, nextSequence: 1n, dataRecords: 0n, dataBytes: 0n, rolling: new RollingHash(), markerSequence: 0n });
+    const session = new SnapshotSession({ source: src, obf: o.obf, record, journal: o.journal, log: o.log, appender, capturing: true });
+    await o.journal.save(record);
+    // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.
+    const t0 = process.hrtime.bigint();
+    try {
+      await src.hold(o.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+    } catch (err) {
+      record.state = 'INVALID';
+      record.reason = 'ABANDONED';
+      record.reasonDetail = `institute: ${(err as Error).message}`;
+      await o.journal.save(record).catch(() => undefined);
+      await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
+      throw new AgentError('ERR_INVALID_ARG', `institute failed: ${(err as Error).message} (retry when the host load is lower, or raise drain_timeout_ms)`);
+    }
+    try {
+      await o.onHeld?.(id);
+      src.setGuard(session);
+    } finally {
+      src.release();
+    }
+    const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    record.institutedAtMs = Date.now();
+    record.institutePauseMs = pauseMs;
+    // Outside the hold: record T0 and the pause.
+    await appender.writeSuperblock({ institutionTimeMs: record.institutedAtMs }).catch((err: unknown) => session.invalidate('OBF_IO_ERROR', (err as Error).message));
+    await o.journal.save(record).catch(() => undefined);
+    session.log.info({ source: o.sourceKey, obf: o.obfSpec, chunk_bytes: chunkBytes, policy, pause_ms: Number(pauseMs.toFixed(3)) }, 'snapshot instituted');
+    return session;
+  }
+
+  /**
+   * After a restart: rebuilds the captured-chunk map from the OBF's valid log prefix and re-arms
+   * COW before the target serves the source again. A record whose OBF cannot be read, or belongs
+   * to another snapshot or source, comes back INVALID with reason TRACKING_GAP.
+   */
+  static async resume(o: { source: CowStore; obf: Store | undefined; record: SessionRecord; journal: SessionJournal; log: Logger; obfError?: string }): Promise<SnapshotSession> {
+    const rec = { ...o.record };
+    const log = o.log.child({ snapshot: rec.id });
+    const gap = async (why: string, obf?: Store): Promise<SnapshotSession> => {
+      if (rec.state === 'ACTIVE' || rec.state === 'MARKED') {
+        rec.state = 'INVALID';
+        rec.reason = 'TRACKING_GAP';
+        rec.reasonDetail = why;
+        await o.journal.save(rec);
+        log.warn({ reason: why }, 'snapshot INVALID after restart: TRACKING_GAP');
+      }
+      const dummySb = { blockSize: 512, capacityBlocks: 0n } as ObfSuperblock;
+      const appender = new ObfAppender(obf ?? o.source, dummySb, { endLba: 0n, nextSequence: 1n, dataRecords: 0n, dataBytes: 0n, rolling: new RollingHash(), markerSequence: 0n });
+      return new SnapshotSession({ source: o.source, obf: obf ?? o.source, record: rec, journal: o.journal, log: o.log, appender, capturing: false });
+    };
+    if (!o.obf) return gap(`the OBF ${rec.obf} cannot be opened: ${o.obfError ?? 'unknown'}`);
+    const obf = o.obf;
+    let sb: ObfSuperblock;
+    try {
+      sb = decodeSuperblock(await obf.read(0n, 1));
+    } catch (err) {
+      return gap(`the OBF superblock cannot be read: ${(err as Error).message}`, obf);
+    }
+    if (sb.snapshotId !== rec.id) return gap(`the OBF holds snapshot ${sb.snapshotId}, not ${rec.id}`, obf);
+    const des = sourceDesignator(o.source);
+    if (sb.sourceCapacity !== o.source.blocks || sb.sourceBlockSize !== o.source.blockSize || !sb.sourceDesignator.designator.equals(des.designator)) {
+      return gap('the source LUN is not the one the OBF was made for (designator, capacity or block size differ)', obf);
+    }
+    const scan = await scanLog((lba, n) => obf.read(lba, n), sb);
+    const rolling = new RollingHash();
+    for (const r of scan.records) rolling.update(r.crc);
+    const appender = new ObfAppender(obf, sb, {
+      endLba: scan.endLba,
+      nextSequence: scan.nextSequence,
+      dataRecords: BigInt(scan.records.length),
+      dataBytes: scan.dataBytes,
+      rolling,
+      markerSequence: scan.marker?.sequence ?? 0n,
+    });
+    let state: SnapshotState = rec.state;
+    if (rec.state !== 'INVALID') {
+      if (sb.state === ObfState.INVALID) {
+        state = 'INVALID';
+        rec.reason = (obfReasonName(sb.reason) as SnapshotReason) ?? 'OBF_IO_ERROR';
+      } else if (scan.seal) state = 'SEALED';
+      else if (scan.marker) state = 'MARKED';
+      else state = 'ACTIVE';
+    }
+    rec.state = state;
+    const capturing = state === 'ACTIVE' || state === 'MARKED';
+    const session = new SnapshotSession({ source: o.source, obf, record: rec, journal: o.journal, log: o.log, appender, capturing });
+    for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), r.dataLba);
+    if (capturing) {
+      await o.source.hold(0).catch(() => undefined);
+      o.source.setGuard(session);
+      o.source.release();
+    }
+    await o.journal.save(rec);
+    log.info({ state, records: scan.records.length, scan_stop: scan.stop, scan_detail: scan.stopDetail, end_lba: scan.endLba.toString() }, 'snapshot resumed from its OBF');
+    return session;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // COW (the guard in front of every change)
+  // -------------------------------------------------------------------------------------------
+
+  async beforeChange(lba: bigint, count: bigint): Promise<void> {
+    if (this.invalidating) await this.invalidating;
+    if (!this.capturing) return;
+    const first = Number(lba / this.chunkBlocks);
+    const last = Number((lba + count - 1n) / this.chunkBlocks);
+    let waits: Promise<void>[] | undefined;
+    for (let c = first; c <= last; c++) {
+      if (this.where.has(c)) continue;
+      (waits ??= []).push(this.captureChunk(c));
+    }
+    if (!waits) return;
+    try {
+      await withTimeout<unknown>(waits.length === 1 ? waits[0] : Promise.all(waits), this.record.cowTimeoutMs, `capturing chunks ${first}..${last}`);
+    } catch (err) {
+      const reason: SnapshotReason =
+        err instanceof ObfFullError ? 'OBF_FULL' : err instanceof CaptureTimeout ? 'COW_TIMEOUT' : err instanceof SourceReadError ? 'SOURCE_IO_ERROR' : 'OBF_IO_ERROR';
+      const detail = (err as Error).message;
+      if (this.record.policy === 'protect-snapshot') {
+        this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
+        throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+      }
+      await this.invalidate(reason, detail);
+    }
+  }
+
+  /** The original of chunk `c` into the OBF, once; concurrent changes share the capture. */
+  private captureChunk(c: number): Promise<void> {
+    const running = this.inProgress.get(c);
+    if (running) return running;
+    const p = (async () => {
+      const lba = BigInt(c) * this.chunkBlocks;
+      const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
+      let data: Buffer;
+      try {
+        data = await this.source.inner.read(lba, n);
+      } catch (err) {
+        throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
+      }
+      const rec = await this.appender.appendData(lba, n, data);
+      this.where.set(c, rec.dataLba);
+      this.sample();
+    })().finally(() => this.inProgress.delete(c));
+    this.inProgress.set(c, p);
+    return p;
+  }
+
+  /**
+   * Gives up capturing, durably, before any uncaptured change may reach the source: the journal
+   * first, then the superblock (bounded: the OBF may be the thing failing). If neither can be
+   * written the changes waiting here fail — a snapshot must never be wrong in silence.
+   */
+  invalidate(reason: SnapshotReason, detail: string): Promise<void> {
+    if (this.invalidating) return this.invalidating;
+    if (this.record.state === 'INVALID' || this.record.state === 'SEALED') return Promise.resolve();
+    this.capturing = false;
+    this.record.state = 'INVALID';
+    this.record.reason = reason;
+    this.record.reasonDetail = detail;
+    this.invalidating = (async () => {
+      let recorded = false;
+      try {
+        await this.journal.save(this.record);
+        recorded = true;
+      } catch (err) {
+        this.log.error({ err }, 'could not journal the INVALID state');
+      }
+      try {
+        await withTimeout(this.appender.writeSuperblock({ state: ObfState.INVALID, reason: REASON_OF[reason] }), 2_000, 'the superblock update');
+        recorded = true;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not mark the OBF superblock INVALID');
+      }
+      this.log.warn({ reason, detail, durable: recorded }, 'snapshot INVALID (protect-application: writes go on uncaptured)');
+      if (!recorded) throw new StoreError({ kind: 'write-error' }, `snapshot ${this.id} is INVALID (${reason}) and that could not be recorded anywhere; writes are refused`);
+      this.source.setGuard(undefined);
+    })();
+    return this.invalidating;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // mark, terminate (606), status
+  // -------------------------------------------------------------------------------------------
+
+  /** The alternative embodiment: a MARKER record at the end of the outboard copy; COW goes on. */
+  async mark(): Promise<SnapshotStatus> {
+    if (this.record.state !== 'ACTIVE') throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${this.id} is ${this.record.state}; only an ACTIVE snapshot can be marked`);
+    await this.appender.appendMarker();
+    await this.appender.writeSuperblock({ state: ObfState.MARKED, markerSequence: this.appender.state.markerSequence });
+    this.record.state = 'MARKED';
+    await this.journal.save(this.record);
+    this.log.info({ marker_sequence: this.appender.state.markerSequence.toString() }, 'snapshot marked');
+    return this.status();
+  }
+
+  /** Stops capturing, waits for captures in flight, writes the SEAL record, seals the superblock. */
+  async terminate(): Promise<SnapshotStatus> {
+    if (this.terminating) {
+      await this.terminating;
+      return this.status();
+    }
+    if (this.record.state === 'SEALED' || this.record.state === 'INVALID') return this.status();
+    this.terminating = (async () => {
+      this.capturing = false;
+      await Promise.allSettled([...this.inProgress.values()]);
+      await this.appender.idle();
+      if (this.record.state === 'INVALID') return; // a capture failed meanwhile
+      await this.appender.appendSeal();
+      await this.appender.writeSuperblock({ state: ObfState.SEALED, sealedRecordCount: this.appender.state.dataRecords });
+      this.record.state = 'SEALED';
+      this.source.setGuard(undefined);
+      await this.journal.save(this.record);
+      this.log.info({ records: this.appender.state.dataRecords.toString(), bytes: this.appender.state.dataBytes.toString() }, 'snapshot terminated and sealed');
+    })();
+    await this.terminating;
+    return this.status();
+  }
+
+  status(): SnapshotStatus {
+    const st = this.appender.state;
+    const sb = this.appender.sb;
+    const cap = Number(sb.capacityBlocks);
+    const used = Number(st.endLba);
+    const rate = this.rate();
+    const freeBytes = Math.max(0, cap - used - 2) * sb.blockSize;
+    return {
+      id: this.id,
+      series_id: this.record.seriesId,
+      state: this.record.state,
+      ...(this.record.reason ? { reason: this.record.reason, reason_detail: this.record.reasonDetail } : {}),
+      source: this.record.source,
+      obf: this.record.obf,
+      policy: this.record.policy,
+      chunk_bytes: this.record.chunkBytes,
+      instituted_at: new Date(this.record.institutedAtMs).toISOString(),
+      institute_pause_ms: Number(this.record.institutePauseMs.toFixed(3)),
+      records: Number(st.dataRecords),
+      bytes: Number(st.dataBytes),
+      captured_chunks: this.where.size,
+      obf_used_blocks: used,
+      obf_capacity_blocks: cap,
+      obf_block_size: sb.blockSize,
+      fill: cap > 0 ? Number((used / cap).toFixed(6)) : 0,
+      rate_bytes_per_s: Math.round(rate),
+      projected_full_s: rate > 0 && this.capturing ? Math.round(freeBytes / rate) : null,
+      commits: this.appender.commits,
+      ...(st.markerSequence > 0n ? { marker_sequence: Number(st.markerSequence) } : {}),
+    };
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    this.samples.push({ t: now, bytes: this.appender.state.dataBytes });
+    while (this.samples.length > 2 && now - this.samples[0].t > 30_000) this.samples.shift();
+    if (this.samples.length > 4096) this.samples.splice(0, this.samples.length - 4096);
+  }
+
+  /** Capture rate over the last 30 s (bytes/s). */
+  private rate(): number {
+    if (this.samples.length < 2) return 0;
+    const a = this.samples[0];
+    const b = this.samples[this.samples.length - 1];
+    const dt = (Math.max(b.t, Date.now()) - a.t) / 1000;
+    return dt > 0 ? Number(b.bytes - a.bytes) / dt : 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The image as of institution (the snapshot view)
+  // -------------------------------------------------------------------------------------------
+
+  /** True while the image as of institution can be read (captures still armed). */
+  get viewable(): boolean {
+    return this.capturing;
+  }
+
+  /**
+   * Reads the image as of institution: captured chunks from the OBF, the rest from the source.
+   * A chunk read from the source is read again from the OBF when a capture of it began meanwhile
+   * (its change may have reached the source during the read); a change reaches the source only
+   * after its chunk is marked captured, so a read that saw no capture before and after is exact.
+   */
+  async readImage(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
+    const bs = this.source.blockSize;
+    const out = into && into.length >= count * bs ? into.subarray(0, count * bs) : Buffer.alloc(count * bs);
+    let at = lba;
+    const end = lba + BigInt(count);
+    while (at < end) {
+      const c = Number(at / this.chunkBlocks);
+      const chunkEnd = BigInt(c + 1) * this.chunkBlocks;
+      const n = Number((chunkEnd < end ? chunkEnd : end) - at);
+      const dst = out.subarray(Number(at - lba) * bs, Number(at - lba + BigInt(n)) * bs);
+      await this.readChunkPart(c, at, n, dst);
+      at += BigInt(n);
+    }
+    return out;
+  }
+
+  private async readChunkPart(c: number, lba: bigint, n: number, dst: Buffer): Promise<void> {
+    const bs = this.source.blockSize;
+    const B = this.appender.sb.blockSize;
+    for (;;) {
+      if (!this.capturing) throw new StoreError({ kind: 'not-ready' }, `snapshot ${this.id} is ${this.record.state}: its view is no longer readable`);
+      const pending = this.inProgress.get(c);
+      if (pending) await pending.catch(() => undefined);
+      const at = this.where.get(c);
+      if (at !== undefined) {
+        const offBytes = Number(lba - BigInt(c) * this.chunkBlocks) * bs;
+        const first = at + BigInt(Math.floor(offBytes / B));
+        const skip = offBytes % B;
+        const blocks = Math.ceil((skip + n * bs) / B);
+        const data = await this.obf.read(first, blocks);
+        data.copy(dst, 0, skip, skip + n * bs);
+        return;
+      }
+      await this.source.inner.read(lba, n, dst);
+      if (!this.where.has(c) && !this.inProgress.has(c) && this.capturing) return;
+    }
+  }
+
+  /** Waits for captures and OBF commits in flight (a clean stop of the target). */
+  async quiesce(): Promise<void> {
+    await Promise.allSettled([...this.inProgress.values()]);
+    await this.appender.idle();
+  }
+
+  /** For logs and errors. */
+  describe(): string {
+    return `${this.id} (${obfStateName(STATE_OF[this.record.state])})`;
+  }
+}

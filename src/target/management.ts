@@ -1,0 +1,111 @@
+/**
+ * The target's management API methods (JSON-RPC 2.0 over loopback HTTP or a Unix socket, see
+ * src/mgmt/): the agent drives snapshot sessions through them, in the spirit of targetd's API
+ * for LIO. Each method validates its params and calls the SnapshotManager; errors carry registry
+ * codes (ERR_INVALID_ARG, ERR_SNAPSHOT_NOT_FOUND, ERR_SNAPSHOT_STATE) in data.code.
+ *
+ *   lun_list                                   every LUN: target, tpg, lun, kind, blocks, naa, snapshot
+ *   snapshot_institute {source, obf, chunk_bytes?, policy?, cow_timeout_ms?, drain_timeout_ms?, series_id?}
+ *   snapshot_mark {id}   snapshot_terminate {id}   snapshot_status {id}   snapshot_list
+ *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
+ *   counters                                   commands executed per opcode, sessions, copy manager
+ */
+import { AgentError } from '../errors';
+import type { MethodHandler } from '../mgmt';
+import type { InstituteParams, SnapshotManager } from '../cow/manager';
+import { copyManagerOf } from '../xcopy';
+import type { TargetServer } from './server';
+
+type Params = Record<string, unknown>;
+
+function obj(params: unknown): Params {
+  if (params === undefined || params === null) return {};
+  if (typeof params !== 'object' || Array.isArray(params)) throw new AgentError('ERR_INVALID_ARG', 'params must be an object with named members');
+  return params as Params;
+}
+
+function only(p: Params, allowed: string[]): void {
+  for (const k of Object.keys(p)) if (!allowed.includes(k)) throw new AgentError('ERR_INVALID_ARG', `unknown param ${JSON.stringify(k)} (allowed: ${allowed.join(', ')})`);
+}
+
+function optInt(p: Params, k: string, min: number, max: number): number | undefined {
+  const v = p[k];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new AgentError('ERR_INVALID_ARG', `${k} must be an integer in ${min}..${max}`);
+  return v;
+}
+
+function id(p: Params): string {
+  if (typeof p.id !== 'string' || p.id === '') throw new AgentError('ERR_INVALID_ARG', 'id (the snapshot id) is required');
+  return p.id;
+}
+
+export function managementMethods(server: TargetServer, manager: SnapshotManager): Record<string, MethodHandler> {
+  return {
+    lun_list: (params) => {
+      only(obj(params), []);
+      return manager.lunList();
+    },
+    snapshot_institute: async (params) => {
+      const p = obj(params);
+      only(p, ['source', 'obf', 'chunk_bytes', 'policy', 'cow_timeout_ms', 'drain_timeout_ms', 'series_id']);
+      if (p.source === undefined) throw new AgentError('ERR_INVALID_ARG', 'source (the LUN to snapshot, "IQN/LUN") is required');
+      if (p.obf === undefined) throw new AgentError('ERR_INVALID_ARG', 'obf (file:PATH[:SIZE], memory:SIZE, iscsi://... or "IQN/LUN") is required');
+      if (p.policy !== undefined && p.policy !== 'protect-application' && p.policy !== 'protect-snapshot') {
+        throw new AgentError('ERR_INVALID_ARG', 'policy must be "protect-application" (default) or "protect-snapshot"');
+      }
+      if (p.series_id !== undefined && (typeof p.series_id !== 'string' || !/^[0-9a-f-]{36}$/i.test(p.series_id))) {
+        throw new AgentError('ERR_INVALID_ARG', 'series_id must be a UUID');
+      }
+      const ip: InstituteParams = {
+        source: p.source as InstituteParams['source'],
+        obf: p.obf as InstituteParams['obf'],
+        chunk_bytes: optInt(p, 'chunk_bytes', 512, 64 * 1024 * 1024),
+        policy: p.policy as InstituteParams['policy'],
+        cow_timeout_ms: optInt(p, 'cow_timeout_ms', 1, 600_000),
+        drain_timeout_ms: optInt(p, 'drain_timeout_ms', 1, 600_000),
+        series_id: p.series_id as string | undefined,
+      };
+      return manager.institute(ip);
+    },
+    snapshot_mark: (params) => {
+      const p = obj(params);
+      only(p, ['id']);
+      return manager.mark(id(p));
+    },
+    snapshot_terminate: (params) => {
+      const p = obj(params);
+      only(p, ['id']);
+      return manager.terminate(id(p));
+    },
+    snapshot_status: (params) => {
+      const p = obj(params);
+      only(p, ['id']);
+      return manager.status(id(p));
+    },
+    snapshot_list: (params) => {
+      only(obj(params), []);
+      return manager.list();
+    },
+    view_add: (params) => {
+      const p = obj(params);
+      only(p, ['id', 'target', 'tpg', 'lun']);
+      if (p.target !== undefined && typeof p.target !== 'string') throw new AgentError('ERR_INVALID_ARG', 'target must be an IQN');
+      return manager.addView(id(p), { target: p.target as string | undefined, tpg: optInt(p, 'tpg', 0, 65535), lun: optInt(p, 'lun', 0, 16383) });
+    },
+    view_remove: (params) => {
+      const p = obj(params);
+      only(p, ['id', 'lun']);
+      const lun = optInt(p, 'lun', 0, 16383);
+      if (lun === undefined) throw new AgentError('ERR_INVALID_ARG', 'lun (the view LUN to remove) is required');
+      return manager.removeView(id(p), lun);
+    },
+    counters: (params) => {
+      only(obj(params), []);
+      const opcodes = [...server.opcodeCounts].sort((a, b) => a[0] - b[0]).map(([op, count]) => ({ opcode: `0x${op.toString(16).padStart(2, '0')}`, count }));
+      const cms = new Set(server.model.allTpgs().flatMap((t) => [...t.luns.values()].map((lu) => copyManagerOf(lu)).filter((x) => x !== undefined)));
+      const copy = [...cms].map((cm) => ({ ...cm.counters, bytes: cm.counters.bytes.toString(), kernelCopiedBytes: cm.counters.kernelCopiedBytes.toString(), zeroSkippedBytes: cm.counters.zeroSkippedBytes.toString() }));
+      return { opcodes, sessions: server.sessionCount, copy_managers: copy };
+    },
+  };
+}

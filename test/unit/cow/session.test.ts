@@ -1,0 +1,368 @@
+/**
+ * Snapshot sessions over memory stores: randomized concurrent writes checked against an oracle
+ * taken while writes are held (a copy of the source's bytes, independent of the COW code), the
+ * OBF read back by the format's own scanner and laid over the source, first-capture-once, group
+ * commit, failure policies, COW timeout, hold timeout, crash and resume with a torn record.
+ * Seeds are printed; COW_SEED=<n> replays.
+ */
+import crypto from 'node:crypto';
+import { CowStore } from '../../../src/cow/cow-store';
+import { decodeSuperblock, ObfState } from '../../../src/cow/obf-format';
+import { scanLog } from '../../../src/cow/obf-log';
+import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
+import { SnapshotViewStore } from '../../../src/cow/view-store';
+import { decodeSense } from '../../../src/scsi/sense';
+import { MemoryStore } from '../../../src/store/memory';
+import { StoreError, type Extent, type Store } from '../../../src/store/store';
+import pino from 'pino';
+
+const log = pino({ level: 'silent' });
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+class MemJournal implements SessionJournal {
+  readonly saved: SessionRecord[] = [];
+  fail = false;
+  async save(r: SessionRecord): Promise<void> {
+    if (this.fail) throw new Error('journal disk gone');
+    this.saved.push({ ...r });
+  }
+  last(): SessionRecord {
+    return this.saved[this.saved.length - 1];
+  }
+}
+
+/** A store that fails or stalls writes on demand. */
+class FaultyStore implements Store {
+  failWrites = false;
+  stall?: Promise<void>;
+  writes = 0;
+  flushes = 0;
+  constructor(readonly inner: Store) {}
+  get kind() { return this.inner.kind; }
+  get blockSize() { return this.inner.blockSize; }
+  get blocks() { return this.inner.blocks; }
+  get identity() { return this.inner.identity; }
+  get readOnly() { return this.inner.readOnly; }
+  get unmapReadsZero() { return this.inner.unmapReadsZero; }
+  read(lba: bigint, count: number, into?: Buffer) { return this.inner.read(lba, count, into); }
+  async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
+    this.writes++;
+    if (this.stall) await this.stall;
+    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF write error');
+    return this.inner.write(lba, data, opts);
+  }
+  async flush() {
+    this.flushes++;
+    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF flush error');
+    return this.inner.flush();
+  }
+  unmap(lba: bigint, count: bigint) { return this.inner.unmap(lba, count); }
+  extents(lba: bigint, count: bigint): Promise<Extent[]> { return this.inner.extents(lba, count); }
+  close() { return this.inner.close(); }
+}
+
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  return { int: (n: number) => next() % n };
+}
+
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+async function readAll(s: Store): Promise<Buffer> {
+  return Buffer.from(await s.read(0n, Number(s.blocks)));
+}
+
+/** The image as of T0 rebuilt independently of the session: source now + every OBF record over it. */
+async function rebuild(source: Store, obf: Store): Promise<Buffer> {
+  const img = await readAll(source);
+  const sb = decodeSuperblock(await obf.read(0n, 1));
+  const scan = await scanLog((lba, n) => obf.read(lba, n), sb);
+  for (const r of scan.records) {
+    const data = await obf.read(r.dataLba, r.dataBlocks);
+    data.copy(img, Number(r.sourceLba) * source.blockSize);
+  }
+  return img;
+}
+
+async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number; policy?: 'protect-application' | 'protect-snapshot'; cowTimeoutMs?: number } = {}) {
+  const inner = new MemoryStore({ blocks: BigInt(((o.sourceMiB ?? 8) * MiB) / 512), blockSize: 512 });
+  await inner.write(0n, crypto.randomBytes((o.sourceMiB ?? 8) * MiB));
+  const cow = new CowStore(inner);
+  const obfMem = new MemoryStore({ blocks: o.obfBlocks ?? BigInt((32 * MiB) / 512), blockSize: 512 });
+  const obf = new FaultyStore(obfMem);
+  const journal = new MemJournal();
+  let oracle: Buffer | undefined;
+  const session = await SnapshotSession.institute({
+    source: cow,
+    sourceKey: '/backstores/ramdisk/src',
+    obf,
+    obfSpec: 'memory:32M',
+    journal,
+    chunkBytes: o.chunk ?? 64 * KiB,
+    policy: o.policy,
+    cowTimeoutMs: o.cowTimeoutMs,
+    log,
+    onHeld: async () => {
+      oracle = await readAll(inner);
+    },
+  });
+  return { inner, cow, obf, obfMem, journal, session, oracle: oracle! };
+}
+
+/** Random writes, WRITE SAME-like fills and unmaps from several "initiators" at once. */
+async function workload(cow: CowStore, seed: number, ops: number, writers = 4): Promise<void> {
+  const r = rng(seed);
+  const blocks = Number(cow.blocks);
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      for (let i = 0; i < ops / writers; i++) {
+        const n = [1, 8, 128, 300, 2048][r.int(5)];
+        const lba = BigInt(r.int(blocks - n));
+        const kind = r.int(10);
+        if (kind === 0) await cow.unmap(lba, BigInt(n));
+        else if (kind === 1) await cow.write(lba, Buffer.alloc(n * 512, r.int(256)));
+        else await cow.write(lba, crypto.randomBytes(n * 512));
+      }
+    }),
+  );
+}
+
+test.each([1, 2, 3])('randomized concurrent writes: view and source+OBF equal the image held at institution (run %i)', async () => {
+  const seed = Number(process.env.COW_SEED ?? crypto.randomInt(1, 2 ** 31));
+  console.info(`cow session seed ${seed} (replay with COW_SEED=${seed})`);
+  const { cow, obf, session, oracle, inner } = await setup();
+  const view = new SnapshotViewStore(session);
+  // views read while the writes go on must see the T0 image
+  let viewChecks = 0;
+  let writing = true;
+  const viewer = (async () => {
+    const r = rng(seed ^ 0x5a5a);
+    while (writing) {
+      const lba = r.int(Number(cow.blocks) - 256);
+      const got = await view.read(BigInt(lba), 256);
+      expect(sha(got)).toBe(sha(oracle.subarray(lba * 512, (lba + 256) * 512)));
+      viewChecks++;
+    }
+  })();
+  await workload(cow, seed, 400);
+  writing = false;
+  await viewer;
+  expect(viewChecks).toBeGreaterThan(0);
+  expect(sha(await view.read(0n, Number(cow.blocks)))).toBe(sha(oracle));
+  const st = await session.terminate();
+  expect(st.state).toBe('SEALED');
+  expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+  // the source itself moved on
+  expect(sha(await readAll(inner))).not.toBe(sha(oracle));
+  // after terminate the view is gone (NOT READY)
+  await expect(view.read(0n, 1)).rejects.toMatchObject({ failure: { kind: 'not-ready' } });
+});
+
+test('a chunk is captured once: concurrent writes to it share one capture, rewrites add nothing; commits are grouped', async () => {
+  const { cow, session } = await setup();
+  // 64 concurrent writes into 8 chunks
+  await Promise.all(Array.from({ length: 64 }, (_, i) => cow.write(BigInt((i % 8) * 128 + (i % 5)), crypto.randomBytes(512))));
+  let st = session.status();
+  expect(st.records).toBe(8);
+  expect(st.captured_chunks).toBe(8);
+  expect(st.commits).toBeLessThan(8);
+  await cow.write(0n, crypto.randomBytes(64 * KiB));
+  st = session.status();
+  expect(st.records).toBe(8);
+  // a write across a chunk boundary captures both chunks
+  await cow.write(BigInt(20 * 128 - 1), crypto.randomBytes(1024));
+  expect(session.status().records).toBe(10);
+});
+
+test('hold: writes in flight drain before arming, writes arriving meanwhile wait and are captured', async () => {
+  const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
+  const slow = new FaultyStore(inner);
+  let open!: () => void;
+  slow.stall = new Promise<void>((r) => (open = r));
+  const cow = new CowStore(slow);
+  const inflight = cow.write(0n, Buffer.alloc(512, 1)); // stalls in the store
+  const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  let heldSaw: number | undefined;
+  const instituting = SnapshotSession.institute({
+    source: cow, sourceKey: 's', obf, obfSpec: 'memory', journal: new MemJournal(), log,
+    onHeld: () => { heldSaw = slow.writes; },
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  expect(cow.held).toBe(true);
+  const late = cow.write(128n, Buffer.alloc(512, 2)); // waits at the door
+  open();
+  slow.stall = undefined;
+  const session = await instituting;
+  await Promise.all([inflight, late]);
+  expect(heldSaw).toBe(1); // only the in-flight write had reached the store while held
+  expect(session.status().records).toBe(1); // the late write's chunk was captured
+  expect(session.status().institute_pause_ms).toBeGreaterThan(0);
+});
+
+test('hold timeout: institute fails, the session is recorded ABANDONED, writes go on uncaptured', async () => {
+  const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
+  const slow = new FaultyStore(inner);
+  let open!: () => void;
+  slow.stall = new Promise<void>((r) => (open = r));
+  const cow = new CowStore(slow);
+  const inflight = cow.write(0n, Buffer.alloc(512, 1));
+  const journal = new MemJournal();
+  const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  await expect(SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal, log, drainTimeoutMs: 30 })).rejects.toThrow(/institute failed: 1 writes still in flight after 30 ms/);
+  expect(cow.held).toBe(false);
+  expect(cow.capturing).toBe(false);
+  expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'ABANDONED' });
+  open();
+  slow.stall = undefined;
+  await inflight;
+  await cow.write(8n, Buffer.alloc(512, 3));
+});
+
+test('OBF full, protect-application: the write goes on, the snapshot is INVALID OBF_FULL in journal and superblock, capturing stops', async () => {
+  // room for the superblock + 3 records of 1+128 blocks + MARKER/SEAL
+  const { cow, obf, journal, session, inner } = await setup({ obfBlocks: 1n + 3n * 129n + 2n });
+  for (let c = 0; c < 3; c++) await cow.write(BigInt(c * 128), Buffer.alloc(512, 7));
+  expect(session.status().records).toBe(3);
+  await cow.write(BigInt(10 * 128), Buffer.alloc(512, 9));
+  expect((await inner.read(BigInt(10 * 128), 1))[0]).toBe(9);
+  expect(session.state).toBe('INVALID');
+  expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'OBF_FULL' });
+  expect(decodeSuperblock(await obf.read(0n, 1)).state).toBe(ObfState.INVALID);
+  await cow.write(BigInt(11 * 128), Buffer.alloc(512, 9));
+  expect(session.status().records).toBe(3);
+  expect(cow.capturing).toBe(false);
+});
+
+test('OBF full, protect-snapshot: the write fails with DATA PROTECT 27h/07h and changes nothing, the snapshot stays exact', async () => {
+  const { cow, obf, session, inner, oracle } = await setup({ obfBlocks: 1n + 3n * 129n + 2n, policy: 'protect-snapshot' });
+  for (let c = 0; c < 3; c++) await cow.write(BigInt(c * 128), Buffer.alloc(512, 7));
+  const err = await cow.write(BigInt(10 * 128), Buffer.alloc(512, 9)).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(StoreError);
+  const f = (err as StoreError).failure;
+  expect(f.kind).toBe('forwarded');
+  const s = decodeSense((f as { sense: Buffer }).sense);
+  expect([s.senseKey, s.asc, s.ascq]).toEqual([0x7, 0x27, 0x07]);
+  expect(sha(await inner.read(BigInt(10 * 128), 128))).toBe(sha(oracle.subarray(10 * 128 * 512, 11 * 128 * 512)));
+  // captured chunks still take writes
+  await cow.write(0n, Buffer.alloc(512, 1));
+  expect(session.state).toBe('ACTIVE');
+  await session.terminate();
+  expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+});
+
+test('OBF I/O error, protect-application: INVALID OBF_IO_ERROR recorded in the journal even though the superblock cannot be written', async () => {
+  const { cow, obf, journal, session } = await setup();
+  obf.failWrites = true;
+  await cow.write(0n, Buffer.alloc(512, 1));
+  expect(session.state).toBe('INVALID');
+  expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'OBF_IO_ERROR' });
+});
+
+test('OBF and journal both failing: the write is refused rather than let through silently', async () => {
+  const { cow, obf, journal } = await setup();
+  obf.failWrites = true;
+  journal.fail = true;
+  await expect(cow.write(0n, Buffer.alloc(512, 1))).rejects.toBeInstanceOf(StoreError);
+});
+
+test('COW timeout: protect-application → INVALID COW_TIMEOUT; protect-snapshot → ABORTED COMMAND 2Eh/02h', async () => {
+  {
+    const { cow, obf, session } = await setup({ cowTimeoutMs: 50 });
+    obf.stall = new Promise(() => undefined);
+    await cow.write(0n, Buffer.alloc(512, 1));
+    expect(session.status()).toMatchObject({ state: 'INVALID', reason: 'COW_TIMEOUT' });
+  }
+  {
+    const { cow, obf, session } = await setup({ cowTimeoutMs: 50, policy: 'protect-snapshot' });
+    let open!: () => void;
+    obf.stall = new Promise<void>((r) => (open = r));
+    const err = (await cow.write(0n, Buffer.alloc(512, 1)).catch((e: unknown) => e)) as StoreError;
+    const s = decodeSense((err.failure as { sense: Buffer }).sense);
+    expect([s.senseKey, s.asc, s.ascq]).toEqual([0xb, 0x2e, 0x02]);
+    expect(session.state).toBe('ACTIVE');
+    obf.stall = undefined;
+    open();
+  }
+});
+
+test('mark: a MARKER record, state MARKED, COW goes on; terminate seals with counts the scanner confirms', async () => {
+  const { cow, obf, session, inner, oracle } = await setup();
+  await cow.write(0n, crypto.randomBytes(4096));
+  const m = await session.mark();
+  expect(m.state).toBe('MARKED');
+  await cow.write(BigInt(50 * 128), crypto.randomBytes(4096));
+  const st = await session.terminate();
+  expect(st).toMatchObject({ state: 'SEALED', records: 2 });
+  const sb = decodeSuperblock(await obf.read(0n, 1));
+  const scan = await scanLog((lba, n) => obf.read(lba, n), sb);
+  expect(scan.marker?.dataRecordsBefore).toBe(1n);
+  expect(scan.seal?.dataRecordCount).toBe(2n);
+  expect(sb.state).toBe(ObfState.SEALED);
+  expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+  // after terminate writes pass uncaptured
+  await cow.write(BigInt(70 * 128), crypto.randomBytes(512));
+  expect(session.status().records).toBe(2);
+});
+
+test('crash and resume: the bitmap is rebuilt from the OBF, a torn last record is dropped, the image stays exact', async () => {
+  const { inner, obfMem, journal, cow, oracle } = await setup();
+  for (const c of [3, 9, 27]) await cow.write(BigInt(c * 128), crypto.randomBytes(4096));
+  // A fourth capture whose record is torn: the crash came before the source write.
+  const sb = decodeSuperblock(await obfMem.read(0n, 1));
+  const scan0 = await scanLog((lba, n) => obfMem.read(lba, n), sb);
+  const tornAt = scan0.endLba;
+  const fake = Buffer.alloc(129 * 512, 0xab);
+  fake.write('OBFR', 0, 'latin1');
+  await obfMem.write(tornAt, fake);
+  // "restart": a new filter over the same stores, resumed from the journal record
+  const cow2 = new CowStore(inner);
+  const s2 = await SnapshotSession.resume({ source: cow2, obf: obfMem, record: journal.last(), journal, log });
+  expect(s2.status()).toMatchObject({ state: 'ACTIVE', records: 3, obf_used_blocks: Number(tornAt) });
+  expect(cow2.capturing).toBe(true);
+  await cow2.write(BigInt(3 * 128), crypto.randomBytes(512)); // captured before the crash: no record
+  expect(s2.status().records).toBe(3);
+  await cow2.write(BigInt(40 * 128), crypto.randomBytes(512)); // new chunk: captured over the torn record
+  expect(s2.status().records).toBe(4);
+  expect(sha(await new SnapshotViewStore(s2).read(0n, Number(inner.blocks)))).toBe(sha(oracle));
+  await s2.terminate();
+  expect(sha(await rebuild(inner, obfMem))).toBe(sha(oracle));
+});
+
+test('resume with an OBF of another snapshot (or none): INVALID TRACKING_GAP, writes pass', async () => {
+  const { inner, journal } = await setup();
+  const other = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  const s = await SnapshotSession.resume({ source: new CowStore(inner), obf: other, record: journal.last(), journal, log });
+  expect(s.status()).toMatchObject({ state: 'INVALID', reason: 'TRACKING_GAP' });
+  const s2 = await SnapshotSession.resume({ source: new CowStore(inner), obf: undefined, obfError: 'ENOENT', record: { ...journal.saved[0], state: 'ACTIVE' }, journal, log });
+  expect(s2.state).toBe('INVALID');
+  expect(journal.last().reason).toBe('TRACKING_GAP');
+});
+
+test('UNMAP and WRITE SAME-like fills are captured like writes', async () => {
+  const { cow, obf, inner, session, oracle } = await setup();
+  await cow.unmap(0n, 1024n);
+  expect(session.status().records).toBe(8);
+  await session.terminate();
+  expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+});
+
+test('refuses: chunk not a multiple of the block sizes, OBF too small, OBF = source, a second snapshot of the same source', async () => {
+  const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
+  const cow = new CowStore(inner);
+  const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  const base = { source: cow, sourceKey: 's', obfSpec: 'm', journal: new MemJournal(), log };
+  await expect(SnapshotSession.institute({ ...base, obf, chunkBytes: 1000 })).rejects.toThrow(/chunk size 1000/);
+  await expect(SnapshotSession.institute({ ...base, obf: new MemoryStore({ blocks: 8n, blockSize: 512 }) })).rejects.toThrow(/at least/);
+  await expect(SnapshotSession.institute({ ...base, obf: inner })).rejects.toThrow(/must not be the source/);
+  await SnapshotSession.institute({ ...base, obf });
+  await expect(SnapshotSession.institute({ ...base, obf })).rejects.toThrow(/already has an active snapshot/);
+});
