@@ -1,0 +1,244 @@
+/**
+ * Snapshots through the project's target and its management API, with real initiators:
+ * several hosts write the source (mixed sizes, WRITE SAME, UNMAP) while a snapshot is instituted,
+ * viewed, copied outboard by EXTENDED COPY, terminated, and its OBF applied to the secondary by
+ * EXTENDED COPY (one 02h segment per record). The oracle is the source's backing file copied by
+ * the target while writes were held (independent of the COW code); the snapshot view and the
+ * secondary must equal it byte for byte. Seeds are printed; COW_SEED=<n> replays a run.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import pino from 'pino';
+import { xcopyCopy } from '../../src/agent/xcopy-copy';
+import { decodeSuperblock } from '../../src/cow/obf-format';
+import { scanLog } from '../../src/cow/obf-log';
+import { IscsiError } from '../../src/errors';
+import { IscsiSession } from '../../src/initiator/session';
+import { ManagementClient } from '../../src/mgmt';
+import { freePort } from '../../src/peers/tgt';
+import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
+import { pickCscdDesignator } from '../../src/scsi/vpd';
+import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../../src/scsi/xcopy';
+import { quickConfig } from '../../src/target/config';
+import { TargetServer } from '../../src/target/server';
+import { removeDir, tempDir } from '../helpers/tmp';
+
+const IQN = 'iqn.2026-11.io.xcopy-agent.test:cow';
+const MiB = 1024 * 1024;
+const SIZE = 32 * MiB;
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+const shaFile = (p: string) => sha(fs.readFileSync(p));
+
+let dir: string;
+let server: TargetServer;
+let client: ManagementClient;
+let port: number;
+let srcPath: string;
+let secPath: string;
+let token: string;
+const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
+
+beforeAll(async () => {
+  dir = tempDir('cow-target');
+  srcPath = path.join(dir, 'src.img');
+  secPath = path.join(dir, 'secondary.img');
+  fs.writeFileSync(srcPath, crypto.randomBytes(SIZE));
+  fs.mkdirSync(path.join(dir, 'oracle'));
+  port = await freePort();
+  server = await TargetServer.start(
+    quickConfig({
+      portal: `127.0.0.1:${port}`,
+      iqn: IQN,
+      luns: [`file:${srcPath}`, `file:${path.join(dir, 'obf.img')}:96M`, `file:${secPath}:32M`, 'memory:1M', `file:${path.join(dir, 'src2.img')}:8M`],
+    }),
+    {
+      log: pino({ level: 'silent' }),
+      stateDir: path.join(dir, 'state'),
+      management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
+      onHeld: async (source, id) => {
+        const p = (source as { path?: string }).path;
+        if (p) await fs.promises.copyFile(p, path.join(dir, 'oracle', `${id}.img`));
+      },
+    },
+  );
+  token = fs.readFileSync(path.join(dir, 'state', 'mgmt.token'), 'utf8').trim();
+  client = new ManagementClient({ url: server.management!.url, token });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  removeDir(dir);
+});
+
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return (n: number) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+/** One host's writes until stop(): WRITE(16) of mixed sizes, WRITE SAME(16), UNMAP. */
+function writer(s: IscsiSession, seed: number, blocks: number) {
+  const r = rng(seed);
+  let stopped = false;
+  let ops = 0;
+  const done = (async () => {
+    while (!stopped) {
+      const n = [1, 8, 64, 256, 2048][r(5)];
+      const lba = BigInt(r(blocks - n));
+      const k = r(10);
+      if (k === 0) {
+        const list = encodeUnmapParameterList([{ lba, blocks: n }]);
+        const res = await s.execute(encodeUnmapCdb({ parameterListLength: list.length }), { dataOut: list });
+        expect(res.status).toBe(0);
+      } else if (k === 1) {
+        const res = await s.execute(encodeWriteSame16Cdb({ lba, blocks: n }), { dataOut: Buffer.alloc(512, r(256)) });
+        expect(res.status).toBe(0);
+      } else {
+        await s.write16(lba, crypto.randomBytes(n * 512));
+      }
+      ops++;
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await done;
+      return ops;
+    },
+  };
+}
+
+async function designatorOf(s: IscsiSession) {
+  const d = pickCscdDesignator((await s.deviceIdentification()).designators);
+  if (!d) throw new Error('no designator');
+  return d;
+}
+
+/** Lays every OBF record over its source address on the secondary: one 02h segment per record. */
+async function applyObf(obfUrl: string, secondaryUrl: string): Promise<number> {
+  const obf = await IscsiSession.connect(obfUrl);
+  const sec = await IscsiSession.connect(secondaryUrl);
+  try {
+    const sb = decodeSuperblock(await obf.read16(0n, 1));
+    const scan = await scanLog((lba, n) => obf.read16(lba, n), sb);
+    expect(scan.seal).toBeDefined();
+    const cscds = [cscdFromDesignator(await designatorOf(obf), 512), cscdFromDesignator(await designatorOf(sec), 512)];
+    for (let i = 0; i < scan.records.length; i += 200) {
+      const segments: SegmentDescriptor[] = scan.records.slice(i, i + 200).map((r) => ({
+        kind: 'blockToBlock',
+        dc: false,
+        cat: false,
+        sourceCscdDescriptorId: 0,
+        destinationCscdDescriptorId: 1,
+        blockDeviceNumberOfBlocks: r.dataBlocks,
+        sourceBlockDeviceLba: r.dataLba,
+        destinationBlockDeviceLba: r.sourceLba,
+      }));
+      await sec.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: 1, listIdUsage: 2, cscdDescriptors: cscds, segmentDescriptors: segments }));
+    }
+    await sec.synchronizeCache16();
+    return scan.records.length;
+  } finally {
+    await obf.close();
+    await sec.close();
+  }
+}
+
+test('several hosts write while a snapshot is instituted, viewed, copied by XCOPY and applied: view and secondary equal the held image', async () => {
+  const seed = Number(process.env.COW_SEED ?? crypto.randomInt(1, 2 ** 31));
+  console.info(`cow-target seed ${seed} (replay with COW_SEED=${seed})`);
+  const hosts = await Promise.all([1, 2, 3].map((i) => IscsiSession.connect(url(0), { initiatorName: `iqn.2026-11.io.xcopy-agent.test:host${i}` })));
+  const writers = hosts.map((h, i) => writer(h, seed + i, SIZE / 512));
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const st = await client.call<{ id: string; state: string; institute_pause_ms: number }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` });
+    expect(st.state).toBe('ACTIVE');
+    const oracle = path.join(dir, 'oracle', `${st.id}.img`);
+    const oracleHash = shaFile(oracle);
+    // the view, read while the hosts write
+    const v = await client.call<{ lun: number }>('view_add', { id: st.id });
+    const view = await IscsiSession.connect(url(v.lun));
+    const parts: Buffer[] = [];
+    for (let at = 0; at < SIZE / 512; at += 8192) parts.push(Buffer.from(await view.read16(BigInt(at), 8192)));
+    expect(sha(Buffer.concat(parts))).toBe(oracleHash);
+    // writes to the view are refused: DATA PROTECT, WRITE PROTECTED
+    const refused = await view.write16(0n, Buffer.alloc(512)).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ senseKey: 0x7, asc: 0x27, ascq: 0x00 });
+    await view.close();
+    // the outboard copy, ignoring the writes going on
+    const copied = await xcopyCopy({ from: url(0), to: url(2) });
+    expect(copied.path).toBe('xcopy');
+    const mid = await client.call<{ records: number; state: string }>('snapshot_status', { id: st.id });
+    expect(mid.records).toBeGreaterThan(0);
+    const ended = await client.call<{ state: string; views_removed: unknown[]; records: number }>('snapshot_terminate', { id: st.id });
+    expect(ended.state).toBe('SEALED');
+    expect(ended.views_removed).toHaveLength(1);
+    const ops = await Promise.all(writers.map((w) => w.stop()));
+    expect(ops.reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
+    const applied = await applyObf(url(1), url(2));
+    expect(applied).toBe(ended.records);
+    expect(shaFile(secPath)).toBe(oracleHash);
+    expect(shaFile(srcPath)).not.toBe(oracleHash);
+  } finally {
+    await Promise.all(writers.map((w) => w.stop().catch(() => 0)));
+    await Promise.all(hosts.map((h) => h.close()));
+  }
+});
+
+test('OBF full over the wire: protect-snapshot refuses the write with DATA PROTECT 27h/07h; protect-application lets it through and marks INVALID OBF_FULL', async () => {
+  const h = await IscsiSession.connect(url(4));
+  try {
+    // LUN 3 is a 1 MiB memory OBF: room for 15 chunks of 64 KiB
+    const a = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3`, policy: 'protect-snapshot' });
+    let refused: unknown;
+    for (let c = 0; c < 32 && refused === undefined; c++) {
+      refused = await h.write16(BigInt(c * 128), Buffer.alloc(512, 1)).then(() => undefined, (e: unknown) => e);
+    }
+    expect(refused).toBeInstanceOf(IscsiError);
+    expect(refused).toMatchObject({ senseKey: 0x7, asc: 0x27, ascq: 0x07 });
+    expect(await client.call('snapshot_status', { id: a.id })).toMatchObject({ state: 'ACTIVE' });
+    await client.call('snapshot_terminate', { id: a.id });
+    const b = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3` });
+    for (let c = 0; c < 32; c++) await h.write16(BigInt(c * 128), Buffer.alloc(512, 2));
+    expect(await client.call('snapshot_status', { id: b.id })).toMatchObject({ state: 'INVALID', reason: 'OBF_FULL' });
+    // an INVALID snapshot cannot be viewed or marked
+    await expect(client.call('view_add', { id: b.id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    await expect(client.call('snapshot_mark', { id: b.id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+  } finally {
+    await h.close();
+  }
+});
+
+test('management API: no token or a wrong token is refused (401); bad params and unknown snapshots get registry codes; counters and lun_list answer', async () => {
+  const raw = (headers: Record<string, string>) =>
+    new Promise<number>((resolve, reject) => {
+      const u = new URL(server.management!.url);
+      const req = http.request({ host: u.hostname, port: u.port, path: '/rpc', method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lun_list' }));
+    });
+  expect(await raw({})).toBe(401);
+  expect(await raw({ authorization: 'Bearer not-the-token-at-all' })).toBe(401);
+  await expect(new ManagementClient({ url: server.management!.url, token: 'x'.repeat(43) }).call('lun_list')).rejects.toMatchObject({ code: 'ERR_MGMT_UNAUTHORIZED' });
+  expect(fs.statSync(path.join(dir, 'state', 'mgmt.token')).mode & 0o777).toBe(0o600);
+  await expect(client.call('snapshot_status', { id: 'nope' })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_NOT_FOUND' });
+  await expect(client.call('snapshot_institute', { source: `${IQN}/9`, obf: 'memory:1M' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+  await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M', chunk_bytes: 1000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+  await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M', colour: 'blue' })).rejects.toThrow(/unknown param "colour"/);
+  const luns = await client.call<Array<{ lun: number; kind: string }>>('lun_list');
+  expect(luns.map((l) => l.lun)).toEqual(expect.arrayContaining([0, 1, 2, 3, 4]));
+  expect(luns.find((l) => l.lun === 0)?.kind).toBe('file');
+  const counters = await client.call<{ opcodes: Array<{ opcode: string; count: number }> }>('counters');
+  expect(counters.opcodes.find((o) => o.opcode === '0x8a')?.count).toBeGreaterThan(0);
+});
