@@ -1,6 +1,7 @@
-// Module entry: the NativeSession class (session.h) and the file operations (fileops.h).
+// Module entry: the NativeSession class (session.h), the file operations (fileops.h) and CRC32C.
 #include <napi.h>
 
+#include "crc32c.h"
 #include "fileops.h"
 #include "session.h"
 
@@ -9,6 +10,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeSession", xcopy::Session::Init(env));
   xcopy::InitFileOps(env, exports);
+  xcopy::InitCrc32c(env, exports);
   return exports;
 }
 

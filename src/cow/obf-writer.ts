@@ -13,6 +13,7 @@ import {
   encodeMarkerRecord,
   encodeSealRecord,
   encodeSuperblock,
+  OBF_RECORD_CRC_OFFSET,
   type RollingHash,
   type ObfSuperblock,
 } from './obf-format';
@@ -59,19 +60,37 @@ export interface ObfAppenderState {
 export class ObfAppender {
   readonly store: Store;
   sb: ObfSuperblock;
+  /** What is durable: the log up to endLba, its counts and rolling hash. */
   private st: ObfAppenderState;
+  /** Where the next prepared commit goes (ahead of `st` while commits are in flight). */
+  private res: { endLba: bigint; nextSequence: bigint; dataRecords: bigint; dataBytes: bigint };
   private queue: Pending[] = [];
-  private committing: Promise<void> | undefined;
+  /** Commits between prepare and their outcome; at most `depth`. */
+  private inFlight = 0;
+  /** A commit's write is running (the next may start once it ends, overlapping this one's flush). */
+  private writing = false;
+  /** Resolves with true when every commit started so far succeeded, in order. */
+  private tail: Promise<boolean> = Promise.resolve(true);
+  /** A commit failed: nothing new starts until those in flight settle, then positions reset. */
+  private broken = false;
+  private idleWaiters: Array<() => void> = [];
   /** Most bytes per commit. */
   private readonly maxBatchBytes: number;
+  /** Commits in flight at once: 2 overlaps one batch's write with the previous batch's flush. */
+  private readonly depth: number;
+  /** Records queued before a commit may overlap another's flush. */
+  private readonly minOverlapRecords: number;
   /** Commits done (for status and tests). */
   commits = 0;
 
-  constructor(store: Store, sb: ObfSuperblock, state: ObfAppenderState, opts: { maxBatchBytes?: number } = {}) {
+  constructor(store: Store, sb: ObfSuperblock, state: ObfAppenderState, opts: { maxBatchBytes?: number; depth?: number; minOverlapRecords?: number } = {}) {
     this.store = store;
     this.sb = sb;
     this.st = state;
+    this.res = { endLba: state.endLba, nextSequence: state.nextSequence, dataRecords: state.dataRecords, dataBytes: state.dataBytes };
     this.maxBatchBytes = opts.maxBatchBytes ?? 8 * 1024 * 1024;
+    this.depth = opts.depth ?? 2;
+    this.minOverlapRecords = opts.minOverlapRecords ?? 16;
   }
 
   get state(): Readonly<ObfAppenderState> {
@@ -97,11 +116,9 @@ export class ObfAppender {
   }
 
   /** Resolves when everything queued so far is committed (or failed). */
-  async idle(): Promise<void> {
-    while (this.committing || this.queue.length > 0) {
-      if (!this.committing) this.kick();
-      await this.committing?.catch(() => undefined);
-    }
+  idle(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Rewrites the superblock (generation + 1) and flushes it. */
@@ -123,91 +140,147 @@ export class ObfAppender {
   }
 
   private kick(): void {
-    if (this.committing || this.queue.length === 0) return;
-    this.committing = this.commit().finally(() => {
-      this.committing = undefined;
-      this.kick();
-    });
+    // A second commit overlaps the first's flush only with a batch worth a flush of its own;
+    // otherwise the records wait and join a fuller batch (fewer flushes for big records).
+    while (!this.broken && !this.writing && this.inFlight < this.depth && this.queue.length > (this.inFlight === 0 ? 0 : this.minOverlapRecords)) {
+      const batch = this.prepare();
+      if (!batch) break;
+      void this.commit(batch);
+    }
+    if (this.inFlight === 0 && this.queue.length === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
   }
 
-  /** One group commit: as many queued records as fit the batch, one write, one flush. */
-  private async commit(): Promise<void> {
+  /**
+   * Takes queued records into one batch at the reserved positions: header blocks encoded (CRC
+   * over header and data), OBF-full records refused. A SEAL waits until nothing is in flight and
+   * goes first in its batch, so its counts and rolling hash are those of the durable log.
+   */
+  private prepare(): Batch | undefined {
     const B = this.sb.blockSize;
-    const batch: Pending[] = [];
+    const startLba = this.res.endLba;
+    const placed: Placed[] = [];
     const pieces: Buffer[] = [];
-    const placed: Array<{ p: Pending; rec: CommittedRecord; crc?: number; bytes: bigint }> = [];
-    let lba = this.st.endLba;
-    let seq = this.st.nextSequence;
+    let lba = startLba;
+    let seq = this.res.nextSequence;
+    let dataRecords = this.res.dataRecords;
+    let dataBytes = this.res.dataBytes;
     let bytes = 0;
     const reserve = 2n; // MARKER + SEAL
-    while (this.queue.length > 0 && (batch.length === 0 || bytes < this.maxBatchBytes)) {
-      const p = this.queue.shift()!;
-      const headerFields = { sequence: seq, snapshotId: this.sb.snapshotId, timeMs: Date.now() };
+    while (this.queue.length > 0 && (placed.length === 0 || bytes < this.maxBatchBytes)) {
+      const p = this.queue[0];
+      const common = { sequence: seq, snapshotId: this.sb.snapshotId, timeMs: Date.now() };
+      if (p.kind === 'seal' && (placed.length > 0 || this.inFlight > 0)) break;
+      this.queue.shift();
       if (p.kind === 'data') {
         const blocks = 1n + BigInt(p.data!.length / B);
         if (lba + blocks + reserve > this.sb.capacityBlocks) {
           p.reject(new ObfFullError(`OBF full: a ${p.data!.length}-byte record does not fit at block ${lba} of ${this.sb.capacityBlocks}`));
           continue;
         }
-        const header = encodeDataRecordHeader({ ...headerFields, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb);
+        const header = encodeDataRecordHeader({ ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb);
         pieces.push(header, p.data!);
-        placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, crc: header.readUInt32BE(124), bytes: BigInt(p.data!.length) });
+        placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, crc: header.readUInt32BE(OBF_RECORD_CRC_OFFSET), bytes: BigInt(p.data!.length) });
         lba += blocks;
         bytes += header.length + p.data!.length;
-      } else if (p.kind === 'marker') {
-        if (lba + 1n > this.sb.capacityBlocks) {
-          p.reject(new ObfFullError('OBF full: no room for the MARKER record'));
-          continue;
-        }
-        const dataBefore = this.st.dataRecords + BigInt(placed.filter((x) => x.crc !== undefined).length);
-        const bytesBefore = this.st.dataBytes + placed.reduce((n, x) => n + x.bytes, 0n);
-        pieces.push(encodeMarkerRecord({ ...headerFields, dataRecordsBefore: dataBefore, dataBytesBefore: bytesBefore }, this.sb));
-        placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, bytes: 0n });
-        lba += 1n;
-        bytes += B;
+        dataRecords++;
+        dataBytes += BigInt(p.data!.length);
       } else {
         if (lba + 1n > this.sb.capacityBlocks) {
-          p.reject(new ObfFullError('OBF full: no room for the SEAL record'));
+          p.reject(new ObfFullError(`OBF full: no room for the ${p.kind.toUpperCase()} record`));
           continue;
         }
-        // The seal covers every DATA record before it: it goes in a commit of its own, after
-        // the data records ahead of it are durable and in the rolling hash.
-        if (placed.some((x) => x.crc !== undefined)) {
-          this.queue.unshift(p);
-          break;
-        }
-        const hash = this.st.rolling.digest();
-        const dataCount = this.st.dataRecords;
-        const dataBytes = this.st.dataBytes;
-        const markerSeq = placed.find((x) => x.p.kind === 'marker')?.rec.sequence ?? this.st.markerSequence;
-        pieces.push(encodeSealRecord({ ...headerFields, dataRecordCount: dataCount, dataBytes, rollingHash: hash, markerSequence: markerSeq }, this.sb));
+        const block =
+          p.kind === 'marker'
+            ? encodeMarkerRecord({ ...common, dataRecordsBefore: dataRecords, dataBytesBefore: dataBytes }, this.sb)
+            : encodeSealRecord(
+                { ...common, dataRecordCount: this.st.dataRecords, dataBytes: this.st.dataBytes, rollingHash: this.st.rolling.digest(), markerSequence: this.st.markerSequence },
+                this.sb,
+              );
+        pieces.push(block);
         placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, bytes: 0n });
         lba += 1n;
         bytes += B;
       }
-      batch.push(p);
       seq++;
+      if (p.kind === 'seal') break; // nothing follows a SEAL
     }
-    if (placed.length === 0) return;
-    try {
-      await this.store.write(this.st.endLba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes));
-      await this.store.flush();
-    } catch (err) {
-      const e = new ObfIoError(`OBF write at block ${this.st.endLba} failed: ${(err as Error).message}`, { cause: err });
-      for (const x of placed) x.p.reject(e);
-      return;
-    }
-    this.commits++;
-    for (const x of placed) {
-      if (x.crc !== undefined) {
-        this.st.rolling.update(x.crc);
-        this.st.dataRecords++;
-        this.st.dataBytes += x.bytes;
-      }
-      if (x.p.kind === 'marker') this.st.markerSequence = x.rec.sequence;
-    }
-    this.st.endLba = lba;
-    this.st.nextSequence = seq;
-    for (const x of placed) x.p.resolve(x.rec);
+    if (placed.length === 0) return undefined;
+    this.res = { endLba: lba, nextSequence: seq, dataRecords, dataBytes };
+    return { startLba, endLba: lba, endSeq: seq, placed, data: pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes) };
   }
+
+  /** Write, then (overlapping the next batch's write) flush; outcomes settle in commit order. */
+  private async commit(b: Batch): Promise<void> {
+    this.inFlight++;
+    this.writing = true;
+    const previous = this.tail;
+    let settle!: (ok: boolean) => void;
+    this.tail = new Promise<boolean>((r) => (settle = r));
+    let error: unknown;
+    try {
+      await this.store.write(b.startLba, b.data);
+    } catch (err) {
+      error = err;
+    }
+    this.writing = false;
+    if (error !== undefined) this.broken = true;
+    this.kick();
+    if (error === undefined) {
+      try {
+        await this.store.flush();
+      } catch (err) {
+        error = err;
+        this.broken = true;
+      }
+    }
+    const earlierOk = await previous;
+    const ok = earlierOk && error === undefined;
+    settle(ok);
+    if (ok) {
+      this.commits++;
+      for (const x of b.placed) {
+        if (x.crc !== undefined) {
+          this.st.rolling.update(x.crc);
+          this.st.dataRecords++;
+          this.st.dataBytes += x.bytes;
+        }
+        if (x.p.kind === 'marker') this.st.markerSequence = x.rec.sequence;
+      }
+      this.st.endLba = b.endLba;
+      this.st.nextSequence = b.endSeq;
+      for (const x of b.placed) x.p.resolve(x.rec);
+    } else {
+      const e = new ObfIoError(
+        error !== undefined ? `OBF write at block ${b.startLba} failed: ${(error as Error).message}` : `an earlier OBF commit failed; records from block ${b.startLba} were not kept`,
+        { cause: error },
+      );
+      for (const x of b.placed) x.p.reject(e);
+    }
+    this.inFlight--;
+    if (this.broken && this.inFlight === 0) {
+      // Everything after the durable log is given up: later batches start where it ends.
+      this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
+      this.broken = false;
+    }
+    this.kick();
+  }
+}
+
+interface Placed {
+  p: Pending;
+  rec: CommittedRecord;
+  crc?: number;
+  bytes: bigint;
+}
+
+interface Batch {
+  startLba: bigint;
+  endLba: bigint;
+  endSeq: bigint;
+  placed: Placed[];
+  data: Buffer;
 }

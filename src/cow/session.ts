@@ -501,11 +501,16 @@ export class SnapshotSession implements ChangeGuard {
     };
   }
 
+  /** One (time, bytes) sample per 100 ms at most, 30 s kept: the capture rate of status(). */
   private sample(): void {
     const now = Date.now();
+    const last = this.samples[this.samples.length - 1];
+    if (last && now - last.t < 100) {
+      last.bytes = this.appender.state.dataBytes;
+      return;
+    }
     this.samples.push({ t: now, bytes: this.appender.state.dataBytes });
     while (this.samples.length > 2 && now - this.samples[0].t > 30_000) this.samples.shift();
-    if (this.samples.length > 4096) this.samples.splice(0, this.samples.length - 4096);
   }
 
   /** Capture rate over the last 30 s (bytes/s). */

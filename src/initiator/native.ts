@@ -68,6 +68,8 @@ interface NativeModule {
   /** copy_file_range; returns the bytes copied (may be short). */
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
   copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;
+  crc32c(data: Uint8Array, previous: number): number;
+  crc32cHardware: boolean;
 }
 
 let cached: NativeModule | undefined;

@@ -66,12 +66,12 @@ function loadConfig(argv: Args): Config {
 }
 
 /**
- * Test-only (XCOPY_AGENT_TEST_HOLD_COPY_DIR): while a snapshot's writes are held at institution,
+ * Test-only (XCOPY_TEST_HOLD_COPY_DIR; not XCOPY_AGENT_*, which yargs reads as options): while a snapshot's writes are held at institution,
  * copy the source's backing file to DIR/<snapshot id>.img — the oracle the COW tests compare the
  * snapshot with, made without the COW code.
  */
 function testHoldCopy(): ((source: Store, id: string) => Promise<void>) | undefined {
-  const dir = process.env.XCOPY_AGENT_TEST_HOLD_COPY_DIR;
+  const dir = process.env.XCOPY_TEST_HOLD_COPY_DIR;
   if (!dir) return undefined;
   return async (source, id) => {
     if (source instanceof FileStore) await fs.promises.copyFile(source.path, path.join(dir, `${id}.img`));

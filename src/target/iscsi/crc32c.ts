@@ -11,6 +11,7 @@
  * of 32 zero bytes, 0x8A9136AA, as the bytes `aa 36 91 8a`; libiscsi and Linux read it the
  * same way): use `writeCrc32c` / `readCrc32c`.
  */
+import { loadNative } from '../../initiator/native';
 
 /** The reflected polynomial (bit-reversed 0x1EDC6F41). */
 const POLY = 0x82f63b78;
@@ -32,12 +33,37 @@ const TABLES: Int32Array = (() => {
   return t;
 })();
 
+/** From this size up the native addon's CRC32C (SSE4.2 where present) is used; below, the call costs more than it saves. */
+const NATIVE_MIN_BYTES = 512;
+let nativeCrc: ((data: Uint8Array, previous: number) => number) | null | undefined;
+
+function native(): ((data: Uint8Array, previous: number) => number) | null {
+  if (nativeCrc === undefined) {
+    try {
+      const m = loadNative();
+      nativeCrc = typeof m.crc32c === 'function' ? m.crc32c : null;
+    } catch {
+      nativeCrc = null; // not built: the tables below do the work
+    }
+  }
+  return nativeCrc;
+}
+
 /**
  * CRC32C of `data`. Pass the CRC of the bytes before `data` as `previous` to continue a
  * running digest: `crc32c(b, crc32c(a))` equals `crc32c(Buffer.concat([a, b]))`.
- * Returns an unsigned 32-bit number.
+ * Returns an unsigned 32-bit number. Large buffers go to the native addon (same result).
  */
 export function crc32c(data: Uint8Array, previous = 0): number {
+  if (data.length >= NATIVE_MIN_BYTES) {
+    const n = native();
+    if (n) return n(data, previous >>> 0);
+  }
+  return crc32cSoftware(data, previous);
+}
+
+/** The table-driven CRC32C (the reference the native one is tested against). */
+export function crc32cSoftware(data: Uint8Array, previous = 0): number {
   const t = TABLES;
   let crc = ~previous | 0;
   let i = 0;

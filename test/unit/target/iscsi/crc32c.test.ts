@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import zlib from 'node:zlib';
-import { crc32c, crc32cBytes, crc32cOf, readCrc32c } from '../../../../src/target/iscsi/crc32c';
+import crypto from 'node:crypto';
+import { crc32c, crc32cBytes, crc32cOf, crc32cSoftware, readCrc32c } from '../../../../src/target/iscsi/crc32c';
+import { loadNative } from '../../../../src/initiator/native';
 import { hex } from '../../../helpers/codec';
 import { SCSI_COMMAND_RFC_READ10 } from './pdu-fixtures';
 
@@ -66,5 +68,26 @@ describe('CRC32C (RFC 7143 13.1)', () => {
     const data = Buffer.alloc(1 << 20);
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
     expect(crc32c(data)).toBe(bitwiseCrc32c(data));
+  });
+});
+
+describe('the native CRC32C (SSE4.2 where present) agrees with the tables', () => {
+  it('on random buffers of every size around the native threshold and large ones, continued from random CRCs', () => {
+    expect(typeof loadNative().crc32c).toBe('function');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 5000 }), fc.nat(0xffffffff), (data, prev) => {
+        expect(loadNative().crc32c(data, prev)).toBe(crc32cSoftware(data, prev));
+        expect(crc32c(data, prev)).toBe(crc32cSoftware(data, prev));
+      }),
+      { numRuns: 500 },
+    );
+    const big = crypto.randomBytes(1 << 20);
+    expect(crc32c(big)).toBe(crc32cSoftware(big));
+    expect(crc32c(big.subarray(3, 70001), 0x12345678)).toBe(crc32cSoftware(big.subarray(3, 70001), 0x12345678));
+  });
+  it('RFC 3720 B.4: 32 bytes of zeros, and 4 KiB of 0xff through the native path', () => {
+    expect(loadNative().crc32c(Buffer.alloc(32), 0)).toBe(0x8a9136aa);
+    const ff = Buffer.alloc(4096, 0xff);
+    expect(crc32c(ff)).toBe(crc32cSoftware(ff));
   });
 });
