@@ -15,10 +15,11 @@ export interface TargetProcess {
   stop(): Promise<void>;
 }
 
-export async function startTargetProcess(iqn: string, lunSpecs: string[]): Promise<TargetProcess> {
+/** `extraArgs` go after the quick-form options (e.g. --state-dir DIR --mgmt 127.0.0.1:PORT). */
+export async function startTargetProcess(iqn: string, lunSpecs: string[], extraArgs: readonly string[] = []): Promise<TargetProcess> {
   const port = await freePort();
   const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
-  const proc = spawn(bin, ['target', '--portal', `127.0.0.1:${port}`, '--iqn', iqn, ...lunSpecs.flatMap((l) => ['--lun', l])], {
+  const proc = spawn(bin, ['target', '--portal', `127.0.0.1:${port}`, '--iqn', iqn, ...lunSpecs.flatMap((l) => ['--lun', l]), ...extraArgs], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, XCOPY_AGENT_LOG_LEVEL: 'warn' },
   });
