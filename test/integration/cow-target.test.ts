@@ -242,3 +242,70 @@ test('management API: no token or a wrong token is refused (401); bad params and
   const counters = await client.call<{ opcodes: Array<{ opcode: string; count: number }> }>('counters');
   expect(counters.opcodes.find((o) => o.opcode === '0x8a')?.count).toBeGreaterThan(0);
 });
+
+test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10) with UNMAP, UNMAP, COMPARE AND WRITE, WRITE AND VERIFY, ORWRITE, EXTENDED COPY into the source', async () => {
+  const h = await IscsiSession.connect(url(4));
+  try {
+    await h.write16(0n, crypto.randomBytes(8 * MiB)); // give the source content
+    const st = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/1` });
+    const oracle = fs.readFileSync(path.join(dir, 'oracle', `${st.id}.img`));
+    const chunk = (n: number) => n * 128; // 64 KiB chunks of 512-byte blocks
+    const cdb = (bytes: number[]) => Buffer.from(bytes);
+    const good = async (c: Buffer, dataOut?: Buffer) => expect((await h.execute(c, { dataOut })).status).toBe(0);
+    const b = (n: number) => crypto.randomBytes(n * 512);
+    await good(cdb([0x0a, 0, (chunk(1) >> 8) & 0xff, chunk(1) & 0xff, 1, 0]), b(1)); // WRITE(6)
+    await good(cdb([0x2a, 0, 0, 0, (chunk(2) >> 8) & 0xff, chunk(2) & 0xff, 0, 0, 2, 0]), b(2)); // WRITE(10)
+    await good(cdb([0xaa, 0, 0, 0, (chunk(3) >> 8) & 0xff, chunk(3) & 0xff, 0, 0, 0, 1, 0, 0]), b(1)); // WRITE(12)
+    await good(cdb([0x41, 0x08, 0, 0, (chunk(4) >> 8) & 0xff, chunk(4) & 0xff, 0, 0, 16, 0]), Buffer.alloc(512)); // WRITE SAME(10) UNMAP
+    const list = encodeUnmapParameterList([{ lba: BigInt(chunk(5)), blocks: 300 }]); // UNMAP across chunks 5–7
+    await good(encodeUnmapCdb({ parameterListLength: list.length }), list);
+    const cur = await h.read16(BigInt(chunk(8)), 1); // COMPARE AND WRITE: compare with what is there
+    const caw = Buffer.alloc(16);
+    caw[0] = 0x89;
+    caw.writeBigUInt64BE(BigInt(chunk(8)), 2);
+    caw[13] = 1;
+    await good(caw, Buffer.concat([cur, b(1)]));
+    const w16 = (op: number, lba: number, n: number) => {
+      const c = Buffer.alloc(16);
+      c[0] = op;
+      c.writeBigUInt64BE(BigInt(lba), 2);
+      c.writeUInt32BE(n, 10);
+      return c;
+    };
+    await good(w16(0x8e, chunk(9) + 5, 4), b(4)); // WRITE AND VERIFY(16), BYTCHK 0
+    await good(w16(0x8b, chunk(10) + 7, 2), b(2)); // ORWRITE(16)
+    await h.write16(BigInt(chunk(13) + 100), b(64)); // WRITE(16) across chunks 13–14
+    // EXTENDED COPY from the secondary (LUN 2) into the source, chunks 11–12
+    const sec = await IscsiSession.connect(url(2));
+    const cscds = [cscdFromDesignator(await designatorOf(sec), 512), cscdFromDesignator(await designatorOf(h), 512)];
+    await h.extendedCopy(
+      encodeExtendedCopyLid1({
+        listIdentifier: 7,
+        listIdUsage: 2,
+        cscdDescriptors: cscds,
+        segmentDescriptors: [{ kind: 'blockToBlock', dc: false, cat: false, sourceCscdDescriptorId: 0, destinationCscdDescriptorId: 1, blockDeviceNumberOfBlocks: 200, sourceBlockDeviceLba: 0n, destinationBlockDeviceLba: BigInt(chunk(11)) }],
+      }),
+    );
+    await sec.close();
+    const ended = await client.call<{ state: string; records: number }>('snapshot_terminate', { id: st.id });
+    expect(ended.state).toBe('SEALED');
+    // chunks 1–14: each captured once
+    expect(ended.records).toBe(14);
+    await h.synchronizeCache16();
+    // rebuild from the files: source + every record of the OBF
+    const image = fs.readFileSync(path.join(dir, 'src2.img'));
+    expect(sha(image)).not.toBe(sha(oracle));
+    const fd = fs.openSync(path.join(dir, 'obf.img'), 'r');
+    const read = async (lba: bigint, n: number) => {
+      const buf = Buffer.alloc(n * 512);
+      fs.readSync(fd, buf, 0, buf.length, Number(lba) * 512);
+      return buf;
+    };
+    const scan = await scanLog(read, decodeSuperblock(await read(0n, 1)));
+    for (const r of scan.records) (await read(r.dataLba, r.dataBlocks)).copy(image, Number(r.sourceLba) * 512);
+    fs.closeSync(fd);
+    expect(sha(image)).toBe(sha(oracle));
+  } finally {
+    await h.close();
+  }
+});
