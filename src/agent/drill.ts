@@ -1,19 +1,42 @@
 /**
- * The DR drill on file-backed LUNs (no SAN needed). Foundation stage: tgt serves a source and a
- * secondary LUN on loopback; the drill writes self-describing blocks to the source through the
- * initiator, inquires both LUNs, copies source -> secondary (host path: the copy manager and the
- * COW snapshot arrive with later issues), and verifies the secondary against the source's backing
- * file by hash (independent of the copy code) and block by block by stamp.
+ * The DR drill on file-backed LUNs (no SAN needed): the whole method, end to end, on loopback.
+ *
+ * The project's target serves a source, an OBF and a secondary LUN (sparse files in the work
+ * folder), with its management API on loopback. The drill
+ *  1. writes self-describing blocks (generation 1) to the source through the initiator;
+ *  2. starts a host workload that keeps overwriting the source: generation-2 blocks until the
+ *     institute call returns, generation 3 afterwards;
+ *  3. institutes a snapshot (602) through the management API — the target copies the source's
+ *     backing file while writes are held: the drill's reference, made without the COW code;
+ *  4. copies the whole source to the secondary with EXTENDED COPY through the copy manager
+ *     (604), ignoring the writes going on;
+ *  5. terminates the snapshot (606): the OBF is sealed;
+ *  6. reads the OBF's log through the initiator and lays every record over the secondary with
+ *     EXTENDED COPY, one block→block segment per record (608, overwrite mode);
+ *  7. verifies the secondary against the reference by hash, and block by block by stamp: every
+ *     block is its own LBA's stamp, of generation 1 or 2 — none of generation 3, which only
+ *     writes after the institution made (a write racing the call may be 2 and after T0: captured,
+ *     so its block shows the earlier generation).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeSuperblock } from '../cow/obf-format';
+import { scanLog, checkSeal } from '../cow/obf-log';
 import { AgentError } from '../errors';
 import { IscsiSession } from '../initiator/session';
-import { Tgt } from '../peers/tgt';
-import { hostCopy } from './host-copy';
+import { ManagementClient } from '../mgmt';
+import { freePort } from '../peers/tgt';
+import { pickCscdDesignator } from '../scsi/vpd';
+import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../scsi/xcopy';
+import { quickConfig } from '../target/config';
+import { TargetServer } from '../target/server';
+import { logger } from '../util/log';
 import { inquire, type InquireReport } from './inquire';
 import { checkBlock, stampBlocks } from './stamp';
+import { xcopyCopy } from './xcopy-copy';
+
+const IQN = 'iqn.2026-11.io.xcopy-agent:drill';
 
 export interface DrillOptions {
   workDir: string;
@@ -27,9 +50,14 @@ export interface DrillResult {
   source: InquireReport;
   secondary: InquireReport;
   bytes: number;
+  snapshot_id: string;
+  institute_pause_ms: number;
+  host_writes_during_backup: number;
   copy_seconds: number;
   copy_mib_per_s: number;
-  source_sha256: string;
+  obf_records: number;
+  obf_bytes: number;
+  reference_sha256: string;
   secondary_sha256: string;
   stamped_blocks_checked: number;
 }
@@ -45,60 +73,158 @@ async function fileSha256(file: string, length: number): Promise<string> {
   return h.digest('hex');
 }
 
+async function cscdOf(s: IscsiSession, blockSize: number) {
+  const d = pickCscdDesignator((await s.deviceIdentification()).designators);
+  if (!d) throw new AgentError('ERR_INTERNAL', `${s.url} reports no designator a copy manager can resolve`);
+  return cscdFromDesignator(d, blockSize);
+}
+
 export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   const step = opts.onStep ?? (() => undefined);
   fs.mkdirSync(opts.workDir, { recursive: true });
-  const src = path.join(opts.workDir, 'source.img');
-  const sec = path.join(opts.workDir, 'secondary.img');
-  for (const f of [src, sec]) fs.rmSync(f, { force: true });
-  step('start-target', { target: 'tgt', work_dir: opts.workDir });
-  const tgt = await Tgt.start({ dir: opts.workDir, luns: [{ size: opts.sizeBytes, path: src }, { size: opts.sizeBytes, path: sec }] });
-  let s: IscsiSession | undefined;
-  let d: IscsiSession | undefined;
+  const files = {
+    source: path.join(opts.workDir, 'source.img'),
+    obf: path.join(opts.workDir, 'obf.img'),
+    secondary: path.join(opts.workDir, 'secondary.img'),
+    reference: path.join(opts.workDir, 'reference.img'),
+  };
+  const stateDir = path.join(opts.workDir, 'state');
+  for (const f of Object.values(files)) fs.rmSync(f, { force: true });
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  const size = opts.sizeBytes;
+  // The OBF holds at most every chunk once, plus a header block per 64 KiB record.
+  const obfSize = Math.ceil((size * 1.01 + 1024 * 1024) / 1048576) * 1048576;
+  const port = await freePort();
+  step('start-target', { target: IQN, portal: `127.0.0.1:${port}`, work_dir: opts.workDir });
+  const server = await TargetServer.start(
+    quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${files.source}:${size}`, `file:${files.obf}:${obfSize}`, `file:${files.secondary}:${size}`] }),
+    {
+      log: logger(),
+      stateDir,
+      management: { listen: '127.0.0.1:0', tokenFile: path.join(stateDir, 'mgmt.token') },
+      // The reference: the source's bytes while writes are held at institution.
+      onHeld: async () => fs.promises.copyFile(files.source, files.reference),
+    },
+  );
+  const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
+  const mgmt = new ManagementClient({ url: server.management!.url, token: fs.readFileSync(path.join(stateDir, 'mgmt.token'), 'utf8').trim() });
+  const sessions: IscsiSession[] = [];
+  const open = async (lun: number) => {
+    const s = await IscsiSession.connect(url(lun));
+    sessions.push(s);
+    return s;
+  };
+  let workload: { stop: () => Promise<number> } | undefined;
   try {
-    s = await IscsiSession.connect(tgt.url(1));
-    d = await IscsiSession.connect(tgt.url(2));
+    const s = await open(0);
+    const d = await open(2);
     const source = await inquire(s);
     const secondary = await inquire(d);
-    step('inquire', { source: source.url, secondary: secondary.url, capacity_bytes: source.capacity_bytes });
+    step('inquire', { source: source.url, secondary: secondary.url, capacity_bytes: source.capacity_bytes, three_pc: secondary.three_pc });
     const bs = source.block_size;
-    const blocks = opts.sizeBytes / bs;
+    const blocks = size / bs;
     const per = (1024 * 1024) / bs;
-    for (let lba = 0; lba < blocks; lba += per) {
-      await s.write16(BigInt(lba), stampBlocks(BigInt(lba), Math.min(per, blocks - lba), bs, 1n));
-    }
+    for (let lba = 0; lba < blocks; lba += per) await s.write16(BigInt(lba), stampBlocks(BigInt(lba), Math.min(per, blocks - lba), bs, 1n));
     await s.synchronizeCache16();
-    step('write-source', { blocks, sequence: 1 });
-    const copy = await hostCopy(s, d, { depth: 8 });
-    step('copy', { path: 'host', bytes: Number(copy.bytes), seconds: copy.seconds });
+    step('write-source', { blocks, generation: 1 });
+
+    // A host that keeps writing through the whole backup (generation 2, then 3 once instituted).
+    const host = await open(0);
+    let generation = 2n;
+    workload = (() => {
+      let stopped = false;
+      let writes = 0;
+      const done = (async () => {
+        while (!stopped) {
+          const n = [1, 8, 64][crypto.randomInt(3)];
+          const lba = crypto.randomInt(0, blocks - n);
+          await host.write16(BigInt(lba), stampBlocks(BigInt(lba), n, bs, generation));
+          writes++;
+        }
+      })();
+      return {
+        stop: async () => {
+          stopped = true;
+          await done;
+          return writes;
+        },
+      };
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+
+    const snap = await mgmt.call<{ id: string; institute_pause_ms: number }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` });
+    generation = 3n;
+    step('institute', { snapshot: snap.id, pause_ms: snap.institute_pause_ms });
+    const copy = await xcopyCopy({ from: url(0), to: url(2) });
+    if (copy.path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${copy.fallback_reason ?? 'unknown'})`);
+    step('copy', { path: 'xcopy', bytes: Number(copy.xcopy_bytes), seconds: copy.seconds, extended_copy_commands: copy.extended_copy_commands });
+    const sealed = await mgmt.call<{ state: string; records: number; bytes: number }>('snapshot_terminate', { id: snap.id });
+    if (sealed.state !== 'SEALED') throw new AgentError('ERR_INTERNAL', `snapshot ${snap.id} ended ${sealed.state}`);
+    const hostWrites = await workload.stop();
+    workload = undefined;
+    step('terminate', { state: sealed.state, obf_records: sealed.records, obf_bytes: sealed.bytes, host_writes: hostWrites });
+
+    // 608: lay the OBF's records over the secondary, one 02h segment each, through the bridge.
+    const o = await open(1);
+    const sb = decodeSuperblock(await o.read16(0n, 1));
+    const scan = await scanLog((lba, n) => o.read16(lba, n), sb);
+    const seal = checkSeal(scan);
+    if (!seal.ok) throw new AgentError('ERR_INTERNAL', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
+    const cscds = [await cscdOf(o, sb.blockSize), await cscdOf(d, bs)];
+    for (let i = 0; i < scan.records.length; i += 200) {
+      const segments: SegmentDescriptor[] = scan.records.slice(i, i + 200).map((r) => ({
+        kind: 'blockToBlock',
+        dc: true, // count in destination (source LUN) blocks
+        cat: false,
+        sourceCscdDescriptorId: 0,
+        destinationCscdDescriptorId: 1,
+        blockDeviceNumberOfBlocks: r.sourceBlocks,
+        sourceBlockDeviceLba: r.dataLba,
+        destinationBlockDeviceLba: r.sourceLba,
+      }));
+      await d.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: 1, listIdUsage: 2, cscdDescriptors: cscds, segmentDescriptors: segments }));
+    }
+    await d.synchronizeCache16();
+    step('apply-obf', { records: scan.records.length, mode: 'overwrite' });
+
     let checked = 0;
     for (let lba = 0; lba < blocks; lba += per) {
       const n = Math.min(per, blocks - lba);
       const data = await d.read16(BigInt(lba), n);
       for (let i = 0; i < n; i++) {
-        const c = checkBlock(data.subarray(i * bs, (i + 1) * bs), BigInt(lba + i), 1n);
-        if (!c.ok) throw new AgentError('ERR_INTERNAL', `drill verification failed at LBA ${lba + i}: ${c.why}`);
+        const c = checkBlock(data.subarray(i * bs, (i + 1) * bs), BigInt(lba + i));
+        if (!c.ok || c.sequence === undefined || c.sequence > 2n) {
+          throw new AgentError('ERR_INTERNAL', `drill verification failed at LBA ${lba + i}: ${c.why ?? `generation ${c.sequence}, written after the institution, is in the image`}`);
+        }
         checked++;
       }
     }
-    const source_sha256 = await fileSha256(src, opts.sizeBytes);
-    const secondary_sha256 = await fileSha256(sec, opts.sizeBytes);
-    step('verify', { source_sha256, secondary_sha256, stamped_blocks_checked: checked });
+    const reference_sha256 = await fileSha256(files.reference, size);
+    const secondary_sha256 = await fileSha256(files.secondary, size);
+    step('verify', { reference_sha256, secondary_sha256, stamped_blocks_checked: checked });
     return {
-      ok: source_sha256 === secondary_sha256,
+      ok: reference_sha256 === secondary_sha256,
       source,
       secondary,
-      bytes: opts.sizeBytes,
+      bytes: size,
+      snapshot_id: snap.id,
+      institute_pause_ms: snap.institute_pause_ms,
+      host_writes_during_backup: hostWrites,
       copy_seconds: copy.seconds,
-      copy_mib_per_s: opts.sizeBytes / 1048576 / copy.seconds,
-      source_sha256,
+      copy_mib_per_s: size / 1048576 / copy.seconds,
+      obf_records: scan.records.length,
+      obf_bytes: Number(scan.dataBytes),
+      reference_sha256,
       secondary_sha256,
       stamped_blocks_checked: checked,
     };
   } finally {
-    await s?.close();
-    await d?.close();
-    await tgt.stop();
-    if (!opts.keep) for (const f of [src, sec]) fs.rmSync(f, { force: true });
+    await workload?.stop().catch(() => 0);
+    for (const s of sessions) await s.close().catch(() => undefined);
+    await server.stop();
+    if (!opts.keep) {
+      for (const f of Object.values(files)) fs.rmSync(f, { force: true });
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
   }
 }

@@ -2,16 +2,19 @@
 import { runDrill } from '../../src/agent/drill';
 import { removeDir, tempDir } from '../helpers/tmp';
 
-test('drill: source copied to the secondary and verified by hash and stamps', async () => {
+test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary equals the held image by hash and stamps', async () => {
   const dir = tempDir('drill');
   const steps: string[] = [];
   try {
-    const r = await runDrill({ workDir: dir, sizeBytes: 8 * 1024 * 1024, onStep: (s) => steps.push(s) });
-    expect(steps).toEqual(['start-target', 'inquire', 'write-source', 'copy', 'verify']);
+    const r = await runDrill({ workDir: dir, sizeBytes: 16 * 1024 * 1024, onStep: (s) => steps.push(s) });
+    expect(steps).toEqual(['start-target', 'inquire', 'write-source', 'institute', 'copy', 'terminate', 'apply-obf', 'verify']);
     expect(r.ok).toBe(true);
-    expect(r.secondary_sha256).toBe(r.source_sha256);
-    expect(r.stamped_blocks_checked).toBe((8 * 1024 * 1024) / 512);
+    expect(r.secondary_sha256).toBe(r.reference_sha256);
+    expect(r.stamped_blocks_checked).toBe((16 * 1024 * 1024) / 512);
+    expect(r.host_writes_during_backup).toBeGreaterThan(0);
+    expect(r.obf_records).toBeGreaterThan(0);
     expect(r.source.block_size).toBe(512);
+    expect(r.secondary.three_pc).toBe(true);
   } finally {
     removeDir(dir);
   }

@@ -41,10 +41,11 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     });
     out.record('summary', { command: 'drill', ...r });
     out.line(
-      `drill: ${r.ok ? 'PASS' : 'FAIL'} — ${r.bytes} bytes copied in ${r.copy_seconds.toFixed(2)} s (${r.copy_mib_per_s.toFixed(0)} MiB/s), ` +
-        `secondary sha256 ${r.secondary_sha256.slice(0, 16)}… ${r.ok ? '=' : '!='} source, ${r.stamped_blocks_checked} stamped blocks checked`,
+      `drill: ${r.ok ? 'PASS' : 'FAIL'} — snapshot ${r.snapshot_id} (pause ${r.institute_pause_ms.toFixed(2)} ms, including the reference copy), ` +
+        `${r.bytes} bytes copied by EXTENDED COPY in ${r.copy_seconds.toFixed(2)} s (${r.copy_mib_per_s.toFixed(0)} MiB/s) while a host wrote ${r.host_writes_during_backup} times, ` +
+        `${r.obf_records} OBF records applied; secondary sha256 ${r.secondary_sha256.slice(0, 16)}… ${r.ok ? '=' : '!='} the image held at institution, ${r.stamped_blocks_checked} stamped blocks checked`,
     );
-    if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the source');
+    if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the image held at institution');
   } catch (err) {
     process.exitCode = out.error(err);
   }
