@@ -35,6 +35,8 @@ export class CowStore implements Store {
   readonly inner: Store;
   /** The capture armed now, if any. */
   private guard: ChangeGuard | undefined;
+  /** The session that owns this source's snapshot, claimed before its first await. */
+  private owner: object | undefined;
   private inFlight = 0;
   private drained: Array<() => void> = [];
   private gate: Promise<void> | undefined;
@@ -163,10 +165,37 @@ export class CowStore implements Store {
     open?.();
   }
 
-  /** Arms (or, with undefined, disarms) the capture. Arm only while held. */
-  setGuard(guard: ChangeGuard | undefined): void {
-    if (guard && !this.gate) throw new Error('a capture is armed only while changes are held');
+  /**
+   * Claims the source for one snapshot session (synchronously, so two institutes racing on one
+   * source cannot both proceed). Returns false when another owner holds it.
+   */
+  claim(owner: object): boolean {
+    if (this.owner !== undefined && this.owner !== owner) return false;
+    this.owner = owner;
+    return true;
+  }
+
+  /** Gives the source up (only its owner can); disarms that owner's capture. */
+  unclaim(owner: object): void {
+    if (this.owner !== owner) return;
+    this.owner = undefined;
+    if (this.guard === owner) this.guard = undefined;
+  }
+
+  get claimed(): boolean {
+    return this.owner !== undefined;
+  }
+
+  /** Arms the capture of the owner. Only while held, only by the source's owner. */
+  arm(guard: ChangeGuard & object): void {
+    if (!this.gate) throw new Error('a capture is armed only while changes are held');
+    if (this.owner !== guard) throw new Error('only the session that claimed the source arms its capture');
     this.guard = guard;
+  }
+
+  /** Disarms `guard` if it is the one armed (a session never disarms another's). */
+  disarm(guard: ChangeGuard): void {
+    if (this.guard === guard) this.guard = undefined;
   }
 
   get currentGuard(): ChangeGuard | undefined {

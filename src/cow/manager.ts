@@ -100,6 +100,10 @@ export class SnapshotManager {
       obfError = (err as Error).message;
     }
     const session = await SnapshotSession.resume({ source, obf, record: rec, journal: this.journal, log: this.log, obfError });
+    if (!session.capturing && owned) {
+      await owned.close().catch(() => undefined);
+      owned = undefined;
+    }
     this.entries.set(rec.id, { session, ownedObf: owned, views: [] });
   }
 
@@ -144,14 +148,37 @@ export class SnapshotManager {
     let obf: Store;
     let owned: Store | undefined;
     let obfSpec: string;
+    const active = [...this.entries.values()].filter((e) => e.session.capturing);
+    if (active.some((e) => e.session.obf === cow || e.session.obf === cow.inner)) {
+      throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is the OBF of an active snapshot; it cannot be a source now`);
+    }
     if (typeof p.obf === 'string' && !/^[^/]+\/\d+$/.test(p.obf)) {
       obfSpec = p.obf;
       obf = owned = await openStore(p.obf);
+      // A store spec must not name the backing file of a LUN (the superblock would overwrite it).
+      const file = (owned as { path?: string }).path;
+      if (file !== undefined && [...this.model.stores.values()].some((st) => ((st instanceof CowStore ? st.inner : st) as { path?: string }).path === file)) {
+        await owned.close().catch(() => undefined);
+        throw new AgentError('ERR_INVALID_ARG', `${p.obf} is the backing file of a LUN of this target; name the LUN ("IQN/LUN") or another file`);
+      }
     } else {
       const o = this.resolveLun(p.obf as LunRef);
       if (o.lu.store === cow) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
+      if (o.lu.store instanceof SnapshotViewStore) throw new AgentError('ERR_INVALID_ARG', 'a snapshot view is read-only; it cannot be an OBF');
+      if (o.lu.store instanceof CowStore && o.lu.store.claimed) {
+        throw new AgentError('ERR_SNAPSHOT_STATE', `${JSON.stringify(p.obf)} is the source of an active snapshot; it cannot be an OBF now`);
+      }
       obf = o.lu.store;
       obfSpec = o.key;
+    }
+    const obfFile = (obf instanceof CowStore ? obf.inner : obf) as { path?: string };
+    const clash = active.find((e) => {
+      const other = e.session.obf instanceof CowStore ? e.session.obf.inner : e.session.obf;
+      return other === obf || other === (obf instanceof CowStore ? obf.inner : obf) || (obfFile.path !== undefined && (other as { path?: string }).path === obfFile.path);
+    });
+    if (clash) {
+      await owned?.close().catch(() => undefined);
+      throw new AgentError('ERR_SNAPSHOT_STATE', `that OBF is in use by snapshot ${clash.session.id}; terminate it or choose another OBF`);
     }
     try {
       const session = await SnapshotSession.institute({
@@ -203,6 +230,11 @@ export class SnapshotManager {
     const removed = [...e.views];
     for (const v of removed) this.dropView(e, v);
     const st = await e.session.terminate();
+    // The OBF is retained, sealed, for the agent; an OBF this target opened itself is let go.
+    if (e.ownedObf) {
+      await e.ownedObf.close().catch(() => undefined);
+      e.ownedObf = undefined;
+    }
     return { ...st, views_removed: removed.map((v) => this.viewInfo(e.session.id, v)) };
   }
 

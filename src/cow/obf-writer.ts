@@ -73,6 +73,11 @@ export class ObfAppender {
   private tail: Promise<boolean> = Promise.resolve(true);
   /** A commit failed: nothing new starts until those in flight settle, then positions reset. */
   private broken = false;
+  /**
+   * After a failure, blocks [st.endLba, scrubTo) may hold records that were written but not kept:
+   * the next commit zeros them (after its own records), so a scan never takes them for the log.
+   */
+  private scrubTo = 0n;
   private idleWaiters: Array<() => void> = [];
   /** Most bytes per commit. */
   private readonly maxBatchBytes: number;
@@ -210,7 +215,14 @@ export class ObfAppender {
     }
     if (placed.length === 0) return undefined;
     this.res = { endLba: lba, nextSequence: seq, dataRecords, dataBytes };
-    return { startLba, endLba: lba, endSeq: seq, placed, data: pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes) };
+    let scrubbed = false;
+    if (this.scrubTo > lba) {
+      const zeros = Buffer.alloc(Number(this.scrubTo - lba) * B);
+      pieces.push(zeros);
+      bytes += zeros.length;
+      scrubbed = true;
+    }
+    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, data: pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes) };
   }
 
   /** Write, then (overlapping the next batch's write) flush; outcomes settle in commit order. */
@@ -252,6 +264,7 @@ export class ObfAppender {
       }
       this.st.endLba = b.endLba;
       this.st.nextSequence = b.endSeq;
+      if (b.scrubbed) this.scrubTo = 0n;
       for (const x of b.placed) x.p.resolve(x.rec);
     } else {
       const e = new ObfIoError(
@@ -262,8 +275,11 @@ export class ObfAppender {
     }
     this.inFlight--;
     if (this.broken && this.inFlight === 0) {
-      // Everything after the durable log is given up: later batches start where it ends.
+      // Everything after the durable log is given up: later batches start where it ends, and
+      // the first of them zeros what the given-up batches may have left on the OBF.
+      if (this.res.endLba > this.scrubTo) this.scrubTo = this.res.endLba;
       this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
+      this.tail = Promise.resolve(true);
       this.broken = false;
     }
     this.kick();
@@ -278,6 +294,8 @@ interface Placed {
 }
 
 interface Batch {
+  /** The batch's write also zeros blocks given up after a failure. */
+  scrubbed: boolean;
   startLba: bigint;
   endLba: bigint;
   endSeq: bigint;

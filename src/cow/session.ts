@@ -42,6 +42,8 @@ export type SnapshotReason = 'OBF_FULL' | 'OBF_IO_ERROR' | 'COW_TIMEOUT' | 'TRAC
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 export const DEFAULT_COW_TIMEOUT_MS = 5_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 2_000;
+/** Chunks one change captures at a time. */
+const CAPTURE_WINDOW = 64;
 
 /** What the target keeps about a session outside the OBF (the journal file), to resume it. */
 export interface SessionRecord {
@@ -171,10 +173,12 @@ export class SnapshotSession implements ChangeGuard {
   /** Captured chunk → first OBF data block of its record. */
   private readonly where = new Map<number, bigint>();
   private readonly inProgress = new Map<number, Promise<void>>();
-  private capturing: boolean;
+  /** Captures are made (ACTIVE or MARKED, not terminating). */
+  capturing: boolean;
   private invalidating: Promise<void> | undefined;
-  private terminating: Promise<void> | undefined;
   private samples: Array<{ t: number; bytes: bigint }> = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private sbChain: Promise<unknown> = Promise.resolve();
 
   private constructor(o: { source: CowStore; obf: Store; record: SessionRecord; journal: SessionJournal; log: Logger; appender: ObfAppender; capturing: boolean }) {
     this.id = o.record.id;
@@ -203,7 +207,7 @@ export class SnapshotSession implements ChangeGuard {
     const cowTimeoutMs = o.cowTimeoutMs ?? DEFAULT_COW_TIMEOUT_MS;
     const B = o.obf.blockSize;
     const sbs = src.blockSize;
-    if (src.capturing || src.held) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
+    if (src.claimed || src.capturing || src.held) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
     if (!Number.isInteger(chunkBytes) || chunkBytes < Math.max(B, sbs) || chunkBytes % B !== 0 || chunkBytes % sbs !== 0 || chunkBytes > 64 * 1024 * 1024) {
       throw new AgentError('ERR_INVALID_ARG', `chunk size ${chunkBytes} must be a multiple of the source block size ${sbs} and the OBF block size ${B}, at most 64 MiB (default 64 KiB)`);
     }
@@ -236,8 +240,6 @@ export class SnapshotSession implements ChangeGuard {
       markerSequence: 0n,
       sealedRecordCount: 0n,
     };
-    // The OBF is made ready before the hold, so the hold itself does no OBF I/O.
-    await o.obf.write(0n, encodeSuperblock(sb), { fua: true });
     const record: SessionRecord = {
       id,
       seriesId,
@@ -252,30 +254,52 @@ export class SnapshotSession implements ChangeGuard {
     };
     const appender = new ObfAppender(o.obf, sb, { endLba: OBF_LOG_START_LBA, nextSequence: 1n, dataRecords: 0n, dataBytes: 0n, rolling: new RollingHash(), markerSequence: 0n });
     const session = new SnapshotSession({ source: src, obf: o.obf, record, journal: o.journal, log: o.log, appender, capturing: true });
-    await o.journal.save(record);
+    // Claimed before the first await: a second institute on this source is refused, not raced.
+    if (!src.claim(session)) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
+    const abandon = async (why: string): Promise<never> => {
+      session.capturing = false;
+      src.unclaim(session);
+      record.state = 'INVALID';
+      record.reason = 'ABANDONED';
+      record.reasonDetail = `institute: ${why}`;
+      await o.journal.save(record).catch(() => undefined);
+      await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
+      throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
+    };
+    try {
+      // The OBF is made ready before the hold, so the hold itself does no OBF I/O.
+      await o.obf.write(0n, encodeSuperblock(sb), { fua: true });
+      await o.journal.save(record);
+    } catch (err) {
+      src.unclaim(session);
+      throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: the OBF or the journal cannot be written (${(err as Error).message})`);
+    }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.
     const t0 = process.hrtime.bigint();
     try {
       await src.hold(o.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
     } catch (err) {
-      record.state = 'INVALID';
-      record.reason = 'ABANDONED';
-      record.reasonDetail = `institute: ${(err as Error).message}`;
-      await o.journal.save(record).catch(() => undefined);
-      await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
-      throw new AgentError('ERR_INVALID_ARG', `institute failed: ${(err as Error).message} (retry when the host load is lower, or raise drain_timeout_ms)`);
+      return abandon(`${(err as Error).message} (retry when the host load is lower, or raise drain_timeout_ms)`);
     }
+    let heldError: unknown;
     try {
       await o.onHeld?.(id);
-      src.setGuard(session);
+      src.arm(session);
+    } catch (err) {
+      heldError = err;
     } finally {
       src.release();
     }
+    if (heldError !== undefined) return abandon(`while writes were held: ${(heldError as Error).message}`);
     const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
     record.institutedAtMs = Date.now();
     record.institutePauseMs = pauseMs;
-    // Outside the hold: record T0 and the pause.
-    await appender.writeSuperblock({ institutionTimeMs: record.institutedAtMs }).catch((err: unknown) => session.invalidate('OBF_IO_ERROR', (err as Error).message));
+    // Outside the hold: record T0 and the pause. From here on the session exists whatever fails.
+    try {
+      await session.serialize(() => session.writeSuperblock({ institutionTimeMs: record.institutedAtMs }));
+    } catch (err) {
+      await session.invalidate('OBF_IO_ERROR', `superblock: ${(err as Error).message}`).catch(() => undefined);
+    }
     await o.journal.save(record).catch(() => undefined);
     session.log.info({ source: o.sourceKey, obf: o.obfSpec, chunk_bytes: chunkBytes, policy, pause_ms: Number(pauseMs.toFixed(3)) }, 'snapshot instituted');
     return session;
@@ -290,7 +314,7 @@ export class SnapshotSession implements ChangeGuard {
     const rec = { ...o.record };
     const log = o.log.child({ snapshot: rec.id });
     const gap = async (why: string, obf?: Store): Promise<SnapshotSession> => {
-      if (rec.state === 'ACTIVE' || rec.state === 'MARKED') {
+      if (rec.state !== 'INVALID') {
         rec.state = 'INVALID';
         rec.reason = 'TRACKING_GAP';
         rec.reasonDetail = why;
@@ -326,21 +350,25 @@ export class SnapshotSession implements ChangeGuard {
       markerSequence: scan.marker?.sequence ?? 0n,
     });
     let state: SnapshotState = rec.state;
-    if (rec.state !== 'INVALID') {
+    if (rec.state === 'ACTIVE' || rec.state === 'MARKED') {
       if (sb.state === ObfState.INVALID) {
         state = 'INVALID';
         rec.reason = (obfReasonName(sb.reason) as SnapshotReason) ?? 'OBF_IO_ERROR';
       } else if (scan.seal) state = 'SEALED';
       else if (scan.marker) state = 'MARKED';
       else state = 'ACTIVE';
+    } else if (rec.state === 'SEALED' && !scan.seal) {
+      // A terminated snapshot never captures again; a seal that is gone means the OBF changed.
+      return gap(`the journal says SEALED but the OBF's log has no SEAL (scan stopped: ${scan.stop})`, obf);
     }
     rec.state = state;
     const capturing = state === 'ACTIVE' || state === 'MARKED';
     const session = new SnapshotSession({ source: o.source, obf, record: rec, journal: o.journal, log: o.log, appender, capturing });
     for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), r.dataLba);
     if (capturing) {
+      if (!o.source.claim(session)) return gap('another snapshot of the same source was resumed first');
       await o.source.hold(0).catch(() => undefined);
-      o.source.setGuard(session);
+      o.source.arm(session);
       o.source.release();
     }
     await o.journal.save(rec);
@@ -357,23 +385,30 @@ export class SnapshotSession implements ChangeGuard {
     if (!this.capturing) return;
     const first = Number(lba / this.chunkBlocks);
     const last = Number((lba + count - 1n) / this.chunkBlocks);
-    let waits: Promise<void>[] | undefined;
-    for (let c = first; c <= last; c++) {
-      if (this.where.has(c)) continue;
-      (waits ??= []).push(this.captureChunk(c));
-    }
-    if (!waits) return;
-    try {
-      await withTimeout<unknown>(waits.length === 1 ? waits[0] : Promise.all(waits), this.record.cowTimeoutMs, `capturing chunks ${first}..${last}`);
-    } catch (err) {
-      const reason: SnapshotReason =
-        err instanceof ObfFullError ? 'OBF_FULL' : err instanceof CaptureTimeout ? 'COW_TIMEOUT' : err instanceof SourceReadError ? 'SOURCE_IO_ERROR' : 'OBF_IO_ERROR';
-      const detail = (err as Error).message;
-      if (this.record.policy === 'protect-snapshot') {
-        this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
-        throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+    // A large change (an UNMAP of the whole LUN) captures a window of chunks at a time, each
+    // window under its own timeout: memory stays bounded and a big discard is not a timeout.
+    for (let from = first; from <= last && this.capturing; ) {
+      let waits: Promise<void>[] | undefined;
+      let c = from;
+      for (; c <= last && (waits?.length ?? 0) < CAPTURE_WINDOW; c++) {
+        if (this.where.has(c)) continue;
+        (waits ??= []).push(this.captureChunk(c));
       }
-      await this.invalidate(reason, detail);
+      from = c;
+      if (!waits) continue;
+      try {
+        await withTimeout<unknown>(waits.length === 1 ? waits[0] : Promise.all(waits), this.record.cowTimeoutMs, `capturing chunks up to ${c - 1}`);
+      } catch (err) {
+        const reason: SnapshotReason =
+          err instanceof ObfFullError ? 'OBF_FULL' : err instanceof CaptureTimeout ? 'COW_TIMEOUT' : err instanceof SourceReadError ? 'SOURCE_IO_ERROR' : 'OBF_IO_ERROR';
+        const detail = (err as Error).message;
+        if (this.record.policy === 'protect-snapshot') {
+          this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
+          throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+        }
+        await this.invalidate(reason, detail);
+        return;
+      }
     }
   }
 
@@ -411,24 +446,39 @@ export class SnapshotSession implements ChangeGuard {
     this.record.reason = reason;
     this.record.reasonDetail = detail;
     this.invalidating = (async () => {
-      let recorded = false;
-      try {
-        await this.journal.save(this.record);
-        recorded = true;
-      } catch (err) {
-        this.log.error({ err }, 'could not journal the INVALID state');
-      }
-      try {
-        await withTimeout(this.appender.writeSuperblock({ state: ObfState.INVALID, reason: REASON_OF[reason] }), 2_000, 'the superblock update');
-        recorded = true;
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not mark the OBF superblock INVALID');
-      }
+      // Both at once, both bounded: either one failing or hanging must not hold writes forever.
+      const [journal, superblock] = await Promise.allSettled([
+        withTimeout(this.journal.save({ ...this.record }), 5_000, 'the journal update'),
+        withTimeout(this.writeSuperblock({ state: ObfState.INVALID, reason: REASON_OF[reason] }), 2_000, 'the superblock update'),
+      ]);
+      if (journal.status === 'rejected') this.log.error({ err: (journal.reason as Error).message }, 'could not journal the INVALID state');
+      if (superblock.status === 'rejected') this.log.warn({ err: (superblock.reason as Error).message }, 'could not mark the OBF superblock INVALID');
+      const recorded = journal.status === 'fulfilled' || superblock.status === 'fulfilled';
       this.log.warn({ reason, detail, durable: recorded }, 'snapshot INVALID (protect-application: writes go on uncaptured)');
       if (!recorded) throw new StoreError({ kind: 'write-error' }, `snapshot ${this.id} is INVALID (${reason}) and that could not be recorded anywhere; writes are refused`);
-      this.source.setGuard(undefined);
+      this.source.unclaim(this);
     })();
     return this.invalidating;
+  }
+
+  /** Runs state changes (mark, terminate, the T0 rewrite) one at a time. */
+  serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Rewrites the superblock, one rewrite at a time, never taking an INVALID snapshot back to
+   * another state (INVALID is final: a late MARKED or SEALED rewrite is dropped).
+   */
+  private writeSuperblock(update: Partial<ObfSuperblock>): Promise<void> {
+    const run = this.sbChain.then(async () => {
+      if (this.record.state === 'INVALID' && update.state !== ObfState.INVALID) return;
+      await this.appender.writeSuperblock(update);
+    });
+    this.sbChain = run.catch(() => undefined);
+    return run;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -436,37 +486,45 @@ export class SnapshotSession implements ChangeGuard {
   // -------------------------------------------------------------------------------------------
 
   /** The alternative embodiment: a MARKER record at the end of the outboard copy; COW goes on. */
-  async mark(): Promise<SnapshotStatus> {
-    if (this.record.state !== 'ACTIVE') throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${this.id} is ${this.record.state}; only an ACTIVE snapshot can be marked`);
-    await this.appender.appendMarker();
-    await this.appender.writeSuperblock({ state: ObfState.MARKED, markerSequence: this.appender.state.markerSequence });
-    this.record.state = 'MARKED';
-    await this.journal.save(this.record);
-    this.log.info({ marker_sequence: this.appender.state.markerSequence.toString() }, 'snapshot marked');
-    return this.status();
+  mark(): Promise<SnapshotStatus> {
+    return this.serialize(async () => {
+      if (this.record.state !== 'ACTIVE') throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${this.id} is ${this.record.state}; only an ACTIVE snapshot can be marked`);
+      await this.appender.appendMarker();
+      if (this.record.state !== 'ACTIVE') throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${this.id} became ${this.record.state} while it was being marked`);
+      this.record.state = 'MARKED';
+      await this.writeSuperblock({ state: ObfState.MARKED, markerSequence: this.appender.state.markerSequence });
+      await this.journal.save(this.record);
+      this.log.info({ marker_sequence: this.appender.state.markerSequence.toString() }, 'snapshot marked');
+      return this.status();
+    });
   }
 
-  /** Stops capturing, waits for captures in flight, writes the SEAL record, seals the superblock. */
-  async terminate(): Promise<SnapshotStatus> {
-    if (this.terminating) {
-      await this.terminating;
-      return this.status();
-    }
-    if (this.record.state === 'SEALED' || this.record.state === 'INVALID') return this.status();
-    this.terminating = (async () => {
+  /**
+   * Stops capturing, waits for captures in flight, writes the SEAL record, seals the superblock.
+   * A failure on the way makes the snapshot INVALID (OBF_IO_ERROR): it no longer captures, so it
+   * must not stay ACTIVE.
+   */
+  terminate(): Promise<SnapshotStatus> {
+    return this.serialize(async () => {
+      if (this.record.state === 'SEALED' || this.record.state === 'INVALID') return this.status();
       this.capturing = false;
-      await Promise.allSettled([...this.inProgress.values()]);
-      await this.appender.idle();
-      if (this.record.state === 'INVALID') return; // a capture failed meanwhile
-      await this.appender.appendSeal();
-      await this.appender.writeSuperblock({ state: ObfState.SEALED, sealedRecordCount: this.appender.state.dataRecords });
+      try {
+        await Promise.allSettled([...this.inProgress.values()]);
+        await this.appender.idle();
+        if ((this.record.state as SnapshotState) === 'INVALID') return this.status(); // a capture failed meanwhile
+        await this.appender.appendSeal();
+        await this.writeSuperblock({ state: ObfState.SEALED, sealedRecordCount: this.appender.state.dataRecords });
+      } catch (err) {
+        await this.invalidate('OBF_IO_ERROR', `terminate: ${(err as Error).message}`).catch(() => undefined);
+        throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${this.id} could not be sealed (${(err as Error).message}); it is INVALID`);
+      }
       this.record.state = 'SEALED';
-      this.source.setGuard(undefined);
-      await this.journal.save(this.record);
+      this.source.unclaim(this);
+      // The OBF holds the SEAL: a restart finds the snapshot SEALED even if this write fails.
+      await this.journal.save(this.record).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not journal SEALED'));
       this.log.info({ records: this.appender.state.dataRecords.toString(), bytes: this.appender.state.dataBytes.toString() }, 'snapshot terminated and sealed');
-    })();
-    await this.terminating;
-    return this.status();
+      return this.status();
+    });
   }
 
   status(): SnapshotStatus {

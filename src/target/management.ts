@@ -54,7 +54,7 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
       if (p.policy !== undefined && p.policy !== 'protect-application' && p.policy !== 'protect-snapshot') {
         throw new AgentError('ERR_INVALID_ARG', 'policy must be "protect-application" (default) or "protect-snapshot"');
       }
-      if (p.series_id !== undefined && (typeof p.series_id !== 'string' || !/^[0-9a-f-]{36}$/i.test(p.series_id))) {
+      if (p.series_id !== undefined && (typeof p.series_id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(p.series_id))) {
         throw new AgentError('ERR_INVALID_ARG', 'series_id must be a UUID');
       }
       const ip: InstituteParams = {
@@ -62,8 +62,9 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
         obf: p.obf as InstituteParams['obf'],
         chunk_bytes: optInt(p, 'chunk_bytes', 512, 64 * 1024 * 1024),
         policy: p.policy as InstituteParams['policy'],
-        cow_timeout_ms: optInt(p, 'cow_timeout_ms', 1, 600_000),
-        drain_timeout_ms: optInt(p, 'drain_timeout_ms', 1, 600_000),
+        cow_timeout_ms: optInt(p, 'cow_timeout_ms', 1, 120_000),
+        // writes are held at most this long: a bound, not a wish
+        drain_timeout_ms: optInt(p, 'drain_timeout_ms', 1, 30_000),
         series_id: p.series_id as string | undefined,
       };
       return manager.institute(ip);
@@ -91,6 +92,7 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
       const p = obj(params);
       only(p, ['id', 'target', 'tpg', 'lun']);
       if (p.target !== undefined && typeof p.target !== 'string') throw new AgentError('ERR_INVALID_ARG', 'target must be an IQN');
+      if (p.tpg !== undefined && p.target === undefined) throw new AgentError('ERR_INVALID_ARG', 'tpg needs target (the view goes to the source\'s TPG when neither is given)');
       return manager.addView(id(p), { target: p.target as string | undefined, tpg: optInt(p, 'tpg', 0, 65535), lun: optInt(p, 'lun', 0, 16383) });
     },
     view_remove: (params) => {

@@ -275,9 +275,10 @@ export class TargetServer implements ConnectionHost {
       }),
     ]);
     clearTimeout(timer);
-    await this.snapshots?.close();
     await this.model.flush();
     for (const c of this.connections) c.close();
+    // After the connections: a capture in flight finishes before its OBF is let go.
+    await this.snapshots?.close();
     await this.model.close();
     this.log.info('target stopped');
   }

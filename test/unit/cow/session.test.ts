@@ -366,3 +366,98 @@ test('refuses: chunk not a multiple of the block sizes, OBF too small, OBF = sou
   await SnapshotSession.institute({ ...base, obf });
   await expect(SnapshotSession.institute({ ...base, obf })).rejects.toThrow(/already has an active snapshot/);
 });
+
+describe('races and failures found in review', () => {
+  test('two institutes racing on one source: one wins, the other is refused before touching anything', async () => {
+    const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
+    const cow = new CowStore(inner);
+    const mk = () => ({ source: cow, sourceKey: 's', obf: new MemoryStore({ blocks: 65536n, blockSize: 512 }), obfSpec: 'm', journal: new MemJournal(), log });
+    const results = await Promise.allSettled([SnapshotSession.institute(mk()), SnapshotSession.institute(mk())]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'ERR_SNAPSHOT_STATE' } });
+    const s = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<SnapshotSession>).value;
+    await cow.write(0n, Buffer.alloc(512, 1));
+    expect(s.status().records).toBe(1);
+  });
+
+  test('one failed OBF commit does not poison later ones; what it left behind is not taken for the log', async () => {
+    const { cow, obf, obfMem, inner, oracle, session } = await setup({ policy: 'protect-snapshot' });
+    await cow.write(0n, Buffer.alloc(512, 1));
+    obf.failWrites = true;
+    await expect(cow.write(BigInt(5 * 128), Buffer.alloc(512, 2))).rejects.toBeInstanceOf(StoreError);
+    obf.failWrites = false;
+    for (const c of [6, 7, 8]) await cow.write(BigInt(c * 128), Buffer.alloc(512, 3));
+    await cow.write(BigInt(5 * 128), Buffer.alloc(512, 2)); // the refused one, again
+    expect(session.status()).toMatchObject({ state: 'ACTIVE', records: 5 });
+    const st = await session.terminate();
+    expect(st.state).toBe('SEALED');
+    const sb = decodeSuperblock(await obfMem.read(0n, 1));
+    const scan = await scanLog((lba, n) => obfMem.read(lba, n), sb);
+    expect(scan.records).toHaveLength(5);
+    expect(scan.seal).toBeDefined();
+    expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+  });
+
+  test('a terminate that cannot seal leaves the snapshot INVALID, not ACTIVE-but-blind', async () => {
+    const { cow, obf, session, journal } = await setup();
+    await cow.write(0n, Buffer.alloc(512, 1));
+    obf.failWrites = true;
+    await expect(session.terminate()).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    expect(session.state).toBe('INVALID');
+    expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'OBF_IO_ERROR' });
+    expect(cow.claimed).toBe(false);
+  });
+
+  test('marks are one at a time: a second mark is refused, one MARKER in the log', async () => {
+    const { session, obfMem } = await setup();
+    const r = await Promise.allSettled([session.mark(), session.mark()]);
+    expect(r.map((x) => x.status).sort()).toEqual(['fulfilled', 'rejected']);
+    await session.terminate();
+    const scan = await scanLog((lba, n) => obfMem.read(lba, n), decodeSuperblock(await obfMem.read(0n, 1)));
+    expect(scan.marker).toBeDefined();
+    expect(scan.seal).toBeDefined();
+  });
+
+  test('an INVALID snapshot stays INVALID on the OBF: a later superblock rewrite does not take it back', async () => {
+    const { cow, obf, obfMem, session } = await setup({ obfBlocks: 1n + 2n * 129n + 2n });
+    for (const c of [0, 1, 2]) await cow.write(BigInt(c * 128), Buffer.alloc(512, 1));
+    expect(session.state).toBe('INVALID');
+    await expect(session.mark()).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    await session.terminate();
+    expect(decodeSuperblock(await obfMem.read(0n, 1)).state).toBe(ObfState.INVALID);
+    void obf;
+  });
+
+  test('onHeld failing: institute fails, the source is free again, the journal says ABANDONED', async () => {
+    const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
+    const cow = new CowStore(inner);
+    const journal = new MemJournal();
+    const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+    await expect(
+      SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal, log, onHeld: () => { throw new Error('copy failed'); } }),
+    ).rejects.toThrow(/while writes were held: copy failed/);
+    expect(cow.claimed || cow.capturing || cow.held).toBe(false);
+    expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'ABANDONED' });
+    await cow.write(0n, Buffer.alloc(512));
+    await SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal, log });
+  });
+
+  test('restart: a SEALED snapshot whose OBF lost its SEAL comes back INVALID TRACKING_GAP, never capturing', async () => {
+    const { session, inner, obfMem, journal } = await setup();
+    await session.terminate();
+    // the log is wiped after the superblock (someone reused the OBF's space)
+    await obfMem.write(1n, Buffer.alloc(512));
+    const cow2 = new CowStore(inner);
+    const s2 = await SnapshotSession.resume({ source: cow2, obf: obfMem, record: journal.last(), journal, log });
+    expect(s2.status()).toMatchObject({ state: 'INVALID', reason: 'TRACKING_GAP' });
+    expect(cow2.capturing).toBe(false);
+  });
+
+  test('a whole-LUN UNMAP captures every chunk in windows, within one short per-window timeout', async () => {
+    const { cow, inner, obf, session, oracle } = await setup({ cowTimeoutMs: 2_000 });
+    await cow.unmap(0n, cow.blocks);
+    expect(session.status()).toMatchObject({ state: 'ACTIVE', records: Number(cow.blocks / 128n) });
+    await session.terminate();
+    expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
+  });
+});
