@@ -17,7 +17,7 @@ import { scanLog } from '../../src/cow/obf-log';
 import { IscsiError } from '../../src/errors';
 import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
-import { freePort } from '../../src/peers/tgt';
+import { Tgt, freePort } from '../../src/peers/tgt';
 import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
 import { pickCscdDesignator } from '../../src/scsi/vpd';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../../src/scsi/xcopy';
@@ -307,5 +307,29 @@ test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10)
     expect(sha(image)).toBe(sha(oracle));
   } finally {
     await h.close();
+  }
+});
+
+test('the OBF may be a LUN of another target (tgt, through a remote store): captures land there and rebuild the held image', async () => {
+  const tgt = await Tgt.start({ dir, luns: [{ size: 16 * MiB }] });
+  const h = await IscsiSession.connect(url(4));
+  try {
+    const st = await client.call<{ id: string; obf: string }>('snapshot_institute', { source: `${IQN}/4`, obf: tgt.url(1), chunk_bytes: 16384 });
+    const oracle = fs.readFileSync(path.join(dir, 'oracle', `${st.id}.img`));
+    for (let i = 0; i < 40; i++) await h.write16(BigInt(crypto.randomInt(0, 8 * 2048 - 64)), crypto.randomBytes(64 * 512));
+    const ended = await client.call<{ state: string; records: number }>('snapshot_terminate', { id: st.id });
+    expect(ended.state).toBe('SEALED');
+    expect(ended.records).toBeGreaterThan(0);
+    await h.synchronizeCache16();
+    const image = fs.readFileSync(path.join(dir, 'src2.img'));
+    const obfFile = fs.readFileSync(tgt.lunPaths[0]);
+    const read = async (lba: bigint, n: number) => obfFile.subarray(Number(lba) * 512, (Number(lba) + n) * 512);
+    const scan = await scanLog(read, decodeSuperblock(await read(0n, 1)));
+    expect(scan.records).toHaveLength(ended.records);
+    for (const r of scan.records) (await read(r.dataLba, r.dataBlocks)).copy(image, Number(r.sourceLba) * 512);
+    expect(sha(image)).toBe(sha(oracle));
+  } finally {
+    await h.close();
+    await tgt.stop();
   }
 });
