@@ -41,6 +41,8 @@ export interface CommittedRecord {
 
 interface Pending {
   kind: 'data' | 'marker' | 'seal';
+  /** The data is all zeros (an unmapped original): where the OBF reads zeros, it is not written. */
+  zero?: boolean;
   sourceLba?: bigint;
   sourceBlocks?: number;
   data?: Buffer;
@@ -108,8 +110,13 @@ export class ObfAppender {
   }
 
   /** Appends the original `data` of `sourceBlocks` source blocks at `sourceLba`; resolves when durable. */
-  appendData(sourceLba: bigint, sourceBlocks: number, data: Buffer): Promise<CommittedRecord> {
-    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, data });
+  appendData(sourceLba: bigint, sourceBlocks: number, data: Buffer, opts: { zero?: boolean } = {}): Promise<CommittedRecord> {
+    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, data, zero: opts.zero === true && this.zeroElision });
+  }
+
+  /** File and memory OBFs read zeros where unmapped: zero data is deallocated there, not written. */
+  private get zeroElision(): boolean {
+    return this.store.unmapReadsZero && (this.store.kind === 'file' || this.store.kind === 'memory');
   }
 
   appendMarker(): Promise<CommittedRecord> {
@@ -168,7 +175,15 @@ export class ObfAppender {
     const B = this.sb.blockSize;
     const startLba = this.res.endLba;
     const placed: Placed[] = [];
-    const pieces: Buffer[] = [];
+    const runs: Run[] = [];
+    const gaps: Array<{ lba: bigint; blocks: bigint }> = [];
+    const push = (at: bigint, buf: Buffer) => {
+      const last = runs[runs.length - 1];
+      if (last && last.lba + BigInt(last.bytes / B) === at) {
+        last.pieces.push(buf);
+        last.bytes += buf.length;
+      } else runs.push({ lba: at, pieces: [buf], bytes: buf.length });
+    };
     let lba = startLba;
     let seq = this.res.nextSequence;
     let dataRecords = this.res.dataRecords;
@@ -187,7 +202,9 @@ export class ObfAppender {
           continue;
         }
         const header = encodeDataRecordHeader({ ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb);
-        pieces.push(header, p.data!);
+        push(lba, header);
+        if (p.zero) gaps.push({ lba: lba + 1n, blocks: blocks - 1n });
+        else push(lba + 1n, p.data!);
         placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, crc: header.readUInt32BE(OBF_RECORD_CRC_OFFSET), bytes: BigInt(p.data!.length) });
         lba += blocks;
         bytes += header.length + p.data!.length;
@@ -205,7 +222,7 @@ export class ObfAppender {
                 { ...common, dataRecordCount: this.st.dataRecords, dataBytes: this.st.dataBytes, rollingHash: this.st.rolling.digest(), markerSequence: this.st.markerSequence },
                 this.sb,
               );
-        pieces.push(block);
+        push(lba, block);
         placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, bytes: 0n });
         lba += 1n;
         bytes += B;
@@ -218,11 +235,11 @@ export class ObfAppender {
     let scrubbed = false;
     if (this.scrubTo > lba) {
       const zeros = Buffer.alloc(Number(this.scrubTo - lba) * B);
-      pieces.push(zeros);
+      push(lba, zeros);
       bytes += zeros.length;
       scrubbed = true;
     }
-    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, data: pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes) };
+    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps };
   }
 
   /** Write, then (overlapping the next batch's write) flush; outcomes settle in commit order. */
@@ -234,7 +251,12 @@ export class ObfAppender {
     this.tail = new Promise<boolean>((r) => (settle = r));
     let error: unknown;
     try {
-      await this.store.write(b.startLba, b.data);
+      // Zero data of unmapped originals: deallocated where the OBF still holds something there.
+      for (const g of b.gaps) {
+        const ex = await this.store.extents(g.lba, g.blocks);
+        for (const e of ex) if (e.mapped) await this.store.unmap(e.lba, e.blocks);
+      }
+      await Promise.all(b.runs.map((r) => this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes))));
     } catch (err) {
       error = err;
     }
@@ -293,6 +315,12 @@ interface Placed {
   bytes: bigint;
 }
 
+interface Run {
+  lba: bigint;
+  pieces: Buffer[];
+  bytes: number;
+}
+
 interface Batch {
   /** The batch's write also zeros blocks given up after a failure. */
   scrubbed: boolean;
@@ -300,5 +328,8 @@ interface Batch {
   endLba: bigint;
   endSeq: bigint;
   placed: Placed[];
-  data: Buffer;
+  /** Contiguous pieces to write (headers, data, zeros), one write each. */
+  runs: Run[];
+  /** Data blocks of zero records, to read back zeros (deallocated where mapped). */
+  gaps: Array<{ lba: bigint; blocks: bigint }>;
 }

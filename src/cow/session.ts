@@ -177,6 +177,8 @@ export class SnapshotSession implements ChangeGuard {
   capturing: boolean;
   private invalidating: Promise<void> | undefined;
   private samples: Array<{ t: number; bytes: bigint }> = [];
+  /** Shared, never written: the original of unmapped chunks. */
+  private zeros = Buffer.alloc(0);
   private chain: Promise<unknown> = Promise.resolve();
   private sbChain: Promise<unknown> = Promise.resolve();
 
@@ -420,17 +422,34 @@ export class SnapshotSession implements ChangeGuard {
       const lba = BigInt(c) * this.chunkBlocks;
       const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
       let data: Buffer;
+      let zero = false;
       try {
-        data = await this.source.inner.read(lba, n);
+        const z = await this.zeroOriginal(lba, n);
+        zero = z !== undefined;
+        data = z ?? (await this.source.inner.read(lba, n));
       } catch (err) {
         throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
       }
-      const rec = await this.appender.appendData(lba, n, data);
+      const rec = await this.appender.appendData(lba, n, data, { zero });
       this.where.set(c, rec.dataLba);
       this.sample();
     })().finally(() => this.inProgress.delete(c));
     this.inProgress.set(c, p);
     return p;
+  }
+
+  /**
+   * The original of an unmapped chunk of a thin file or memory source is zeros: no read needed
+   * (SEEK_HOLE is a system call, the read a disk request). Other stores are read.
+   */
+  private async zeroOriginal(lba: bigint, n: number): Promise<Buffer | undefined> {
+    const inner = this.source.inner;
+    if (!inner.unmapReadsZero || (inner.kind !== 'file' && inner.kind !== 'memory')) return undefined;
+    const ex = await inner.extents(lba, BigInt(n));
+    if (ex.length !== 1 || ex[0].mapped) return undefined;
+    const bytes = n * inner.blockSize;
+    if (this.zeros.length < bytes) this.zeros = Buffer.alloc(bytes);
+    return this.zeros.subarray(0, bytes);
   }
 
   /**
