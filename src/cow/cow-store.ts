@@ -56,9 +56,15 @@ export class CowStore implements Store {
   get identity(): StoreIdentity {
     return this.inner.identity;
   }
+  /**
+   * Read-only to hosts when the store is, or while it is an active snapshot's OBF (the session
+   * writes it through this object directly; hosts and the copy manager get DATA PROTECT).
+   */
   get readOnly(): boolean {
-    return this.inner.readOnly;
+    return this.inner.readOnly || this.obfOf !== undefined;
   }
+  /** The snapshot whose OBF this store is, while it is in use. */
+  obfOf: string | undefined = undefined;
   get unmapReadsZero(): boolean {
     return this.inner.unmapReadsZero;
   }

@@ -239,6 +239,22 @@ export class SnapshotManager {
   }
 
   /**
+   * Forgets an ended (SEALED or INVALID) snapshot: removed from the journal and from status; its
+   * OBF is left as it is (the agent may still read it). An ACTIVE or MARKED one must be
+   * terminated first.
+   */
+  async forget(id: unknown): Promise<{ forgotten: string }> {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw notFound(id);
+    if (e.session.capturing) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${e.session.id} is ${e.session.state}; terminate it before forgetting it`);
+    await this.journal.remove(e.session.id);
+    this.entries.delete(e.session.id);
+    await e.ownedObf?.close().catch(() => undefined);
+    this.log.info({ snapshot: e.session.id }, 'snapshot forgotten');
+    return { forgotten: e.session.id };
+  }
+
+  /**
    * Exports the image as of institution as a read-only LUN in the source's target portal group
    * (or `target`'s), mapped read-only to every ACL that maps the source.
    */

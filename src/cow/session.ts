@@ -258,9 +258,11 @@ export class SnapshotSession implements ChangeGuard {
     const session = new SnapshotSession({ source: src, obf: o.obf, record, journal: o.journal, log: o.log, appender, capturing: true });
     // Claimed before the first await: a second institute on this source is refused, not raced.
     if (!src.claim(session)) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
+    session.protectObf(true);
     const abandon = async (why: string): Promise<never> => {
       session.capturing = false;
       src.unclaim(session);
+      session.protectObf(false);
       record.state = 'INVALID';
       record.reason = 'ABANDONED';
       record.reasonDetail = `institute: ${why}`;
@@ -274,6 +276,7 @@ export class SnapshotSession implements ChangeGuard {
       await o.journal.save(record);
     } catch (err) {
       src.unclaim(session);
+      session.protectObf(false);
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: the OBF or the journal cannot be written (${(err as Error).message})`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.
@@ -369,6 +372,7 @@ export class SnapshotSession implements ChangeGuard {
     for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), r.dataLba);
     if (capturing) {
       if (!o.source.claim(session)) return gap('another snapshot of the same source was resumed first');
+      session.protectObf(true);
       await o.source.hold(0).catch(() => undefined);
       o.source.arm(session);
       o.source.release();
@@ -476,8 +480,20 @@ export class SnapshotSession implements ChangeGuard {
       this.log.warn({ reason, detail, durable: recorded }, 'snapshot INVALID (protect-application: writes go on uncaptured)');
       if (!recorded) throw new StoreError({ kind: 'write-error' }, `snapshot ${this.id} is INVALID (${reason}) and that could not be recorded anywhere; writes are refused`);
       this.source.unclaim(this);
+      this.protectObf(false);
     })();
     return this.invalidating;
+  }
+
+  /**
+   * While the snapshot captures, an OBF that is a LUN of this target is read-only to hosts and
+   * to the copy manager (DATA PROTECT): only the session appends to it.
+   */
+  protectObf(on: boolean): void {
+    const o = this.obf as { obfOf?: string };
+    if (!('obfOf' in (this.obf as object))) return;
+    if (on) o.obfOf = this.id;
+    else if (o.obfOf === this.id) o.obfOf = undefined;
   }
 
   /** Runs state changes (mark, terminate, the T0 rewrite) one at a time. */
@@ -539,6 +555,7 @@ export class SnapshotSession implements ChangeGuard {
       }
       this.record.state = 'SEALED';
       this.source.unclaim(this);
+      this.protectObf(false);
       // The OBF holds the SEAL: a restart finds the snapshot SEALED even if this write fails.
       await this.journal.save(this.record).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not journal SEALED'));
       this.log.info({ records: this.appender.state.dataRecords.toString(), bytes: this.appender.state.dataBytes.toString() }, 'snapshot terminated and sealed');

@@ -7,6 +7,7 @@
  *   lun_list                                   every LUN: target, tpg, lun, kind, blocks, naa, snapshot
  *   snapshot_institute {source, obf, chunk_bytes?, policy?, cow_timeout_ms?, drain_timeout_ms?, series_id?}
  *   snapshot_mark {id}   snapshot_terminate {id}   snapshot_status {id}   snapshot_list
+ *   snapshot_forget {id}                       an ended snapshot out of the journal (its OBF stays)
  *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
  *   counters                                   commands executed per opcode, sessions, copy manager
  */
@@ -83,6 +84,11 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
       const p = obj(params);
       only(p, ['id']);
       return manager.status(id(p));
+    },
+    snapshot_forget: (params) => {
+      const p = obj(params);
+      only(p, ['id']);
+      return manager.forget(id(p));
     },
     snapshot_list: (params) => {
       only(obj(params), []);

@@ -333,3 +333,23 @@ test('the OBF may be a LUN of another target (tgt, through a remote store): capt
     await tgt.stop();
   }
 });
+
+test('an OBF LUN is read-only to hosts while its snapshot captures (DATA PROTECT), writable again after terminate', async () => {
+  const obfHost = await IscsiSession.connect(url(3));
+  try {
+    const st = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3` });
+    const refused = await obfHost.write16(100n, Buffer.alloc(512, 9)).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ senseKey: 0x7, asc: 0x27, ascq: 0x00 });
+    const luns = await client.call<Array<{ lun: number; read_only: boolean }>>('lun_list');
+    expect(luns.find((l) => l.lun === 3)?.read_only).toBe(true);
+    await expect(client.call('snapshot_forget', { id: st.id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    await client.call('snapshot_terminate', { id: st.id });
+    await obfHost.write16(100n, Buffer.alloc(512, 9));
+    expect(await client.call('snapshot_forget', { id: st.id })).toEqual({ forgotten: st.id });
+    await expect(client.call('snapshot_status', { id: st.id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_NOT_FOUND' });
+    const journal = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'snapshots.json'), 'utf8')) as { snapshots: Array<{ id: string }> };
+    expect(journal.snapshots.map((x) => x.id)).not.toContain(st.id);
+  } finally {
+    await obfHost.close();
+  }
+});
