@@ -9,6 +9,7 @@ import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
 import * as inquire from './commands/inquire';
+import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 
 export function buildCli(argv: string[]) {
@@ -26,6 +27,7 @@ export function buildCli(argv: string[]) {
     .command(discover)
     .command(drill)
     .command(target)
+    .command(snapshot)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

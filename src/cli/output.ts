@@ -3,7 +3,14 @@
  * error, snake_case fields); without: text for people. Errors also go to stderr as one line
  * saying what is wrong and what to do. Logs (pino) are on stderr, never mixed with this.
  */
-import { AgentError, exitStatusOf, type ExitStatusValue } from '../errors';
+import { AgentError, ErrorCodes, exitStatusOf, type ExitStatusValue } from '../errors';
+
+/** An error we raised on purpose: an AgentError, or one carrying a registry code (e.g. from the management API). */
+function registryCode(err: unknown): string | undefined {
+  if (err instanceof AgentError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, code) ? code : undefined;
+}
 
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
@@ -34,10 +41,11 @@ export class Output {
   /** Reports a failure and returns the exit status to use. */
   error(err: unknown): ExitStatusValue {
     const status = exitStatusOf(err);
-    const code = err instanceof AgentError ? err.code : 'ERR_INTERNAL';
+    const known = registryCode(err);
+    const code = known ?? 'ERR_INTERNAL';
     const message = err instanceof Error ? err.message : String(err);
     if (this.json) this.out.write(`${toJson({ type: 'error', code, message, exit_status: status })}\n`);
-    const text = err instanceof AgentError ? message : `internal error (please report): ${err instanceof Error ? (err.stack ?? message) : message}`;
+    const text = known !== undefined ? message : `internal error (please report): ${err instanceof Error ? (err.stack ?? message) : message}`;
     this.err.write(`xcopy-agent: ${text}\n`);
     return status;
   }

@@ -353,3 +353,37 @@ test('an OBF LUN is read-only to hosts while its snapshot captures (DATA PROTECT
     await obfHost.close();
   }
 });
+
+test('`xcopy-agent snapshot` drives the API from the shell: institute, view-add, status, terminate, forget; errors are one line with the documented status', async () => {
+  const { execFile } = await import('node:child_process');
+  const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
+  const tokenFile = path.join(dir, 'state', 'mgmt.token');
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(bin, ['snapshot', ...args, '--mgmt', server.management!.url, '--token-file', tokenFile], { timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      ),
+    );
+  const inst = await cli(['institute', '--json', '--source', `${IQN}/4`, '--obf', `${IQN}/3`, '--chunk', '32768']);
+  expect(inst.code).toBe(0);
+  const id = (JSON.parse(inst.stdout.trim()) as { result: { id: string; state: string } }).result.id;
+  const view = await cli(['view-add', id]);
+  expect(view.code).toBe(0);
+  expect(view.stdout).toMatch(new RegExp(`view of snapshot ${id} at ${IQN}/\\d+ \\(read-only`));
+  const status = await cli(['status', id]);
+  expect(status.stdout).toMatch(new RegExp(`snapshot ${id} ACTIVE, 0 records`));
+  const luns = await cli(['luns']);
+  expect(luns.stdout).toMatch(new RegExp(`${IQN}/4 file .* snapshot ${id}`));
+  expect((await cli(['terminate', id])).stdout).toMatch(/SEALED/);
+  expect((await cli(['forget', id])).code).toBe(0);
+  const missing = await cli(['status', id]);
+  expect(missing.code).toBe(1);
+  expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+  expect(missing.stderr).toMatch(/no snapshot .* on this target/);
+  const badToken = path.join(dir, 'bad.token');
+  fs.writeFileSync(badToken, 'y'.repeat(43), { mode: 0o600 });
+  const refused = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(bin, ['snapshot', 'list', '--mgmt', server.management!.url, '--token-file', badToken], (err, _o, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
+  );
+  expect(refused.code).toBe(41);
+});
