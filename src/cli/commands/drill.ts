@@ -20,7 +20,7 @@ interface Args {
 export function builder(y: Argv): Argv<Args> {
   return y
     .option('work-dir', { type: 'string', default: path.join(os.tmpdir(), 'xcopy-agent-drill'), describe: 'folder for the LUN files and logs' })
-    .option('size', { type: 'string', default: '64M', describe: 'LUN size (K, M, G suffixes)' })
+    .option('size', { type: 'string', default: '256M', describe: 'LUN size (K, M, G suffixes)' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the LUN files afterwards' })
     .example('$0 drill --size 256M', '') as unknown as Argv<Args>;
 }
