@@ -146,6 +146,12 @@ class Bench {
     this.s.check(await this.s.execute(encodeUnmapCdb({ parameterListLength: list.length }), { dataOut: list, lun: 1, timeoutMs: 120_000 }), 'UNMAP of the OBF LUN');
   }
 
+  /** UNMAP the whole source (the baseline's writes mapped most of it): a thin source again. */
+  async punchSource(): Promise<void> {
+    const list = encodeUnmapParameterList([{ lba: 0n, blocks: SRC_BYTES / this.bs }]);
+    this.s.check(await this.s.execute(encodeUnmapCdb({ parameterListLength: list.length }), { dataOut: list, lun: 0, timeoutMs: 120_000 }), 'UNMAP of the source LUN');
+  }
+
   institute(chunkBytes: number): Promise<Status> {
     return this.mgmt.call<Status>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1`, chunk_bytes: chunkBytes });
   }
@@ -281,6 +287,13 @@ async function main(): Promise<void> {
       sweep.push({ chunk, ...r.result });
     }
 
+    // 5. first writes on a thin source: the source UNMAPped whole (holes), so every first write
+    //    captures an unmapped chunk — zeros, neither read nor written (src/cow/session.ts).
+    await b.punchObf();
+    await b.punchSource();
+    await b.settle();
+    const thin = await b.withSnapshot(DEFAULT_CHUNK, async () => (await b.firstWrites(DEFAULT_CHUNK, SECONDS)).load);
+
     // The baseline once more after the sweep; the best baseline run is the peer.
     await b.settle();
     const baseEnd = await b.random(SECONDS);
@@ -305,13 +318,14 @@ async function main(): Promise<void> {
     const latRow = (name: string, x: ReturnType<typeof summary>, goal = '') =>
       `| ${name} | ${x.n} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.max)} | ${r2(x.p99 / qLat.p99)} | ${goal} |`;
     const lines = [
-      `bench:cow — COW snapshot of a ${SRC_BYTES / MiB} MiB sparse file LUN (OBF: a ${OBF_BYTES / MiB} MiB sparse file LUN), one target process, loopback, ${IO / KiB} KiB writes, QD ${QD}, ${SECONDS} s per phase`,
+      `bench:cow — COW snapshot of a ${SRC_BYTES / MiB} MiB file LUN (sparse, mapped by the baseline's writes) (OBF: a ${OBF_BYTES / MiB} MiB sparse file LUN), one target process, loopback, ${IO / KiB} KiB writes, QD ${QD}, ${SECONDS} s per phase`,
       '',
       `| test (chunk ${size(DEFAULT_CHUNK)}) | no snapshot | with snapshot | ratio | goal | captures / OBF commit |`,
       '|---|---|---|---|---|---|',
       `| first writes (each captures a chunk) | ${k(base.iops)} | ${k(first.iops)} | ${r2(first.iops / base.iops)} | >= 0.5 | ${(first.writes / commits).toFixed(1)} |`,
       `| rewrites of captured chunks | ${k(base.iops)} | ${k(re.iops)} | ${r2(re.iops / base.iops)} | >= 0.95 | — |`,
       `| the same rewrites, snapshot terminated (control) | ${k(base.iops)} | ${k(reControl.iops)} | ${r2(reControl.iops / base.iops)} | | — |`,
+      `| first writes, thin source (every chunk unmapped: captured as zeros) | ${k(base.iops)} | ${k(thin.result.iops)} | ${r2(thin.result.iops / base.iops)} | | — |`,
       '',
       `| ${INSTITUTES} institutes + terminates under random writes (ms) | writes | p50 | p99 | max | p99 ratio | goal |`,
       '|---|---|---|---|---|---|---|',
