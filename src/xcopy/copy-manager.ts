@@ -59,7 +59,7 @@ import {
 import { invalidCdbField, senseOfStoreError } from '../target/scsi/sense-errors';
 import { logger, type Logger } from '../util/log';
 import { BufferPool } from './buffer-pool';
-import { checkConditionWithSense, copyAbortedSense, CopyAbortError, XcopySense, type CopyAbort, type ForwardedSense } from './sense';
+import { copyAbortedDetails, CopyAbortError, XcopySense, type CopyAbort, type ForwardedSense } from './sense';
 
 const MiB = 1024 * 1024;
 
@@ -355,9 +355,9 @@ export class CopyManager {
       if (err instanceof CopyAbortError) {
         const a = err.abort;
         result = `COPY ABORTED ${a.reason.name} in segment ${a.segment}`;
-        const sense = copyAbortedSense(a, lu.modes.descriptorSense);
-        copy.failure = { status: ScsiStatus.CHECK_CONDITION, sense };
-        throw checkConditionWithSense(sense, err.message);
+        const details = copyAbortedDetails(a);
+        copy.failure = { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(a.reason, details, lu.modes.descriptorSense) };
+        throw new SenseError(a.reason, details, err.message);
       }
       result = err instanceof StatusError ? `status 0x${err.status.toString(16)}` : String(err);
       copy.failure = { status: err instanceof StatusError ? err.status : ScsiStatus.CHECK_CONDITION, sense: err instanceof StatusError ? Buffer.alloc(0) : buildSense(Sense.INTERNAL_TARGET_FAILURE) };

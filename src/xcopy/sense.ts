@@ -3,16 +3,12 @@
  * sense data it builds itself: the failing segment number in COMMAND-SPECIFIC INFORMATION, a
  * segment pointer in SENSE KEY SPECIFIC (SPC-4 4.5.2.4.5) and, in descriptor format, the failing
  * device's own sense in a forwarded sense data descriptor (SPC-4 4.5.2.9; what CTL does).
- *
- * Why this builds sense bytes instead of throwing a SenseError: SenseError (src/target/scsi) has
- * no COMMAND-SPECIFIC INFORMATION, no segment pointer and no forwarded sense. Until it does, the
- * finished sense is handed to the dispatcher the one way it passes sense through unchanged — a
- * StoreError of kind `forwarded` (see replyOfError).
+ * The copy manager throws a SenseError with these details; the SCSI layer's buildSense writes
+ * them in fixed or descriptor format, as the LU's D_SENSE asks.
  */
-import { ScsiStatus, SenseKey } from '../scsi/constants';
-import { encodeDescriptorSense, encodeFixedSense, SenseDataSource, type SenseDescriptor, type SenseKeySpecific } from '../scsi/sense';
-import { StoreError } from '../store/store';
-import type { SenseReason } from '../target/scsi';
+import { SenseKey } from '../scsi/constants';
+import { SenseDataSource } from '../scsi/sense';
+import type { SenseDetails, SenseReason } from '../target/scsi';
 
 function reason(key: number, asc: number, ascq: number, name: string): SenseReason {
   return Object.freeze({ key, asc, ascq, name });
@@ -62,38 +58,23 @@ export class CopyAbortError extends Error {
   }
 }
 
-/** SPC-4 4.5.2.9: at most this much forwarded sense; more sets FSDT. */
-const FORWARDED_SENSE_MAX = 64;
-
-/** COPY ABORTED sense data for `a`, fixed or descriptor format. */
-export function copyAbortedSense(a: CopyAbort, descriptorFormat: boolean): Buffer {
-  const sks: SenseKeySpecific | undefined =
-    a.segmentField === undefined ? undefined : { kind: 'segmentPointer', sd: true, bpv: false, bitPointer: 0, fieldPointer: a.segmentField };
-  const input = {
-    senseKey: a.reason.key,
-    asc: a.reason.asc,
-    ascq: a.reason.ascq,
-    commandSpecificInformation: BigInt(a.segment),
-    senseKeySpecific: sks,
-  };
-  if (!descriptorFormat) return encodeFixedSense(input);
-  const descriptors: SenseDescriptor[] = [];
-  if (a.forwarded !== undefined) {
-    const s = a.forwarded.sense ?? Buffer.alloc(0);
-    descriptors.push({
-      kind: 'forwardedSenseData',
-      fsdt: s.length > FORWARDED_SENSE_MAX,
-      senseDataSource: a.forwarded.source === 'source' ? SenseDataSource.EXTENDED_COPY_SOURCE : SenseDataSource.EXTENDED_COPY_DESTINATION,
-      forwardedStatus: a.forwarded.status,
-      senseData: Buffer.from(s.subarray(0, FORWARDED_SENSE_MAX)),
-    });
-  }
-  return encodeDescriptorSense({ ...input, descriptors });
-}
-
 /**
- * An error the dispatcher turns into CHECK CONDITION with exactly `sense` (see the file comment).
+ * The sense details of COPY ABORTED for `a` (SPC-4 6.4.3): the failing segment's number in
+ * COMMAND-SPECIFIC INFORMATION, a segment pointer when a field of it is to blame, and the
+ * failing device's own sense forwarded (descriptor format). The SCSI layer builds the bytes.
  */
-export function checkConditionWithSense(sense: Buffer, message: string): StoreError {
-  return new StoreError({ kind: 'forwarded', status: ScsiStatus.CHECK_CONDITION, sense }, message);
+export function copyAbortedDetails(a: CopyAbort): SenseDetails {
+  return {
+    commandSpecificInformation: BigInt(a.segment),
+    ...(a.segmentField !== undefined ? { segmentField: a.segmentField } : {}),
+    ...(a.forwarded !== undefined
+      ? {
+          forwarded: {
+            senseDataSource: a.forwarded.source === 'source' ? SenseDataSource.EXTENDED_COPY_SOURCE : SenseDataSource.EXTENDED_COPY_DESTINATION,
+            status: a.forwarded.status,
+            sense: a.forwarded.sense ?? Buffer.alloc(0),
+          },
+        }
+      : {}),
+  };
 }

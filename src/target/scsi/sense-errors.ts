@@ -11,7 +11,7 @@
  * remote LUN's status and sense are forwarded unchanged.
  */
 import { ScsiStatus, SenseKey } from '../../scsi/constants';
-import { encodeDescriptorSense, encodeFixedSense, type SenseKeySpecific } from '../../scsi/sense';
+import { encodeDescriptorSense, encodeFixedSense, type SenseDescriptor, type SenseKeySpecific } from '../../scsi/sense';
 import { StoreError } from '../../store/store';
 import type { ScsiReply } from './types';
 
@@ -82,6 +82,18 @@ export interface SenseDetails {
   field?: FieldPointer;
   /** The INFORMATION field (e.g. the offset of a miscompare, SBC-3 5.2). */
   information?: bigint;
+  /** COMMAND-SPECIFIC INFORMATION (e.g. the failing segment of an EXTENDED COPY, SPC-4 6.4.3). */
+  commandSpecificInformation?: bigint;
+  /**
+   * A segment pointer in SENSE KEY SPECIFIC (SPC-4 4.5.2.4.5): the byte, within the segment
+   * descriptor (SD = 1), of the field found wrong. Takes the place of `field`.
+   */
+  segmentField?: number;
+  /**
+   * The sense a third-party device answered with, forwarded in descriptor format (SPC-4
+   * 4.5.2.9, forwarded sense data descriptor; at most 64 bytes, FSDT set when cut).
+   */
+  forwarded?: { senseDataSource: number; status: number; sense: Buffer };
 }
 
 /** A command ends in CHECK CONDITION with this sense. */
@@ -153,19 +165,40 @@ function senseKeySpecific(field: FieldPointer): SenseKeySpecific {
  */
 export function buildSense(r: SenseReason, details: SenseDetails = {}, descriptorFormat = false): Buffer {
   const info = details.information;
-  const sks = details.field ? senseKeySpecific(details.field) : undefined;
+  const csi = details.commandSpecificInformation;
+  const sks: SenseKeySpecific | undefined =
+    details.segmentField !== undefined
+      ? { kind: 'segmentPointer', sd: true, bpv: false, bitPointer: 0, fieldPointer: details.segmentField }
+      : details.field
+        ? senseKeySpecific(details.field)
+        : undefined;
   if (descriptorFormat) {
-    return encodeDescriptorSense({ senseKey: r.key, asc: r.asc, ascq: r.ascq, information: info, senseKeySpecific: sks });
+    const f = details.forwarded;
+    const descriptors: SenseDescriptor[] = [];
+    if (f !== undefined) {
+      descriptors.push({
+        kind: 'forwardedSenseData',
+        fsdt: f.sense.length > FORWARDED_SENSE_MAX,
+        senseDataSource: f.senseDataSource,
+        forwardedStatus: f.status,
+        senseData: Buffer.from(f.sense.subarray(0, FORWARDED_SENSE_MAX)),
+      });
+    }
+    return encodeDescriptorSense({ senseKey: r.key, asc: r.asc, ascq: r.ascq, information: info, commandSpecificInformation: csi, senseKeySpecific: sks, descriptors });
   }
-  const fits = info !== undefined && info >= 0n && info <= 0xffff_ffffn;
+  const fits = (v: bigint | undefined) => v !== undefined && v >= 0n && v <= 0xffff_ffffn;
   return encodeFixedSense({
     senseKey: r.key,
     asc: r.asc,
     ascq: r.ascq,
-    information: fits ? info : undefined,
+    information: fits(info) ? info : undefined,
+    commandSpecificInformation: fits(csi) ? csi : undefined,
     senseKeySpecific: sks,
   });
 }
+
+/** SPC-4 4.5.2.9: at most this much forwarded sense; more sets FSDT. */
+const FORWARDED_SENSE_MAX = 64;
 
 /** The sense reason of a store failure (all but `forwarded`, which carries its own sense). */
 export function senseOfStoreError(err: StoreError): SenseError | { status: number; sense?: Buffer } {
