@@ -8,6 +8,7 @@
  * with AHS) are built by hand from RFC 7143's layouts and say so.
  */
 import { hex } from '../../../helpers/codec';
+import { LIBISCSI_INITIATOR, libiscsiLoginKeys } from './fixtures';
 
 /** Text data segment: key=value pairs, each followed by a NUL (RFC 7143 6.1). */
 export function text(...pairs: string[]): Buffer {
@@ -324,27 +325,7 @@ export const TEXT_RESPONSE_TGT_SENDTARGETS = Buffer.concat([
 // Login Request / Response (RFC 7143 11.12, 11.13)
 
 /** The keys libiscsi's iscsi_login_async() sends, in its order, without CHAP (lib/login.c). */
-export const LIBISCSI_LOGIN_KEYS: readonly string[] = [
-  'InitiatorName=iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-inq',
-  'TargetName=iqn.2026-11.io.xcopy-agent.peer:tgt',
-  'SessionType=Normal',
-  'HeaderDigest=None,CRC32C',
-  'DataDigest=None',
-  'InitialR2T=No',
-  'ImmediateData=Yes',
-  'MaxBurstLength=262144',
-  'FirstBurstLength=262144',
-  'DefaultTime2Wait=2',
-  'DefaultTime2Retain=0',
-  'MaxOutstandingR2T=1',
-  'ErrorRecoveryLevel=0',
-  'IFMarker=No',
-  'OFMarker=No',
-  'MaxConnections=1',
-  'MaxRecvDataSegmentLength=262144',
-  'DataPDUInOrder=Yes',
-  'DataSequenceInOrder=Yes',
-];
+export const LIBISCSI_LOGIN_KEYS: readonly string[] = libiscsiLoginKeys(LIBISCSI_INITIATOR, 'iqn.2026-11.io.xcopy-agent.peer:tgt');
 
 /** libiscsi iscsi-inq: the first and only Login Request (no CHAP: straight to operational
  *  negotiation, asking to go to Full Feature Phase). */
