@@ -170,8 +170,11 @@ export class SnapshotSession implements ChangeGuard {
   private appender: ObfAppender;
   /** Source blocks per chunk. */
   private readonly chunkBlocks: bigint;
-  /** Captured chunk → first OBF data block of its record. */
-  private readonly where = new Map<number, bigint>();
+  /**
+   * Captured chunk → first OBF data block of its record (a number: memory grows with what was
+   * captured, ≈ 40 bytes a chunk, never with the source's size).
+   */
+  private readonly where = new Map<number, number>();
   private readonly inProgress = new Map<number, Promise<void>>();
   /** Captures are made (ACTIVE or MARKED, not terminating). */
   capturing: boolean;
@@ -369,7 +372,7 @@ export class SnapshotSession implements ChangeGuard {
     rec.state = state;
     const capturing = state === 'ACTIVE' || state === 'MARKED';
     const session = new SnapshotSession({ source: o.source, obf, record: rec, journal: o.journal, log: o.log, appender, capturing });
-    for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), r.dataLba);
+    for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), Number(r.dataLba));
     if (capturing) {
       if (!o.source.claim(session)) return gap('another snapshot of the same source was resumed first');
       session.protectObf(true);
@@ -435,7 +438,7 @@ export class SnapshotSession implements ChangeGuard {
         throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
       }
       const rec = await this.appender.appendData(lba, n, data, { zero });
-      this.where.set(c, rec.dataLba);
+      this.where.set(c, Number(rec.dataLba));
       this.sample();
     })().finally(() => this.inProgress.delete(c));
     this.inProgress.set(c, p);
@@ -657,7 +660,7 @@ export class SnapshotSession implements ChangeGuard {
       const at = this.where.get(c);
       if (at !== undefined) {
         const offBytes = Number(lba - BigInt(c) * this.chunkBlocks) * bs;
-        const first = at + BigInt(Math.floor(offBytes / B));
+        const first = BigInt(at + Math.floor(offBytes / B));
         const skip = offBytes % B;
         const blocks = Math.ceil((skip + n * bs) / B);
         const data = await this.obf.read(first, blocks);
