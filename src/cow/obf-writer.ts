@@ -1,8 +1,8 @@
 /**
  * Appends records to an OBF log (docs/obf-format.md) with group commit: records queued while a
- * commit is in flight go together in the next one — one write of the contiguous records, then
- * one flush — so many first writes share one durability wait (the first-write penalty that makes
- * dm-snapshot slow). A record is durable when its promise resolves.
+ * commit is in flight go together in the next one — one FUA write of the contiguous records — so
+ * many first writes share one durability wait (the first-write penalty that makes dm-snapshot
+ * slow). A record is durable when its promise resolves.
  *
  * Positions are given out at commit time, in queue order, so the log has no holes. Space for a
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
@@ -69,8 +69,6 @@ export class ObfAppender {
   private queue: Pending[] = [];
   /** Commits between prepare and their outcome; at most `depth`. */
   private inFlight = 0;
-  /** A commit's write is running (the next may start once it ends, overlapping this one's flush). */
-  private writing = false;
   /** Resolves with true when every commit started so far succeeded, in order. */
   private tail: Promise<boolean> = Promise.resolve(true);
   /** A commit failed: nothing new starts until those in flight settle, then positions reset. */
@@ -154,7 +152,7 @@ export class ObfAppender {
   private kick(): void {
     // A second commit overlaps the first's flush only with a batch worth a flush of its own;
     // otherwise the records wait and join a fuller batch (fewer flushes for big records).
-    while (!this.broken && !this.writing && this.inFlight < this.depth && this.queue.length > (this.inFlight === 0 ? 0 : this.minOverlapRecords)) {
+    while (!this.broken && this.inFlight < this.depth && this.queue.length > (this.inFlight === 0 ? 0 : this.minOverlapRecords)) {
       const batch = this.prepare();
       if (!batch) break;
       void this.commit(batch);
@@ -242,10 +240,13 @@ export class ObfAppender {
     return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps };
   }
 
-  /** Write, then (overlapping the next batch's write) flush; outcomes settle in commit order. */
+  /**
+   * One batch: FUA writes (durable when they return; a file store uses one O_DSYNC write, a
+   * remote LUN WRITE with FUA), a flush only for deallocated gaps. Up to `depth` batches are in
+   * flight at once when enough records wait; outcomes settle in commit order.
+   */
   private async commit(b: Batch): Promise<void> {
     this.inFlight++;
-    this.writing = true;
     const previous = this.tail;
     let settle!: (ok: boolean) => void;
     this.tail = new Promise<boolean>((r) => (settle = r));
@@ -256,14 +257,14 @@ export class ObfAppender {
         const ex = await this.store.extents(g.lba, g.blocks);
         for (const e of ex) if (e.mapped) await this.store.unmap(e.lba, e.blocks);
       }
-      await Promise.all(b.runs.map((r) => this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes))));
+      // FUA writes: durable when they return (file stores: one O_DSYNC write, no separate flush).
+      await Promise.all(b.runs.map((r) => this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true })));
     } catch (err) {
       error = err;
     }
-    this.writing = false;
     if (error !== undefined) this.broken = true;
-    this.kick();
-    if (error === undefined) {
+    // Deallocated gaps (zero records) are made durable by a flush; FUA covered the rest.
+    if (error === undefined && b.gaps.length > 0) {
       try {
         await this.store.flush();
       } catch (err) {

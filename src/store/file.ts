@@ -1,8 +1,9 @@
 /**
  * A LUN backed by a regular file (tgt's bs_rdwr, LIO's target_core_file): positional reads and
  * writes through one fs.promises FileHandle (pread/pwrite on the libuv thread pool, so requests
- * run concurrently and never share a file offset). FUA = write, then fdatasync; flush =
- * fdatasync; unmap = hole punching (zeros written where the file system cannot punch);
+ * run concurrently and never share a file offset). FUA = a write through a second descriptor
+ * opened O_DSYNC (durable when it returns); flush = fdatasync; unmap = hole punching (zeros
+ * written where the file system cannot punch);
  * extents() from SEEK_DATA/SEEK_HOLE. The identity is hashed from the file's device and inode,
  * so a restarted target presents the same NAA designator and serial for the same file.
  */
@@ -82,6 +83,7 @@ export class FileStore implements Store {
   private fh: fs.promises.FileHandle | undefined;
   private readonly fd: number;
   private punchSupported = true;
+  private dsync: number | undefined;
 
   private constructor(fh: fs.promises.FileHandle, realPath: string, size: number, blockSize: number, readOnly: boolean, st: fs.BigIntStats) {
     this.fh = fh;
@@ -192,12 +194,15 @@ export class FileStore implements Store {
     if (this.readOnly) throw writeProtected(this.identity.name);
     const position = Number(lba) * this.blockSize;
     try {
+      // SBC-3 5.35: FUA = durable before GOOD status. Through a second descriptor opened
+      // O_DSYNC the write returns durable (data and the metadata to find it), one system call
+      // instead of pwrite + fdatasync, and without flushing the file's other dirty pages.
+      const fd = opts.fua ? this.dsyncFd() : fh.fd;
       let done = 0;
       while (done < data.length) {
-        const bytesWritten = await pwriteCb(fh.fd, data, done, data.length - done, position + done);
+        const bytesWritten = await pwriteCb(fd, data, done, data.length - done, position + done);
         done += bytesWritten;
       }
-      if (opts.fua) await fh.datasync(); // SBC-3 5.35: FUA = durable before GOOD status
     } catch (err) {
       throw this.fail(err, 'write', `write of ${data.length / this.blockSize} blocks at LBA ${lba}`);
     }
@@ -311,7 +316,16 @@ export class FileStore implements Store {
     const fh = this.fh;
     if (!fh) return;
     this.fh = undefined;
+    const dsync = this.dsync;
+    this.dsync = undefined;
     await fh.close();
+    if (dsync !== undefined) await new Promise<void>((resolve) => fs.close(dsync, () => resolve()));
+  }
+
+  /** The O_DSYNC descriptor for FUA writes, opened on first use. */
+  private dsyncFd(): number {
+    if (this.dsync === undefined) this.dsync = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_DSYNC);
+    return this.dsync;
   }
 }
 

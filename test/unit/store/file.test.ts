@@ -83,30 +83,35 @@ describe('FileStore', () => {
     }
   });
 
-  test('FUA writes are followed by fdatasync before they resolve; plain writes are not; flush syncs', async () => {
+  test('FUA writes go through a descriptor opened O_DSYNC (durable when they return); plain writes do not; flush syncs', async () => {
     const proto = await fileHandleProto();
     const s = await FileStore.open({ path: fresh(), size: MiB });
     try {
-      const order: string[] = [];
+      const fds: number[] = [];
       const originalWrite = fs.write;
       const originalSync = proto.datasync;
       // The store writes with fs.write (callback form, on the thread pool).
       jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
-        order.push('write');
+        fds.push(args[0] as number);
         return (originalWrite as unknown as (...a: unknown[]) => void)(...args);
       }) as unknown as typeof fs.write);
       const datasync = jest.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
-        order.push('datasync');
         return originalSync.call(this);
       });
       const data = stampBlocks(10n, 4, 512, 1n);
       await s.write(10n, data, { fua: true });
-      expect(order).toEqual(['write', 'datasync']);
       await s.write(20n, data);
-      expect(datasync).toHaveBeenCalledTimes(1);
+      expect(fds).toHaveLength(2);
+      expect(fds[0]).not.toBe(fds[1]);
+      // /proc/self/fdinfo "flags" is octal; O_DSYNC is 010000 on Linux.
+      const flagsOf = (fd: number) => parseInt(/flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+      expect(flagsOf(fds[0]) & 0o10000).toBe(0o10000);
+      expect(flagsOf(fds[1]) & 0o10000).toBe(0);
+      expect(datasync).toHaveBeenCalledTimes(0);
       await s.flush();
-      expect(datasync).toHaveBeenCalledTimes(2);
+      expect(datasync).toHaveBeenCalledTimes(1);
       expect((await s.read(10n, 4)).equals(data)).toBe(true);
+      expect((await s.read(20n, 4)).equals(data)).toBe(true);
     } finally {
       await s.close();
     }
