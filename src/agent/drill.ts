@@ -21,17 +21,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeSuperblock } from '../cow/obf-format';
-import { scanLog, checkSeal } from '../cow/obf-log';
 import { AgentError } from '../errors';
 import { IscsiSession } from '../initiator/session';
 import { ManagementClient } from '../mgmt';
 import { freePort } from '../peers/tgt';
-import { pickCscdDesignator } from '../scsi/vpd';
-import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../scsi/xcopy';
 import { quickConfig } from '../target/config';
 import { TargetServer } from '../target/server';
 import { logger } from '../util/log';
+import { applyObf } from './apply-obf';
 import { inquire, type InquireReport } from './inquire';
 import { checkBlock, stampBlocks } from './stamp';
 import { xcopyCopy } from './xcopy-copy';
@@ -71,12 +68,6 @@ async function fileSha256(file: string, length: number): Promise<string> {
       .on('error', reject);
   });
   return h.digest('hex');
-}
-
-async function cscdOf(s: IscsiSession, blockSize: number) {
-  const d = pickCscdDesignator((await s.deviceIdentification()).designators);
-  if (!d) throw new AgentError('ERR_INTERNAL', `${s.url} reports no designator a copy manager can resolve`);
-  return cscdFromDesignator(d, blockSize);
 }
 
 export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
@@ -165,27 +156,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     step('terminate', { state: sealed.state, obf_records: sealed.records, obf_bytes: sealed.bytes, host_writes: hostWrites });
 
     // 608: lay the OBF's records over the secondary, one 02h segment each, through the bridge.
-    const o = await open(1);
-    const sb = decodeSuperblock(await o.read16(0n, 1));
-    const scan = await scanLog((lba, n) => o.read16(lba, n), sb);
-    const seal = checkSeal(scan);
-    if (!seal.ok) throw new AgentError('ERR_INTERNAL', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
-    const cscds = [await cscdOf(o, sb.blockSize), await cscdOf(d, bs)];
-    for (let i = 0; i < scan.records.length; i += 200) {
-      const segments: SegmentDescriptor[] = scan.records.slice(i, i + 200).map((r) => ({
-        kind: 'blockToBlock',
-        dc: true, // count in destination (source LUN) blocks
-        cat: false,
-        sourceCscdDescriptorId: 0,
-        destinationCscdDescriptorId: 1,
-        blockDeviceNumberOfBlocks: r.sourceBlocks,
-        sourceBlockDeviceLba: r.dataLba,
-        destinationBlockDeviceLba: r.sourceLba,
-      }));
-      await d.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: 1, listIdUsage: 2, cscdDescriptors: cscds, segmentDescriptors: segments }));
-    }
-    await d.synchronizeCache16();
-    step('apply-obf', { records: scan.records.length, mode: 'overwrite' });
+    const applied = await applyObf(await open(1), d);
+    step('apply-obf', { records: applied.records, mode: 'overwrite' });
 
     let checked = 0;
     for (let lba = 0; lba < blocks; lba += per) {
@@ -212,8 +184,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       host_writes_during_backup: hostWrites,
       copy_seconds: copy.seconds,
       copy_mib_per_s: size / 1048576 / copy.seconds,
-      obf_records: scan.records.length,
-      obf_bytes: Number(scan.dataBytes),
+      obf_records: applied.records,
+      obf_bytes: Number(applied.dataBytes),
       reference_sha256,
       secondary_sha256,
       stamped_blocks_checked: checked,

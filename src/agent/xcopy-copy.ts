@@ -8,8 +8,8 @@
 import { AgentError, IscsiError } from '../errors';
 import { transferCountToBytes } from '../scsi/copy-results';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
-import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../scsi/xcopy';
-import { pickCscdDesignator } from '../scsi/vpd';
+import { encodeExtendedCopyLid1, type SegmentDescriptor } from '../scsi/xcopy';
+import { cscdOfLun } from './apply-obf';
 import { hostCopy } from './host-copy';
 
 export interface XcopyCopyOptions {
@@ -100,9 +100,9 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
       return result;
     };
 
-    const srcId = pickCscdDesignator((await src.deviceIdentification().catch(() => ({ designators: [] }))).designators);
-    const dstId = pickCscdDesignator((await dst.deviceIdentification().catch(() => ({ designators: [] }))).designators);
-    if (!srcId || !dstId) return await viaHost('a LUN has no NAA, EUI-64 or T10 designator for a CSCD', 0n);
+    const srcCscd = await cscdOfLun(src, bs);
+    const dstCscd = await cscdOfLun(dst, bs);
+    if (!srcCscd || !dstCscd) return await viaHost('a LUN has no NAA, EUI-64 or T10 designator for a CSCD', 0n);
     if (bs !== dbs) return await viaHost(`block sizes differ (${bs} and ${dbs})`, 0n);
 
     bridge = opts.bridge ? await IscsiSession.connect(opts.bridge, opts.session) : dst;
@@ -126,7 +126,7 @@ export async function xcopyCopy(opts: XcopyCopyOptions): Promise<XcopyCopyResult
     // LIST ID USAGE 10b with a distinct list id per command in flight: the bridge tracks each, so
     // COPY STATUS can report progress and COPY OPERATION ABORT can stop it (SPC-4 5.17.4.3).
     const listIdUsage = 2;
-    const cscds = [cscdFromDesignator(srcId, bs), cscdFromDesignator(dstId, bs)];
+    const cscds = [srcCscd, dstCscd];
     let next = 0n;
     let done = 0n;
     let failedAt: bigint | undefined;

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import pino from 'pino';
+import { applyObf, cscdOfLun } from '../../src/agent/apply-obf';
 import { xcopyCopy } from '../../src/agent/xcopy-copy';
 import { decodeSuperblock } from '../../src/cow/obf-format';
 import { scanLog } from '../../src/cow/obf-log';
@@ -19,8 +20,7 @@ import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
 import { Tgt, freePort } from '../../src/peers/tgt';
 import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
-import { pickCscdDesignator } from '../../src/scsi/vpd';
-import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../../src/scsi/xcopy';
+import { encodeExtendedCopyLid1 } from '../../src/scsi/xcopy';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
 import { removeDir, tempDir } from '../helpers/tmp';
@@ -116,36 +116,12 @@ function writer(s: IscsiSession, seed: number, blocks: number) {
   };
 }
 
-async function designatorOf(s: IscsiSession) {
-  const d = pickCscdDesignator((await s.deviceIdentification()).designators);
-  if (!d) throw new Error('no designator');
-  return d;
-}
-
-/** Lays every OBF record over its source address on the secondary: one 02h segment per record. */
-async function applyObf(obfUrl: string, secondaryUrl: string): Promise<number> {
+/** Lays every OBF record over the secondary (the agent's step 608); returns the records applied. */
+async function applyObfAt(obfUrl: string, secondaryUrl: string): Promise<number> {
   const obf = await IscsiSession.connect(obfUrl);
   const sec = await IscsiSession.connect(secondaryUrl);
   try {
-    const sb = decodeSuperblock(await obf.read16(0n, 1));
-    const scan = await scanLog((lba, n) => obf.read16(lba, n), sb);
-    expect(scan.seal).toBeDefined();
-    const cscds = [cscdFromDesignator(await designatorOf(obf), 512), cscdFromDesignator(await designatorOf(sec), 512)];
-    for (let i = 0; i < scan.records.length; i += 200) {
-      const segments: SegmentDescriptor[] = scan.records.slice(i, i + 200).map((r) => ({
-        kind: 'blockToBlock',
-        dc: false,
-        cat: false,
-        sourceCscdDescriptorId: 0,
-        destinationCscdDescriptorId: 1,
-        blockDeviceNumberOfBlocks: r.dataBlocks,
-        sourceBlockDeviceLba: r.dataLba,
-        destinationBlockDeviceLba: r.sourceLba,
-      }));
-      await sec.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: 1, listIdUsage: 2, cscdDescriptors: cscds, segmentDescriptors: segments }));
-    }
-    await sec.synchronizeCache16();
-    return scan.records.length;
+    return (await applyObf(obf, sec)).records;
   } finally {
     await obf.close();
     await sec.close();
@@ -183,7 +159,7 @@ test('several hosts write while a snapshot is instituted, viewed, copied by XCOP
     expect(ended.views_removed).toHaveLength(1);
     const ops = await Promise.all(writers.map((w) => w.stop()));
     expect(ops.reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
-    const applied = await applyObf(url(1), url(2));
+    const applied = await applyObfAt(url(1), url(2));
     expect(applied).toBe(ended.records);
     expect(shaFile(secPath)).toBe(oracleHash);
     expect(shaFile(srcPath)).not.toBe(oracleHash);
@@ -277,7 +253,7 @@ test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10)
     await h.write16(BigInt(chunk(13) + 100), b(64)); // WRITE(16) across chunks 13–14
     // EXTENDED COPY from the secondary (LUN 2) into the source, chunks 11–12
     const sec = await IscsiSession.connect(url(2));
-    const cscds = [cscdFromDesignator(await designatorOf(sec), 512), cscdFromDesignator(await designatorOf(h), 512)];
+    const cscds = [(await cscdOfLun(sec, 512))!, (await cscdOfLun(h, 512))!];
     await h.extendedCopy(
       encodeExtendedCopyLid1({
         listIdentifier: 7,

@@ -10,8 +10,8 @@ import pino from 'pino';
 import { IscsiSession } from '../../src/initiator/session';
 import { Tgt, freePort } from '../../src/peers/tgt';
 import { encodeExtendedCopyCdb } from '../../src/scsi/cdb';
-import { pickCscdDesignator } from '../../src/scsi/vpd';
-import { cscdFromDesignator, encodeExtendedCopyLid1, type SegmentDescriptor } from '../../src/scsi/xcopy';
+import { encodeExtendedCopyLid1, type SegmentDescriptor } from '../../src/scsi/xcopy';
+import { cscdOfLun } from '../../src/agent/apply-obf';
 import { quickConfig } from '../../src/target/config';
 import { IscsiOpcode, decodeTaskManagementResponse, encodeScsiCommand, encodeTaskManagementRequest, joinPdu, type RawPdu } from '../../src/target/iscsi/pdu';
 import { TargetServer } from '../../src/target/server';
@@ -38,7 +38,7 @@ beforeAll(async () => {
   const cscd = async (lun: number) => {
     const s = await IscsiSession.connect(`iscsi://127.0.0.1:${port}/${IQN}/${lun}`);
     try {
-      return cscdFromDesignator(pickCscdDesignator((await s.deviceIdentification()).designators)!, 512);
+      return (await cscdOfLun(s, 512))!;
     } finally {
       await s.close();
     }
