@@ -130,7 +130,7 @@ export class SnapshotManager {
     if (!tpg) throw new AgentError('ERR_INVALID_ARG', `no target ${target}${tag !== undefined ? ` with TPG ${tag}` : ''} here (lun_list shows the LUNs)`);
     const lu = tpg.luns.get(lun);
     if (!lu) throw new AgentError('ERR_INVALID_ARG', `${target} has no LUN ${lun} (lun_list shows the LUNs)`);
-    const key = [...this.model.stores].find(([, s]) => s === lu.store)?.[0] ?? '';
+    const key = this.keyOf(lu.store) ?? '';
     return { tpg, lun, lu, key };
   }
 
@@ -311,6 +311,12 @@ export class SnapshotManager {
     return { snapshot: id, target: v.tpg.node.name, tpg: v.tpg.tag, lun: v.lun, naa: v.lu.naa.toString('hex') };
   }
 
+  /** The storage object key (/backstores/...) of a store of the model, if it is one. */
+  private keyOf(store: Store): string | undefined {
+    for (const [key, s] of this.model.stores) if (s === store) return key;
+    return undefined;
+  }
+
   private tpgOfStore(store: Store): { tpg: TargetPortalGroup; lun: number } | undefined {
     for (const tpg of this.model.allTpgs()) for (const [lun, lu] of tpg.luns) if (lu.store === store) return { tpg, lun };
     return undefined;
@@ -321,7 +327,7 @@ export class SnapshotManager {
     const out: Array<Record<string, unknown>> = [];
     for (const tpg of this.model.allTpgs()) {
       for (const [lun, lu] of [...tpg.luns].sort((a, b) => a[0] - b[0])) {
-        const key = [...this.model.stores].find(([, s]) => s === lu.store)?.[0];
+        const key = this.keyOf(lu.store);
         const inner = lu.store instanceof CowStore ? lu.store.inner : lu.store;
         const snap = [...this.entries.values()].find((e) => e.session.source === lu.store && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED'));
         const viewOf = lu.store instanceof SnapshotViewStore ? lu.store.session.id : undefined;

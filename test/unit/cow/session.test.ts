@@ -13,8 +13,9 @@ import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../
 import { SnapshotViewStore } from '../../../src/cow/view-store';
 import { decodeSense } from '../../../src/scsi/sense';
 import { MemoryStore } from '../../../src/store/memory';
-import { StoreError, type Extent, type Store } from '../../../src/store/store';
+import { StoreError, type Store } from '../../../src/store/store';
 import pino from 'pino';
+import { DelegatingStore } from '../../helpers/store';
 
 const log = pino({ level: 'silent' });
 const KiB = 1024;
@@ -33,33 +34,22 @@ class MemJournal implements SessionJournal {
 }
 
 /** A store that fails or stalls writes on demand. */
-class FaultyStore implements Store {
+class FaultyStore extends DelegatingStore {
   failWrites = false;
   stall?: Promise<void>;
   writes = 0;
   flushes = 0;
-  constructor(readonly inner: Store) {}
-  get kind() { return this.inner.kind; }
-  get blockSize() { return this.inner.blockSize; }
-  get blocks() { return this.inner.blocks; }
-  get identity() { return this.inner.identity; }
-  get readOnly() { return this.inner.readOnly; }
-  get unmapReadsZero() { return this.inner.unmapReadsZero; }
-  read(lba: bigint, count: number, into?: Buffer) { return this.inner.read(lba, count, into); }
-  async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
+  override async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
     this.writes++;
     if (this.stall) await this.stall;
     if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF write error');
     return this.inner.write(lba, data, opts);
   }
-  async flush() {
+  override async flush() {
     this.flushes++;
     if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF flush error');
     return this.inner.flush();
   }
-  unmap(lba: bigint, count: bigint) { return this.inner.unmap(lba, count); }
-  extents(lba: bigint, count: bigint): Promise<Extent[]> { return this.inner.extents(lba, count); }
-  close() { return this.inner.close(); }
 }
 
 function rng(seed: number) {

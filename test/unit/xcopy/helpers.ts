@@ -8,7 +8,8 @@ import { decodeSense, type SenseData } from '../../../src/scsi/sense';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../../../src/scsi/xcopy';
 import { pickCscdDesignator } from '../../../src/scsi/vpd';
 import { MemoryStore } from '../../../src/store/memory';
-import { StoreError, type Extent, type Store } from '../../../src/store/store';
+import { StoreError } from '../../../src/store/store';
+import { DelegatingStore } from '../../helpers/store';
 import { LogicalUnit, deviceDesignators, executeOnView, type ItNexus, type ScsiReply } from '../../../src/target/scsi';
 import { COPY_MANAGER_OPCODES, CopyManager, enableCopyManager, type CopyManagerOptions } from '../../../src/xcopy';
 
@@ -27,7 +28,7 @@ export function nexus(n: number): ItNexus {
 export const I1 = nexus(1);
 
 /** A Store wrapper: `failRead`/`failWrite` make requests touching an LBA fail; `gate` holds reads. */
-export class TestStore implements Store {
+export class TestStore extends DelegatingStore {
   failReadAt?: bigint;
   failWriteAt?: bigint;
   gate?: Promise<void>;
@@ -35,14 +36,7 @@ export class TestStore implements Store {
   reads = 0;
   writes = 0;
   unmaps = 0;
-  constructor(readonly inner: Store) {}
-  get kind() { return this.inner.kind; }
-  get blockSize() { return this.inner.blockSize; }
-  get blocks() { return this.inner.blocks; }
-  get identity() { return this.inner.identity; }
-  get readOnly() { return this.inner.readOnly; }
-  get unmapReadsZero() { return this.inner.unmapReadsZero; }
-  async read(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
+  override async read(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
     this.reads++;
     if (this.gate) {
       this.onGate?.();
@@ -53,7 +47,7 @@ export class TestStore implements Store {
     }
     return this.inner.read(lba, count, into);
   }
-  async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
+  override async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
     this.writes++;
     const count = BigInt(data.length / this.blockSize);
     if (this.failWriteAt !== undefined && lba <= this.failWriteAt && this.failWriteAt < lba + count) {
@@ -61,13 +55,10 @@ export class TestStore implements Store {
     }
     return this.inner.write(lba, data, opts);
   }
-  flush(): Promise<void> { return this.inner.flush(); }
-  unmap(lba: bigint, count: bigint): Promise<void> {
+  override unmap(lba: bigint, count: bigint): Promise<void> {
     this.unmaps++;
     return this.inner.unmap(lba, count);
   }
-  extents(lba: bigint, count: bigint): Promise<Extent[]> { return this.inner.extents(lba, count); }
-  close(): Promise<void> { return this.inner.close(); }
 }
 
 export interface Lun {
