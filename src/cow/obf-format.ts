@@ -16,6 +16,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { DecodeError, EncodeError } from '../errors';
 import { crc32c } from '../target/iscsi/crc32c';
 import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from '../scsi/fields';
+import { isAllZero } from '../util/zero';
 
 const SUPERBLOCK = 'OBF superblock';
 const RECORD = 'OBF record header';
@@ -183,11 +184,6 @@ function timeMsField(structure: string, field: string, value: number): number {
 
 function u64(structure: string, field: string, value: bigint): bigint {
   return bigUintUpTo(structure, field, value, UINT64_MAX, '2^64 − 1');
-}
-
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,7 +650,7 @@ export function checkRecordGeometry(header: ObfRecordHeader, geometry: ObfRecord
 
 /** True when the first 128 bytes of a header block are all zero (the end of a log). */
 export function isZeroRecordHeader(block: Buffer): boolean {
-  return isZero(block, 0, Math.min(block.length, OBF_RECORD_HEADER_LENGTH));
+  return isAllZero(block, 0, Math.min(block.length, OBF_RECORD_HEADER_LENGTH));
 }
 
 /**

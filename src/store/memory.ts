@@ -17,6 +17,7 @@ import {
 } from './checks';
 import { checkNaa, naaFromSeed, serialFromSeed } from './identity';
 import type { Extent, Store, StoreIdentity } from './store';
+import { isAllZero } from '../util/zero';
 
 export const DEFAULT_MEMORY_CHUNK_BYTES = 1024 * 1024;
 
@@ -35,15 +36,6 @@ export interface MemoryStoreOptions {
   chunkBytes?: number;
 }
 
-function isZero(b: Buffer): boolean {
-  // Compare against a shared zero page in slices: fast, no allocation per call.
-  for (let off = 0; off < b.length; off += ZERO.length) {
-    const n = Math.min(ZERO.length, b.length - off);
-    if (b.compare(ZERO, 0, n, off, off + n) !== 0) return false;
-  }
-  return true;
-}
-const ZERO = Buffer.alloc(64 * 1024);
 
 export class MemoryStore implements Store {
   readonly kind = 'memory';
@@ -127,7 +119,7 @@ export class MemoryStore implements Store {
       let chunk = this.chunks.get(index);
       const piece = data.subarray(at, at + n);
       if (!chunk) {
-        if (isZero(piece)) continue; // zeros on a hole: nothing to allocate
+        if (isAllZero(piece)) continue; // zeros on a hole: nothing to allocate
         chunk = Buffer.alloc(this.chunkLength(index));
         this.chunks.set(index, chunk);
       }

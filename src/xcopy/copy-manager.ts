@@ -58,6 +58,7 @@ import {
 } from '../target/scsi';
 import { invalidCdbField, senseOfStoreError } from '../target/scsi/sense-errors';
 import { logger, type Logger } from '../util/log';
+import { isAllZero } from '../util/zero';
 import { BufferPool } from './buffer-pool';
 import { copyAbortedDetails, CopyAbortError, XcopySense, type CopyAbort, type ForwardedSense } from './sense';
 
@@ -183,7 +184,6 @@ export class CopyManager {
   private readonly heldResultsMs: number;
   private readonly kernelCopy: boolean;
   private readonly zeroSkip: boolean;
-  private readonly zeros: Buffer;
 
   constructor(opts: CopyManagerOptions) {
     if (typeof opts?.reachable !== 'function') throw new ArgumentError('reachable must be a function of the I_T nexus');
@@ -206,7 +206,6 @@ export class CopyManager {
     this.heldResultsMs = opts.heldResultsMs ?? 10 * 60_000;
     this.kernelCopy = opts.kernelCopy ?? true;
     this.zeroSkip = opts.zeroSkip ?? true;
-    this.zeros = Buffer.alloc(this.pool.bufferBytes);
   }
 
   /** Copies running now (all logical units, all nexuses). */
@@ -675,7 +674,7 @@ export class CopyManager {
         throw ioAbort(err, 'source', segment);
       }
       try {
-        if (this.zeroSkip && isZero(data, this.zeros) && p.dst.store.unmapReadsZero) {
+        if (this.zeroSkip && isAllZero(data) && p.dst.store.unmapReadsZero) {
           await p.dst.locks.with(dstLba, dstBlocks, () => this.zeroOnto(p.dst.store, dstLba, dstBlocks, fua));
           this.counters.zeroSkippedBytes += len;
         } else {
@@ -823,13 +822,6 @@ function sideOfKernelCopyError(err: unknown): 'source' | 'destination' {
   if (!(err instanceof StoreError)) return 'source';
   const k = err.failure.kind;
   return k === 'write-error' || k === 'no-space' || k === 'write-protected' ? 'destination' : 'source';
-}
-
-/** All zero bytes? (memcmp against a zero buffer at least as long). */
-function isZero(data: Buffer, zeros: Buffer): boolean {
-  if (data.length === 0) return true;
-  if (data[0] !== 0 || data[data.length - 1] !== 0) return false;
-  return data.equals(zeros.subarray(0, data.length));
 }
 
 function gcd(a: number, b: number): number {
