@@ -1,8 +1,9 @@
 /**
  * npm run bench:cow — what a copy-on-write snapshot costs the host, against the same target with
  * no snapshot measured in the same run. One target process (bin/xcopy-agent target with the
- * management API) exports a 1 GiB sparse file LUN (LUN 0, the source) and a 1.2 GiB sparse file
- * LUN (LUN 1, the OBF); the load is the project's initiator, 4 KiB writes at QD 32:
+ * management API) exports a 1 GiB sparse file LUN (LUN 0, the source) and a 1.2 GiB file LUN
+ * written through once before the target starts (LUN 1, the OBF: provisioned, as an OBF LUN on a
+ * SAN is); the load is the project's initiator, 4 KiB writes at QD 32:
  *  1. baseline: random writes, no snapshot;
  *  2. a 64 KiB-chunk snapshot: (a) first writes — 4 KiB at the start of distinct chunks in random
  *     order, so every write captures a chunk; goal >= 0.5x; (b) random rewrites inside chunks
@@ -12,9 +13,11 @@
  *  3. institutes under load: BENCH_INSTITUTES (default 20) institute + terminate cycles while
  *     random writes run; host-seen write latency overlapping an institute call vs the same run
  *     with no snapshot, and the target's institute pause (hold → release); goal p99 <= 20 ms;
- *  4. chunk size sweep: first writes (as 2a) at 4 KiB .. 1 MiB chunks, each a fresh snapshot.
- * Every snapshot instituted is terminated (and must end SEALED). Before each throughput snapshot
- * the OBF LUN is unmapped (its file's blocks punched), so every row allocates as the first did.
+ *  4. chunk size sweep: first writes (as 2a) at 4 KiB .. 1 MiB chunks, each a fresh snapshot;
+ *  5. first writes on a thin source (all unmapped) and, last, on a sparse OBF (its blocks punched
+ *     first, so every OBF commit allocates: the file system's journal joins each flush).
+ * Every snapshot instituted is terminated (and must end SEALED). Each snapshot's log starts at
+ * the OBF's start again and overwrites the blocks of the one before, as a reused OBF LUN does.
  *
  *   BENCH_SECONDS (default 4) per throughput phase. The sparse source reads back holes, so the
  *   capture's read of the original costs no disk I/O here.
@@ -205,6 +208,15 @@ async function main(): Promise<void> {
     const stateDir = path.join(dir, 'state');
     fs.mkdirSync(stateDir, { mode: 0o700 });
     const mport = await freePort();
+    // The OBF file written through once (zeros), so OBF commits overwrite allocated blocks.
+    const obfFd = fs.openSync(path.join(dir, 'obf.img'), 'w');
+    try {
+      const zeros = Buffer.alloc(8 * MiB);
+      for (let at = 0; at < OBF_BYTES; at += zeros.length) fs.writeSync(obfFd, zeros, 0, Math.min(zeros.length, OBF_BYTES - at), at);
+      fs.fdatasyncSync(obfFd);
+    } finally {
+      fs.closeSync(obfFd);
+    }
     target = await startTargetProcess(IQN, [`file:${path.join(dir, 'src.img')}:${SRC_BYTES / MiB}M`, `file:${path.join(dir, 'obf.img')}:${OBF_BYTES / MiB}M`], [
       '--state-dir',
       stateDir,
@@ -223,7 +235,6 @@ async function main(): Promise<void> {
     // snapshot terminated) the same rewrites with no snapshot, as a control of the pattern.
     const rounds: Array<{ base: Load; first: Load; re: Load; reControl: Load; commits: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
-      await b.punchObf();
       await b.settle();
       const base = await b.random(SECONDS, r === 0);
       await b.settle();
@@ -276,7 +287,6 @@ async function main(): Promise<void> {
     // 4. chunk size sweep, first writes
     const sweep: Array<{ chunk: number; load: Load; st: Status }> = [];
     for (const chunk of SWEEP) {
-      await b.punchObf();
       await b.settle();
       const r = await b.withSnapshot(chunk, async (st) => {
         const { load } = await b.firstWrites(chunk, SECONDS);
@@ -289,10 +299,15 @@ async function main(): Promise<void> {
 
     // 5. first writes on a thin source: the source UNMAPped whole (holes), so every first write
     //    captures an unmapped chunk — zeros, neither read nor written (src/cow/session.ts).
-    await b.punchObf();
     await b.punchSource();
     await b.settle();
     const thin = await b.withSnapshot(DEFAULT_CHUNK, async () => (await b.firstWrites(DEFAULT_CHUNK, SECONDS)).load);
+
+    // 6. first writes with a sparse OBF: its file's blocks punched (UNMAP of the whole OBF LUN),
+    //    so each OBF commit allocates blocks and its O_DSYNC write waits for the journal too.
+    await b.punchObf();
+    await b.settle();
+    const sparseObf = await b.withSnapshot(DEFAULT_CHUNK, async () => (await b.firstWrites(DEFAULT_CHUNK, SECONDS)).load);
 
     // The baseline once more after the sweep; the best baseline run is the peer.
     await b.settle();
@@ -318,7 +333,7 @@ async function main(): Promise<void> {
     const latRow = (name: string, x: ReturnType<typeof summary>, goal = '') =>
       `| ${name} | ${x.n} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.max)} | ${r2(x.p99 / qLat.p99)} | ${goal} |`;
     const lines = [
-      `bench:cow — COW snapshot of a ${SRC_BYTES / MiB} MiB file LUN (sparse, mapped by the baseline's writes) (OBF: a ${OBF_BYTES / MiB} MiB sparse file LUN), one target process, loopback, ${IO / KiB} KiB writes, QD ${QD}, ${SECONDS} s per phase`,
+      `bench:cow — COW snapshot of a ${SRC_BYTES / MiB} MiB file LUN (sparse, mapped by the baseline's writes) (OBF: a ${OBF_BYTES / MiB} MiB file LUN, written through once), one target process, loopback, ${IO / KiB} KiB writes, QD ${QD}, ${SECONDS} s per phase`,
       '',
       `| test (chunk ${size(DEFAULT_CHUNK)}) | no snapshot | with snapshot | ratio | goal | captures / OBF commit |`,
       '|---|---|---|---|---|---|',
@@ -326,6 +341,7 @@ async function main(): Promise<void> {
       `| rewrites of captured chunks | ${k(base.iops)} | ${k(re.iops)} | ${r2(re.iops / base.iops)} | >= 0.95 | — |`,
       `| the same rewrites, snapshot terminated (control) | ${k(base.iops)} | ${k(reControl.iops)} | ${r2(reControl.iops / base.iops)} | | — |`,
       `| first writes, thin source (every chunk unmapped: captured as zeros) | ${k(base.iops)} | ${k(thin.result.iops)} | ${r2(thin.result.iops / base.iops)} | | — |`,
+      `| first writes, sparse OBF (its blocks punched: every commit allocates) | ${k(base.iops)} | ${k(sparseObf.result.iops)} | ${r2(sparseObf.result.iops / base.iops)} | | — |`,
       '',
       `| ${INSTITUTES} institutes + terminates under random writes (ms) | writes | p50 | p99 | max | p99 ratio | goal |`,
       '|---|---|---|---|---|---|---|',

@@ -64,18 +64,20 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t*
 Napi::Value Crc32c(const Napi::CallbackInfo& info) {
   auto buf = info[0].As<Napi::Uint8Array>();
   uint32_t prev = info[1].As<Napi::Number>().Uint32Value();
-  const uint8_t* p = buf.Data();
-  size_t n = buf.ByteLength();
-  uint32_t crc = ~prev;
+  return Napi::Number::New(info.Env(), static_cast<double>(Crc32cUpdate(prev, buf.Data(), buf.ByteLength())));
+}
+
+}  // namespace
+
+uint32_t Crc32cUpdate(uint32_t previous, const uint8_t* p, size_t n) {
+  uint32_t crc = ~previous;
 #if defined(__x86_64__)
   crc = g_hw ? Hardware(crc, p, n) : Software(crc, p, n);
 #else
   crc = Software(crc, p, n);
 #endif
-  return Napi::Number::New(info.Env(), static_cast<double>(~crc));
+  return ~crc;
 }
-
-}  // namespace
 
 void InitCrc32c(Napi::Env env, Napi::Object exports) {
   BuildTables();

@@ -103,6 +103,21 @@ export class CowStore implements Store {
     }
   }
 
+  /** As write, with the pieces gathered (the inner store's writev, else one buffer). */
+  async writev(lba: bigint, pieces: readonly Buffer[], opts?: { fua?: boolean }): Promise<void> {
+    if (this.gate) await this.enter();
+    else this.inFlight++;
+    try {
+      let bytes = 0;
+      for (const p of pieces) bytes += p.length;
+      if (this.guard) await this.guard.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
+      if (this.inner.writev) await this.inner.writev(lba, pieces, opts);
+      else await this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);
+    } finally {
+      this.leave();
+    }
+  }
+
   async unmap(lba: bigint, count: bigint): Promise<void> {
     if (this.gate) await this.enter();
     else this.inFlight++;

@@ -14,7 +14,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { DecodeError, EncodeError } from '../errors';
-import { crc32c } from '../target/iscsi/crc32c';
+import { crc32c, crc32cCombine } from '../target/iscsi/crc32c';
 import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from '../scsi/fields';
 import { isAllZero } from '../util/zero';
 
@@ -495,10 +495,13 @@ export function chunkRecordsFit(
 
 /**
  * The record CRC: CRC32C over header bytes 0–123, continued over the data blocks in order.
- * `data` may be one buffer or the pieces of it (as a writer holds them), never copied.
+ * `data` may be one buffer or the pieces of it (as a writer holds them), never copied. With
+ * `dataCrc` (the data's own CRC32C, computed where it was read) the data is not read again:
+ * the header's CRC is carried past it (crc32cCombine).
  */
-export function recordCrc(headerBlock: Uint8Array, data: Uint8Array | readonly Uint8Array[] = []): number {
+export function recordCrc(headerBlock: Uint8Array, data: Uint8Array | readonly Uint8Array[] = [], dataCrc?: number): number {
   let crc = crc32c(headerBlock.subarray(0, OBF_RECORD_CRC_OFFSET));
+  if (dataCrc !== undefined) return crc32cCombine(crc, dataCrc, dataLength(data));
   if (data instanceof Uint8Array) return crc32c(data, crc);
   for (const piece of data) crc = crc32c(piece, crc);
   return crc;
@@ -515,12 +518,13 @@ function dataLength(data: Uint8Array | readonly Uint8Array[]): number {
  * The header block of a record (B bytes: 128 defined, the rest zero), its CRC computed over
  * the header and `data`. `data` (one buffer or pieces) must be exactly the record's
  * dataBlocks × B bytes (none for MARKER and SEAL). A writer appends the header block and the
- * data with one vectored write; nothing is copied.
+ * data with one vectored write; nothing is copied. `dataCrc`: see {@link recordCrc}.
  */
 export function encodeRecordHeader(
   header: ObfRecordHeader,
   geometry: ObfRecordGeometry,
   data: Uint8Array | readonly Uint8Array[] = [],
+  dataCrc?: number,
 ): Buffer {
   const s = RECORD;
   const B = geometry.blockSize;
@@ -564,7 +568,7 @@ export function encodeRecordHeader(
     throw new EncodeError(s, 'data', `is ${got} bytes; the record needs ${expected} (${expected / B} blocks of ${B})`);
   }
   // 120–123 reserved; 124–127 CRC over header bytes 0–123 and the data.
-  out.writeUInt32BE(recordCrc(out, data), OBF_RECORD_CRC_OFFSET);
+  out.writeUInt32BE(recordCrc(out, data, dataCrc), OBF_RECORD_CRC_OFFSET);
   return out;
 }
 
@@ -573,6 +577,7 @@ export function encodeDataRecordHeader(
   fields: ObfDataRecordFields,
   data: Uint8Array | readonly Uint8Array[],
   geometry: ObfRecordGeometry,
+  dataCrc?: number,
 ): Buffer {
   const n = dataLength(data);
   if (n === 0 || n % geometry.blockSize !== 0) {
@@ -582,6 +587,7 @@ export function encodeDataRecordHeader(
     { ...fields, type: ObfRecordType.DATA, dataBlocks: n / geometry.blockSize },
     geometry,
     data,
+    dataCrc,
   );
 }
 

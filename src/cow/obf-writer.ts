@@ -43,6 +43,8 @@ interface Pending {
   kind: 'data' | 'marker' | 'seal';
   /** The data is all zeros (an unmapped original): where the OBF reads zeros, it is not written. */
   zero?: boolean;
+  /** The data's CRC32C when the reader computed it (then the data is not read again here). */
+  dataCrc?: number;
   sourceLba?: bigint;
   sourceBlocks?: number;
   data?: Buffer;
@@ -107,9 +109,12 @@ export class ObfAppender {
     return this.st.endLba;
   }
 
-  /** Appends the original `data` of `sourceBlocks` source blocks at `sourceLba`; resolves when durable. */
-  appendData(sourceLba: bigint, sourceBlocks: number, data: Buffer, opts: { zero?: boolean } = {}): Promise<CommittedRecord> {
-    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, data, zero: opts.zero === true && this.zeroElision });
+  /**
+   * Appends the original `data` of `sourceBlocks` source blocks at `sourceLba`; resolves when
+   * durable. `zero`: the data is all zeros; `dataCrc`: its CRC32C, when already computed.
+   */
+  appendData(sourceLba: bigint, sourceBlocks: number, data: Buffer, opts: { zero?: boolean; dataCrc?: number } = {}): Promise<CommittedRecord> {
+    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, data, zero: opts.zero === true && this.zeroElision, dataCrc: opts.dataCrc });
   }
 
   /** File and memory OBFs read zeros where unmapped: zero data is deallocated there, not written. */
@@ -199,7 +204,7 @@ export class ObfAppender {
           p.reject(new ObfFullError(`OBF full: a ${p.data!.length}-byte record does not fit at block ${lba} of ${this.sb.capacityBlocks}`));
           continue;
         }
-        const header = encodeDataRecordHeader({ ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb);
+        const header = encodeDataRecordHeader({ ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb, p.dataCrc);
         push(lba, header);
         if (p.zero) gaps.push({ lba: lba + 1n, blocks: blocks - 1n });
         else push(lba + 1n, p.data!);
@@ -258,7 +263,14 @@ export class ObfAppender {
         for (const e of ex) if (e.mapped) await this.store.unmap(e.lba, e.blocks);
       }
       // FUA writes: durable when they return (file stores: one O_DSYNC write, no separate flush).
-      await Promise.all(b.runs.map((r) => this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true })));
+      // Pieces go gathered (pwritev) where the store can, without copying them together.
+      await Promise.all(
+        b.runs.map((r) =>
+          r.pieces.length > 1 && this.store.writev
+            ? this.store.writev(r.lba, r.pieces, { fua: true })
+            : this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true }),
+        ),
+      );
     } catch (err) {
       error = err;
     }

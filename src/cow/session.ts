@@ -33,7 +33,8 @@ import {
   type ObfSuperblock,
 } from './obf-format';
 import { scanLog } from './obf-log';
-import { ObfAppender, ObfFullError } from './obf-writer';
+import { ObfAppender, ObfFullError, type CommittedRecord } from './obf-writer';
+import { OriginalReader, type Original } from './original-reader';
 
 export type SnapshotPolicy = 'protect-application' | 'protect-snapshot';
 export type SnapshotState = 'ACTIVE' | 'MARKED' | 'SEALED' | 'INVALID';
@@ -170,6 +171,8 @@ export class SnapshotSession implements ChangeGuard {
   private appender: ObfAppender;
   /** Source blocks per chunk. */
   private readonly chunkBlocks: bigint;
+  /** Reads the originals of chunks being captured. */
+  private readonly originals: OriginalReader;
   /**
    * Captured chunk → first OBF data block of its record (a number: memory grows with what was
    * captured, ≈ 40 bytes a chunk, never with the source's size).
@@ -181,7 +184,6 @@ export class SnapshotSession implements ChangeGuard {
   private invalidating: Promise<void> | undefined;
   private samples: Array<{ t: number; bytes: bigint }> = [];
   /** Shared, never written: the original of unmapped chunks. */
-  private zeros = Buffer.alloc(0);
   private chain: Promise<unknown> = Promise.resolve();
   private sbChain: Promise<unknown> = Promise.resolve();
 
@@ -194,6 +196,7 @@ export class SnapshotSession implements ChangeGuard {
     this.log = o.log.child({ snapshot: o.record.id });
     this.appender = o.appender;
     this.chunkBlocks = BigInt(o.record.chunkBytes / o.source.blockSize);
+    this.originals = new OriginalReader(o.source.inner, o.record.chunkBytes);
     this.capturing = o.capturing;
   }
 
@@ -428,35 +431,23 @@ export class SnapshotSession implements ChangeGuard {
     const p = (async () => {
       const lba = BigInt(c) * this.chunkBlocks;
       const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
-      let data: Buffer;
-      let zero = false;
+      let original: Original;
       try {
-        const z = await this.zeroOriginal(lba, n);
-        zero = z !== undefined;
-        data = z ?? (await this.source.inner.read(lba, n));
+        original = await this.originals.read(lba, n);
       } catch (err) {
         throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
       }
-      const rec = await this.appender.appendData(lba, n, data, { zero });
+      let rec: CommittedRecord;
+      try {
+        rec = await this.appender.appendData(lba, n, original.data, { zero: original.zero, dataCrc: original.crc });
+      } finally {
+        original.release();
+      }
       this.where.set(c, Number(rec.dataLba));
       this.sample();
     })().finally(() => this.inProgress.delete(c));
     this.inProgress.set(c, p);
     return p;
-  }
-
-  /**
-   * The original of an unmapped chunk of a thin file or memory source is zeros: no read needed
-   * (SEEK_HOLE is a system call, the read a disk request). Other stores are read.
-   */
-  private async zeroOriginal(lba: bigint, n: number): Promise<Buffer | undefined> {
-    const inner = this.source.inner;
-    if (!inner.unmapReadsZero || (inner.kind !== 'file' && inner.kind !== 'memory')) return undefined;
-    const ex = await inner.extents(lba, BigInt(n));
-    if (ex.length !== 1 || ex[0].mapped) return undefined;
-    const bytes = n * inner.blockSize;
-    if (this.zeros.length < bytes) this.zeros = Buffer.alloc(bytes);
-    return this.zeros.subarray(0, bytes);
   }
 
   /**

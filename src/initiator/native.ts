@@ -68,6 +68,8 @@ interface NativeModule {
   /** copy_file_range; returns the bytes copied (may be short). */
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
   copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;
+  /** Fills buffers[i] from positions[i] on the thread pool; the CRC32C of each, or -1 when `zeros` and all its bytes are zero. */
+  readChunksAsync(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<number[]>;
   crc32c(data: Uint8Array, previous: number): number;
   crc32cHardware: boolean;
 }

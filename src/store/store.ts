@@ -37,6 +37,11 @@ export interface Store {
   read(lba: bigint, count: number, into?: Buffer): Promise<Buffer>;
   /** Writes whole blocks at `lba`. `fua`: durable before resolving (write + flush). */
   write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void>;
+  /**
+   * Optional: writes `pieces` back to back from `lba` as one write (a gathered pwritev), so a
+   * caller holding a record's header and data apart need not copy them together.
+   */
+  writev?(lba: bigint, pieces: readonly Buffer[], opts?: { fua?: boolean }): Promise<void>;
   /** Makes every completed write durable (fdatasync / SYNCHRONIZE CACHE). */
   flush(): Promise<void>;
   /** Deallocates (or zeroes) the range; afterwards it reads back zeros. */

@@ -58,3 +58,18 @@ export async function copyFileRangeAsync(fdIn: number, offIn: number, fdOut: num
   if (length === 0) return;
   await loadNative().copyFileRangeAsync(fdIn, offIn, fdOut, offOut, length);
 }
+
+/**
+ * Fills `buffers[i]` from `positions[i]`, all in one call on the libuv thread pool, and returns
+ * the CRC32C of each (computed on the pool thread too). With `zeros`, a buffer whose bytes are all
+ * zero gives undefined instead (a hole of a thin file, or zeros written). A snapshot's captures
+ * of original chunks cost the event loop one call per batch this way (src/cow/original-reader.ts).
+ */
+export async function readChunks(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<Array<number | undefined>> {
+  if (buffers.length !== positions.length) throw new ArgumentError(`${buffers.length} buffers for ${positions.length} positions`);
+  for (const p of positions) checkOffset(p, 'position');
+  if (buffers.some((b) => b.length === 0)) throw new ArgumentError('readChunks needs non-empty buffers');
+  if (buffers.length === 0) return [];
+  const r = await loadNative().readChunksAsync(fd, buffers, positions, zeros);
+  return r.map((x) => (x < 0 ? undefined : x));
+}

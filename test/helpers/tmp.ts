@@ -19,3 +19,34 @@ export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutM
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * A temporary folder for one test file, made before its tests and removed after them, and fresh
+ * file paths in it: `const files = tempFiles('store-file'); files.fresh('a')`.
+ */
+export function tempFiles(prefix: string): { readonly dir: string; fresh(name?: string): string } {
+  let dir = '';
+  let n = 0;
+  beforeAll(() => {
+    dir = tempDir(prefix);
+  });
+  afterAll(() => removeDir(dir));
+  return {
+    get dir() {
+      return dir;
+    },
+    fresh: (name = 'f') => path.join(dir, `${name}-${++n}.img`),
+  };
+}
+
+/** The bytes of `file` at [offset, offset + length), read with fs (a short read fails the test). */
+export function fileBytes(file: string, offset: number, length: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(length);
+    expect(fs.readSync(fd, b, 0, length, offset)).toBe(length);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

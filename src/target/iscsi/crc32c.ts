@@ -89,6 +89,57 @@ export function crc32cSoftware(data: Uint8Array, previous = 0): number {
   return ~crc >>> 0;
 }
 
+/** a·b mod P, polynomials in the reflected order of the CRC (bit 31 is x^0). */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/**
+ * X2N[k] = x^(2^k) mod P, for every k a safe-integer length needs (3 + 53). No wrap-around
+ * index: zlib's CRC-32 may reuse its table mod 32, but for this polynomial x^(2^31) = x, so the
+ * powers repeat every 31 squarings, not 32.
+ */
+const X2N: number[] = (() => {
+  const t = [0x40000000]; // x^1
+  for (let k = 1; k < 64; k++) t.push(multModP(t[k - 1], t[k - 1]));
+  return t;
+})();
+
+/** x^(8·bytes) mod P, the operator that moves a CRC past `bytes` more bytes; cached per length. */
+const shiftOps = new Map<number, number>();
+function shiftOp(bytes: number): number {
+  let op = shiftOps.get(bytes);
+  if (op === undefined) {
+    op = 0x80000000; // x^0
+    let n = bytes;
+    for (let k = 3; n > 0; k++, n = Math.floor(n / 2)) if (n % 2 === 1) op = multModP(X2N[k], op);
+    if (shiftOps.size < 64) shiftOps.set(bytes, op);
+  }
+  return op;
+}
+
+/**
+ * The CRC32C of A followed by B from the CRC of A, the CRC of B and B's length, without the
+ * bytes: `crc32cCombine(crc32c(a), crc32c(b), b.length) === crc32c(Buffer.concat([a, b]))`.
+ * (CRCs are linear over GF(2): the CRC of A is carried past B's length by multiplying it by
+ * x^(8·len B) mod P.) Lets a checksum computed where the data was read join a header's later.
+ */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  if (!Number.isSafeInteger(lengthB) || lengthB < 0) throw new RangeError(`length ${lengthB} is not a non-negative integer`);
+  if (lengthB === 0) return crcA >>> 0;
+  return (multModP(shiftOp(lengthB), crcA >>> 0) ^ crcB) >>> 0;
+}
+
 /** CRC32C over several pieces in order, as if they were one buffer. */
 export function crc32cOf(pieces: readonly Uint8Array[]): number {
   let crc = 0;

@@ -603,6 +603,74 @@ describe('OBF record headers', () => {
   });
 });
 
+describe('DATA record headers from a data CRC computed elsewhere (dataCrc)', () => {
+  const fields = { sequence: 1n, snapshotId: SNAPSHOT, sourceLba: 256n, sourceBlocks: 8, timeMs: T_RECORD };
+
+  test('the golden DATA header: the same bytes with the data\'s CRC given', () => {
+    expect(encodeDataRecordHeader(fields, DATA_4K, GEO_4K, crc32c(DATA_4K)).equals(DATA_HEADER_BLOCK)).toBe(true);
+    expect(recordCrc(DATA_HEADER_BLOCK, DATA_4K, crc32c(DATA_4K))).toBe(0x6ad9faa4);
+  });
+
+  test.each([
+    ['512-byte OBF, 512-byte source, 64 KiB chunk', { blockSize: 512, sourceBlockSize: 512, sourceCapacity: 1n << 30n }, 65536],
+    ['512-byte OBF, one block', GEO_512, 512],
+    ['4096-byte OBF, 512-byte source, 64 KiB chunk', GEO_4K, 65536],
+    ['4096-byte OBF, 4096-byte source, one block', { blockSize: 4096, sourceBlockSize: 4096, sourceCapacity: 100n }, 4096],
+    ['512-byte OBF, 4096-byte source, 12 KiB', { blockSize: 512, sourceBlockSize: 4096, sourceCapacity: 100n }, 12288],
+  ] as Array<[string, ObfRecordGeometry, number]>)('%s: byte-identical to the header computed from the data', (_name, geo, bytes) => {
+    for (const fill of ['random', 'zeros', 'last byte'] as const) {
+      const seed = createHash('sha512').update(`${bytes}`).digest();
+      const buf = Buffer.alloc(bytes);
+      if (fill === 'random') for (let i = 0; i < bytes; i++) buf[i] = seed[i % seed.length] ^ (i >>> 6);
+      if (fill === 'last byte') buf[bytes - 1] = 1;
+      const f = { ...fields, sourceLba: 7n, sourceBlocks: bytes / geo.sourceBlockSize };
+      const plain = encodeDataRecordHeader(f, buf, geo);
+      expect(plain.length).toBe(geo.blockSize);
+      const withCrc = encodeDataRecordHeader(f, buf, geo, crc32c(buf));
+      expect([fill, withCrc.toString('hex')]).toEqual([fill, plain.toString('hex')]);
+      // From pieces too, as the writer holds them.
+      const pieces = [buf.subarray(0, 1), buf.subarray(1, bytes >> 1), buf.subarray(bytes >> 1)];
+      expect(encodeDataRecordHeader(f, pieces, geo, crc32c(buf)).equals(plain)).toBe(true);
+      expect(recordCrc(plain, buf, crc32c(buf))).toBe(recordCrc(plain, buf));
+      expect(recordCrc(plain, pieces, crc32c(buf))).toBe(plain.readUInt32BE(124));
+      expect(verifyRecord(withCrc, buf)).toBe(true);
+      expect(decodeRecordHeader(withCrc, geo)).toMatchObject({ type: ObfRecordType.DATA, sourceLba: 7n, dataBlocks: bytes / geo.blockSize });
+    }
+  });
+
+  test('the dataCrc given is the one used: a wrong one gives a header that does not verify', () => {
+    const right = encodeDataRecordHeader(fields, DATA_4K, GEO_4K, crc32c(DATA_4K));
+    const wrong = encodeDataRecordHeader(fields, DATA_4K, GEO_4K, crc32c(DATA_4K) ^ 1);
+    expect(wrong.equals(right)).toBe(false);
+    expect(wrong.subarray(0, 124).equals(right.subarray(0, 124))).toBe(true); // only the CRC differs
+    expect(verifyRecord(wrong, DATA_4K)).toBe(false);
+    expect(recordCrc(DATA_HEADER_BLOCK, DATA_4K, 0)).not.toBe(0x6ad9faa4);
+  });
+
+  test('property: with the data\'s CRC, the header equals the one computed from the data (both geometries)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(512, 4096),
+        fc.constantFrom(512, 4096),
+        fc.integer({ min: 1, max: 16 }),
+        fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }),
+        fc.nat({ max: 2 ** 40 }),
+        fc.uuid(),
+        fc.integer(),
+        (B, S, units, sequence, timeMs, snapshotId, seed) => {
+          const bytes = units * Math.max(B, S);
+          const data = Buffer.alloc(bytes);
+          for (let i = 0; i < bytes; i++) data[i] = (i * 131 + seed) & 0xff;
+          const geo = { blockSize: B, sourceBlockSize: S, sourceCapacity: BigInt(bytes / S) + 5n };
+          const f = { sequence, snapshotId, sourceLba: 5n, sourceBlocks: bytes / S, timeMs };
+          expect(encodeDataRecordHeader(f, data, geo, crc32c(data)).equals(encodeDataRecordHeader(f, data, geo))).toBe(true);
+        },
+      ),
+      { numRuns: 200, seed: 4096 },
+    );
+  });
+});
+
 describe('RollingHash', () => {
   test('SHA-256 over the big-endian CRCs, in order', () => {
     const h = new RollingHash().update(0x11223344).update(1).update(0xdeadbeef);

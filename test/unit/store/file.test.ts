@@ -4,38 +4,20 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { ArgumentError } from '../../../src/errors';
 import { stampBlocks } from '../../../src/agent/stamp';
 import * as fileops from '../../../src/util/fileops';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
-import { removeDir, tempDir } from '../../helpers/tmp';
+import { fileBytes, tempFiles } from '../../helpers/tmp';
 import { storeContract } from './contract';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-let dir: string;
-let n = 0;
-const fresh = (name = 'f') => path.join(dir, `${name}-${++n}.img`);
-
-beforeAll(() => {
-  dir = tempDir('store-file');
-});
-afterAll(() => removeDir(dir));
+const files = tempFiles('store-file');
+const fresh = files.fresh;
 afterEach(() => jest.restoreAllMocks());
-
-function fileBytes(file: string, offset: number, length: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    fs.readSync(fd, b, 0, length, offset);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /** The FileHandle class's prototype, to spy on datasync/write/read of the store's handle. */
 async function fileHandleProto(): Promise<fs.promises.FileHandle> {
@@ -276,7 +258,7 @@ describe('FileStore', () => {
 
     test('a missing file without a size, a folder, and a bad block size are refused', async () => {
       await expect(FileStore.open({ path: fresh() })).rejects.toThrow(/does not exist: give a size/);
-      await expect(FileStore.open({ path: dir })).rejects.toThrow(/is a folder, not a regular file/);
+      await expect(FileStore.open({ path: files.dir })).rejects.toThrow(/is a folder, not a regular file/);
       await expect(FileStore.open({ path: '/dev/null' })).rejects.toThrow(/\/dev\/null is not a regular file/);
       await expect(FileStore.open({ path: fresh(), size: MiB, blockSize: 1024 as 512 })).rejects.toThrow(/512 or 4096/);
     });
@@ -286,7 +268,7 @@ describe('FileStore', () => {
     const f = fresh('id');
     const a = await FileStore.open({ path: f, size: MiB });
     await a.close();
-    const link = path.join(dir, `link-${n}.img`);
+    const link = fresh('link');
     fs.symlinkSync(f, link);
     const b = await FileStore.open({ path: link });
     const other = await FileStore.open({ path: fresh('id'), size: MiB });

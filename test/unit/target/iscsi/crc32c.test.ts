@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { crc32c, crc32cBytes, crc32cOf, crc32cSoftware, readCrc32c } from '../../../../src/target/iscsi/crc32c';
+import { crc32c, crc32cBytes, crc32cCombine, crc32cOf, crc32cSoftware, readCrc32c } from '../../../../src/target/iscsi/crc32c';
 import { loadNative } from '../../../../src/initiator/native';
 import { hex } from '../../../helpers/codec';
 import { SCSI_COMMAND_RFC_READ10 } from './pdu-fixtures';
@@ -89,5 +89,133 @@ describe('the native CRC32C (SSE4.2 where present) agrees with the tables', () =
     expect(loadNative().crc32c(Buffer.alloc(32), 0)).toBe(0x8a9136aa);
     const ff = Buffer.alloc(4096, 0xff);
     expect(crc32c(ff)).toBe(crc32cSoftware(ff));
+  });
+});
+
+describe('crc32cCombine: the CRC of A||B from the CRCs of A and B and the length of B', () => {
+  /** `n` bytes from a seeded generator (xorshift32), so a failure reproduces from the seed. */
+  function bytesOf(n: number, seed: number): Buffer {
+    const b = Buffer.allocUnsafe(n);
+    let x = seed | 1;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      b[i] = x & 0xff;
+    }
+    return b;
+  }
+  /** The reference: the table-driven CRC of the concatenated bytes. */
+  const concatCrc = (a: Uint8Array, b: Uint8Array) => crc32cSoftware(Buffer.concat([a, b]));
+  const combined = (a: Uint8Array, b: Uint8Array) => crc32cCombine(crc32cSoftware(a), crc32cSoftware(b), b.length);
+
+  const SIZES = [0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 255, 256, 511, 512, 513, 1000, 4095, 4096, 4097, 65535, 65536, 65537, 131072 + 5];
+
+  it('equals the CRC of the concatenation for every pair of sizes around the powers of two (0 to 128 KiB)', () => {
+    const seen = new Set<number>();
+    SIZES.forEach((la, i) => {
+      SIZES.forEach((lb, j) => {
+        const a = bytesOf(la, 1 + i * 97 + j);
+        const b = bytesOf(lb, 7 + j * 89 + i);
+        const want = concatCrc(a, b);
+        expect(combined(a, b)).toBe(want);
+        seen.add(want);
+      });
+    });
+    // The inputs differ, so the CRCs do: a constant answer could not pass the checks above.
+    expect(seen.size).toBeGreaterThan(SIZES.length * SIZES.length - 5);
+  });
+
+  it('equals the CRC of the concatenation on random inputs (seeded property, lengths up to 70 000 bytes)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.nat(80), fc.integer({ min: 0, max: 70000 })),
+        fc.oneof(fc.nat(80), fc.integer({ min: 0, max: 70000 })),
+        fc.integer({ min: 1, max: 0x7fffffff }),
+        (la, lb, seed) => {
+          const a = bytesOf(la, seed);
+          const b = bytesOf(lb, seed ^ 0x5a5a5a5a);
+          expect(combined(a, b)).toBe(concatCrc(a, b));
+          // And through the fast (native) crc32c, as a caller would compute the pieces.
+          expect(crc32cCombine(crc32c(a), crc32c(b), b.length)).toBe(concatCrc(a, b));
+        },
+      ),
+      { seed: 0x0c0ffee, numRuns: 300 },
+    );
+  });
+
+  it('continues any running CRC: crc32cCombine(prev, crc(B), |B|) === crc32c(B, prev), for more lengths than the cache holds', () => {
+    fc.assert(
+      fc.property(fc.nat(0xffffffff), fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 1, max: 0x7fffffff }), (prev, lb, seed) => {
+        const b = bytesOf(lb, seed);
+        expect(crc32cCombine(prev, crc32cSoftware(b), lb)).toBe(crc32cSoftware(b, prev));
+      }),
+      { seed: 42, numRuns: 400 },
+    );
+    // The same lengths again, now answered from the cache of shift operators.
+    for (const lb of [1, 2, 100, 4096, 5000]) {
+      const b = bytesOf(lb, lb);
+      expect(crc32cCombine(0xdeadbeef, crc32cSoftware(b), lb)).toBe(crc32cSoftware(b, 0xdeadbeef));
+    }
+  });
+
+  it('joins three pieces in either grouping', () => {
+    const [a, b, c] = [bytesOf(3000, 11), bytesOf(65536, 12), bytesOf(777, 13)];
+    const [ca, cb, cc] = [a, b, c].map((x) => crc32cSoftware(x));
+    const whole = crc32cSoftware(Buffer.concat([a, b, c]));
+    expect(crc32cCombine(crc32cCombine(ca, cb, b.length), cc, c.length)).toBe(whole);
+    expect(crc32cCombine(ca, crc32cCombine(cb, cc, c.length), b.length + c.length)).toBe(whole);
+  });
+
+  it('the CRC of 1 MiB of zeros, built by doubling from the CRC of one zero byte', () => {
+    let crc = crc32cSoftware(Buffer.alloc(1));
+    for (let n = 1; n < 1 << 20; n *= 2) crc = crc32cCombine(crc, crc, n);
+    expect(crc).toBe(crc32cSoftware(Buffer.alloc(1 << 20)));
+  });
+
+  it('lengthB 0 returns crcA (as an unsigned 32-bit number), whatever crcB is', () => {
+    expect(crc32cCombine(0x12345678, 0, 0)).toBe(0x12345678);
+    expect(crc32cCombine(0xffffffff, 0, 0)).toBe(0xffffffff);
+    expect(crc32cCombine(-1, 0, 0)).toBe(0xffffffff);
+    expect(crc32cCombine(0x89abcdef, 0x55555555, 0)).toBe(0x89abcdef);
+    const a = bytesOf(100, 3);
+    expect(crc32cCombine(crc32cSoftware(a), crc32cSoftware(Buffer.alloc(0)), 0)).toBe(crc32cSoftware(a));
+  });
+
+  it('returns unsigned 32-bit numbers', () => {
+    fc.assert(
+      fc.property(fc.nat(0xffffffff), fc.nat(0xffffffff), fc.nat(1 << 20), (x, y, n) => {
+        const r = crc32cCombine(x, y, n);
+        expect(Number.isInteger(r) && r >= 0 && r <= 0xffffffff).toBe(true);
+      }),
+      { seed: 7, numRuns: 200 },
+    );
+  });
+
+  it.each([-1, -4096, 1.5, 0.5, NaN, Infinity, -Infinity, 2 ** 53])('a length of %p throws RangeError', (len) => {
+    expect(() => crc32cCombine(1, 2, len)).toThrow(RangeError);
+  });
+
+  // Shifting by 2n is shifting by n twice; anchored at the lengths checked against real bytes
+  // above, this carries the check to lengths too large to allocate.
+  it('shifting by 2n equals shifting by n twice, for n = 2^0 .. 2^27 (lengths below 512 MiB)', () => {
+    for (const crcA of [0x12345678, 0xffffffff, 1]) {
+      for (let k = 0; k < 28; k++) {
+        const n = 2 ** k;
+        expect([k, crcA, crc32cCombine(crc32cCombine(crcA, 0, n), 0, n)]).toEqual([k, crcA, crc32cCombine(crcA, 0, 2 * n)]);
+      }
+    }
+  });
+
+  // KNOWN BUG (reported, not fixed here): crc32c.ts indexes X2N[k & 31], as zlib does for
+  // CRC-32, which assumes x^(2^32) = x mod P. For the Castagnoli polynomial (an even number of
+  // terms, so divisible by x + 1) the period is 31: x^(2^31) = x, hence x^(2^32) = x^2, and
+  // every length with a bit from 2^29 up (512 MiB and more) gets a wrong shift. Turn this into
+  // test() once crc32cCombine is fixed (e.g. X2N[k % 31]).
+  it('shifting by 2n equals shifting by n twice, for n = 2^28 .. 2^51 (lengths from 512 MiB)', () => {
+    for (let k = 28; k < 52; k++) {
+      const n = 2 ** k;
+      expect([k, crc32cCombine(crc32cCombine(0x12345678, 0, n), 0, n)]).toEqual([k, crc32cCombine(0x12345678, 0, 2 * n)]);
+    }
   });
 });
