@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <vector>
@@ -128,6 +129,21 @@ Napi::Value CopyFileRangeAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// pread of exactly len bytes (looping over short reads and EINTR): 0, an errno, or -1 at end of file.
+int PreadAll(int fd, uint8_t* p, size_t len, off_t position) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, p + done, len - done, position + static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return -1;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
 // ReadChunksWorker: a snapshot capture's reads of original chunks on the thread pool — for each
 // chunk the pread, the test for all zeros (optional) and the CRC32C of the bytes — so none of
 // them costs the event loop, and the chunks asked for in one turn of it cost one call. Zeros are
@@ -150,19 +166,11 @@ class ReadChunksWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     for (Chunk& c : chunks_) {
-      size_t done = 0;
-      while (done < c.len) {
-        ssize_t r = pread(fd_, c.data + done, c.len - done, c.position + static_cast<off_t>(done));
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          err_ = errno;
-          return;
-        }
-        if (r == 0) {
-          short_ = true;
-          return;
-        }
-        done += static_cast<size_t>(r);
+      int r = PreadAll(fd_, c.data, c.len, c.position);
+      if (r != 0) {
+        if (r < 0) short_ = true;
+        else err_ = r;
+        return;
       }
       c.result = zeros_ && AllZero(c.data, c.len) ? -1.0 : static_cast<double>(Crc32cUpdate(0, c.data, c.len));
     }
@@ -224,6 +232,148 @@ Napi::Value ReadChunksAsync(const Napi::CallbackInfo& info) {
 }
 
 
+// CaptureCommitWorker: one OBF group commit of snapshot captures whose originals are read in the
+// same thread-pool job — for each record the pread of the original from the source, the record
+// CRC (CRC32C over header bytes 0-123, continued over the data) stored big-endian in header bytes
+// 124-127 — then the contiguous runs of the log written, each with one pwritev on the OBF's
+// O_DSYNC descriptor (durable when it returns). The event loop hands over a batch and gets its
+// CRCs back: no read round trip of its own per capture, no pass over the data.
+class CaptureCommitWorker : public Napi::AsyncWorker {
+ public:
+  CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs)
+      : Napi::AsyncWorker(env, "captureCommitAsync"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        readsRef_(Napi::Persistent(reads.As<Napi::Object>())),
+        runsRef_(Napi::Persistent(runs.As<Napi::Object>())),
+        srcFd_(srcFd), obfFd_(obfFd) {
+    for (uint32_t i = 0; i < reads.Length(); i++) {
+      Napi::Object r = reads.Get(i).As<Napi::Object>();
+      auto into = r.Get("into").As<Napi::Uint8Array>();
+      auto header = r.Get("header").As<Napi::Uint8Array>();
+      reads_.push_back({into.Data(), into.ByteLength(), static_cast<off_t>(r.Get("position").As<Napi::Number>().Int64Value()),
+                        header.Data(), 0});
+    }
+    for (uint32_t i = 0; i < runs.Length(); i++) {
+      Napi::Object r = runs.Get(i).As<Napi::Object>();
+      Napi::Array pieces = r.Get("pieces").As<Napi::Array>();
+      Run run{static_cast<off_t>(r.Get("position").As<Napi::Number>().Int64Value()), {}};
+      for (uint32_t k = 0; k < pieces.Length(); k++) {
+        auto b = pieces.Get(k).As<Napi::Uint8Array>();
+        run.iov.push_back({b.Data(), b.ByteLength()});
+      }
+      runs_.push_back(std::move(run));
+    }
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    for (Read& r : reads_) {
+      int e = PreadAll(srcFd_, r.into, r.len, r.position);
+      if (e != 0) {
+        Fail("read", e < 0 ? 0 : e);
+        return;
+      }
+      uint32_t crc = Crc32cUpdate(Crc32cUpdate(0, r.header, kCrcOffset), r.into, r.len);
+      r.header[kCrcOffset] = static_cast<uint8_t>(crc >> 24);
+      r.header[kCrcOffset + 1] = static_cast<uint8_t>(crc >> 16);
+      r.header[kCrcOffset + 2] = static_cast<uint8_t>(crc >> 8);
+      r.header[kCrcOffset + 3] = static_cast<uint8_t>(crc);
+      r.crc = crc;
+    }
+    for (Run& run : runs_) {
+      size_t i = 0;       // first iovec not fully written
+      size_t skip = 0;    // bytes of it already written
+      off_t at = run.position;
+      while (i < run.iov.size()) {
+        std::vector<struct iovec> iov;
+        for (size_t k = i; k < run.iov.size() && iov.size() < 1024; k++) {
+          struct iovec v;
+          v.iov_base = run.iov[k].first + (k == i ? skip : 0);
+          v.iov_len = run.iov[k].second - (k == i ? skip : 0);
+          iov.push_back(v);
+        }
+        ssize_t n = pwritev(obfFd_, iov.data(), static_cast<int>(iov.size()), at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          Fail("write", n < 0 ? errno : EIO);
+          return;
+        }
+        at += n;
+        size_t left = static_cast<size_t>(n);
+        while (left > 0 && i < run.iov.size()) {
+          size_t rest = run.iov[i].second - skip;
+          if (left >= rest) {
+            left -= rest;
+            i++;
+            skip = 0;
+          } else {
+            skip += left;
+            left = 0;
+          }
+        }
+      }
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (phase_ != nullptr) {
+      std::string msg = std::string(phase_) == "read"
+                            ? (err_ == 0 ? std::string("pread: unexpected end of the source file") : std::string("pread: ") + strerror(err_))
+                            : std::string("pwritev: ") + strerror(err_);
+      Napi::Error e = Napi::Error::New(env, msg);
+      e.Set("errno", Napi::Number::New(env, err_));
+      e.Set("syscall", Napi::String::New(env, std::string(phase_) == "read" ? "pread" : "pwritev"));
+      e.Set("phase", Napi::String::New(env, phase_));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Napi::Array out = Napi::Array::New(env, reads_.size());
+    for (size_t i = 0; i < reads_.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, reads_[i].crc));
+    deferred_.Resolve(out);
+  }
+
+ private:
+  static constexpr size_t kCrcOffset = 124;  // docs/obf-format.md: record header bytes 124-127
+  struct Read {
+    uint8_t* into;
+    size_t len;
+    off_t position;
+    uint8_t* header;
+    uint32_t crc;
+  };
+  struct Run {
+    off_t position;
+    std::vector<std::pair<uint8_t*, size_t>> iov;
+  };
+  void Fail(const char* phase, int err) {
+    phase_ = phase;
+    err_ = err;
+  }
+
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference readsRef_;  // keep every buffer alive while a pool thread uses them
+  Napi::ObjectReference runsRef_;
+  int srcFd_;
+  int obfFd_;
+  std::vector<Read> reads_;
+  std::vector<Run> runs_;
+  const char* phase_ = nullptr;
+  int err_ = 0;
+};
+
+// captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[]):
+// reads each original into `into`, stores the record CRC in `header`, writes the runs; resolves
+// with the record CRCs; rejects with e.phase = 'read' or 'write'.
+Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
+  auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
+                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 void InitFileOps(Napi::Env env, Napi::Object exports) {
@@ -231,6 +381,7 @@ void InitFileOps(Napi::Env env, Napi::Object exports) {
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   exports.Set("copyFileRangeAsync", Napi::Function::New(env, CopyFileRangeAsync, "copyFileRangeAsync"));
+  exports.Set("captureCommitAsync", Napi::Function::New(env, CaptureCommitAsync, "captureCommitAsync"));
   exports.Set("readChunksAsync", Napi::Function::New(env, ReadChunksAsync, "readChunksAsync"));
 }
 

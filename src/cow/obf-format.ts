@@ -526,6 +526,33 @@ export function encodeRecordHeader(
   data: Uint8Array | readonly Uint8Array[] = [],
   dataCrc?: number,
 ): Buffer {
+  const out = recordHeaderFields(header, geometry);
+  const B = geometry.blockSize;
+  const expected = header.type === ObfRecordType.DATA ? header.dataBlocks * B : 0;
+  const got = dataLength(data);
+  if (got !== expected) {
+    throw new EncodeError(RECORD, 'data', `is ${got} bytes; the record needs ${expected} (${expected / B} blocks of ${B})`);
+  }
+  // 120–123 reserved; 124–127 CRC over header bytes 0–123 and the data.
+  out.writeUInt32BE(recordCrc(out, data, dataCrc), OBF_RECORD_CRC_OFFSET);
+  return out;
+}
+
+/**
+ * The header block of a DATA record of `dataBytes` whose data is not read yet: every field but
+ * the CRC (bytes 124–127, left zero). Whoever fills the data stores the CRC — CRC32C over header
+ * bytes 0–123 continued over the data — before the record is written (the native capture commit
+ * does, src/store/file.ts commitCaptures).
+ */
+export function encodeDataRecordHeaderWithoutCrc(fields: ObfDataRecordFields, dataBytes: number, geometry: ObfRecordGeometry): Buffer {
+  if (!Number.isInteger(dataBytes) || dataBytes <= 0 || dataBytes % geometry.blockSize !== 0) {
+    throw new EncodeError(RECORD, 'data', `${dataBytes} bytes is not a positive number of ${geometry.blockSize}-byte blocks`);
+  }
+  return recordHeaderFields({ ...fields, type: ObfRecordType.DATA, dataBlocks: dataBytes / geometry.blockSize }, geometry);
+}
+
+/** A record's header block with every field but the CRC. */
+function recordHeaderFields(header: ObfRecordHeader, geometry: ObfRecordGeometry): Buffer {
   const s = RECORD;
   const B = geometry.blockSize;
   if (!isBlockSize(B)) throw new EncodeError(s, 'block size', `${B} is not 512 or 4096`);
@@ -562,13 +589,6 @@ export function encodeRecordHeader(
     default:
       throw new EncodeError(s, 'type', `${(header as { type: unknown }).type} is not DATA, MARKER or SEAL`);
   }
-  const expected = header.type === ObfRecordType.DATA ? header.dataBlocks * B : 0;
-  const got = dataLength(data);
-  if (got !== expected) {
-    throw new EncodeError(s, 'data', `is ${got} bytes; the record needs ${expected} (${expected / B} blocks of ${B})`);
-  }
-  // 120–123 reserved; 124–127 CRC over header bytes 0–123 and the data.
-  out.writeUInt32BE(recordCrc(out, data, dataCrc), OBF_RECORD_CRC_OFFSET);
   return out;
 }
 

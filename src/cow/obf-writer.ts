@@ -7,9 +7,12 @@
  * Positions are given out at commit time, in queue order, so the log has no holes. Space for a
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
+import { CaptureReadError, FileStore } from '../store/file';
 import type { Store } from '../store/store';
+import { CowStore } from './cow-store';
 import {
   encodeDataRecordHeader,
+  encodeDataRecordHeaderWithoutCrc,
   encodeMarkerRecord,
   encodeSealRecord,
   encodeSuperblock,
@@ -22,6 +25,14 @@ export class ObfFullError extends Error {
   constructor(message: string) {
     super(message);
     Object.defineProperty(this, 'name', { value: 'ObfFullError', enumerable: false });
+  }
+}
+
+/** The original of a chunk could not be read from the source. */
+export class SourceReadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    Object.defineProperty(this, 'name', { value: 'SourceReadError', enumerable: false });
   }
 }
 
@@ -45,6 +56,8 @@ interface Pending {
   zero?: boolean;
   /** The data's CRC32C when the reader computed it (then the data is not read again here). */
   dataCrc?: number;
+  /** A capture whose original the commit itself reads (appendCapture): no `data` yet. */
+  capture?: boolean;
   sourceLba?: bigint;
   sourceBlocks?: number;
   data?: Buffer;
@@ -76,6 +89,11 @@ export class ObfAppender {
   /** A commit failed: nothing new starts until those in flight settle, then positions reset. */
   private broken = false;
   /**
+   * A commit that also zeros given-up blocks is in flight: nothing else starts until it ends, or
+   * a later batch placed inside the zeroed range could be overwritten by them.
+   */
+  private scrubbing = false;
+  /**
    * After a failure, blocks [st.endLba, scrubTo) may hold records that were written but not kept:
    * the next commit zeros them (after its own records), so a scan never takes them for the log.
    */
@@ -83,12 +101,17 @@ export class ObfAppender {
   private idleWaiters: Array<() => void> = [];
   /** Most bytes per commit. */
   private readonly maxBatchBytes: number;
-  /** Commits in flight at once: 2 overlaps one batch's write with the previous batch's flush. */
+  /**
+   * Commits in flight at once (4): a batch's write overlaps the ones before it; first writes are
+   * bound by commit latency, not by the disk's bandwidth (bench:cow).
+   */
   private readonly depth: number;
   /** Records queued before a commit may overlap another's flush. */
   private readonly minOverlapRecords: number;
   /** Commits done (for status and tests). */
   commits = 0;
+  /** appendCapture's source and this OBF's file, when commits read the originals themselves. */
+  private captures?: { source: FileStore; obf: FileStore; spare: Buffer[] };
 
   constructor(store: Store, sb: ObfSuperblock, state: ObfAppenderState, opts: { maxBatchBytes?: number; depth?: number; minOverlapRecords?: number } = {}) {
     this.store = store;
@@ -96,8 +119,8 @@ export class ObfAppender {
     this.st = state;
     this.res = { endLba: state.endLba, nextSequence: state.nextSequence, dataRecords: state.dataRecords, dataBytes: state.dataBytes };
     this.maxBatchBytes = opts.maxBatchBytes ?? 8 * 1024 * 1024;
-    this.depth = opts.depth ?? 2;
-    this.minOverlapRecords = opts.minOverlapRecords ?? 16;
+    this.depth = opts.depth ?? 4;
+    this.minOverlapRecords = opts.minOverlapRecords ?? 8;
   }
 
   get state(): Readonly<ObfAppenderState> {
@@ -115,6 +138,33 @@ export class ObfAppender {
    */
   appendData(sourceLba: bigint, sourceBlocks: number, data: Buffer, opts: { zero?: boolean; dataCrc?: number } = {}): Promise<CommittedRecord> {
     return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, data, zero: opts.zero === true && this.zeroElision, dataCrc: opts.dataCrc });
+  }
+
+  /**
+   * Lets commits read the originals themselves (appendCapture) when both the source and this
+   * OBF are files and zero data is written (no deallocated gaps): then one thread-pool job per
+   * commit reads the originals, stores the record CRCs and writes the log (FileStore
+   * commitCaptures), and a capture costs the event loop no read round trip of its own. True
+   * when set up.
+   */
+  readOriginalsFrom(source: Store): boolean {
+    const obf = this.store instanceof CowStore ? this.store.inner : this.store;
+    if (!(source instanceof FileStore) || !(obf instanceof FileStore) || this.zeroElision) return false;
+    this.captures = { source, obf, spare: [] };
+    return true;
+  }
+
+  /**
+   * Appends the original of `sourceBlocks` source blocks at `sourceLba` (at most a chunk),
+   * read by the commit itself (see readOriginalsFrom); resolves when durable.
+   */
+  appendCapture(sourceLba: bigint, sourceBlocks: number): Promise<CommittedRecord> {
+    if (!this.captures) return Promise.reject(new Error('appendCapture needs readOriginalsFrom first'));
+    const bytes = sourceBlocks * this.captures.source.blockSize;
+    if (!Number.isInteger(sourceBlocks) || sourceBlocks < 1 || bytes > this.sb.chunkSize || bytes % this.sb.blockSize !== 0) {
+      return Promise.reject(new RangeError(`a capture is 1 to ${this.sb.chunkSize / this.captures.source.blockSize} source blocks filling whole OBF blocks, not ${sourceBlocks}`));
+    }
+    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, capture: true });
   }
 
   /** File and memory OBFs read zeros where unmapped: zero data is deallocated there, not written. */
@@ -157,7 +207,7 @@ export class ObfAppender {
   private kick(): void {
     // A second commit overlaps the first's flush only with a batch worth a flush of its own;
     // otherwise the records wait and join a fuller batch (fewer flushes for big records).
-    while (!this.broken && this.inFlight < this.depth && this.queue.length > (this.inFlight === 0 ? 0 : this.minOverlapRecords)) {
+    while (!this.broken && !this.scrubbing && this.inFlight < this.depth && this.queue.length > (this.inFlight === 0 ? 0 : this.minOverlapRecords)) {
       const batch = this.prepare();
       if (!batch) break;
       void this.commit(batch);
@@ -180,6 +230,7 @@ export class ObfAppender {
     const placed: Placed[] = [];
     const runs: Run[] = [];
     const gaps: Array<{ lba: bigint; blocks: bigint }> = [];
+    const reads: CaptureRead[] = [];
     const push = (at: bigint, buf: Buffer) => {
       const last = runs[runs.length - 1];
       if (last && last.lba + BigInt(last.bytes / B) === at) {
@@ -199,20 +250,34 @@ export class ObfAppender {
       if (p.kind === 'seal' && (placed.length > 0 || this.inFlight > 0)) break;
       this.queue.shift();
       if (p.kind === 'data') {
-        const blocks = 1n + BigInt(p.data!.length / B);
+        const length = p.capture ? p.sourceBlocks! * this.captures!.source.blockSize : p.data!.length;
+        const blocks = 1n + BigInt(length / B);
         if (lba + blocks + reserve > this.sb.capacityBlocks) {
-          p.reject(new ObfFullError(`OBF full: a ${p.data!.length}-byte record does not fit at block ${lba} of ${this.sb.capacityBlocks}`));
+          p.reject(new ObfFullError(`OBF full: a ${length}-byte record does not fit at block ${lba} of ${this.sb.capacityBlocks}`));
           continue;
         }
-        const header = encodeDataRecordHeader({ ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! }, p.data!, this.sb, p.dataCrc);
-        push(lba, header);
-        if (p.zero) gaps.push({ lba: lba + 1n, blocks: blocks - 1n });
-        else push(lba + 1n, p.data!);
-        placed.push({ p, rec: { sequence: seq, dataLba: lba + 1n }, crc: header.readUInt32BE(OBF_RECORD_CRC_OFFSET), bytes: BigInt(p.data!.length) });
+        const fields = { ...common, sourceLba: p.sourceLba!, sourceBlocks: p.sourceBlocks! };
+        const rec = { sequence: seq, dataLba: lba + 1n };
+        if (p.capture) {
+          // The commit reads the original into `into` and stores the CRC in the header.
+          const header = encodeDataRecordHeaderWithoutCrc(fields, length, this.sb);
+          const buf = this.captures!.spare.pop() ?? Buffer.allocUnsafe(this.sb.chunkSize);
+          const into = buf.subarray(0, length);
+          push(lba, header);
+          push(lba + 1n, into);
+          reads.push({ lba: p.sourceLba!, into, header });
+          placed.push({ p, rec, bytes: BigInt(length), read: reads.length - 1, buf });
+        } else {
+          const header = encodeDataRecordHeader(fields, p.data!, this.sb, p.dataCrc);
+          push(lba, header);
+          if (p.zero) gaps.push({ lba: lba + 1n, blocks: blocks - 1n });
+          else push(lba + 1n, p.data!);
+          placed.push({ p, rec, crc: header.readUInt32BE(OBF_RECORD_CRC_OFFSET), bytes: BigInt(length) });
+        }
         lba += blocks;
-        bytes += header.length + p.data!.length;
+        bytes += B + length;
         dataRecords++;
-        dataBytes += BigInt(p.data!.length);
+        dataBytes += BigInt(length);
       } else {
         if (lba + 1n > this.sb.capacityBlocks) {
           p.reject(new ObfFullError(`OBF full: no room for the ${p.kind.toUpperCase()} record`));
@@ -242,21 +307,29 @@ export class ObfAppender {
       bytes += zeros.length;
       scrubbed = true;
     }
-    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps };
+    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps, reads };
   }
 
   /**
    * One batch: FUA writes (durable when they return; a file store uses one O_DSYNC write, a
-   * remote LUN WRITE with FUA), a flush only for deallocated gaps. Up to `depth` batches are in
-   * flight at once when enough records wait; outcomes settle in commit order.
+   * remote LUN WRITE with FUA), a flush only for deallocated gaps — or, for captures whose
+   * originals the commit reads (appendCapture), one thread-pool job that reads them, stores
+   * their CRCs and writes the runs. Up to `depth` batches are in flight at once when enough
+   * records wait; outcomes settle in commit order.
    */
   private async commit(b: Batch): Promise<void> {
     this.inFlight++;
+    if (b.scrubbed) this.scrubbing = true;
     const previous = this.tail;
     let settle!: (ok: boolean) => void;
     this.tail = new Promise<boolean>((r) => (settle = r));
     let error: unknown;
     try {
+      if (b.reads.length > 0) {
+        // One job reads the originals, stores their records' CRCs and writes every run durably.
+        const crcs = await this.captures!.obf.commitCaptures(this.captures!.source, b.reads, b.runs);
+        for (const x of b.placed) if (x.read !== undefined) x.crc = crcs[x.read];
+      }
       // Zero data of unmapped originals: deallocated where the OBF still holds something there.
       for (const g of b.gaps) {
         const ex = await this.store.extents(g.lba, g.blocks);
@@ -265,14 +338,14 @@ export class ObfAppender {
       // FUA writes: durable when they return (file stores: one O_DSYNC write, no separate flush).
       // Pieces go gathered (pwritev) where the store can, without copying them together.
       await Promise.all(
-        b.runs.map((r) =>
+        (b.reads.length > 0 ? [] : b.runs).map((r) =>
           r.pieces.length > 1 && this.store.writev
             ? this.store.writev(r.lba, r.pieces, { fua: true })
             : this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true }),
         ),
       );
     } catch (err) {
-      error = err;
+      error = err instanceof CaptureReadError ? new SourceReadError(`reading originals for the OBF: ${err.message}`, { cause: err }) : err;
     }
     if (error !== undefined) this.broken = true;
     // Deallocated gaps (zero records) are made durable by a flush; FUA covered the rest.
@@ -302,13 +375,19 @@ export class ObfAppender {
       if (b.scrubbed) this.scrubTo = 0n;
       for (const x of b.placed) x.p.resolve(x.rec);
     } else {
-      const e = new ObfIoError(
-        error !== undefined ? `OBF write at block ${b.startLba} failed: ${(error as Error).message}` : `an earlier OBF commit failed; records from block ${b.startLba} were not kept`,
-        { cause: error },
-      );
+      const e =
+        error instanceof SourceReadError
+          ? error
+          : new ObfIoError(
+              error !== undefined ? `OBF write at block ${b.startLba} failed: ${(error as Error).message}` : `an earlier OBF commit failed; records from block ${b.startLba} were not kept`,
+              { cause: error },
+            );
       for (const x of b.placed) x.p.reject(e);
     }
+    // The capture buffers are free again (written, or given up).
+    if (this.captures) for (const x of b.placed) if (x.buf && this.captures.spare.length < SPARE_CAPTURE_BUFFERS) this.captures.spare.push(x.buf);
     this.inFlight--;
+    if (b.scrubbed) this.scrubbing = false;
     if (this.broken && this.inFlight === 0) {
       // Everything after the durable log is given up: later batches start where it ends, and
       // the first of them zeros what the given-up batches may have left on the OBF.
@@ -324,9 +403,23 @@ export class ObfAppender {
 interface Placed {
   p: Pending;
   rec: CommittedRecord;
+  /** The record CRC (of a capture: once its commit has read the original). */
   crc?: number;
   bytes: bigint;
+  /** A capture: its index in the batch's reads, and the pooled buffer its original is read into. */
+  read?: number;
+  buf?: Buffer;
 }
+
+/** A capture's original to read in its commit (FileStore commitCaptures). */
+interface CaptureRead {
+  lba: bigint;
+  into: Buffer;
+  header: Buffer;
+}
+
+/** Capture buffers (a chunk each) kept for reuse. */
+const SPARE_CAPTURE_BUFFERS = 64;
 
 interface Run {
   lba: bigint;
@@ -345,4 +438,6 @@ interface Batch {
   runs: Run[];
   /** Data blocks of zero records, to read back zeros (deallocated where mapped). */
   gaps: Array<{ lba: bigint; blocks: bigint }>;
+  /** Originals the commit reads itself (appendCapture). */
+  reads: CaptureRead[];
 }

@@ -33,7 +33,7 @@ import {
   type ObfSuperblock,
 } from './obf-format';
 import { scanLog } from './obf-log';
-import { ObfAppender, ObfFullError, type CommittedRecord } from './obf-writer';
+import { ObfAppender, ObfFullError, SourceReadError, type CommittedRecord } from './obf-writer';
 import { OriginalReader, type Original } from './original-reader';
 
 export type SnapshotPolicy = 'protect-application' | 'protect-snapshot';
@@ -111,7 +111,6 @@ export interface SnapshotStatus {
 }
 
 class CaptureTimeout extends Error {}
-class SourceReadError extends Error {}
 
 const STATE_OF: Record<SnapshotState, ObfState> = { ACTIVE: ObfState.ACTIVE, MARKED: ObfState.MARKED, SEALED: ObfState.SEALED, INVALID: ObfState.INVALID };
 const REASON_OF: Record<SnapshotReason, ObfReason> = {
@@ -173,6 +172,8 @@ export class SnapshotSession implements ChangeGuard {
   private readonly chunkBlocks: bigint;
   /** Reads the originals of chunks being captured. */
   private readonly originals: OriginalReader;
+  /** File source and file OBF: the OBF commit reads the originals itself (ObfAppender.appendCapture). */
+  private readonly commitReadsOriginals: boolean;
   /**
    * Captured chunk → first OBF data block of its record (a number: memory grows with what was
    * captured, ≈ 40 bytes a chunk, never with the source's size).
@@ -197,6 +198,7 @@ export class SnapshotSession implements ChangeGuard {
     this.appender = o.appender;
     this.chunkBlocks = BigInt(o.record.chunkBytes / o.source.blockSize);
     this.originals = new OriginalReader(o.source.inner, o.record.chunkBytes);
+    this.commitReadsOriginals = o.capturing && o.appender.readOriginalsFrom(o.source.inner);
     this.capturing = o.capturing;
   }
 
@@ -431,6 +433,12 @@ export class SnapshotSession implements ChangeGuard {
     const p = (async () => {
       const lba = BigInt(c) * this.chunkBlocks;
       const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
+      if (this.commitReadsOriginals) {
+        const rec = await this.appender.appendCapture(lba, n);
+        this.where.set(c, Number(rec.dataLba));
+        this.sample();
+        return;
+      }
       let original: Original;
       try {
         original = await this.originals.read(lba, n);

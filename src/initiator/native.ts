@@ -70,6 +70,13 @@ interface NativeModule {
   copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;
   /** Fills buffers[i] from positions[i] on the thread pool; the CRC32C of each, or -1 when `zeros` and all its bytes are zero. */
   readChunksAsync(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<number[]>;
+  /** Reads originals into `into`, stores record CRCs in `header`, writes the runs (pwritev each); the record CRCs. Rejects with `phase` 'read' | 'write'. */
+  captureCommitAsync(
+    srcFd: number,
+    reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
+    obfFd: number,
+    runs: Array<{ position: number; pieces: Uint8Array[] }>,
+  ): Promise<number[]>;
   crc32c(data: Uint8Array, previous: number): number;
   crc32cHardware: boolean;
 }

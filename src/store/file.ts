@@ -10,7 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { copyFileRangeAsync, punchHole, readChunks, seekData, seekHole } from '../util/fileops';
+import { captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -22,6 +22,14 @@ export interface FileStoreOptions {
   /** 512 (default) or 4096. */
   blockSize?: 512 | 4096;
   readOnly?: boolean;
+}
+
+/** commitCaptures failed reading the source (nothing was written to the OBF). */
+export class CaptureReadError extends StoreError {
+  constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
+    super(failure, message, options);
+    Object.defineProperty(this, 'name', { value: 'CaptureReadError', enumerable: false });
+  }
 }
 
 /** Zeros written per request where punching is not supported. */
@@ -247,6 +255,44 @@ export class FileStore implements Store {
       }
     } catch (err) {
       throw this.fail(err, 'write', `write of ${total / this.blockSize} blocks at LBA ${lba}`);
+    }
+  }
+
+  /**
+   * One OBF group commit of snapshot captures on this (the OBF's) file, in one thread-pool job:
+   * each original read from `source` into `reads[i].into` and its record CRC stored in
+   * `reads[i].header` (the header's CRC field), then every run written durably (a pwritev each
+   * on the O_DSYNC descriptor). Resolves with the record CRCs. A failed read of the source is a
+   * StoreError read-error (nothing was written), a failed write a write-error.
+   */
+  async commitCaptures(
+    source: FileStore,
+    reads: ReadonlyArray<{ lba: bigint; into: Buffer; header: Buffer }>,
+    runs: ReadonlyArray<{ lba: bigint; pieces: readonly Buffer[] }>,
+  ): Promise<number[]> {
+    for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
+    for (const r of runs) {
+      let bytes = 0;
+      for (const p of r.pieces) bytes += p.length;
+      if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
+      checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
+    }
+    source.handle();
+    this.handle();
+    if (this.readOnly) throw writeProtected(this.identity.name);
+    try {
+      return await captureCommit(
+        source.fd,
+        reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
+        this.dsyncFd(),
+        runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: r.pieces as Buffer[] })),
+      );
+    } catch (err) {
+      if ((err as { phase?: string }).phase === 'read') {
+        const e = source.fail(err, 'read', `capture read of ${reads.length} chunks`);
+        throw new CaptureReadError(e instanceof StoreError ? e.failure : { kind: 'read-error' }, e.message, { cause: err });
+      }
+      throw this.fail(err, 'write', `capture commit of ${runs.length} runs`);
     }
   }
 

@@ -69,7 +69,8 @@ export class StoreError extends Error {
   constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.failure = failure;
-    Object.defineProperty(this, 'name', { value: 'StoreError', enumerable: false });
+    // configurable: subclasses (CaptureReadError) name themselves the same way.
+    Object.defineProperty(this, 'name', { value: 'StoreError', enumerable: false, configurable: true });
   }
 }
 

@@ -73,3 +73,25 @@ export async function readChunks(fd: number, buffers: Uint8Array[], positions: n
   const r = await loadNative().readChunksAsync(fd, buffers, positions, zeros);
   return r.map((x) => (x < 0 ? undefined : x));
 }
+
+/**
+ * One OBF group commit of snapshot captures, on the libuv thread pool: each original read from
+ * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0–123, continued over
+ * the data) stored in `reads[i].header` bytes 124–127, then each run written with one pwritev on
+ * `obfFd` (open it O_DSYNC for a durable commit). Resolves with the record CRCs; rejects with
+ * `phase` 'read' (the source) or 'write' (the OBF). See src/store/file.ts commitCaptures.
+ */
+export async function captureCommit(
+  srcFd: number,
+  reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
+  obfFd: number,
+  runs: Array<{ position: number; pieces: Uint8Array[] }>,
+): Promise<number[]> {
+  for (const r of reads) {
+    checkOffset(r.position, 'read position');
+    if (r.into.length === 0) throw new ArgumentError('a capture read needs a non-empty buffer');
+    if (r.header.length < 128) throw new ArgumentError(`a record header is at least 128 bytes, got ${r.header.length}`);
+  }
+  for (const r of runs) checkOffset(r.position, 'run position');
+  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs);
+}

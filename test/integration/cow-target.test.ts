@@ -23,6 +23,7 @@ import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '
 import { encodeExtendedCopyLid1 } from '../../src/scsi/xcopy';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
+import { xorshift } from '../helpers/rng';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:cow';
@@ -72,21 +73,10 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 /** One host's writes until stop(): WRITE(16) of mixed sizes, WRITE SAME(16), UNMAP. */
 function writer(s: IscsiSession, seed: number, blocks: number) {
-  const r = rng(seed);
+  const r = xorshift(seed).int;
   let stopped = false;
   let ops = 0;
   const done = (async () => {
@@ -174,6 +164,8 @@ test('OBF full over the wire: protect-snapshot refuses the write with DATA PROTE
   try {
     // LUN 3 is a 1 MiB memory OBF: room for 15 chunks of 64 KiB
     const a = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3`, policy: 'protect-snapshot' });
+    // the OBF of an active snapshot cannot become a source (its snapshot writes it below the filter)
+    await expect(client.call('snapshot_institute', { source: `${IQN}/3`, obf: 'memory:1M' })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is the OBF of active snapshot/) });
     let refused: unknown;
     for (let c = 0; c < 32 && refused === undefined; c++) {
       refused = await h.write16(BigInt(c * 128), Buffer.alloc(512, 1)).then(() => undefined, (e: unknown) => e);

@@ -15,6 +15,7 @@ import { decodeSense } from '../../../src/scsi/sense';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
 import pino from 'pino';
+import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
 
 const log = pino({ level: 'silent' });
@@ -52,18 +53,6 @@ class FaultyStore extends DelegatingStore {
   }
 }
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-  return { int: (n: number) => next() % n };
-}
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -110,7 +99,7 @@ async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number
 
 /** Random writes, WRITE SAME-like fills and unmaps from several "initiators" at once. */
 async function workload(cow: CowStore, seed: number, ops: number, writers = 4): Promise<void> {
-  const r = rng(seed);
+  const r = xorshift(seed);
   const blocks = Number(cow.blocks);
   await Promise.all(
     Array.from({ length: writers }, async () => {
@@ -135,7 +124,7 @@ test.each([1, 2, 3])('randomized concurrent writes: view and source+OBF equal th
   let viewChecks = 0;
   let writing = true;
   const viewer = (async () => {
-    const r = rng(seed ^ 0x5a5a);
+    const r = xorshift(seed ^ 0x5a5a);
     while (writing) {
       const lba = r.int(Number(cow.blocks) - 256);
       const got = await view.read(BigInt(lba), 256);
