@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -268,10 +269,12 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    for (Read& r : reads_) {
+    for (size_t i = 0; i < reads_.size(); i++) {
+      Read& r = reads_[i];
       int e = PreadAll(srcFd_, r.into, r.len, r.position);
       if (e != 0) {
         Fail("read", e < 0 ? 0 : e);
+        failedRead_ = static_cast<int64_t>(i);
         return;
       }
       uint32_t crc = Crc32cUpdate(Crc32cUpdate(0, r.header, kCrcOffset), r.into, r.len);
@@ -287,12 +290,14 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
       off_t at = run.position;
       while (i < run.iov.size()) {
         std::vector<struct iovec> iov;
-        for (size_t k = i; k < run.iov.size() && iov.size() < 1024; k++) {
+        for (size_t k = i; k < run.iov.size() && iov.size() < IOV_MAX; k++) {
+          if (run.iov[k].second == (k == i ? skip : 0)) continue;  // nothing (left) to write in it
           struct iovec v;
           v.iov_base = run.iov[k].first + (k == i ? skip : 0);
           v.iov_len = run.iov[k].second - (k == i ? skip : 0);
           iov.push_back(v);
         }
+        if (iov.empty()) break;  // only empty pieces were left
         ssize_t n = pwritev(obfFd_, iov.data(), static_cast<int>(iov.size()), at);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
@@ -326,6 +331,7 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
       e.Set("errno", Napi::Number::New(env, err_));
       e.Set("syscall", Napi::String::New(env, std::string(phase_) == "read" ? "pread" : "pwritev"));
       e.Set("phase", Napi::String::New(env, phase_));
+      if (failedRead_ >= 0) e.Set("index", Napi::Number::New(env, static_cast<double>(failedRead_)));
       deferred_.Reject(e.Value());
       return;
     }
@@ -361,11 +367,13 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   std::vector<Run> runs_;
   const char* phase_ = nullptr;
   int err_ = 0;
+  int64_t failedRead_ = -1;  // the read that failed, for the caller to fail that capture alone
 };
 
 // captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[]):
 // reads each original into `into`, stores the record CRC in `header`, writes the runs; resolves
-// with the record CRCs; rejects with e.phase = 'read' or 'write'.
+// with the record CRCs; rejects with e.phase = 'read' (and e.index, the read that failed) or
+// 'write'.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
   auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
                                     info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>());

@@ -10,6 +10,7 @@
  * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
  * the source. Reads are never blocked.
  */
+import { ArgumentError } from '../errors';
 import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
 
 /** What a snapshot session puts in front of every change while it captures. */
@@ -105,11 +106,14 @@ export class CowStore implements Store {
 
   /** As write, with the pieces gathered (the inner store's writev, else one buffer). */
   async writev(lba: bigint, pieces: readonly Buffer[], opts?: { fua?: boolean }): Promise<void> {
+    let bytes = 0;
+    for (const p of pieces) bytes += p.length;
+    if (bytes === 0 || bytes % this.inner.blockSize !== 0) {
+      throw new ArgumentError(`a write of ${bytes} bytes is not a positive number of ${this.inner.blockSize}-byte blocks`);
+    }
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
-      let bytes = 0;
-      for (const p of pieces) bytes += p.length;
       if (this.guard) await this.guard.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
       if (this.inner.writev) await this.inner.writev(lba, pieces, opts);
       else await this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);

@@ -140,10 +140,6 @@ export class SnapshotManager {
       throw new AgentError('ERR_INVALID_ARG', `${src.tpg.node.name}/${src.lun} is not a source LUN (a snapshot view cannot itself be snapshotted)`);
     }
     const cow = src.lu.store;
-    if (cow.obfOf !== undefined) {
-      // Its snapshot writes it below the filter (the capture commit), where no capture would see it.
-      throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is the OBF of active snapshot ${cow.obfOf}; it cannot be a source now`);
-    }
     for (const e of this.entries.values()) {
       if (e.session.source === cow && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED')) {
         throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} already has snapshot ${e.session.id} (${e.session.state}); terminate it first`);

@@ -93,6 +93,10 @@ export class ObfAppender {
    * a later batch placed inside the zeroed range could be overwritten by them.
    */
   private scrubbing = false;
+  /** The failure being handled is a source read: records of failed commits are retried, not failed. */
+  private requeueAfterFailure = false;
+  /** Records to queue again (in order) once the commits in flight have settled. */
+  private retry: Pending[] = [];
   /**
    * After a failure, blocks [st.endLba, scrubTo) may hold records that were written but not kept:
    * the next commit zeros them (after its own records), so a scan never takes them for the log.
@@ -102,8 +106,9 @@ export class ObfAppender {
   /** Most bytes per commit. */
   private readonly maxBatchBytes: number;
   /**
-   * Commits in flight at once (4): a batch's write overlaps the ones before it; first writes are
-   * bound by commit latency, not by the disk's bandwidth (bench:cow).
+   * Commits in flight at once (3): a batch's write overlaps the ones before it (first writes are
+   * bound by commit latency, not by the disk's bandwidth: bench:cow), and one of libuv's 4 pool
+   * threads stays free for the rest of the target's file I/O.
    */
   private readonly depth: number;
   /** Records queued before a commit may overlap another's flush. */
@@ -119,7 +124,7 @@ export class ObfAppender {
     this.st = state;
     this.res = { endLba: state.endLba, nextSequence: state.nextSequence, dataRecords: state.dataRecords, dataBytes: state.dataBytes };
     this.maxBatchBytes = opts.maxBatchBytes ?? 8 * 1024 * 1024;
-    this.depth = opts.depth ?? 4;
+    this.depth = opts.depth ?? 3;
     this.minOverlapRecords = opts.minOverlapRecords ?? 8;
   }
 
@@ -152,6 +157,11 @@ export class ObfAppender {
     if (!(source instanceof FileStore) || !(obf instanceof FileStore) || this.zeroElision) return false;
     this.captures = { source, obf, spare: [] };
     return true;
+  }
+
+  /** Lets the pooled capture buffers go (capturing has ended). */
+  releaseBuffers(): void {
+    if (this.captures) this.captures.spare = [];
   }
 
   /**
@@ -324,6 +334,7 @@ export class ObfAppender {
     let settle!: (ok: boolean) => void;
     this.tail = new Promise<boolean>((r) => (settle = r));
     let error: unknown;
+    let unreadable: Placed | undefined;
     try {
       if (b.reads.length > 0) {
         // One job reads the originals, stores their records' CRCs and writes every run durably.
@@ -337,15 +348,26 @@ export class ObfAppender {
       }
       // FUA writes: durable when they return (file stores: one O_DSYNC write, no separate flush).
       // Pieces go gathered (pwritev) where the store can, without copying them together.
-      await Promise.all(
+      // Every write ends before the commit settles, failed or not: a write still running after
+      // its commit failed could land a record where the next commit reuses the blocks.
+      const outcomes = await Promise.allSettled(
         (b.reads.length > 0 ? [] : b.runs).map((r) =>
           r.pieces.length > 1 && this.store.writev
             ? this.store.writev(r.lba, r.pieces, { fua: true })
             : this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true }),
         ),
       );
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
-      error = err instanceof CaptureReadError ? new SourceReadError(`reading originals for the OBF: ${err.message}`, { cause: err }) : err;
+      if (err instanceof CaptureReadError) {
+        // The source failed, not the OBF: the capture whose read failed fails alone; the other
+        // records of this batch and of those after it go back to the queue (nothing of theirs
+        // reached the source yet).
+        error = new SourceReadError(`reading originals for the OBF: ${err.message}`, { cause: err });
+        unreadable = err.index === undefined ? undefined : b.placed.find((x) => x.read === err.index);
+        if (unreadable && !this.broken) this.requeueAfterFailure = true;
+      } else error = err;
     }
     if (error !== undefined) this.broken = true;
     // Deallocated gaps (zero records) are made durable by a flush; FUA covered the rest.
@@ -374,6 +396,12 @@ export class ObfAppender {
       this.st.nextSequence = b.endSeq;
       if (b.scrubbed) this.scrubTo = 0n;
       for (const x of b.placed) x.p.resolve(x.rec);
+    } else if (this.requeueAfterFailure && (unreadable !== undefined || error === undefined)) {
+      // After a source read failure: only the unreadable capture fails; the rest is retried.
+      for (const x of b.placed) {
+        if (x === unreadable) x.p.reject(error);
+        else this.retry.push(x.p);
+      }
     } else {
       const e =
         error instanceof SourceReadError
@@ -385,7 +413,7 @@ export class ObfAppender {
       for (const x of b.placed) x.p.reject(e);
     }
     // The capture buffers are free again (written, or given up).
-    if (this.captures) for (const x of b.placed) if (x.buf && this.captures.spare.length < SPARE_CAPTURE_BUFFERS) this.captures.spare.push(x.buf);
+    if (this.captures) for (const x of b.placed) if (x.buf && (this.captures.spare.length + 1) * this.sb.chunkSize <= SPARE_CAPTURE_BYTES) this.captures.spare.push(x.buf);
     this.inFlight--;
     if (b.scrubbed) this.scrubbing = false;
     if (this.broken && this.inFlight === 0) {
@@ -395,6 +423,11 @@ export class ObfAppender {
       this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
       this.tail = Promise.resolve(true);
       this.broken = false;
+      this.requeueAfterFailure = false;
+      if (this.retry.length > 0) {
+        this.queue.unshift(...this.retry);
+        this.retry = [];
+      }
     }
     this.kick();
   }
@@ -418,8 +451,8 @@ interface CaptureRead {
   header: Buffer;
 }
 
-/** Capture buffers (a chunk each) kept for reuse. */
-const SPARE_CAPTURE_BUFFERS = 64;
+/** Bytes of capture buffers (a chunk each) kept for reuse. */
+const SPARE_CAPTURE_BYTES = 8 * 1024 * 1024;
 
 interface Run {
   lba: bigint;

@@ -30,8 +30,8 @@ export interface Original {
  * the reads run side by side while each call costs the event loop once.
  */
 const BATCH = 8;
-/** Chunk buffers kept for reuse. */
-const SPARE = 64;
+/** Bytes of chunk buffers kept for reuse. */
+const SPARE_BYTES = 8 * 1024 * 1024;
 
 interface Wanted {
   lba: bigint;
@@ -129,7 +129,12 @@ export class OriginalReader {
   }
 
   private giveBack(buf: Buffer): void {
-    if (this.spare.length < SPARE) this.spare.push(buf);
+    if ((this.spare.length + 1) * this.chunkBytes <= SPARE_BYTES) this.spare.push(buf);
+  }
+
+  /** Lets the pooled buffers go (capturing has ended). */
+  releaseBuffers(): void {
+    this.spare = [];
   }
 
   /** `bytes` of zeros (shared, never written to) and their CRC32C (computed once per length). */

@@ -19,7 +19,7 @@ import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
 import { StoreError, type Store } from '../store/store';
 import type { Logger } from '../util/log';
-import { refusedChange, type ChangeGuard, type CowStore } from './cow-store';
+import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
 import {
   decodeSuperblock,
   encodeSuperblock,
@@ -264,7 +264,13 @@ export class SnapshotSession implements ChangeGuard {
     };
     const appender = new ObfAppender(o.obf, sb, { endLba: OBF_LOG_START_LBA, nextSequence: 1n, dataRecords: 0n, dataBytes: 0n, rolling: new RollingHash(), markerSequence: 0n });
     const session = new SnapshotSession({ source: src, obf: o.obf, record, journal: o.journal, log: o.log, appender, capturing: true });
-    // Claimed before the first await: a second institute on this source is refused, not raced.
+    // Checked and claimed before the first await: a second institute on this source is refused,
+    // not raced; an active snapshot's OBF is written below its filter (the capture commit), so
+    // it cannot be a source, and a source cannot become an OBF.
+    if (src.obfOf !== undefined) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} is the OBF of active snapshot ${src.obfOf}; it cannot be a source now`);
+    if (o.obf instanceof CowStore && (o.obf.claimed || o.obf.capturing || o.obf.held)) {
+      throw new AgentError('ERR_SNAPSHOT_STATE', `${o.obfSpec} is the source of an active snapshot; it cannot be an OBF now`);
+    }
     if (!src.claim(session)) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
     session.protectObf(true);
     const abandon = async (why: string): Promise<never> => {
@@ -426,6 +432,12 @@ export class SnapshotSession implements ChangeGuard {
     }
   }
 
+  /** Capturing has ended: the pooled chunk buffers go (a session lives on until forgotten). */
+  private releaseBuffers(): void {
+    this.originals.releaseBuffers();
+    this.appender.releaseBuffers();
+  }
+
   /** The original of chunk `c` into the OBF, once; concurrent changes share the capture. */
   private captureChunk(c: number): Promise<void> {
     const running = this.inProgress.get(c);
@@ -471,6 +483,7 @@ export class SnapshotSession implements ChangeGuard {
     this.record.reason = reason;
     this.record.reasonDetail = detail;
     this.invalidating = (async () => {
+      this.releaseBuffers();
       // Both at once, both bounded: either one failing or hanging must not hold writes forever.
       const [journal, superblock] = await Promise.allSettled([
         withTimeout(this.journal.save({ ...this.record }), 5_000, 'the journal update'),
@@ -558,6 +571,7 @@ export class SnapshotSession implements ChangeGuard {
       this.record.state = 'SEALED';
       this.source.unclaim(this);
       this.protectObf(false);
+      this.releaseBuffers();
       // The OBF holds the SEAL: a restart finds the snapshot SEALED even if this write fails.
       await this.journal.save(this.record).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not journal SEALED'));
       this.log.info({ records: this.appender.state.dataRecords.toString(), bytes: this.appender.state.dataBytes.toString() }, 'snapshot terminated and sealed');

@@ -26,8 +26,11 @@ export interface FileStoreOptions {
 
 /** commitCaptures failed reading the source (nothing was written to the OBF). */
 export class CaptureReadError extends StoreError {
-  constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
+  /** The read (index into commitCaptures' `reads`) that failed, when known. */
+  readonly index: number | undefined;
+  constructor(failure: StoreFailure, message: string, options?: { cause?: unknown; index?: number }) {
     super(failure, message, options);
+    this.index = options?.index;
     Object.defineProperty(this, 'name', { value: 'CaptureReadError', enumerable: false });
   }
 }
@@ -285,12 +288,15 @@ export class FileStore implements Store {
         source.fd,
         reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
         this.dsyncFd(),
-        runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: r.pieces as Buffer[] })),
+        // Fresh arrays: the job references them (and so the buffers) until it ends.
+        runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),
       );
     } catch (err) {
-      if ((err as { phase?: string }).phase === 'read') {
-        const e = source.fail(err, 'read', `capture read of ${reads.length} chunks`);
-        throw new CaptureReadError(e instanceof StoreError ? e.failure : { kind: 'read-error' }, e.message, { cause: err });
+      const { phase, index } = err as { phase?: string; index?: number };
+      if (phase === 'read') {
+        const at = typeof index === 'number' ? reads[index]?.lba : undefined;
+        const e = source.fail(err, 'read', at !== undefined ? `capture read at LBA ${at}` : `capture read of ${reads.length} chunks`);
+        throw new CaptureReadError(e instanceof StoreError ? e.failure : { kind: 'read-error' }, e.message, { cause: err, index: typeof index === 'number' ? index : undefined });
       }
       throw this.fail(err, 'write', `capture commit of ${runs.length} runs`);
     }

@@ -34,7 +34,7 @@ import {
   type ObfSuperblock,
 } from '../../../src/cow/obf-format';
 import { scanLog, type ObfScan } from '../../../src/cow/obf-log';
-import { ObfAppender, ObfIoError, SourceReadError, type CommittedRecord } from '../../../src/cow/obf-writer';
+import { ObfAppender, SourceReadError, type CommittedRecord } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { EncodeError } from '../../../src/errors';
 import { CaptureReadError, FileStore } from '../../../src/store/file';
@@ -44,7 +44,7 @@ import { crc32cSoftware } from '../../../src/target/iscsi/crc32c';
 import * as fileops from '../../../src/util/fileops';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
-import { fileBytes, tempFiles } from '../../helpers/tmp';
+import { fileBytes, tempFiles, waitUntil } from '../../helpers/tmp';
 
 const log = pino({ level: 'silent' });
 const KiB = 1024;
@@ -490,28 +490,30 @@ describe('a source read failure in a capture commit', () => {
   }
   const lbaOf = (c: number) => BigInt(c * CHUNK_BLOCKS);
 
-  test('the batch is rejected with SourceReadError; later captures go on with no hole in the log', async () => {
+  test('only the unreadable capture fails (SourceReadError); the others of its batch are retried and committed, with no hole in the log', async () => {
     const fx = await appenderFixture(16, { depth: 4, minOverlapRecords: 8 });
     try {
       await fx.appender.appendCapture(lbaOf(0), CHUNK_BLOCKS);
       const restore = cut(fx.src.path, 10);
+      const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
       // chunk 1 commits alone; 12 (past EOF), 2 and 3 wait for it and go together
       const ps = [1, 12, 2, 3].map((c) => fx.appender.appendCapture(lbaOf(c), CHUNK_BLOCKS));
       const out = await Promise.allSettled(ps);
-      expect(out[0].status).toBe('fulfilled');
-      for (const o of out.slice(1)) {
-        expect(o.status).toBe('rejected');
-        const e = (o as PromiseRejectedResult).reason as Error;
-        expect(e).toBeInstanceOf(SourceReadError);
-        expect(e.name).toBe('SourceReadError');
-        expect(e.cause).toBeInstanceOf(CaptureReadError);
-      }
-      expect(fx.appender.state.dataRecords).toBe(2n);
+      expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      const e = (out[1] as PromiseRejectedResult).reason as Error;
+      expect(e).toBeInstanceOf(SourceReadError);
+      expect(e.name).toBe('SourceReadError');
+      expect(e.cause).toBeInstanceOf(CaptureReadError);
+      expect((e.cause as CaptureReadError).index).toBe(0);
+      expect(e.message).toMatch(new RegExp(`LBA ${12 * CHUNK_BLOCKS}`));
+      // the failed batch [12, 2, 3] and its retry [2, 3]
+      expect(spy.mock.calls.map((c) => c[1].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [12, 2, 3], [2, 3]]);
+      expect(fx.appender.state.dataRecords).toBe(4n);
       restore();
-      const again = [12, 2, 3, 13, 4];
+      const again = [12, 13, 4];
       for (const c of again) await fx.appender.appendCapture(lbaOf(c), CHUNK_BLOCKS);
       const scan = await checkLog(fx);
-      expect(scan.records.map((x) => Number(x.sourceLba) / CHUNK_BLOCKS)).toEqual([0, 1, ...again]);
+      expect(scan.records.map((x) => Number(x.sourceLba) / CHUNK_BLOCKS)).toEqual([0, 1, 2, 3, ...again]);
       expect(scan.endLba).toBe(fx.appender.usedBlocks);
       expect(scan.endLba).toBe(1n + 7n * BigInt(RECORD_BLOCKS));
       expect(fx.appender.state.rolling.digest().equals(scan.rollingHash)).toBe(true);
@@ -520,7 +522,7 @@ describe('a source read failure in a capture commit', () => {
     }
   });
 
-  test('records a later batch wrote while the failing one was in flight are not taken for the log', async () => {
+  test('a later batch written while the failing one was in flight is retried after it, not taken for the log twice', async () => {
     const fx = await appenderFixture(40, { depth: 4, minOverlapRecords: 8 });
     try {
       const restore = cut(fx.src.path, 30);
@@ -532,21 +534,21 @@ describe('a source read failure in a capture commit', () => {
       const c = cChunks.map((c2) => fx.appender.appendCapture(lbaOf(c2), CHUNK_BLOCKS));
       const [ra, rb, rc] = await Promise.all([a, Promise.allSettled(b), Promise.allSettled(c)]);
       expect(ra.sequence).toBe(1n);
-      for (const o of rb) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(SourceReadError);
-      for (const o of rc) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ObfIoError);
-      // C's records are on the OBF (written, not kept), right after where B's would have been
-      const cStart = 1 + RECORD_BLOCKS + bChunks.length * RECORD_BLOCKS;
-      expect(fileBytes(fx.obfPath, cStart * BS, 4).toString('latin1')).toBe('OBFR');
-      expect(isZero(fileBytes(fx.obfPath, (1 + RECORD_BLOCKS) * BS, BS))).toBe(true); // B wrote nothing
+      // only chunk 35 fails; B's others and all of C are committed on the retry, in order
+      expect(rb.map((o) => o.status)).toEqual(bChunks.map((x) => (x === 35 ? 'rejected' : 'fulfilled')));
+      expect((rb[4] as PromiseRejectedResult).reason).toBeInstanceOf(SourceReadError);
+      expect(rc.every((o) => o.status === 'fulfilled')).toBe(true);
+      const good = [0, ...bChunks.filter((x) => x !== 35), ...cChunks];
+      let scan = await checkLog(fx);
+      expect(scan.records.map((x) => Number(x.sourceLba) / CHUNK_BLOCKS)).toEqual(good);
+      const seqs = [ra, ...rb.filter((o) => o.status === 'fulfilled').map((o) => (o as PromiseFulfilledResult<CommittedRecord>).value), ...rc.map((o) => (o as PromiseFulfilledResult<CommittedRecord>).value)].map((r) => r.sequence);
+      expect(seqs).toEqual(good.map((_, i) => BigInt(i + 1)));
       restore();
-      // One capture alone (its commit zeros what C left), then ten more: the new records reach
-      // into C's old place with the sequences C's records had there.
       await fx.appender.appendCapture(lbaOf(35), CHUNK_BLOCKS);
       const wave = [20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
       await Promise.all(wave.map((c2) => fx.appender.appendCapture(lbaOf(c2), CHUNK_BLOCKS)));
-      const scan = await checkLog(fx);
-      expect(scan.records.map((x) => Number(x.sourceLba) / CHUNK_BLOCKS)).toEqual([0, 35, ...wave]);
-      expect(scan.records).toHaveLength(12);
+      scan = await checkLog(fx);
+      expect(scan.records.map((x) => Number(x.sourceLba) / CHUNK_BLOCKS)).toEqual([...good, 35, ...wave]);
       expect(scan.endLba).toBe(fx.appender.usedBlocks);
     } finally {
       await fx.close();
@@ -692,4 +694,43 @@ test('after a failed commit, records queued while the zeroing commit is in fligh
     const got = await obf.read(r.dataLba, r.dataBlocks);
     expect(got.equals(data(Number(r.sourceLba / BigInt(CHUNK_BLOCKS))))).toBe(true);
   }
+});
+
+test('a commit settles only when every write of it has ended: a write failing fast does not let the next commit reuse blocks a slow one is still writing', async () => {
+  // A memory OBF: a zero record leaves a gap, so one commit is two writes. The first fails at
+  // once, the second is held: the records must not fail before it ends.
+  const mem = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  const gates: Array<() => void> = [];
+  const plan: Array<'hold' | 'fail' | 'pass'> = ['hold', 'fail', 'hold'];
+  class Scripted extends DelegatingStore {
+    override async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
+      const step = plan.shift() ?? 'pass';
+      if (step === 'fail') throw new StoreError({ kind: 'write-error' }, 'injected: first run');
+      if (step === 'hold') await new Promise<void>((r) => gates.push(r));
+      return this.inner.write(lba, data, opts);
+    }
+  }
+  const obf = new Scripted(mem);
+  const sb = superblock(new MemoryStore({ blocks: 512n, blockSize: BS }), 65536n);
+  const appender = new ObfAppender(obf, sb, freshState());
+  const first = appender.appendData(0n, 128, Buffer.alloc(64 * KiB, 1)); // commits alone, held
+  await waitUntil(() => gates.length === 1, 2000, 'the first commit');
+  // three records queue behind it and go as one batch: [data, zero, data] = two runs
+  let settled = false;
+  const batch = Promise.allSettled([
+    appender.appendData(128n, 128, Buffer.alloc(64 * KiB, 2)),
+    appender.appendData(256n, 128, Buffer.alloc(64 * KiB), { zero: true }),
+    appender.appendData(384n, 128, Buffer.alloc(64 * KiB, 3)),
+  ]).then((r) => {
+    settled = true;
+    return r;
+  });
+  gates.shift()!();
+  await first;
+  await waitUntil(() => gates.length === 1, 2000, 'the second run of the batch');
+  await new Promise((r) => setTimeout(r, 30));
+  expect(settled).toBe(false); // its first run failed, but the second is still being written
+  gates.shift()!();
+  const out = await batch;
+  expect(out.every((o) => o.status === 'rejected')).toBe(true);
 });

@@ -472,3 +472,25 @@ test('thin source: an unmapped chunk is captured as zeros without a read, its da
   expect(scan.seal).toBeDefined();
   for (const r of scan.records.slice(1)) expect((await obfMem.read(r.dataLba, r.dataBlocks)).equals(Buffer.alloc(r.dataBlocks * 512))).toBe(true);
 });
+
+test('an active OBF cannot become a source, nor an active source an OBF: refused before anything is written (no await between check and claim)', async () => {
+  const a = new CowStore(new MemoryStore({ blocks: 16384n, blockSize: 512 }));
+  const b = new CowStore(new MemoryStore({ blocks: 65536n, blockSize: 512 }));
+  const c = new CowStore(new MemoryStore({ blocks: 65536n, blockSize: 512 }));
+  const journal = new MemJournal();
+  // a's snapshot uses b as its OBF
+  const first = await SnapshotSession.institute({ source: a, sourceKey: 'a', obf: b, obfSpec: 'b', journal, log });
+  expect(b.obfOf).toBe(first.id);
+  const bBefore = sha(await readAll(b.inner));
+  const cBefore = sha(await readAll(c.inner));
+  await expect(SnapshotSession.institute({ source: b, sourceKey: 'b', obf: c, obfSpec: 'c', journal, log })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/b is the OBF of active snapshot/) });
+  await expect(SnapshotSession.institute({ source: c, sourceKey: 'c', obf: a, obfSpec: 'a', journal, log })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/a is the source of an active snapshot/) });
+  expect(b.claimed || c.claimed).toBe(false);
+  expect(sha(await readAll(c.inner))).toBe(cBefore);
+  expect(sha(await readAll(b.inner))).toBe(bBefore);
+  await first.terminate();
+  // once terminated, b may be a source
+  const second = await SnapshotSession.institute({ source: b, sourceKey: 'b', obf: c, obfSpec: 'c', journal, log });
+  expect(second.state).toBe('ACTIVE');
+  await second.terminate();
+});
