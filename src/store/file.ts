@@ -95,6 +95,9 @@ export class FileStore implements Store {
   private readonly fd: number;
   private punchSupported = true;
   private dsync: number | undefined;
+  /** Requests on the raw descriptors in flight (close() waits for them; FileHandle.close only knows its own). */
+  private busy = 0;
+  private idleWaiters: Array<() => void> = [];
 
   private constructor(fh: fs.promises.FileHandle, realPath: string, size: number, blockSize: number, readOnly: boolean, st: fs.BigIntStats) {
     this.fh = fh;
@@ -181,6 +184,7 @@ export class FileStore implements Store {
     const fh = this.handle();
     const out = into ? into.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
     const position = Number(lba) * this.blockSize;
+    this.busy++;
     try {
       let done = 0;
       while (done < bytes) {
@@ -195,6 +199,8 @@ export class FileStore implements Store {
       }
     } catch (err) {
       throw this.fail(err, 'read', `read of ${count} blocks at LBA ${lba}`);
+    } finally {
+      this.settled();
     }
     return out;
   }
@@ -207,6 +213,7 @@ export class FileStore implements Store {
   async readChunks(chunks: ReadonlyArray<{ lba: bigint; into: Buffer }>, opts: { zeros: boolean }): Promise<Array<number | undefined>> {
     for (const c of chunks) checkRead(this, c.lba, c.into.length / this.blockSize, c.into);
     this.handle();
+    this.busy++;
     try {
       return await readChunks(
         this.fd,
@@ -216,6 +223,8 @@ export class FileStore implements Store {
       );
     } catch (err) {
       throw this.fail(err, 'read', `read of ${chunks.length} chunks from LBA ${chunks[0]?.lba}`);
+    } finally {
+      this.settled();
     }
   }
 
@@ -224,6 +233,7 @@ export class FileStore implements Store {
     const fh = this.handle();
     if (this.readOnly) throw writeProtected(this.identity.name);
     const position = Number(lba) * this.blockSize;
+    this.busy++;
     try {
       // SBC-3 5.35: FUA = durable before GOOD status. Through a second descriptor opened
       // O_DSYNC the write returns durable (data and the metadata to find it), one system call
@@ -236,6 +246,8 @@ export class FileStore implements Store {
       }
     } catch (err) {
       throw this.fail(err, 'write', `write of ${data.length / this.blockSize} blocks at LBA ${lba}`);
+    } finally {
+      this.settled();
     }
   }
 
@@ -248,6 +260,7 @@ export class FileStore implements Store {
     this.handle();
     if (this.readOnly) throw writeProtected(this.identity.name);
     const position = Number(lba) * this.blockSize;
+    this.busy++;
     try {
       // One pwritev; with fua, on the O_DSYNC descriptor (see write).
       const n = await pwritevCb(opts.fua ? this.dsyncFd() : this.fd, pieces, position);
@@ -258,6 +271,8 @@ export class FileStore implements Store {
       }
     } catch (err) {
       throw this.fail(err, 'write', `write of ${total / this.blockSize} blocks at LBA ${lba}`);
+    } finally {
+      this.settled();
     }
   }
 
@@ -283,6 +298,8 @@ export class FileStore implements Store {
     source.handle();
     this.handle();
     if (this.readOnly) throw writeProtected(this.identity.name);
+    source.busy++;
+    this.busy++;
     try {
       return await captureCommit(
         source.fd,
@@ -299,6 +316,9 @@ export class FileStore implements Store {
         throw new CaptureReadError(e instanceof StoreError ? e.failure : { kind: 'read-error' }, e.message, { cause: err, index: typeof index === 'number' ? index : undefined });
       }
       throw this.fail(err, 'write', `capture commit of ${runs.length} runs`);
+    } finally {
+      source.settled();
+      this.settled();
     }
   }
 
@@ -393,6 +413,8 @@ export class FileStore implements Store {
         await dst.unmap(to, e.blocks);
         continue;
       }
+      this.busy++;
+      dst.busy++;
       try {
         await copyFileRangeAsync(this.fd, Number(e.lba * bs), dst.fd, Number(to * bs), Number(e.blocks * bs));
       } catch (err) {
@@ -400,20 +422,37 @@ export class FileStore implements Store {
         const code = errnoName(err);
         const side = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' ? dst : this;
         throw side.fail(err, side === dst ? 'write' : 'read', `copy_file_range of ${e.blocks} blocks from LBA ${e.lba} to LBA ${to}`);
+      } finally {
+        this.settled();
+        dst.settled();
       }
     }
     if (opts.fua) await dst.flush();
   }
 
-  /** Closes the file after the requests in flight complete (FileHandle.close waits for them). */
+  /**
+   * Closes the file after the requests in flight complete: new ones are refused at once, and the
+   * descriptors close only when no thread-pool request still uses them (a closed descriptor's
+   * number may be reused by the next open, and a late request would then hit another file).
+   */
   async close(): Promise<void> {
     const fh = this.fh;
     if (!fh) return;
     this.fh = undefined;
+    if (this.busy > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     const dsync = this.dsync;
     this.dsync = undefined;
     await fh.close();
     if (dsync !== undefined) await new Promise<void>((resolve) => fs.close(dsync, () => resolve()));
+  }
+
+  /** Ends one request counted in `busy`; wakes close() when it was the last. */
+  private settled(): void {
+    if (--this.busy === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
   }
 
   /** The O_DSYNC descriptor for FUA writes, opened on first use. */

@@ -445,3 +445,30 @@ describe('FileStore.writev', () => {
     }
   });
 });
+
+describe('FileStore.close waits for requests on its descriptors', () => {
+  test('a read, a chunk read and a gathered write in flight complete before the descriptors close; new requests are refused at once', async () => {
+    const file = fresh('close');
+    const size = 64 * MiB;
+    const s = await FileStore.open({ path: file, size });
+    const data = crypto.randomBytes(MiB);
+    await s.write(0n, data);
+    const order: string[] = [];
+    const read = s.read(0n, size / 512).then((b) => {
+      order.push('read');
+      return b;
+    });
+    const chunks = s.readChunks([{ lba: 0n, into: Buffer.alloc(MiB) }], { zeros: true }).then((r) => {
+      order.push('chunks');
+      return r;
+    });
+    const wrote = s.writev(4096n, [Buffer.alloc(512, 1), Buffer.alloc(512, 2)]).then(() => order.push('writev'));
+    const closed = s.close().then(() => order.push('close'));
+    await expect(s.read(0n, 1)).rejects.toMatchObject({ name: 'StoreError' });
+    const [r, c] = await Promise.all([read, chunks, wrote, closed]);
+    expect(order[order.length - 1]).toBe('close');
+    expect(r.subarray(0, MiB).equals(data)).toBe(true);
+    expect(c[0]).toBe(crc32cSoftware(data));
+    expect(fileBytes(file, 4096 * 512, 1024).equals(Buffer.concat([Buffer.alloc(512, 1), Buffer.alloc(512, 2)]))).toBe(true);
+  });
+});
