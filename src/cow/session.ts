@@ -184,7 +184,6 @@ export class SnapshotSession implements ChangeGuard {
   capturing: boolean;
   private invalidating: Promise<void> | undefined;
   private samples: Array<{ t: number; bytes: bigint }> = [];
-  /** Shared, never written: the original of unmapped chunks. */
   private chain: Promise<unknown> = Promise.resolve();
   private sbChain: Promise<unknown> = Promise.resolve();
 
