@@ -20,11 +20,17 @@ namespace xcopy {
 
 namespace {
 
-Napi::Value ErrnoError(Napi::Env env, const char* syscall, int err) {
-  Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + strerror(err));
+// An Error like Node's own system errors: "syscall: what", with errno and syscall set. `err` 0
+// means the file ended early.
+Napi::Error SystemError(Napi::Env env, const char* syscall, int err, const char* eof = "unexpected end of file") {
+  Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + (err == 0 ? eof : strerror(err)));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("syscall", Napi::String::New(env, syscall));
-  throw e;
+  return e;
+}
+
+Napi::Value ErrnoError(Napi::Env env, const char* syscall, int err) {
+  throw SystemError(env, syscall, err);
 }
 
 // seek(fd, offset, whence): 3 = SEEK_DATA, 4 = SEEK_HOLE. Returns the new offset, or -1 when
@@ -95,12 +101,7 @@ class CopyFileRangeWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (err_ != 0 || short_) {
-      std::string msg = short_ ? std::string("copy_file_range: unexpected end of source file")
-                               : std::string("copy_file_range: ") + strerror(err_);
-      Napi::Error e = Napi::Error::New(env, msg);
-      e.Set("errno", Napi::Number::New(env, err_));
-      e.Set("syscall", Napi::String::New(env, "copy_file_range"));
-      deferred_.Reject(e.Value());
+      deferred_.Reject(SystemError(env, "copy_file_range", short_ ? 0 : err_, "unexpected end of source file").Value());
       return;
     }
     deferred_.Resolve(Napi::Number::New(env, static_cast<double>(done_)));
@@ -180,11 +181,7 @@ class ReadChunksWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (err_ != 0 || short_) {
-      std::string msg = short_ ? std::string("pread: unexpected end of file") : std::string("pread: ") + strerror(err_);
-      Napi::Error e = Napi::Error::New(env, msg);
-      e.Set("errno", Napi::Number::New(env, err_));
-      e.Set("syscall", Napi::String::New(env, "pread"));
-      deferred_.Reject(e.Value());
+      deferred_.Reject(SystemError(env, "pread", short_ ? 0 : err_).Value());
       return;
     }
     Napi::Array out = Napi::Array::New(env, chunks_.size());
@@ -324,12 +321,8 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (phase_ != nullptr) {
-      std::string msg = std::string(phase_) == "read"
-                            ? (err_ == 0 ? std::string("pread: unexpected end of the source file") : std::string("pread: ") + strerror(err_))
-                            : std::string("pwritev: ") + strerror(err_);
-      Napi::Error e = Napi::Error::New(env, msg);
-      e.Set("errno", Napi::Number::New(env, err_));
-      e.Set("syscall", Napi::String::New(env, std::string(phase_) == "read" ? "pread" : "pwritev"));
+      bool read = std::string(phase_) == "read";
+      Napi::Error e = SystemError(env, read ? "pread" : "pwritev", err_, "unexpected end of the source file");
       e.Set("phase", Napi::String::New(env, phase_));
       if (failedRead_ >= 0) e.Set("index", Napi::Number::New(env, static_cast<double>(failedRead_)));
       deferred_.Reject(e.Value());

@@ -41,6 +41,15 @@ function id(p: Params): string {
   return p.id;
 }
 
+/** A method whose only parameter is the snapshot `id`. */
+function byId(f: (id: string) => unknown): MethodHandler {
+  return (params) => {
+    const p = obj(params);
+    only(p, ['id']);
+    return f(id(p));
+  };
+}
+
 export function managementMethods(server: TargetServer, manager: SnapshotManager): Record<string, MethodHandler> {
   return {
     lun_list: (params) => {
@@ -70,26 +79,10 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
       };
       return manager.institute(ip);
     },
-    snapshot_mark: (params) => {
-      const p = obj(params);
-      only(p, ['id']);
-      return manager.mark(id(p));
-    },
-    snapshot_terminate: (params) => {
-      const p = obj(params);
-      only(p, ['id']);
-      return manager.terminate(id(p));
-    },
-    snapshot_status: (params) => {
-      const p = obj(params);
-      only(p, ['id']);
-      return manager.status(id(p));
-    },
-    snapshot_forget: (params) => {
-      const p = obj(params);
-      only(p, ['id']);
-      return manager.forget(id(p));
-    },
+    snapshot_mark: byId((i) => manager.mark(i)),
+    snapshot_terminate: byId((i) => manager.terminate(i)),
+    snapshot_status: byId((i) => manager.status(i)),
+    snapshot_forget: byId((i) => manager.forget(i)),
     snapshot_list: (params) => {
       only(obj(params), []);
       return manager.list();

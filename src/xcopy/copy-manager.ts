@@ -405,6 +405,18 @@ export class CopyManager {
     if (copy.abort.signal.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY stopped by COPY OPERATION ABORT ${where}`);
   }
 
+  /**
+   * The list `listId` this I_T nexus sent to `lu`, for RECEIVE COPY RESULTS (held results that
+   * expired dropped first); none → INVALID FIELD IN CDB.
+   */
+  private heldList(lu: LogicalUnit, nexus: ItNexus, listId: number): { lists: Map<number, CopyList>; l: CopyList } {
+    const lists = this.listsOf(lu, nexus);
+    this.expireHeld(lists);
+    const l = lists.get(listId);
+    if (l === undefined) throw invalidCdbField(2, 7, `no copy with LIST IDENTIFIER ${listId} is known for this I_T nexus`);
+    return { lists, l };
+  }
+
   /** Held results older than heldResultsMs go: nobody asked for them in time. */
   private expireHeld(lists: Map<number, CopyList>): void {
     const before = Date.now() - this.heldResultsMs;
@@ -716,10 +728,7 @@ export class CopyManager {
         break;
       case 0x00: {
         // COPY STATUS (LID1): a list this I_T nexus used with LIST ID USAGE 00b or 10b.
-        const lists = this.listsOf(lu, nexus);
-        this.expireHeld(lists);
-        const l = lists.get(listId);
-        if (l === undefined) throw invalidCdbField(2, 7, `no copy with LIST IDENTIFIER ${listId} is known for this I_T nexus`);
+        const { lists, l } = this.heldList(lu, nexus, listId);
         const tc = bytesToTransferCount(l.bytes);
         data = encodeCopyStatusLid1({
           hdd: false,
@@ -734,10 +743,7 @@ export class CopyManager {
         break;
       }
       case 0x04: {
-        const lists = this.listsOf(lu, nexus);
-        this.expireHeld(lists);
-        const l = lists.get(listId);
-        if (l === undefined) throw invalidCdbField(2, 7, `no copy with LIST IDENTIFIER ${listId} is known for this I_T nexus`);
+        const { lists, l } = this.heldList(lu, nexus, listId);
         if (l.state === 'failed' && l.failure !== undefined) {
           data = encodeFailedSegmentDetails({ copyCommandStatus: l.failure.status, senseData: l.failure.sense });
           lists.delete(listId);

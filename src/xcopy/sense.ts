@@ -8,11 +8,7 @@
  */
 import { SenseKey } from '../scsi/constants';
 import { SenseDataSource } from '../scsi/sense';
-import type { SenseDetails, SenseReason } from '../target/scsi';
-
-function reason(key: number, asc: number, ascq: number, name: string): SenseReason {
-  return Object.freeze({ key, asc, ascq, name });
-}
+import { senseReason as reason, type SenseDetails, type SenseReason } from '../target/scsi';
 
 export const XcopySense = {
   // ILLEGAL REQUEST: parameter list checks, before any segment is processed (SPC-2 7.2.2).

@@ -23,9 +23,12 @@ export interface SenseReason {
   readonly name: string;
 }
 
-function reason(key: number, asc: number, ascq: number, name: string): SenseReason {
+/** A sense reason (sense key, ASC, ASCQ and its SPC-4 Annex D name), frozen. */
+export function senseReason(key: number, asc: number, ascq: number, name: string): SenseReason {
   return Object.freeze({ key, asc, ascq, name });
 }
+
+const reason = senseReason;
 
 /** Every reason this layer reports (SPC-4 Annex D names). */
 export const Sense = {

@@ -173,12 +173,21 @@ describe('FileStore.commitCaptures', () => {
     });
   }
 
-  test('one job reads every original, stores the reference CRC in each header and writes the runs (capture and non-capture pieces)', async () => {
+  /** A 4-chunk source file, a 1 MiB OBF file and their geometry for one test; both closed after it. */
+  async function withFiles(f: (fx: { src: Awaited<ReturnType<typeof sourceFile>>; obfPath: string; obf: FileStore; geometry: ObfRecordGeometry }) => Promise<void>): Promise<void> {
     const src = await sourceFile(4 * CHUNK);
     const obfPath = files.fresh('obf');
     const obf = await FileStore.open({ path: obfPath, size: MiB });
     try {
-      const geometry: ObfRecordGeometry = { blockSize: BS, sourceBlockSize: BS, sourceCapacity: src.store.blocks };
+      await f({ src, obfPath, obf, geometry: { blockSize: BS, sourceBlockSize: BS, sourceCapacity: src.store.blocks } });
+    } finally {
+      await src.store.close();
+      await obf.close();
+    }
+  }
+
+  test('one job reads every original, stores the reference CRC in each header and writes the runs (capture and non-capture pieces)', () =>
+    withFiles(async ({ src, obfPath, obf, geometry }) => {
       const snapshotId = crypto.randomUUID();
       // three chunks, the last a short one that does not start on a chunk boundary
       const caps = captures(src.store, snapshotId, [{ lba: 3n * 128n, bytes: CHUNK }, { lba: 0n, bytes: CHUNK }, { lba: 128n + 8n, bytes: 24 * KiB }], geometry);
@@ -219,18 +228,10 @@ describe('FileStore.commitCaptures', () => {
       expect(decodeRecordHeader(b.subarray(0, BS)).type).toBe(ObfRecordType.MARKER);
       expect(verifyRecord(b.subarray(0, BS))).toBe(true);
       expect(isZero(fileBytes(obfPath, Number(runB) * BS + bLen, 4 * BS))).toBe(true);
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 
-  test('a read past the end of the (truncated) source file: CaptureReadError read-error, and nothing is written', async () => {
-    const src = await sourceFile(4 * CHUNK);
-    const obfPath = files.fresh('obf');
-    const obf = await FileStore.open({ path: obfPath, size: MiB });
-    try {
-      const geometry: ObfRecordGeometry = { blockSize: BS, sourceBlockSize: BS, sourceCapacity: src.store.blocks };
+  test('a read past the end of the (truncated) source file: CaptureReadError read-error, and nothing is written', () =>
+    withFiles(async ({ src, obfPath, obf, geometry }) => {
       const snapshotId = crypto.randomUUID();
       // behind the store's back: chunk 2 now ends past EOF (4 KiB of it left), chunk 3 is gone
       fs.truncateSync(src.path, 2 * CHUNK + 4 * KiB);
@@ -254,18 +255,10 @@ describe('FileStore.commitCaptures', () => {
         // the good read came first and still nothing reached the OBF
         expect(isZero(fileBytes(obfPath, Number(at) * BS, 2 * RECORD_BLOCKS * BS))).toBe(true);
       }
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 
-  test('a run or a read out of range fails before anything is read or written', async () => {
-    const src = await sourceFile(4 * CHUNK);
-    const obfPath = files.fresh('obf');
-    const obf = await FileStore.open({ path: obfPath, size: MiB });
-    try {
-      const geometry: ObfRecordGeometry = { blockSize: BS, sourceBlockSize: BS, sourceCapacity: src.store.blocks };
+  test('a run or a read out of range fails before anything is read or written', () =>
+    withFiles(async ({ src, obfPath, obf, geometry }) => {
       const caps = captures(src.store, crypto.randomUUID(), [{ lba: 0n, bytes: CHUNK }, { lba: 128n, bytes: CHUNK }], geometry);
       const reads = caps.map((c) => ({ lba: c.lba, into: c.into, header: c.header }));
       const spy = jest.spyOn(fileops, 'captureCommit');
@@ -288,11 +281,7 @@ describe('FileStore.commitCaptures', () => {
       }
       expect(isZero(fileBytes(obfPath, 100 * BS, RECORD_BLOCKS * BS))).toBe(true);
       expect(isZero(fileBytes(obfPath, (Number(obf.blocks) - 10) * BS, 10 * BS))).toBe(true);
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 });
 
 // ---------------------------------------------------------------------------------------------
