@@ -1,7 +1,8 @@
 // File operations Node's fs lacks: SEEK_DATA/SEEK_HOLE (holes of sparse files), hole punching
 // (UNMAP on a file store), copy_file_range (in-kernel file-to-file copy for the copy manager),
-// and a snapshot capture's reads of original chunks (with their CRC32C).
-// Thin; copyFileRangeAsync and readChunksAsync run on the thread pool, the others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
+// and a snapshot capture's reads of original chunks (with their CRC32C), and its OBF group
+// commits (the originals read, the records written durably, then the hosts' changes).
+// Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
 #include "fileops.h"
 
 #include "crc32c.h"
@@ -14,6 +15,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 namespace xcopy {
@@ -230,15 +234,45 @@ Napi::Value ReadChunksAsync(const Napi::CallbackInfo& info) {
 }
 
 
+// CaptureChain: the order of one OBF log's capture commits, for the host writes they carry. A
+// commit's host writes may reach the source only once its own records and those of every commit
+// queued before it on the chain are durable (a reader stops at the first gap of the log, so a
+// record after a failed commit protects nothing). Tickets are taken on the main thread when a
+// commit is queued; the thread pool runs jobs in the order queued, so the commit a job waits for
+// is running or done, never waiting behind it.
+struct CaptureChain {
+  std::mutex m;
+  std::condition_variable cv;
+  uint64_t issued = 0;  // tickets taken
+  uint64_t done = 0;    // tickets finished, in order
+  bool ok = true;       // every finished commit made its records durable
+};
+
+// captureChainNew(): a new chain (an External; freed when JS lets it go and no job holds it).
+Napi::Value CaptureChainNew(const Napi::CallbackInfo& info) {
+  auto* holder = new std::shared_ptr<CaptureChain>(std::make_shared<CaptureChain>());
+  return Napi::External<std::shared_ptr<CaptureChain>>::New(info.Env(), holder,
+                                                            [](Napi::Env, std::shared_ptr<CaptureChain>* h) { delete h; });
+}
+
+// Host-write state cells (an Int32Array element each), shared with the event loop, which may
+// cancel a host write that has not started (a COW timeout).
+constexpr int32_t kHostPending = 0;
+constexpr int32_t kHostCancelled = 1;
+constexpr int32_t kHostStarted = 2;
+
 // CaptureCommitWorker: one OBF group commit of snapshot captures whose originals are read in the
 // same thread-pool job — for each record the pread of the original from the source, the record
 // CRC (CRC32C over header bytes 0-123, continued over the data) stored big-endian in header bytes
 // 124-127 — then the contiguous runs of the log written, each with one pwritev on the OBF's
-// O_DSYNC descriptor (durable when it returns). The event loop hands over a batch and gets its
-// CRCs back: no read round trip of its own per capture, no pass over the data.
+// O_DSYNC descriptor (durable when it returns). With a chain, the job then waits for the commits
+// queued before it and, when they and its own runs are durable, writes the hosts' changes that
+// made these captures (each pwritev, RWF_DSYNC for FUA), unless cancelled: a first write costs no
+// thread-pool job of its own and no event-loop turn between its capture and its write.
 class CaptureCommitWorker : public Napi::AsyncWorker {
  public:
-  CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs)
+  CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs, Napi::Value chain,
+                      Napi::Value hosts)
       : Napi::AsyncWorker(env, "captureCommitAsync"),
         deferred_(Napi::Promise::Deferred::New(env)),
         readsRef_(Napi::Persistent(reads.As<Napi::Object>())),
@@ -253,19 +287,135 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
     }
     for (uint32_t i = 0; i < runs.Length(); i++) {
       Napi::Object r = runs.Get(i).As<Napi::Object>();
-      Napi::Array pieces = r.Get("pieces").As<Napi::Array>();
-      Run run{static_cast<off_t>(r.Get("position").As<Napi::Number>().Int64Value()), {}};
-      for (uint32_t k = 0; k < pieces.Length(); k++) {
-        auto b = pieces.Get(k).As<Napi::Uint8Array>();
-        run.iov.push_back({b.Data(), b.ByteLength()});
+      runs_.push_back({static_cast<off_t>(r.Get("position").As<Napi::Number>().Int64Value()), Pieces(r.Get("pieces").As<Napi::Array>())});
+    }
+    if (chain.IsExternal()) {
+      chain_ = *chain.As<Napi::External<std::shared_ptr<CaptureChain>>>().Data();
+      std::lock_guard<std::mutex> lk(chain_->m);
+      ticket_ = ++chain_->issued;
+    }
+    if (chain_ && hosts.IsArray()) {
+      Napi::Array hs = hosts.As<Napi::Array>();
+      hostsRef_ = Napi::Persistent(hs.As<Napi::Object>());
+      for (uint32_t i = 0; i < hs.Length(); i++) {
+        Napi::Object h = hs.Get(i).As<Napi::Object>();
+        auto state = h.Get("state").As<Napi::Int32Array>();
+        hosts_.push_back({static_cast<off_t>(h.Get("position").As<Napi::Number>().Int64Value()), Pieces(h.Get("pieces").As<Napi::Array>()),
+                          h.Get("fua").ToBoolean().Value(), state.Data(), -1});
       }
-      runs_.push_back(std::move(run));
     }
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
+    CaptureAndWrite();
+    if (!chain_) return;
+    // In queue order: wait for the commits before this one, then let the next go.
+    bool earlierOk;
+    {
+      std::unique_lock<std::mutex> lk(chain_->m);
+      chain_->cv.wait(lk, [this] { return chain_->done == ticket_ - 1; });
+      earlierOk = chain_->ok;
+      chain_->done = ticket_;
+      chain_->ok = earlierOk && phase_ == nullptr;
+    }
+    chain_->cv.notify_all();
+    if (!earlierOk || phase_ != nullptr) return;  // the host writes stay unwritten (result -1)
+    for (Host& h : hosts_) {
+      int32_t expected = kHostPending;
+      if (!__atomic_compare_exchange_n(h.state, &expected, kHostStarted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+      h.result = WriteAll(srcFd_, h.iov, h.position, h.fua ? RWF_DSYNC : 0);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (phase_ != nullptr) {
+      bool read = std::string(phase_) == "read";
+      Napi::Error e = SystemError(env, read ? "pread" : "pwritev", err_, "unexpected end of the source file");
+      e.Set("phase", Napi::String::New(env, phase_));
+      if (failedRead_ >= 0) e.Set("index", Napi::Number::New(env, static_cast<double>(failedRead_)));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array crcs = Napi::Array::New(env, reads_.size());
+    for (size_t i = 0; i < reads_.size(); i++) crcs.Set(static_cast<uint32_t>(i), Napi::Number::New(env, reads_[i].crc));
+    Napi::Array hosts = Napi::Array::New(env, hosts_.size());
+    for (size_t i = 0; i < hosts_.size(); i++) hosts.Set(static_cast<uint32_t>(i), Napi::Number::New(env, hosts_[i].result));
+    out.Set("crcs", crcs);
+    out.Set("hosts", hosts);
+    deferred_.Resolve(out);
+  }
+
+ private:
+  static constexpr size_t kCrcOffset = 124;  // docs/obf-format.md: record header bytes 124-127
+  using Iov = std::vector<std::pair<uint8_t*, size_t>>;
+  struct Read {
+    uint8_t* into;
+    size_t len;
+    off_t position;
+    uint8_t* header;
+    uint32_t crc;
+  };
+  struct Run {
+    off_t position;
+    Iov iov;
+  };
+  struct Host {
+    off_t position;
+    Iov iov;
+    bool fua;
+    int32_t* state;
+    int result;  // 0 written, an errno, or -1 not written
+  };
+
+  static Iov Pieces(Napi::Array pieces) {
+    Iov iov;
+    for (uint32_t k = 0; k < pieces.Length(); k++) {
+      auto b = pieces.Get(k).As<Napi::Uint8Array>();
+      iov.push_back({b.Data(), b.ByteLength()});
+    }
+    return iov;
+  }
+
+  // pwritev2 of every piece at `at` (looping over short writes and EINTR): 0 or an errno.
+  static int WriteAll(int fd, const Iov& pieces, off_t at, int flags) {
+    size_t i = 0;     // first piece not fully written
+    size_t skip = 0;  // bytes of it already written
+    while (i < pieces.size()) {
+      std::vector<struct iovec> iov;
+      for (size_t k = i; k < pieces.size() && iov.size() < IOV_MAX; k++) {
+        if (pieces[k].second == (k == i ? skip : 0)) continue;  // nothing (left) to write in it
+        struct iovec v;
+        v.iov_base = pieces[k].first + (k == i ? skip : 0);
+        v.iov_len = pieces[k].second - (k == i ? skip : 0);
+        iov.push_back(v);
+      }
+      if (iov.empty()) break;  // only empty pieces were left
+      ssize_t n = pwritev2(fd, iov.data(), static_cast<int>(iov.size()), at, flags);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return n < 0 ? errno : EIO;
+      at += n;
+      size_t left = static_cast<size_t>(n);
+      while (left > 0 && i < pieces.size()) {
+        size_t rest = pieces[i].second - skip;
+        if (left >= rest) {
+          left -= rest;
+          i++;
+          skip = 0;
+        } else {
+          skip += left;
+          left = 0;
+        }
+      }
+    }
+    return 0;
+  }
+
+  // The originals read and their CRCs stored, then the runs written; phase_ set on a failure.
+  void CaptureAndWrite() {
     for (size_t i = 0; i < reads_.size(); i++) {
       Read& r = reads_[i];
       int e = PreadAll(srcFd_, r.into, r.len, r.position);
@@ -282,70 +432,14 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
       r.crc = crc;
     }
     for (Run& run : runs_) {
-      size_t i = 0;       // first iovec not fully written
-      size_t skip = 0;    // bytes of it already written
-      off_t at = run.position;
-      while (i < run.iov.size()) {
-        std::vector<struct iovec> iov;
-        for (size_t k = i; k < run.iov.size() && iov.size() < IOV_MAX; k++) {
-          if (run.iov[k].second == (k == i ? skip : 0)) continue;  // nothing (left) to write in it
-          struct iovec v;
-          v.iov_base = run.iov[k].first + (k == i ? skip : 0);
-          v.iov_len = run.iov[k].second - (k == i ? skip : 0);
-          iov.push_back(v);
-        }
-        if (iov.empty()) break;  // only empty pieces were left
-        ssize_t n = pwritev(obfFd_, iov.data(), static_cast<int>(iov.size()), at);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          Fail("write", n < 0 ? errno : EIO);
-          return;
-        }
-        at += n;
-        size_t left = static_cast<size_t>(n);
-        while (left > 0 && i < run.iov.size()) {
-          size_t rest = run.iov[i].second - skip;
-          if (left >= rest) {
-            left -= rest;
-            i++;
-            skip = 0;
-          } else {
-            skip += left;
-            left = 0;
-          }
-        }
+      int e = WriteAll(obfFd_, run.iov, run.position, 0);
+      if (e != 0) {
+        Fail("write", e);
+        return;
       }
     }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (phase_ != nullptr) {
-      bool read = std::string(phase_) == "read";
-      Napi::Error e = SystemError(env, read ? "pread" : "pwritev", err_, "unexpected end of the source file");
-      e.Set("phase", Napi::String::New(env, phase_));
-      if (failedRead_ >= 0) e.Set("index", Napi::Number::New(env, static_cast<double>(failedRead_)));
-      deferred_.Reject(e.Value());
-      return;
-    }
-    Napi::Array out = Napi::Array::New(env, reads_.size());
-    for (size_t i = 0; i < reads_.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, reads_[i].crc));
-    deferred_.Resolve(out);
-  }
-
- private:
-  static constexpr size_t kCrcOffset = 124;  // docs/obf-format.md: record header bytes 124-127
-  struct Read {
-    uint8_t* into;
-    size_t len;
-    off_t position;
-    uint8_t* header;
-    uint32_t crc;
-  };
-  struct Run {
-    off_t position;
-    std::vector<std::pair<uint8_t*, size_t>> iov;
-  };
   void Fail(const char* phase, int err) {
     phase_ = phase;
     err_ = err;
@@ -354,22 +448,27 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference readsRef_;  // keep every buffer alive while a pool thread uses them
   Napi::ObjectReference runsRef_;
+  Napi::ObjectReference hostsRef_;
   int srcFd_;
   int obfFd_;
   std::vector<Read> reads_;
   std::vector<Run> runs_;
+  std::vector<Host> hosts_;
+  std::shared_ptr<CaptureChain> chain_;
+  uint64_t ticket_ = 0;
   const char* phase_ = nullptr;
   int err_ = 0;
   int64_t failedRead_ = -1;  // the read that failed, for the caller to fail that capture alone
 };
 
-// captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[]):
-// reads each original into `into`, stores the record CRC in `header`, writes the runs; resolves
-// with the record CRCs; rejects with e.phase = 'read' (and e.index, the read that failed) or
-// 'write'.
+// captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[],
+// chain?, hosts?: {position, pieces, fua, state: Int32Array}[]): reads each original into `into`,
+// stores the record CRC in `header`, writes the runs, then (with a chain) the host writes; resolves
+// with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with e.phase = 'read' (and e.index,
+// the read that failed) or 'write', no host write made.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
   auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
-                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>());
+                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5]);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -383,6 +482,7 @@ void InitFileOps(Napi::Env env, Napi::Object exports) {
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   exports.Set("copyFileRangeAsync", Napi::Function::New(env, CopyFileRangeAsync, "copyFileRangeAsync"));
   exports.Set("captureCommitAsync", Napi::Function::New(env, CaptureCommitAsync, "captureCommitAsync"));
+  exports.Set("captureChainNew", Napi::Function::New(env, CaptureChainNew, "captureChainNew"));
   exports.Set("readChunksAsync", Napi::Function::New(env, ReadChunksAsync, "readChunksAsync"));
 }
 

@@ -22,6 +22,12 @@ export interface ChangeGuard {
    * (protect-snapshot).
    */
   beforeChange(lba: bigint, count: bigint): Promise<void>;
+  /**
+   * Optional: makes a write itself, together with the capture it needs, when it can do both in
+   * one step. Resolves true when the write reached the source, false when the caller must make
+   * it (beforeChange, then the write); rejects as beforeChange does, or with the write's error.
+   */
+  changeWith?(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean>;
 }
 
 export class HoldTimeoutError extends Error {
@@ -97,7 +103,11 @@ export class CowStore implements Store {
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
-      if (this.guard) await this.guard.beforeChange(lba, BigInt(data.length / this.inner.blockSize));
+      const g = this.guard;
+      if (g) {
+        if (g.changeWith && (await g.changeWith(lba, [data], { fua: opts?.fua === true }))) return;
+        await g.beforeChange(lba, BigInt(data.length / this.inner.blockSize));
+      }
       await this.inner.write(lba, data, opts);
     } finally {
       this.leave();
@@ -114,7 +124,11 @@ export class CowStore implements Store {
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
-      if (this.guard) await this.guard.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
+      const g = this.guard;
+      if (g) {
+        if (g.changeWith && (await g.changeWith(lba, pieces, { fua: opts?.fua === true }))) return;
+        await g.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
+      }
       if (this.inner.writev) await this.inner.writev(lba, pieces, opts);
       else await this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);
     } finally {

@@ -7,7 +7,8 @@
  * Positions are given out at commit time, in queue order, so the log has no holes. Space for a
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
-import { CaptureReadError, FileStore } from '../store/file';
+import { CaptureReadError, FileStore, type HostWriteOutcome, type SourceHostWrite } from '../store/file';
+import { newCaptureChain, type CaptureChain } from '../util/fileops';
 import type { Store } from '../store/store';
 import { CowStore } from './cow-store';
 import {
@@ -48,6 +49,8 @@ export interface CommittedRecord {
   sequence: bigint;
   /** First data block (the header is the block before). */
   dataLba: bigint;
+  /** The host write the capture carried (appendCapture), once the commit is durable. */
+  host?: HostWriteOutcome;
 }
 
 interface Pending {
@@ -61,6 +64,8 @@ interface Pending {
   sourceLba?: bigint;
   sourceBlocks?: number;
   data?: Buffer;
+  /** The change that needed this capture, made by the commit once durable (appendCapture). */
+  host?: SourceHostWrite;
   resolve: (r: CommittedRecord) => void;
   reject: (err: unknown) => void;
 }
@@ -115,8 +120,13 @@ export class ObfAppender {
   private readonly minOverlapRecords: number;
   /** Commits done (for status and tests). */
   commits = 0;
-  /** appendCapture's source and this OBF's file, when commits read the originals themselves. */
-  private captures?: { source: FileStore; obf: FileStore; spare: Buffer[] };
+  /**
+   * appendCapture's source and this OBF's file, when commits read the originals themselves, and
+   * the chain that orders those commits for the host writes they carry.
+   */
+  private captures?: { source: FileStore; obf: FileStore; spare: Buffer[]; chain: CaptureChain };
+  /** Commits in flight that are not on the capture chain (their own writes from here). */
+  private plainInFlight = 0;
 
   constructor(store: Store, sb: ObfSuperblock, state: ObfAppenderState, opts: { maxBatchBytes?: number; depth?: number; minOverlapRecords?: number } = {}) {
     this.store = store;
@@ -155,7 +165,7 @@ export class ObfAppender {
   readOriginalsFrom(source: Store): boolean {
     const obf = this.store instanceof CowStore ? this.store.inner : this.store;
     if (!(source instanceof FileStore) || !(obf instanceof FileStore) || this.zeroElision) return false;
-    this.captures = { source, obf, spare: [] };
+    this.captures = { source, obf, spare: [], chain: newCaptureChain() };
     return true;
   }
 
@@ -166,15 +176,18 @@ export class ObfAppender {
 
   /**
    * Appends the original of `sourceBlocks` source blocks at `sourceLba` (at most a chunk),
-   * read by the commit itself (see readOriginalsFrom); resolves when durable.
+   * read by the commit itself (see readOriginalsFrom); resolves when durable. `host`: the change
+   * that needs this capture, made on the source by the commit's job as soon as the record and
+   * every one before it are durable (the result's `host` tells whether it was: 'not-written'
+   * when the commit could not carry it, and the caller makes it).
    */
-  appendCapture(sourceLba: bigint, sourceBlocks: number): Promise<CommittedRecord> {
+  appendCapture(sourceLba: bigint, sourceBlocks: number, host?: SourceHostWrite): Promise<CommittedRecord> {
     if (!this.captures) return Promise.reject(new Error('appendCapture needs readOriginalsFrom first'));
     const bytes = sourceBlocks * this.captures.source.blockSize;
     if (!Number.isInteger(sourceBlocks) || sourceBlocks < 1 || bytes > this.sb.chunkSize || bytes % this.sb.blockSize !== 0) {
       return Promise.reject(new RangeError(`a capture is 1 to ${this.sb.chunkSize / this.captures.source.blockSize} source blocks filling whole OBF blocks, not ${sourceBlocks}`));
     }
-    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, capture: true });
+    return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, capture: true, host });
   }
 
   /** File and memory OBFs read zeros where unmapped: zero data is deallocated there, not written. */
@@ -241,6 +254,7 @@ export class ObfAppender {
     const runs: Run[] = [];
     const gaps: Array<{ lba: bigint; blocks: bigint }> = [];
     const reads: CaptureRead[] = [];
+    const hosts: SourceHostWrite[] = [];
     const push = (at: bigint, buf: Buffer) => {
       const last = runs[runs.length - 1];
       if (last && last.lba + BigInt(last.bytes / B) === at) {
@@ -276,7 +290,14 @@ export class ObfAppender {
           push(lba, header);
           push(lba + 1n, into);
           reads.push({ lba: p.sourceLba!, into, header });
-          placed.push({ p, rec, bytes: BigInt(length), read: reads.length - 1, buf });
+          const x: Placed = { p, rec, bytes: BigInt(length), read: reads.length - 1, buf };
+          // A host write goes with the commit only when every commit before it in flight is on
+          // the chain (a plain one's outcome the job cannot wait for); else the caller makes it.
+          if (p.host && this.plainInFlight === 0) {
+            hosts.push(p.host);
+            x.host = hosts.length - 1;
+          }
+          placed.push(x);
         } else {
           const header = encodeDataRecordHeader(fields, p.data!, this.sb, p.dataCrc);
           push(lba, header);
@@ -317,7 +338,7 @@ export class ObfAppender {
       bytes += zeros.length;
       scrubbed = true;
     }
-    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps, reads };
+    return { startLba, endLba: lba, endSeq: seq, placed, scrubbed, runs, gaps, reads, hosts };
   }
 
   /**
@@ -329,6 +350,8 @@ export class ObfAppender {
    */
   private async commit(b: Batch): Promise<void> {
     this.inFlight++;
+    const plain = b.reads.length === 0;
+    if (plain) this.plainInFlight++;
     if (b.scrubbed) this.scrubbing = true;
     const previous = this.tail;
     let settle!: (ok: boolean) => void;
@@ -337,9 +360,14 @@ export class ObfAppender {
     let unreadable: Placed | undefined;
     try {
       if (b.reads.length > 0) {
-        // One job reads the originals, stores their records' CRCs and writes every run durably.
-        const crcs = await this.captures!.obf.commitCaptures(this.captures!.source, b.reads, b.runs);
-        for (const x of b.placed) if (x.read !== undefined) x.crc = crcs[x.read];
+        // One job reads the originals, stores their records' CRCs and writes every run durably,
+        // then (in chain order, when all before are durable) the host writes it carries.
+        const c = this.captures!;
+        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { chain: c.chain, hosts: b.hosts });
+        for (const x of b.placed) {
+          if (x.read !== undefined) x.crc = done.crcs[x.read];
+          if (x.host !== undefined) x.rec.host = done.hosts[x.host];
+        }
       }
       // Zero data of unmapped originals: deallocated where the OBF still holds something there.
       for (const g of b.gaps) {
@@ -395,7 +423,10 @@ export class ObfAppender {
       this.st.endLba = b.endLba;
       this.st.nextSequence = b.endSeq;
       if (b.scrubbed) this.scrubTo = 0n;
-      for (const x of b.placed) x.p.resolve(x.rec);
+      for (const x of b.placed) {
+        if (x.p.host && x.rec.host === undefined) x.rec.host = 'not-written';
+        x.p.resolve(x.rec);
+      }
     } else if (this.requeueAfterFailure && (unreadable !== undefined || error === undefined)) {
       // After a source read failure: only the unreadable capture fails; the rest is retried.
       for (const x of b.placed) {
@@ -415,6 +446,7 @@ export class ObfAppender {
     // The capture buffers are free again (written, or given up).
     if (this.captures) for (const x of b.placed) if (x.buf && (this.captures.spare.length + 1) * this.sb.chunkSize <= SPARE_CAPTURE_BYTES) this.captures.spare.push(x.buf);
     this.inFlight--;
+    if (plain) this.plainInFlight--;
     if (b.scrubbed) this.scrubbing = false;
     if (this.broken && this.inFlight === 0) {
       // Everything after the durable log is given up: later batches start where it ends, and
@@ -422,6 +454,8 @@ export class ObfAppender {
       if (this.res.endLba > this.scrubTo) this.scrubTo = this.res.endLba;
       this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
       this.tail = Promise.resolve(true);
+      // A failed commit stops the chain's host writes for good: later commits start a new one.
+      if (this.captures) this.captures.chain = newCaptureChain();
       this.broken = false;
       this.requeueAfterFailure = false;
       if (this.retry.length > 0) {
@@ -442,6 +476,8 @@ interface Placed {
   /** A capture: its index in the batch's reads, and the pooled buffer its original is read into. */
   read?: number;
   buf?: Buffer;
+  /** Its host write's index in the batch's hosts, when the commit carries it. */
+  host?: number;
 }
 
 /** A capture's original to read in its commit (FileStore commitCaptures). */
@@ -473,4 +509,6 @@ interface Batch {
   gaps: Array<{ lba: bigint; blocks: bigint }>;
   /** Originals the commit reads itself (appendCapture). */
   reads: CaptureRead[];
+  /** Host writes the commit makes once durable (appendCapture). */
+  hosts: SourceHostWrite[];
 }

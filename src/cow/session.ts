@@ -17,7 +17,9 @@ import crypto from 'node:crypto';
 import { AgentError } from '../errors';
 import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
+import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
+import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../util/fileops';
 import type { Logger } from '../util/log';
 import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
 import {
@@ -111,6 +113,12 @@ export interface SnapshotStatus {
 }
 
 class CaptureTimeout extends Error {}
+
+/** A host write a capture commit carries (changeWith), and what became of it. */
+interface CarriedWrite {
+  write: SourceHostWrite;
+  outcome?: HostWriteOutcome;
+}
 
 const STATE_OF: Record<SnapshotState, ObfState> = { ACTIVE: ObfState.ACTIVE, MARKED: ObfState.MARKED, SEALED: ObfState.SEALED, INVALID: ObfState.INVALID };
 const REASON_OF: Record<SnapshotReason, ObfReason> = {
@@ -418,17 +426,72 @@ export class SnapshotSession implements ChangeGuard {
       try {
         await withTimeout<unknown>(waits.length === 1 ? waits[0] : Promise.all(waits), this.record.cowTimeoutMs, `capturing chunks up to ${c - 1}`);
       } catch (err) {
-        const reason: SnapshotReason =
-          err instanceof ObfFullError ? 'OBF_FULL' : err instanceof CaptureTimeout ? 'COW_TIMEOUT' : err instanceof SourceReadError ? 'SOURCE_IO_ERROR' : 'OBF_IO_ERROR';
-        const detail = (err as Error).message;
-        if (this.record.policy === 'protect-snapshot') {
-          this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
-          throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
-        }
-        await this.invalidate(reason, detail);
+        await this.captureFailed(err, lba, count);
         return;
       }
     }
+  }
+
+  /**
+   * A capture the change at `lba` needed failed: under protect-snapshot the change is refused
+   * (throws, with the policy's sense); under protect-application the snapshot becomes INVALID,
+   * durably, and the change goes on uncaptured.
+   */
+  private async captureFailed(err: unknown, lba: bigint, count: bigint): Promise<void> {
+    const reason: SnapshotReason =
+      err instanceof ObfFullError ? 'OBF_FULL' : err instanceof CaptureTimeout ? 'COW_TIMEOUT' : err instanceof SourceReadError ? 'SOURCE_IO_ERROR' : 'OBF_IO_ERROR';
+    const detail = (err as Error).message;
+    if (this.record.policy === 'protect-snapshot') {
+      this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
+      throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+    }
+    await this.invalidate(reason, detail);
+  }
+
+  /**
+   * Makes a host write together with the capture it needs, where the OBF commit can carry it (a
+   * file source and a file OBF: appendCapture): the write lies in one chunk not captured yet,
+   * and the commit's thread-pool job writes the host's data to the source once the record and
+   * every record before it are durable — a first write then costs no thread-pool job and no
+   * event-loop turn of its own. Resolves true when the change reached the source, false when the
+   * caller must make it (beforeChange, then its own write); rejects as beforeChange does, or
+   * with the source's write error. A COW timeout cancels the host write if it has not started.
+   */
+  async changeWith(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean> {
+    if (this.invalidating || !this.capturing || !this.commitReadsOriginals || this.source.inner.readOnly) return false;
+    const bs = this.source.blockSize;
+    let bytes = 0;
+    for (const p of pieces) bytes += p.length;
+    if (bytes === 0 || bytes % bs !== 0) return false;
+    const count = BigInt(bytes / bs);
+    if (lba < 0n || lba + count > this.source.blocks) return false;
+    const c = Number(lba / this.chunkBlocks);
+    if (Number((lba + count - 1n) / this.chunkBlocks) !== c || this.where.has(c) || this.inProgress.has(c)) return false;
+    const host: CarriedWrite = { write: { lba, pieces, fua: opts.fua, state: new Int32Array(1) } };
+    const capture = this.captureChunk(c, host);
+    try {
+      await withTimeout(capture, this.record.cowTimeoutMs, `capturing chunk ${c}`);
+    } catch (err) {
+      if (Atomics.compareExchange(host.write.state, 0, HOST_WRITE_PENDING, HOST_WRITE_CANCELLED) === HOST_WRITE_PENDING) {
+        // Not written, and now never by the commit: the caller's way (refused, or uncaptured
+        // once the snapshot is INVALID).
+        await this.captureFailed(err, lba, count);
+        return false;
+      }
+      // Too late to cancel: the commit is durable and its job is writing the change.
+      try {
+        await capture;
+      } catch (late) {
+        // Cannot happen (host writes start only after every record before is durable); if it
+        // did, the image could not be trusted.
+        await this.invalidate('OBF_IO_ERROR', `a carried write started but its capture failed: ${(late as Error).message}`);
+        return true;
+      }
+    }
+    const outcome = host.outcome ?? 'not-written';
+    if (outcome === 'written') return true;
+    if (outcome === 'not-written') return false;
+    throw outcome;
   }
 
   /** Capturing has ended: the pooled chunk buffers go (a session lives on until forgotten). */
@@ -437,15 +500,19 @@ export class SnapshotSession implements ChangeGuard {
     this.appender.releaseBuffers();
   }
 
-  /** The original of chunk `c` into the OBF, once; concurrent changes share the capture. */
-  private captureChunk(c: number): Promise<void> {
+  /**
+   * The original of chunk `c` into the OBF, once; concurrent changes share the capture. `host`:
+   * the change that needs it, for the commit to make (changeWith); its outcome is set there.
+   */
+  private captureChunk(c: number, host?: CarriedWrite): Promise<void> {
     const running = this.inProgress.get(c);
     if (running) return running;
     const p = (async () => {
       const lba = BigInt(c) * this.chunkBlocks;
       const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
       if (this.commitReadsOriginals) {
-        const rec = await this.appender.appendCapture(lba, n);
+        const rec = await this.appender.appendCapture(lba, n, host?.write);
+        if (host) host.outcome = rec.host;
         this.where.set(c, Number(rec.dataLba));
         this.sample();
         return;

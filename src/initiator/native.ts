@@ -70,13 +70,21 @@ interface NativeModule {
   copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;
   /** Fills buffers[i] from positions[i] on the thread pool; the CRC32C of each, or -1 when `zeros` and all its bytes are zero. */
   readChunksAsync(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<number[]>;
-  /** Reads originals into `into`, stores record CRCs in `header`, writes the runs (pwritev each); the record CRCs. Rejects with `phase` 'read' | 'write'. */
+  /**
+   * Reads originals into `into`, stores record CRCs in `header`, writes the runs (pwritev each),
+   * then (with a chain, in its order) the host writes not cancelled. Rejects with `phase` 'read' |
+   * 'write'.
+   */
   captureCommitAsync(
     srcFd: number,
     reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
     obfFd: number,
     runs: Array<{ position: number; pieces: Uint8Array[] }>,
-  ): Promise<number[]>;
+    chain?: unknown,
+    hosts?: Array<{ position: number; pieces: Uint8Array[]; fua: boolean; state: Int32Array }>,
+  ): Promise<{ crcs: number[]; hosts: number[] }>;
+  /** A new capture chain (see src/util/fileops.ts CaptureChain). */
+  captureChainNew(): unknown;
   crc32c(data: Uint8Array, previous: number): number;
   crc32cHardware: boolean;
 }

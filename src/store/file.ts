@@ -10,7 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole } from '../util/fileops';
+import { captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -34,6 +34,21 @@ export class CaptureReadError extends StoreError {
     Object.defineProperty(this, 'name', { value: 'CaptureReadError', enumerable: false });
   }
 }
+
+/**
+ * A change to the source that an OBF capture commit makes once its records are durable
+ * (commitCaptures): the host's write that needed the capture.
+ */
+export interface SourceHostWrite {
+  lba: bigint;
+  pieces: readonly Buffer[];
+  fua: boolean;
+  /** Cancellation cell shared with the job (src/util/fileops.ts CaptureHostWrite.state). */
+  state: Int32Array;
+}
+
+/** What became of a host write carried by a capture commit. */
+export type HostWriteOutcome = 'written' | 'not-written' | Error;
 
 /** Zeros written per request where punching is not supported. */
 const ZERO_CHUNK = 1024 * 1024;
@@ -280,14 +295,18 @@ export class FileStore implements Store {
    * One OBF group commit of snapshot captures on this (the OBF's) file, in one thread-pool job:
    * each original read from `source` into `reads[i].into` and its record CRC stored in
    * `reads[i].header` (the header's CRC field), then every run written durably (a pwritev each
-   * on the O_DSYNC descriptor). Resolves with the record CRCs. A failed read of the source is a
-   * StoreError read-error (nothing was written), a failed write a write-error.
+   * on the O_DSYNC descriptor); then, given a `chain`, once the commits queued before this one on
+   * it are durable too, each host write in `hosts` not cancelled made on `source` (the change
+   * that needed the capture). Resolves with the record CRCs and each host write's outcome. A
+   * failed read of the source is a CaptureReadError (nothing was written), a failed OBF write a
+   * write-error; in both cases no host write was made.
    */
   async commitCaptures(
     source: FileStore,
     reads: ReadonlyArray<{ lba: bigint; into: Buffer; header: Buffer }>,
     runs: ReadonlyArray<{ lba: bigint; pieces: readonly Buffer[] }>,
-  ): Promise<number[]> {
+    opts: { chain?: CaptureChain; hosts?: ReadonlyArray<SourceHostWrite> } = {},
+  ): Promise<{ crcs: number[]; hosts: HostWriteOutcome[] }> {
     for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
     for (const r of runs) {
       let bytes = 0;
@@ -295,19 +314,41 @@ export class FileStore implements Store {
       if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
       checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
     }
+    const hosts = opts.hosts ?? [];
+    for (const h of hosts) {
+      let bytes = 0;
+      for (const p of h.pieces) bytes += p.length;
+      if (bytes === 0 || bytes % source.blockSize !== 0) throw new ArgumentError(`a host write of ${bytes} bytes is not a positive number of ${source.blockSize}-byte blocks`);
+      checkBigRange(source, h.lba, BigInt(bytes / source.blockSize));
+    }
     source.handle();
     this.handle();
     if (this.readOnly) throw writeProtected(this.identity.name);
+    if (hosts.length > 0 && source.readOnly) throw writeProtected(source.identity.name);
     source.busy++;
     this.busy++;
     try {
-      return await captureCommit(
+      const done = await captureCommit(
         source.fd,
         reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
         this.dsyncFd(),
         // Fresh arrays: the job references them (and so the buffers) until it ends.
         runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),
+        opts.chain,
+        hosts.length > 0 ? hosts.map((h) => ({ position: Number(h.lba) * source.blockSize, pieces: [...h.pieces], fua: h.fua, state: h.state })) : undefined,
       );
+      return {
+        crcs: done.crcs,
+        hosts: done.hosts.map((e, i): HostWriteOutcome => {
+          if (e === 0) return 'written';
+          if (e < 0) return 'not-written';
+          const h = hosts[i];
+          const err = Object.assign(new Error(`pwritev: ${ERRNO_NAMES[e] ?? `errno ${e}`}`), { errno: e, syscall: 'pwritev' });
+          let bytes = 0;
+          for (const p of h.pieces) bytes += p.length;
+          return source.fail(err, 'write', `write of ${bytes / source.blockSize} blocks at LBA ${h.lba}`);
+        }),
+      };
     } catch (err) {
       const { phase, index } = err as { phase?: string; index?: number };
       if (phase === 'read') {

@@ -75,23 +75,63 @@ export async function readChunks(fd: number, buffers: Uint8Array[], positions: n
 }
 
 /**
+ * The order of one OBF log's capture commits (captureCommit's `chain`): a commit's host writes
+ * are made only once its records and those of every commit queued before it on the chain are
+ * durable. Opaque; a new chain starts a new order.
+ */
+export type CaptureChain = { readonly __captureChain: unique symbol };
+
+export function newCaptureChain(): CaptureChain {
+  return loadNative().captureChainNew() as CaptureChain;
+}
+
+/** The host writes a capture commit may carry: made on the source after the commit is durable. */
+export interface CaptureHostWrite {
+  position: number;
+  pieces: Uint8Array[];
+  /** pwritev2 with RWF_DSYNC (durable when done). */
+  fua: boolean;
+  /**
+   * Shared with the pool thread: 0 pending; set it to 1 (Atomics.compareExchange from 0) to
+   * cancel; 2 once the write has started (too late to cancel).
+   */
+  state: Int32Array;
+}
+
+export const HOST_WRITE_PENDING = 0;
+export const HOST_WRITE_CANCELLED = 1;
+export const HOST_WRITE_STARTED = 2;
+
+/**
  * One OBF group commit of snapshot captures, on the libuv thread pool: each original read from
  * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0–123, continued over
  * the data) stored in `reads[i].header` bytes 124–127, then each run written with one pwritev on
- * `obfFd` (open it O_DSYNC for a durable commit). Resolves with the record CRCs; rejects with
- * `phase` 'read' (the source) or 'write' (the OBF). See src/store/file.ts commitCaptures.
+ * `obfFd` (open it O_DSYNC for a durable commit); then, with a `chain`, once the commits queued
+ * before this one on it succeeded too, each host write not cancelled made on `srcFd`. Resolves
+ * with the record CRCs and, per host write, 0 (written), an errno, or -1 (not written: cancelled,
+ * or an earlier commit of the chain failed); rejects with `phase` 'read' (the source) or 'write'
+ * (the OBF), no host write made. See src/store/file.ts commitCaptures.
  */
 export async function captureCommit(
   srcFd: number,
   reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
   obfFd: number,
   runs: Array<{ position: number; pieces: Uint8Array[] }>,
-): Promise<number[]> {
+  chain?: CaptureChain,
+  hosts?: CaptureHostWrite[],
+): Promise<{ crcs: number[]; hosts: number[] }> {
   for (const r of reads) {
     checkOffset(r.position, 'read position');
     if (r.into.length === 0) throw new ArgumentError('a capture read needs a non-empty buffer');
     if (r.header.length < 128) throw new ArgumentError(`a record header is at least 128 bytes, got ${r.header.length}`);
   }
   for (const r of runs) checkOffset(r.position, 'run position');
-  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs);
+  if (hosts && hosts.length > 0) {
+    if (!chain) throw new ArgumentError('host writes need a capture chain (they wait for the commits before theirs)');
+    for (const h of hosts) {
+      checkOffset(h.position, 'host write position');
+      if (h.state.length !== 1) throw new ArgumentError('a host write state is an Int32Array of one element');
+    }
+  }
+  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, chain, hosts);
 }

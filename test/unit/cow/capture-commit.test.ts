@@ -21,10 +21,7 @@ import {
   encodeDataRecordHeaderWithoutCrc,
   encodeMarkerRecord,
   encodeSuperblock,
-  ObfPolicy,
-  ObfReason,
   ObfRecordType,
-  ObfState,
   OBF_LOG_START_LBA,
   recordCrc,
   RollingHash,
@@ -44,6 +41,7 @@ import { crc32cSoftware } from '../../../src/target/iscsi/crc32c';
 import * as fileops from '../../../src/util/fileops';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
+import { activeSuperblock } from '../../helpers/obf';
 import { fileBytes, tempFiles, waitUntil } from '../../helpers/tmp';
 
 const log = pino({ level: 'silent' });
@@ -85,26 +83,7 @@ async function sourceFile(bytes: number) {
 }
 
 function superblock(source: Store, capacityBlocks: bigint): ObfSuperblock {
-  const now = Date.now();
-  return {
-    blockSize: BS,
-    snapshotId: crypto.randomUUID(),
-    seriesId: crypto.randomUUID(),
-    sourceDesignator: { designatorType: 3, designator: Buffer.from(source.identity.naa ?? Buffer.alloc(16, 1)) },
-    sourceBlockSize: source.blockSize,
-    sourceCapacity: source.blocks,
-    chunkSize: CHUNK,
-    institutionTimeMs: now,
-    state: ObfState.ACTIVE,
-    policy: ObfPolicy.PROTECT_APPLICATION,
-    reason: ObfReason.NONE,
-    logStartLba: OBF_LOG_START_LBA,
-    capacityBlocks,
-    generation: 1n,
-    updatedTimeMs: now,
-    markerSequence: 0n,
-    sealedRecordCount: 0n,
-  };
+  return activeSuperblock(source, capacityBlocks, { blockSize: BS, chunkSize: CHUNK });
 }
 
 function freshState() {
@@ -195,7 +174,7 @@ describe('FileStore.commitCaptures', () => {
       const runA = 1n; // [h0, d0, h1, d1]
       const runB = runA + 2n * BigInt(RECORD_BLOCKS) + 5n; // after a 5-block gap: [MARKER, h2, d2]
       const spy = jest.spyOn(fileops, 'captureCommit');
-      const crcs = await obf.commitCaptures(
+      const { crcs, hosts } = await obf.commitCaptures(
         src.store,
         caps.map((c) => ({ lba: c.lba, into: c.into, header: c.header })),
         [
@@ -205,6 +184,7 @@ describe('FileStore.commitCaptures', () => {
       );
       expect(spy).toHaveBeenCalledTimes(1); // one thread-pool job
       expect(crcs).toHaveLength(3);
+      expect(hosts).toEqual([]);
       const originals = caps.map((c) => fileBytes(src.path, Number(c.lba) * BS, c.bytes));
       caps.forEach((c, i) => {
         const want = originals[i];
