@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -236,23 +237,66 @@ Napi::Value ReadChunksAsync(const Napi::CallbackInfo& info) {
 
 // CaptureChain: the order of one OBF log's capture commits, for the host writes they carry. A
 // commit's host writes may reach the source only once its own records and those of every commit
-// queued before it on the chain are durable (a reader stops at the first gap of the log, so a
-// record after a failed commit protects nothing). Tickets are taken on the main thread when a
-// commit is queued; the thread pool runs jobs in the order queued, so the commit a job waits for
-// is running or done, never waiting behind it.
+// that took a ticket before it are durable (a reader stops at the first gap of the log, so a
+// record after a failed commit protects nothing). Tickets are taken on the main thread, in
+// commit order, before anything of the commit can fail (captureChainTake); each is finished
+// exactly once, by its job or, when the commit failed before a job was queued, by
+// captureChainAbandon. Finishing is in ticket order: a ticket finished early is held until the
+// ones before it are. Only a job carrying host writes waits; the pool runs jobs in the order
+// queued, so the commits it waits for are running or done, never queued behind it.
 struct CaptureChain {
   std::mutex m;
   std::condition_variable cv;
-  uint64_t issued = 0;  // tickets taken
-  uint64_t done = 0;    // tickets finished, in order
-  bool ok = true;       // every finished commit made its records durable
+  uint64_t issued = 0;               // tickets taken
+  uint64_t done = 0;                 // tickets finished, in order
+  bool ok = true;                    // every ticket finished so far succeeded
+  std::map<uint64_t, bool> early;    // tickets finished before the ones ahead of them
+
+  // Finishes `ticket` with `success` (the caller holds m); wakes the waiters.
+  void FinishLocked(uint64_t ticket, bool success) {
+    if (ticket != done + 1) {
+      early[ticket] = success;
+      return;
+    }
+    done = ticket;
+    ok = ok && success;
+    for (auto it = early.find(done + 1); it != early.end(); it = early.find(done + 1)) {
+      done = it->first;
+      ok = ok && it->second;
+      early.erase(it);
+    }
+    cv.notify_all();
+  }
 };
+
+using ChainRef = std::shared_ptr<CaptureChain>;
+
+ChainRef ChainOf(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "a capture chain is expected");
+  return *v.As<Napi::External<ChainRef>>().Data();
+}
 
 // captureChainNew(): a new chain (an External; freed when JS lets it go and no job holds it).
 Napi::Value CaptureChainNew(const Napi::CallbackInfo& info) {
-  auto* holder = new std::shared_ptr<CaptureChain>(std::make_shared<CaptureChain>());
-  return Napi::External<std::shared_ptr<CaptureChain>>::New(info.Env(), holder,
-                                                            [](Napi::Env, std::shared_ptr<CaptureChain>* h) { delete h; });
+  auto* holder = new ChainRef(std::make_shared<CaptureChain>());
+  return Napi::External<ChainRef>::New(info.Env(), holder, [](Napi::Env, ChainRef* h) { delete h; });
+}
+
+// captureChainTake(chain): the next ticket (a number).
+Napi::Value CaptureChainTake(const Napi::CallbackInfo& info) {
+  ChainRef chain = ChainOf(info[0]);
+  std::lock_guard<std::mutex> lk(chain->m);
+  return Napi::Number::New(info.Env(), static_cast<double>(++chain->issued));
+}
+
+// captureChainAbandon(chain, ticket): the commit holding `ticket` failed before its job was
+// queued: the ticket finishes as failed (in its turn), so no later host write passes it.
+Napi::Value CaptureChainAbandon(const Napi::CallbackInfo& info) {
+  ChainRef chain = ChainOf(info[0]);
+  uint64_t ticket = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
+  std::lock_guard<std::mutex> lk(chain->m);
+  if (ticket > chain->done && ticket <= chain->issued && chain->early.count(ticket) == 0) chain->FinishLocked(ticket, false);
+  return info.Env().Undefined();
 }
 
 // Host-write state cells (an Int32Array element each), shared with the event loop, which may
@@ -272,7 +316,7 @@ constexpr int32_t kHostStarted = 2;
 class CaptureCommitWorker : public Napi::AsyncWorker {
  public:
   CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs, Napi::Value chain,
-                      Napi::Value hosts)
+                      Napi::Value ticket, Napi::Value hosts)
       : Napi::AsyncWorker(env, "captureCommitAsync"),
         deferred_(Napi::Promise::Deferred::New(env)),
         readsRef_(Napi::Persistent(reads.As<Napi::Object>())),
@@ -290,9 +334,8 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
       runs_.push_back({static_cast<off_t>(r.Get("position").As<Napi::Number>().Int64Value()), Pieces(r.Get("pieces").As<Napi::Array>())});
     }
     if (chain.IsExternal()) {
-      chain_ = *chain.As<Napi::External<std::shared_ptr<CaptureChain>>>().Data();
-      std::lock_guard<std::mutex> lk(chain_->m);
-      ticket_ = ++chain_->issued;
+      chain_ = ChainOf(chain);
+      ticket_ = static_cast<uint64_t>(ticket.As<Napi::Number>().Int64Value());
     }
     if (chain_ && hosts.IsArray()) {
       Napi::Array hs = hosts.As<Napi::Array>();
@@ -311,16 +354,17 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   void Execute() override {
     CaptureAndWrite();
     if (!chain_) return;
-    // In queue order: wait for the commits before this one, then let the next go.
-    bool earlierOk;
-    {
-      std::unique_lock<std::mutex> lk(chain_->m);
-      chain_->cv.wait(lk, [this] { return chain_->done == ticket_ - 1; });
-      earlierOk = chain_->ok;
-      chain_->done = ticket_;
-      chain_->ok = earlierOk && phase_ == nullptr;
+    std::unique_lock<std::mutex> lk(chain_->m);
+    if (hosts_.empty()) {
+      // Nothing to order: finish the ticket (held until those ahead finish) and go.
+      chain_->FinishLocked(ticket_, phase_ == nullptr);
+      return;
     }
-    chain_->cv.notify_all();
+    // In ticket order: wait for the commits before this one, then let the next go.
+    chain_->cv.wait(lk, [this] { return chain_->done == ticket_ - 1; });
+    bool earlierOk = chain_->ok;
+    chain_->FinishLocked(ticket_, phase_ == nullptr);
+    lk.unlock();
     if (!earlierOk || phase_ != nullptr) return;  // the host writes stay unwritten (result -1)
     for (Host& h : hosts_) {
       int32_t expected = kHostPending;
@@ -462,13 +506,14 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
 };
 
 // captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[],
-// chain?, hosts?: {position, pieces, fua, state: Int32Array}[]): reads each original into `into`,
+// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[]) — the ticket taken with
+// captureChainTake for this commit; when this call throws, no job holds it (abandon it): reads each original into `into`,
 // stores the record CRC in `header`, writes the runs, then (with a chain) the host writes; resolves
 // with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with e.phase = 'read' (and e.index,
 // the read that failed) or 'write', no host write made.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
   auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
-                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5]);
+                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5], info[6]);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -483,6 +528,8 @@ void InitFileOps(Napi::Env env, Napi::Object exports) {
   exports.Set("copyFileRangeAsync", Napi::Function::New(env, CopyFileRangeAsync, "copyFileRangeAsync"));
   exports.Set("captureCommitAsync", Napi::Function::New(env, CaptureCommitAsync, "captureCommitAsync"));
   exports.Set("captureChainNew", Napi::Function::New(env, CaptureChainNew, "captureChainNew"));
+  exports.Set("captureChainTake", Napi::Function::New(env, CaptureChainTake, "captureChainTake"));
+  exports.Set("captureChainAbandon", Napi::Function::New(env, CaptureChainAbandon, "captureChainAbandon"));
   exports.Set("readChunksAsync", Napi::Function::New(env, ReadChunksAsync, "readChunksAsync"));
 }
 

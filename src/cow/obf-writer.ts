@@ -8,7 +8,7 @@
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
 import { CaptureReadError, FileStore, type HostWriteOutcome, type SourceHostWrite } from '../store/file';
-import { newCaptureChain, type CaptureChain } from '../util/fileops';
+import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../util/fileops';
 import type { Store } from '../store/store';
 import { CowStore } from './cow-store';
 import {
@@ -362,8 +362,10 @@ export class ObfAppender {
       if (b.reads.length > 0) {
         // One job reads the originals, stores their records' CRCs and writes every run durably,
         // then (in chain order, when all before are durable) the host writes it carries.
+        // The ticket is taken here, in commit order, before anything of this commit can fail.
         const c = this.captures!;
-        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { chain: c.chain, hosts: b.hosts });
+        const order = { chain: c.chain, ticket: takeCaptureTicket(c.chain) };
+        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { order, hosts: b.hosts });
         for (const x of b.placed) {
           if (x.read !== undefined) x.crc = done.crcs[x.read];
           if (x.host !== undefined) x.rec.host = done.hosts[x.host];

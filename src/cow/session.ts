@@ -482,8 +482,9 @@ export class SnapshotSession implements ChangeGuard {
       try {
         await capture;
       } catch (late) {
-        // Cannot happen (host writes start only after every record before is durable); if it
-        // did, the image could not be trusted.
+        // Not reachable by design: a host write starts only once every commit holding an earlier
+        // ticket of the chain finished successfully (commits that fail before their job abandon
+        // their ticket as failed). Were it reached, the image could not be trusted.
         await this.invalidate('OBF_IO_ERROR', `a carried write started but its capture failed: ${(late as Error).message}`);
         return true;
       }

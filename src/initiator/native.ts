@@ -81,10 +81,15 @@ interface NativeModule {
     obfFd: number,
     runs: Array<{ position: number; pieces: Uint8Array[] }>,
     chain?: unknown,
+    ticket?: number,
     hosts?: Array<{ position: number; pieces: Uint8Array[]; fua: boolean; state: Int32Array }>,
   ): Promise<{ crcs: number[]; hosts: number[] }>;
   /** A new capture chain (see src/util/fileops.ts CaptureChain). */
   captureChainNew(): unknown;
+  /** The next ticket of a chain. */
+  captureChainTake(chain: unknown): number;
+  /** Finishes a ticket no job got, as failed. */
+  captureChainAbandon(chain: unknown, ticket: number): void;
   crc32c(data: Uint8Array, previous: number): number;
   crc32cHardware: boolean;
 }

@@ -10,7 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
+import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -45,6 +45,12 @@ export interface SourceHostWrite {
   fua: boolean;
   /** Cancellation cell shared with the job (src/util/fileops.ts CaptureHostWrite.state). */
   state: Int32Array;
+}
+
+function piecesBytes(pieces: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
 }
 
 /** What became of a host write carried by a capture commit. */
@@ -295,9 +301,10 @@ export class FileStore implements Store {
    * One OBF group commit of snapshot captures on this (the OBF's) file, in one thread-pool job:
    * each original read from `source` into `reads[i].into` and its record CRC stored in
    * `reads[i].header` (the header's CRC field), then every run written durably (a pwritev each
-   * on the O_DSYNC descriptor); then, given a `chain`, once the commits queued before this one on
-   * it are durable too, each host write in `hosts` not cancelled made on `source` (the change
-   * that needed the capture). Resolves with the record CRCs and each host write's outcome. A
+   * on the O_DSYNC descriptor); then, given an `order` (a capture chain and the ticket this
+   * commit took on it), once the commits holding earlier tickets are durable too, each host
+   * write in `hosts` not cancelled made on `source` (the change that needed the capture). When
+   * it fails before its job is queued, it abandons the ticket (a failed commit to those after). Resolves with the record CRCs and each host write's outcome. A
    * failed read of the source is a CaptureReadError (nothing was written), a failed OBF write a
    * write-error; in both cases no host write was made.
    */
@@ -305,38 +312,46 @@ export class FileStore implements Store {
     source: FileStore,
     reads: ReadonlyArray<{ lba: bigint; into: Buffer; header: Buffer }>,
     runs: ReadonlyArray<{ lba: bigint; pieces: readonly Buffer[] }>,
-    opts: { chain?: CaptureChain; hosts?: ReadonlyArray<SourceHostWrite> } = {},
+    opts: { order?: { chain: CaptureChain; ticket: number }; hosts?: ReadonlyArray<SourceHostWrite> } = {},
   ): Promise<{ crcs: number[]; hosts: HostWriteOutcome[] }> {
-    for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
-    for (const r of runs) {
-      let bytes = 0;
-      for (const p of r.pieces) bytes += p.length;
-      if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
-      checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
-    }
     const hosts = opts.hosts ?? [];
-    for (const h of hosts) {
-      let bytes = 0;
-      for (const p of h.pieces) bytes += p.length;
-      if (bytes === 0 || bytes % source.blockSize !== 0) throw new ArgumentError(`a host write of ${bytes} bytes is not a positive number of ${source.blockSize}-byte blocks`);
-      checkBigRange(source, h.lba, BigInt(bytes / source.blockSize));
-    }
-    source.handle();
-    this.handle();
-    if (this.readOnly) throw writeProtected(this.identity.name);
-    if (hosts.length > 0 && source.readOnly) throw writeProtected(source.identity.name);
-    source.busy++;
-    this.busy++;
+    let job: ReturnType<typeof captureCommit>;
     try {
-      const done = await captureCommit(
+      for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
+      for (const r of runs) {
+        let bytes = 0;
+        for (const p of r.pieces) bytes += p.length;
+        if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
+        checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
+      }
+      for (const h of hosts) {
+        const bytes = piecesBytes(h.pieces);
+        if (bytes === 0 || bytes % source.blockSize !== 0) throw new ArgumentError(`a host write of ${bytes} bytes is not a positive number of ${source.blockSize}-byte blocks`);
+        checkBigRange(source, h.lba, BigInt(bytes / source.blockSize));
+      }
+      source.handle();
+      this.handle();
+      if (this.readOnly) throw writeProtected(this.identity.name);
+      if (hosts.length > 0 && source.readOnly) throw writeProtected(source.identity.name);
+      job = captureCommit(
         source.fd,
         reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
         this.dsyncFd(),
         // Fresh arrays: the job references them (and so the buffers) until it ends.
         runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),
-        opts.chain,
+        opts.order,
         hosts.length > 0 ? hosts.map((h) => ({ position: Number(h.lba) * source.blockSize, pieces: [...h.pieces], fua: h.fua, state: h.state })) : undefined,
       );
+    } catch (err) {
+      // No job got the ticket: finish it as failed, or every later host write would wait on it
+      // (or, worse, pass the gap this commit leaves).
+      if (opts.order) abandonCaptureTicket(opts.order.chain, opts.order.ticket);
+      throw err;
+    }
+    source.busy++;
+    this.busy++;
+    try {
+      const done = await job;
       return {
         crcs: done.crcs,
         hosts: done.hosts.map((e, i): HostWriteOutcome => {
@@ -344,9 +359,7 @@ export class FileStore implements Store {
           if (e < 0) return 'not-written';
           const h = hosts[i];
           const err = Object.assign(new Error(`pwritev: ${ERRNO_NAMES[e] ?? `errno ${e}`}`), { errno: e, syscall: 'pwritev' });
-          let bytes = 0;
-          for (const p of h.pieces) bytes += p.length;
-          return source.fail(err, 'write', `write of ${bytes / source.blockSize} blocks at LBA ${h.lba}`);
+          return source.fail(err, 'write', `write of ${piecesBytes(h.pieces) / source.blockSize} blocks at LBA ${h.lba}`);
         }),
       };
     } catch (err) {

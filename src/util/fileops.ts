@@ -85,6 +85,19 @@ export function newCaptureChain(): CaptureChain {
   return loadNative().captureChainNew() as CaptureChain;
 }
 
+/**
+ * The next ticket of `chain`, for one commit, taken in commit order before anything of the commit
+ * can fail. Its job finishes it; if no job gets it (captureCommit threw), abandon it.
+ */
+export function takeCaptureTicket(chain: CaptureChain): number {
+  return loadNative().captureChainTake(chain);
+}
+
+/** Finishes a ticket no job got as failed: no host write of a later ticket passes it. */
+export function abandonCaptureTicket(chain: CaptureChain, ticket: number): void {
+  loadNative().captureChainAbandon(chain, ticket);
+}
+
 /** The host writes a capture commit may carry: made on the source after the commit is durable. */
 export interface CaptureHostWrite {
   position: number;
@@ -106,18 +119,20 @@ export const HOST_WRITE_STARTED = 2;
  * One OBF group commit of snapshot captures, on the libuv thread pool: each original read from
  * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0–123, continued over
  * the data) stored in `reads[i].header` bytes 124–127, then each run written with one pwritev on
- * `obfFd` (open it O_DSYNC for a durable commit); then, with a `chain`, once the commits queued
- * before this one on it succeeded too, each host write not cancelled made on `srcFd`. Resolves
+ * `obfFd` (open it O_DSYNC for a durable commit); then, with an `order` (a chain and this
+ * commit's ticket on it), once the commits holding earlier tickets
+ * succeeded too, each host write not cancelled made on `srcFd`. Resolves
  * with the record CRCs and, per host write, 0 (written), an errno, or -1 (not written: cancelled,
  * or an earlier commit of the chain failed); rejects with `phase` 'read' (the source) or 'write'
- * (the OBF), no host write made. See src/store/file.ts commitCaptures.
+ * (the OBF), no host write made. Throws (synchronously) when no job was queued: then abandon
+ * the ticket. See src/store/file.ts commitCaptures.
  */
-export async function captureCommit(
+export function captureCommit(
   srcFd: number,
   reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
   obfFd: number,
   runs: Array<{ position: number; pieces: Uint8Array[] }>,
-  chain?: CaptureChain,
+  order?: { chain: CaptureChain; ticket: number },
   hosts?: CaptureHostWrite[],
 ): Promise<{ crcs: number[]; hosts: number[] }> {
   for (const r of reads) {
@@ -127,11 +142,13 @@ export async function captureCommit(
   }
   for (const r of runs) checkOffset(r.position, 'run position');
   if (hosts && hosts.length > 0) {
-    if (!chain) throw new ArgumentError('host writes need a capture chain (they wait for the commits before theirs)');
+    if (!order) throw new ArgumentError('host writes need a capture chain and ticket (they wait for the commits before theirs)');
     for (const h of hosts) {
       checkOffset(h.position, 'host write position');
-      if (h.state.length !== 1) throw new ArgumentError('a host write state is an Int32Array of one element');
+      if (!(h.state instanceof Int32Array) || h.state.length !== 1) throw new ArgumentError('a host write state is an Int32Array of one element');
+      if (!Array.isArray(h.pieces) || !h.pieces.every((b) => b instanceof Uint8Array)) throw new ArgumentError('host write pieces are Uint8Arrays');
     }
   }
-  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, chain, hosts);
+  if (order && (!Number.isSafeInteger(order.ticket) || order.ticket < 1)) throw new ArgumentError(`a capture ticket is a positive integer, got ${order.ticket}`);
+  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, order?.chain, order?.ticket, hosts);
 }

@@ -58,6 +58,8 @@ function capture(src: FileStore, c: number, at: bigint, seq: bigint) {
   return { read: { lba: BigInt(c * CHUNK_BLOCKS), into, header }, run: { lba: at, pieces: [header, into] } };
 }
 
+const order = (chain: fileops.CaptureChain) => ({ chain, ticket: fileops.takeCaptureTicket(chain) });
+
 const hostWrite = (lba: bigint, data: Buffer, fua = false) => ({ lba, pieces: [data.subarray(0, 1024), data.subarray(1024)], fua, state: new Int32Array(1) });
 
 describe('FileStore.commitCaptures with host writes', () => {
@@ -71,7 +73,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       const dataA = crypto.randomBytes(8 * KiB);
       const dataB = crypto.randomBytes(4 * KiB);
       const hosts = [hostWrite(BigInt(CHUNK_BLOCKS) + 4n, dataA), hostWrite(3n * BigInt(CHUNK_BLOCKS), dataB, true)];
-      const done = await obf.commitCaptures(src.store, [a.read, b.read], [{ lba: 1n, pieces: [...a.run.pieces, ...b.run.pieces] }], { chain: fileops.newCaptureChain(), hosts });
+      const done = await obf.commitCaptures(src.store, [a.read, b.read], [{ lba: 1n, pieces: [...a.run.pieces, ...b.run.pieces] }], { order: order(fileops.newCaptureChain()), hosts });
       expect(done.hosts).toEqual(['written', 'written']);
       expect(hosts.map((h) => h.state[0])).toEqual([fileops.HOST_WRITE_STARTED, fileops.HOST_WRITE_STARTED]);
       // the records: the chunks as they were before the host writes
@@ -96,7 +98,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       const a = capture(src.store, 0, 1n, 1n);
       const h = hostWrite(0n, crypto.randomBytes(4 * KiB));
       expect(Atomics.compareExchange(h.state, 0, fileops.HOST_WRITE_PENDING, fileops.HOST_WRITE_CANCELLED)).toBe(fileops.HOST_WRITE_PENDING);
-      const done = await obf.commitCaptures(src.store, [a.read], [a.run], { chain: fileops.newCaptureChain(), hosts: [h] });
+      const done = await obf.commitCaptures(src.store, [a.read], [a.run], { order: order(fileops.newCaptureChain()), hosts: [h] });
       expect(done.hosts).toEqual(['not-written']);
       expect(h.state[0]).toBe(fileops.HOST_WRITE_CANCELLED);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
@@ -119,8 +121,8 @@ describe('FileStore.commitCaptures with host writes', () => {
       const a = capture(bad.store, 0, 1n, 1n);
       const b = capture(good.store, 1, 1n + BigInt(RECORD_BLOCKS), 2n);
       const hb = hostWrite(BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
-      const first = obf.commitCaptures(bad.store, [a.read], [a.run], { chain, hosts: [hostWrite(0n, Buffer.alloc(BS, 1))] });
-      const second = obf.commitCaptures(good.store, [b.read], [b.run], { chain, hosts: [hb] });
+      const first = obf.commitCaptures(bad.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(0n, Buffer.alloc(BS, 1))] });
+      const second = obf.commitCaptures(good.store, [b.read], [b.run], { order: order(chain), hosts: [hb] });
       await expect(first).rejects.toMatchObject({ name: 'CaptureReadError' });
       const done = await second;
       expect(done.hosts).toEqual(['not-written']);
@@ -128,7 +130,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       expect(sha(fileBytes(obfPath, (2 + RECORD_BLOCKS) * BS, CHUNK))).toBe(sha(good.original.subarray(CHUNK)));
       expect(sha(fs.readFileSync(good.path))).toBe(sha(good.original));
       // A new chain starts over.
-      const again = await obf.commitCaptures(good.store, [b.read], [b.run], { chain: fileops.newCaptureChain(), hosts: [hb] });
+      const again = await obf.commitCaptures(good.store, [b.read], [b.run], { order: order(fileops.newCaptureChain()), hosts: [hb] });
       expect(again.hosts).toEqual(['written']);
     } finally {
       await bad.store.close();
@@ -150,7 +152,7 @@ describe('FileStore.commitCaptures with host writes', () => {
         [{ into: a.read.into, position: 0, header: a.read.header }],
         obfFd,
         [{ position: BS, pieces: a.run.pieces }],
-        fileops.newCaptureChain(),
+        order(fileops.newCaptureChain()),
         [{ position: 0, pieces: [Buffer.alloc(BS, 7)], fua: false, state: new Int32Array(1) }],
       );
       expect(done.hosts).toEqual([9]); // EBADF: the source descriptor is read-only
@@ -163,10 +165,57 @@ describe('FileStore.commitCaptures with host writes', () => {
       await obf.close();
     }
   });
+
+  test('a commit that fails before its job is queued abandons its ticket: later host writes are not made, and none waits for ever', async () => {
+    const src = await sourceFile(4 * CHUNK);
+    const obf = await FileStore.open({ path: files.fresh('obf'), size: 1024 * KiB });
+    try {
+      const chain = fileops.newCaptureChain();
+      const a = capture(src.store, 0, 1n, 1n);
+      const b = capture(src.store, 1, 1n + BigInt(RECORD_BLOCKS), 2n);
+      const c = capture(src.store, 2, 1n + 2n * BigInt(RECORD_BLOCKS), 3n);
+      // 1: a host write past the end of the source (refused before any job); 2: a malformed state cell.
+      await expect(obf.commitCaptures(src.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(src.store.blocks, Buffer.alloc(BS))] })).rejects.toThrow();
+      const bad = { ...hostWrite(BigInt(CHUNK_BLOCKS), Buffer.alloc(BS)), state: [0] as unknown as Int32Array };
+      await expect(obf.commitCaptures(src.store, [b.read], [b.run], { order: order(chain), hosts: [bad] })).rejects.toThrow(/Int32Array/);
+      const h = hostWrite(2n * BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
+      const done = await obf.commitCaptures(src.store, [c.read], [c.run], { order: order(chain), hosts: [h] });
+      expect(done.hosts).toEqual(['not-written']);
+      expect(h.state[0]).toBe(fileops.HOST_WRITE_PENDING);
+      expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
+    } finally {
+      await src.store.close();
+      await obf.close();
+    }
+  });
+
+  test('tickets finish in order whatever order they end in: a ticket abandoned ahead stops a later host write; all succeeded lets it through', async () => {
+    const src = await sourceFile(4 * CHUNK);
+    const obf = await FileStore.open({ path: files.fresh('obf'), size: 1024 * KiB });
+    try {
+      for (const abandonSecond of [true, false]) {
+        const chain = fileops.newCaptureChain();
+        const [t1, t2, t3] = [order(chain), order(chain), order(chain)];
+        const a = capture(src.store, 0, 1n, 1n);
+        const c = capture(src.store, 2, 1n + BigInt(RECORD_BLOCKS), 2n);
+        const b = capture(src.store, 1, 1n + 2n * BigInt(RECORD_BLOCKS), 3n);
+        if (abandonSecond) fileops.abandonCaptureTicket(chain, t2.ticket); // ends before ticket 1
+        const h = hostWrite(2n * BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
+        const third = obf.commitCaptures(src.store, [c.read], [c.run], { order: t3, hosts: [h] }); // waits for 1 and 2
+        await obf.commitCaptures(src.store, [a.read], [a.run], { order: t1 });
+        if (!abandonSecond) await obf.commitCaptures(src.store, [b.read], [b.run], { order: t2 });
+        expect((await third).hosts).toEqual([abandonSecond ? 'not-written' : 'written']);
+        expect(fileBytes(src.path, 2 * CHUNK, h.pieces[0].length).equals(h.pieces[0])).toBe(!abandonSecond);
+      }
+    } finally {
+      await src.store.close();
+      await obf.close();
+    }
+  });
 });
 
 describe('ObfAppender.appendCapture with a host write', () => {
-  async function fixture(opts: { minOverlapRecords?: number } = {}) {
+  async function fixture(opts: { minOverlapRecords?: number; depth?: number } = {}) {
     const src = await sourceFile(8 * CHUNK);
     const obfPath = files.fresh('obf');
     const obfBlocks = 1 + 9 * RECORD_BLOCKS + 16;
@@ -195,6 +244,35 @@ describe('ObfAppender.appendCapture with a host write', () => {
       const want = Buffer.from(fx.src.original);
       for (const w of writes) w.data.copy(want, w.c * CHUNK + 8 * BS);
       expect(sha(fs.readFileSync(fx.src.path))).toBe(sha(want));
+    } finally {
+      await fx.close();
+    }
+  });
+
+  test('a source read failure in the batch: the carried writes of the other captures wait for their retry and are made then, the unreadable one never', async () => {
+    const fx = await fixture({ depth: 4, minOverlapRecords: 2 });
+    try {
+      fs.truncateSync(fx.src.path, 6 * CHUNK); // chunk 7 now reads past the end of the file
+      const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
+      const writes = [1, 7, 2, 3].map((c) => ({ c, data: crypto.randomBytes(4 * KiB) }));
+      const hosts = writes.map((w) => hostWrite(BigInt(w.c * CHUNK_BLOCKS), w.data));
+      const out = await Promise.allSettled(writes.map((w, i) => fx.appender.appendCapture(BigInt(w.c * CHUNK_BLOCKS), CHUNK_BLOCKS, hosts[i])));
+      expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(out.map((o) => (o.status === 'fulfilled' ? o.value.host : undefined))).toEqual(['written', undefined, 'written', 'written']);
+      expect(hosts[1].state[0]).toBe(fileops.HOST_WRITE_PENDING); // still the caller's (refused or made uncaptured)
+      // chunk 1 alone, then [7, 2, 3] (fails reading 7: nothing written), then the retry of [2, 3]
+      expect(spy.mock.calls.map((c) => c[1].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [7, 2, 3], [2, 3]]);
+      const now = fs.readFileSync(fx.src.path);
+      expect(now.length).toBe(6 * CHUNK);
+      const want = Buffer.from(fx.src.original.subarray(0, 6 * CHUNK));
+      for (const w of [writes[0], writes[2], writes[3]]) w.data.copy(want, w.c * CHUNK);
+      expect(sha(now)).toBe(sha(want));
+      const scan = await scanLog((lba, n) => fx.obfFile.read(lba, n), decodeSuperblock(fileBytes(fx.obfPath, 0, BS)));
+      expect(scan.records.map((r) => Number(r.sourceLba) / CHUNK_BLOCKS).sort()).toEqual([1, 2, 3]);
+      for (const r of scan.records) {
+        const at = Number(r.sourceLba) * BS;
+        expect(sha(fileBytes(fx.obfPath, Number(r.dataLba) * BS, CHUNK))).toBe(sha(fx.src.original.subarray(at, at + CHUNK)));
+      }
     } finally {
       await fx.close();
     }
@@ -251,6 +329,23 @@ describe('SnapshotSession.changeWith through the COW filter', () => {
       expect(sha(fs.readFileSync(fx.src.path))).toBe(sha(want));
       expect(sha(await fx.session.readImage(0n, Number(fx.cow.blocks)))).toBe(sha(fx.src.original));
       expect(fx.session.status().records).toBe(5); // chunks 0, 2, 5, 7, 8
+    } finally {
+      await fx.close();
+    }
+  });
+
+  test('a COW timeout after the commit started the write waits for it: made once, by the commit, the snapshot still ACTIVE', async () => {
+    const fx = await sessionFixture({ policy: 'protect-snapshot', cowTimeoutMs: 100 });
+    const appender = (fx.session as unknown as { appender: ObfAppender }).appender;
+    jest.spyOn(appender, 'appendCapture').mockImplementation((_lba, _n, host) => {
+      host!.state[0] = fileops.HOST_WRITE_STARTED; // the job is past the point of cancelling
+      return new Promise((resolve) => setTimeout(() => resolve({ sequence: 1n, dataLba: 2n, host: 'written' }), 300));
+    });
+    const inner = jest.spyOn(fx.src.store, 'write');
+    try {
+      await fx.cow.write(0n, crypto.randomBytes(4 * KiB));
+      expect(inner).not.toHaveBeenCalled();
+      expect(fx.session.state).toBe('ACTIVE');
     } finally {
       await fx.close();
     }
