@@ -1,6 +1,6 @@
 // File operations Node's fs lacks: SEEK_DATA/SEEK_HOLE (holes of sparse files), hole punching
 // (UNMAP on a file store), copy_file_range (in-kernel file-to-file copy for the copy manager),
-// and a snapshot capture's reads of original chunks (with their CRC32C), and its OBF group
+// readahead advice, and a snapshot capture's reads of original chunks (with their CRC32C), and its OBF group
 // commits (the originals read, the records written durably, then the hosts' changes).
 // Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
 #include "fileops.h"
@@ -60,6 +60,15 @@ Napi::Value PunchHole(const Napi::CallbackInfo& info) {
   if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
     return ErrnoError(info.Env(), "fallocate", errno);
   }
+  return info.Env().Undefined();
+}
+
+// fadviseRandom(fd): POSIX_FADV_RANDOM on this open file (its own descriptor): no readahead for
+// its reads, which are whole chunks at random places (a snapshot's capture reads).
+Napi::Value FadviseRandom(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int e = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+  if (e != 0) return ErrnoError(info.Env(), "posix_fadvise", e);
   return info.Env().Undefined();
 }
 
@@ -316,7 +325,7 @@ constexpr int32_t kHostStarted = 2;
 class CaptureCommitWorker : public Napi::AsyncWorker {
  public:
   CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs, Napi::Value chain,
-                      Napi::Value ticket, Napi::Value hosts)
+                      Napi::Value ticket, Napi::Value hosts, Napi::Value hostFd)
       : Napi::AsyncWorker(env, "captureCommitAsync"),
         deferred_(Napi::Promise::Deferred::New(env)),
         readsRef_(Napi::Persistent(reads.As<Napi::Object>())),
@@ -338,6 +347,7 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
       ticket_ = static_cast<uint64_t>(ticket.As<Napi::Number>().Int64Value());
     }
     if (chain_ && hosts.IsArray()) {
+      hostFd_ = hostFd.As<Napi::Number>().Int32Value();
       Napi::Array hs = hosts.As<Napi::Array>();
       hostsRef_ = Napi::Persistent(hs.As<Napi::Object>());
       for (uint32_t i = 0; i < hs.Length(); i++) {
@@ -369,7 +379,7 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
     for (Host& h : hosts_) {
       int32_t expected = kHostPending;
       if (!__atomic_compare_exchange_n(h.state, &expected, kHostStarted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-      h.result = WriteAll(srcFd_, h.iov, h.position, h.fua ? RWF_DSYNC : 0);
+      h.result = WriteAll(hostFd_, h.iov, h.position, h.fua ? RWF_DSYNC : 0);
     }
   }
 
@@ -495,6 +505,7 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   Napi::ObjectReference hostsRef_;
   int srcFd_;
   int obfFd_;
+  int hostFd_ = -1;  // the source, opened for writing (srcFd_ may be a read-only descriptor)
   std::vector<Read> reads_;
   std::vector<Run> runs_;
   std::vector<Host> hosts_;
@@ -506,14 +517,15 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
 };
 
 // captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[],
-// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[]) — the ticket taken with
+// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[], hostFd?) — the host
+// writes go to hostFd (the source opened for writing); the ticket taken with
 // captureChainTake for this commit; when this call throws, no job holds it (abandon it): reads each original into `into`,
 // stores the record CRC in `header`, writes the runs, then (with a chain) the host writes; resolves
 // with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with e.phase = 'read' (and e.index,
 // the read that failed) or 'write', no host write made.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
   auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
-                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5], info[6]);
+                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5], info[6], info[7]);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -524,6 +536,7 @@ Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
 void InitFileOps(Napi::Env env, Napi::Object exports) {
   exports.Set("seek", Napi::Function::New(env, Seek, "seek"));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
+  exports.Set("fadviseRandom", Napi::Function::New(env, FadviseRandom, "fadviseRandom"));
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   exports.Set("copyFileRangeAsync", Napi::Function::New(env, CopyFileRangeAsync, "copyFileRangeAsync"));
   exports.Set("captureCommitAsync", Napi::Function::New(env, CaptureCommitAsync, "captureCommitAsync"));

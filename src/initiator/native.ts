@@ -83,7 +83,10 @@ interface NativeModule {
     chain?: unknown,
     ticket?: number,
     hosts?: Array<{ position: number; pieces: Uint8Array[]; fua: boolean; state: Int32Array }>,
+    hostFd?: number,
   ): Promise<{ crcs: number[]; hosts: number[] }>;
+  /** POSIX_FADV_RANDOM on the open file of `fd` (no readahead for its reads). */
+  fadviseRandom(fd: number): void;
   /** A new capture chain (see src/util/fileops.ts CaptureChain). */
   captureChainNew(): unknown;
   /** The next ticket of a chain. */

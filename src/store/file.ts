@@ -10,7 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
+import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -116,6 +116,7 @@ export class FileStore implements Store {
   private readonly fd: number;
   private punchSupported = true;
   private dsync: number | undefined;
+  private captureRead: number | undefined;
   /** Requests on the raw descriptors in flight (close() waits for them; FileHandle.close only knows its own). */
   private busy = 0;
   private idleWaiters: Array<() => void> = [];
@@ -237,7 +238,7 @@ export class FileStore implements Store {
     this.busy++;
     try {
       return await readChunks(
-        this.fd,
+        this.captureReadFd(),
         chunks.map((c) => c.into),
         chunks.map((c) => Number(c.lba) * this.blockSize),
         opts.zeros,
@@ -334,13 +335,15 @@ export class FileStore implements Store {
       if (this.readOnly) throw writeProtected(this.identity.name);
       if (hosts.length > 0 && source.readOnly) throw writeProtected(source.identity.name);
       job = captureCommit(
-        source.fd,
+        source.captureReadFd(),
         reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
         this.dsyncFd(),
         // Fresh arrays: the job references them (and so the buffers) until it ends.
         runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),
         opts.order,
-        hosts.length > 0 ? hosts.map((h) => ({ position: Number(h.lba) * source.blockSize, pieces: [...h.pieces], fua: h.fua, state: h.state })) : undefined,
+        hosts.length > 0
+          ? { fd: source.fd, writes: hosts.map((h) => ({ position: Number(h.lba) * source.blockSize, pieces: [...h.pieces], fua: h.fua, state: h.state })) }
+          : undefined,
       );
     } catch (err) {
       // No job got the ticket: finish it as failed, or every later host write would wait on it
@@ -494,10 +497,11 @@ export class FileStore implements Store {
     if (!fh) return;
     this.fh = undefined;
     if (this.busy > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    const dsync = this.dsync;
+    const extra = [this.dsync, this.captureRead].filter((fd): fd is number => fd !== undefined);
     this.dsync = undefined;
+    this.captureRead = undefined;
     await fh.close();
-    if (dsync !== undefined) await new Promise<void>((resolve) => fs.close(dsync, () => resolve()));
+    for (const fd of extra) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
   }
 
   /** Ends one request counted in `busy`; wakes close() when it was the last. */
@@ -507,6 +511,25 @@ export class FileStore implements Store {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /**
+   * The descriptor a snapshot's capture reads go through, opened on first use, with no
+   * readahead (POSIX_FADV_RANDOM on it alone): each reads one chunk at a random place, and
+   * readahead would read (or, over holes, zero-fill) pages no capture asked for, while the
+   * hosts' reads keep theirs on the main descriptor.
+   */
+  private captureReadFd(): number {
+    if (this.captureRead === undefined) {
+      const fd = fs.openSync(this.path, fs.constants.O_RDONLY);
+      try {
+        fadviseRandom(fd);
+      } catch {
+        // advice only: without it, reads are still right
+      }
+      this.captureRead = fd;
+    }
+    return this.captureRead;
   }
 
   /** The O_DSYNC descriptor for FUA writes, opened on first use. */

@@ -59,6 +59,11 @@ export async function copyFileRangeAsync(fdIn: number, offIn: number, fdOut: num
   await loadNative().copyFileRangeAsync(fdIn, offIn, fdOut, offOut, length);
 }
 
+/** No readahead for reads through `fd` (POSIX_FADV_RANDOM on its open file only). */
+export function fadviseRandom(fd: number): void {
+  loadNative().fadviseRandom(fd);
+}
+
 /**
  * Fills `buffers[i]` from `positions[i]`, all in one call on the libuv thread pool, and returns
  * the CRC32C of each (computed on the pool thread too). With `zeros`, a buffer whose bytes are all
@@ -120,8 +125,8 @@ export const HOST_WRITE_STARTED = 2;
  * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0–123, continued over
  * the data) stored in `reads[i].header` bytes 124–127, then each run written with one pwritev on
  * `obfFd` (open it O_DSYNC for a durable commit); then, with an `order` (a chain and this
- * commit's ticket on it), once the commits holding earlier tickets
- * succeeded too, each host write not cancelled made on `srcFd`. Resolves
+ * commit's ticket on it), once the commits holding earlier tickets succeeded too, each host
+ * write not cancelled made on `hosts.fd` (the source, opened for writing). Resolves
  * with the record CRCs and, per host write, 0 (written), an errno, or -1 (not written: cancelled,
  * or an earlier commit of the chain failed); rejects with `phase` 'read' (the source) or 'write'
  * (the OBF), no host write made. Throws (synchronously) when no job was queued: then abandon
@@ -133,7 +138,7 @@ export function captureCommit(
   obfFd: number,
   runs: Array<{ position: number; pieces: Uint8Array[] }>,
   order?: { chain: CaptureChain; ticket: number },
-  hosts?: CaptureHostWrite[],
+  hosts?: { fd: number; writes: CaptureHostWrite[] },
 ): Promise<{ crcs: number[]; hosts: number[] }> {
   for (const r of reads) {
     checkOffset(r.position, 'read position');
@@ -141,14 +146,15 @@ export function captureCommit(
     if (r.header.length < 128) throw new ArgumentError(`a record header is at least 128 bytes, got ${r.header.length}`);
   }
   for (const r of runs) checkOffset(r.position, 'run position');
-  if (hosts && hosts.length > 0) {
+  if (hosts && hosts.writes.length > 0) {
     if (!order) throw new ArgumentError('host writes need a capture chain and ticket (they wait for the commits before theirs)');
-    for (const h of hosts) {
+    if (!Number.isInteger(hosts.fd) || hosts.fd < 0) throw new ArgumentError(`host writes need the source's descriptor, got ${hosts.fd}`);
+    for (const h of hosts.writes) {
       checkOffset(h.position, 'host write position');
       if (!(h.state instanceof Int32Array) || h.state.length !== 1) throw new ArgumentError('a host write state is an Int32Array of one element');
       if (!Array.isArray(h.pieces) || !h.pieces.every((b) => b instanceof Uint8Array)) throw new ArgumentError('host write pieces are Uint8Arrays');
     }
   }
   if (order && (!Number.isSafeInteger(order.ticket) || order.ticket < 1)) throw new ArgumentError(`a capture ticket is a positive integer, got ${order.ticket}`);
-  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, order?.chain, order?.ticket, hosts);
+  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, order?.chain, order?.ticket, hosts?.writes, hosts?.fd);
 }

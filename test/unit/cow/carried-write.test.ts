@@ -153,7 +153,7 @@ describe('FileStore.commitCaptures with host writes', () => {
         obfFd,
         [{ position: BS, pieces: a.run.pieces }],
         order(fileops.newCaptureChain()),
-        [{ position: 0, pieces: [Buffer.alloc(BS, 7)], fua: false, state: new Int32Array(1) }],
+        { fd: ro, writes: [{ position: 0, pieces: [Buffer.alloc(BS, 7)], fua: false, state: new Int32Array(1) }] },
       );
       expect(done.hosts).toEqual([9]); // EBADF: the source descriptor is read-only
       expect(sha(fileBytes(obfPath, 2 * BS, CHUNK))).toBe(sha(src.original.subarray(0, CHUNK)));
