@@ -111,16 +111,12 @@ export class ObfAppender {
   /** Most bytes per commit. */
   private readonly maxBatchBytes: number;
   /**
-   * Commits in flight at once (4): a batch's write overlaps the ones before it (first writes are
-   * bound by commit latency, not by the disk's bandwidth: bench:cow's ceiling row). The target
-   * runs libuv's pool with 8 threads (bin/xcopy-agent), so the rest of its file I/O has threads
-   * left while a snapshot's commits run.
+   * Commits in flight at once (3): a batch's write overlaps the ones before it (first writes are
+   * bound by commit latency, not by the disk's bandwidth: bench:cow), and one of libuv's 4 pool
+   * threads stays free for the rest of the target's file I/O.
    */
   private readonly depth: number;
-  /**
-   * Records queued before a commit may overlap another's flush (4: against 8, commits of ≈ 7
-   * records instead of ≈ 9 and first writes ≈ 5 % faster in interleaved runs here).
-   */
+  /** Records queued before a commit may overlap another's flush. */
   private readonly minOverlapRecords: number;
   /** Commits done (for status and tests). */
   commits = 0;
@@ -138,8 +134,8 @@ export class ObfAppender {
     this.st = state;
     this.res = { endLba: state.endLba, nextSequence: state.nextSequence, dataRecords: state.dataRecords, dataBytes: state.dataBytes };
     this.maxBatchBytes = opts.maxBatchBytes ?? 8 * 1024 * 1024;
-    this.depth = opts.depth ?? 4;
-    this.minOverlapRecords = opts.minOverlapRecords ?? 4;
+    this.depth = opts.depth ?? 3;
+    this.minOverlapRecords = opts.minOverlapRecords ?? 8;
   }
 
   get state(): Readonly<ObfAppenderState> {
