@@ -521,7 +521,7 @@ export class FileStore implements Store {
    */
   private captureReadFd(): number {
     if (this.captureRead === undefined) {
-      const fd = fs.openSync(this.path, fs.constants.O_RDONLY);
+      const fd = this.reopen(fs.constants.O_RDONLY);
       try {
         fadviseRandom(fd);
       } catch {
@@ -532,9 +532,22 @@ export class FileStore implements Store {
     return this.captureRead;
   }
 
+  /**
+   * A second descriptor of the file this store opened (through /proc/self/fd: the same inode
+   * even if its path was renamed or replaced since), or of its path where /proc is missing.
+   */
+  private reopen(flags: number): number {
+    try {
+      return fs.openSync(`/proc/self/fd/${this.fd}`, flags);
+    } catch (err) {
+      if (errnoName(err) !== 'ENOENT') throw err;
+      return fs.openSync(this.path, flags);
+    }
+  }
+
   /** The O_DSYNC descriptor for FUA writes, opened on first use. */
   private dsyncFd(): number {
-    if (this.dsync === undefined) this.dsync = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_DSYNC);
+    if (this.dsync === undefined) this.dsync = this.reopen(fs.constants.O_RDWR | fs.constants.O_DSYNC);
     return this.dsync;
   }
 }

@@ -44,6 +44,27 @@ describe('FileStore', () => {
     }
   });
 
+  test('FUA writes and capture reads use the file the store opened, even after its path was renamed and reused', async () => {
+    const f = fresh();
+    fs.writeFileSync(f, crypto.randomBytes(MiB));
+    const original = fs.readFileSync(f);
+    const s = await FileStore.open({ path: f });
+    const moved = `${f}.moved`;
+    try {
+      fs.renameSync(f, moved);
+      fs.writeFileSync(f, Buffer.alloc(MiB, 0xee)); // another file at the old path
+      const data = crypto.randomBytes(4096);
+      await s.write(16n, data, { fua: true });
+      expect(fileBytes(moved, 16 * 512, 4096).equals(data)).toBe(true);
+      expect(sha256(fs.readFileSync(f))).toBe(sha256(Buffer.alloc(MiB, 0xee)));
+      const into = Buffer.alloc(8192);
+      await s.readChunks([{ lba: 64n, into }], { zeros: false });
+      expect(into.equals(original.subarray(64 * 512, 64 * 512 + 8192))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('writes and reads round-trip, matching a reference buffer and the file on disk', async () => {
     const f = fresh();
     const size = 8 * MiB;
