@@ -362,26 +362,41 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    CaptureAndWrite();
-    if (!chain_) return;
-    std::unique_lock<std::mutex> lk(chain_->m);
-    if (hosts_.empty()) {
-      // Nothing to order: finish the ticket (held until those ahead finish) and go.
+    bool finished = !chain_;  // the ticket, once finished (none without a chain)
+    try {
+      CaptureAndWrite();
+      if (!chain_) return;
+      std::unique_lock<std::mutex> lk(chain_->m);
+      if (hosts_.empty()) {
+        // Nothing to order: finish the ticket (held until those ahead finish) and go.
+        chain_->FinishLocked(ticket_, phase_ == nullptr);
+        finished = true;
+        return;
+      }
+      // In ticket order: wait for the commits before this one, then let the next go.
+      chain_->cv.wait(lk, [this] { return chain_->done >= ticket_ - 1; });
+      bool earlierOk = chain_->ok;
       chain_->FinishLocked(ticket_, phase_ == nullptr);
-      return;
-    }
-    // In ticket order: wait for the commits before this one, then let the next go.
-    chain_->cv.wait(lk, [this] { return chain_->done == ticket_ - 1; });
-    bool earlierOk = chain_->ok;
-    chain_->FinishLocked(ticket_, phase_ == nullptr);
-    lk.unlock();
-    if (!earlierOk || phase_ != nullptr) return;  // the host writes stay unwritten (result -1)
-    for (Host& h : hosts_) {
-      int32_t expected = kHostPending;
-      if (!__atomic_compare_exchange_n(h.state, &expected, kHostStarted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-      h.result = WriteAll(hostFd_, h.iov, h.position, h.fua ? RWF_DSYNC : 0);
+      finished = true;
+      lk.unlock();
+      if (!earlierOk || phase_ != nullptr) return;  // the host writes stay unwritten (result -1)
+      for (Host& h : hosts_) {
+        int32_t expected = kHostPending;
+        if (!__atomic_compare_exchange_n(h.state, &expected, kHostStarted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        h.result = WriteAll(hostFd_, h.iov, h.position, h.fua ? RWF_DSYNC : 0);
+      }
+    } catch (...) {
+      // Out of memory: before the ticket finished, the commit failed (and its ticket must still
+      // finish, or every later job would wait for it); after, the records are durable and the
+      // host writes not made yet stay unwritten (result -1, the caller's to make).
+      if (finished) return;
+      if (phase_ == nullptr) Fail("write", ENOMEM);
+      std::lock_guard<std::mutex> lk(chain_->m);
+      chain_->FinishLocked(ticket_, false);
     }
   }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -524,10 +539,12 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
 // with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with e.phase = 'read' (and e.index,
 // the read that failed) or 'write', no host write made.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
-  auto* w = new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(),
-                                    info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Array>(), info[4], info[5], info[6], info[7]);
+  std::unique_ptr<CaptureCommitWorker> w(new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(),
+                                                                 info[1].As<Napi::Array>(), info[2].As<Napi::Number>().Int32Value(),
+                                                                 info[3].As<Napi::Array>(), info[4], info[5], info[6], info[7]));
   Napi::Promise p = w->Promise();
-  w->Queue();
+  w->Queue();  // if it throws, the worker is freed here (and the caller abandons the ticket)
+  w.release();  // the worker deletes itself when done
   return p;
 }
 

@@ -365,7 +365,9 @@ export class ObfAppender {
         // The ticket is taken here, in commit order, before anything of this commit can fail.
         const c = this.captures!;
         const order = { chain: c.chain, ticket: takeCaptureTicket(c.chain) };
-        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { order, hosts: b.hosts });
+        // A batch with deallocated gaps (zero records) is durable only after the unmaps and the
+        // flush below: its job must not make host writes (they stay the callers').
+        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { order, hosts: b.gaps.length === 0 ? b.hosts : [] });
         for (const x of b.placed) {
           if (x.read !== undefined) x.crc = done.crcs[x.read];
           if (x.host !== undefined) x.rec.host = done.hosts[x.host];

@@ -199,11 +199,14 @@ describe('FileStore.commitCaptures with host writes', () => {
         const a = capture(src.store, 0, 1n, 1n);
         const c = capture(src.store, 2, 1n + BigInt(RECORD_BLOCKS), 2n);
         const b = capture(src.store, 1, 1n + 2n * BigInt(RECORD_BLOCKS), 3n);
-        if (abandonSecond) fileops.abandonCaptureTicket(chain, t2.ticket); // ends before ticket 1
+        // Jobs are queued in ticket order (as the appender does); ticket 2 is abandoned before
+        // ticket 1 ends, or run after it.
         const h = hostWrite(2n * BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
+        const first = obf.commitCaptures(src.store, [a.read], [a.run], { order: t1 });
+        if (abandonSecond) fileops.abandonCaptureTicket(chain, t2.ticket);
+        const second = abandonSecond ? Promise.resolve() : obf.commitCaptures(src.store, [b.read], [b.run], { order: t2 });
         const third = obf.commitCaptures(src.store, [c.read], [c.run], { order: t3, hosts: [h] }); // waits for 1 and 2
-        await obf.commitCaptures(src.store, [a.read], [a.run], { order: t1 });
-        if (!abandonSecond) await obf.commitCaptures(src.store, [b.read], [b.run], { order: t2 });
+        await Promise.all([first, second]);
         expect((await third).hosts).toEqual([abandonSecond ? 'not-written' : 'written']);
         expect(fileBytes(src.path, 2 * CHUNK, h.pieces[0].length).equals(h.pieces[0])).toBe(!abandonSecond);
       }
