@@ -104,6 +104,7 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t*
 }
 #endif
 
+// crc32c(buffer, previous): unsigned 32-bit CRC.
 Napi::Value Crc32c(const Napi::CallbackInfo& info) {
   auto buf = info[0].As<Napi::Uint8Array>();
   uint32_t prev = info[1].As<Napi::Number>().Uint32Value();

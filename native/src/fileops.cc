@@ -1,8 +1,9 @@
 // File operations Node's fs lacks: SEEK_DATA/SEEK_HOLE (holes of sparse files), hole punching
 // (UNMAP on a file store), copy_file_range (in-kernel file-to-file copy for the copy manager),
-// readahead advice, and a snapshot capture's reads of original chunks (with their CRC32C), and its OBF group
-// commits (the originals read, the records written durably, then the hosts' changes).
-// Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
+// readahead advice, a snapshot capture's reads of original chunks (with their CRC32C), and its
+// OBF group commits (the originals read, the records written durably, then the hosts' changes).
+// Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the
+// others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
 #include "fileops.h"
 
 #include "crc32c.h"
@@ -532,12 +533,12 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
 };
 
 // captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[],
-// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[], hostFd?) — the host
-// writes go to hostFd (the source opened for writing); the ticket taken with
-// captureChainTake for this commit; when this call throws, no job holds it (abandon it): reads each original into `into`,
-// stores the record CRC in `header`, writes the runs, then (with a chain) the host writes; resolves
-// with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with e.phase = 'read' (and e.index,
-// the read that failed) or 'write', no host write made.
+// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[], hostFd?): reads each
+// original into `into`, stores the record CRC in `header`, writes the runs, then (with a chain
+// and this commit's ticket, taken with captureChainTake) the host writes, on hostFd (the source
+// opened for writing). Resolves with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with
+// e.phase = 'read' (and e.index, the read that failed) or 'write', no host write made. When this
+// call throws, no job holds the ticket: the caller abandons it.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
   std::unique_ptr<CaptureCommitWorker> w(new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(),
                                                                  info[1].As<Napi::Array>(), info[2].As<Napi::Number>().Int32Value(),

@@ -304,10 +304,11 @@ export class FileStore implements Store {
    * `reads[i].header` (the header's CRC field), then every run written durably (a pwritev each
    * on the O_DSYNC descriptor); then, given an `order` (a capture chain and the ticket this
    * commit took on it), once the commits holding earlier tickets are durable too, each host
-   * write in `hosts` not cancelled made on `source` (the change that needed the capture). When
-   * it fails before its job is queued, it abandons the ticket (a failed commit to those after). Resolves with the record CRCs and each host write's outcome. A
-   * failed read of the source is a CaptureReadError (nothing was written), a failed OBF write a
-   * write-error; in both cases no host write was made.
+   * write in `hosts` not cancelled made on `source` (the change that needed the capture).
+   * Resolves with the record CRCs and each host write's outcome. A failed read of the source is a
+   * CaptureReadError (nothing was written), a failed OBF write a write-error; in both cases no
+   * host write was made. Failing before its job is queued, it abandons the ticket (to the
+   * commits after it, a failed commit).
    */
   async commitCaptures(
     source: FileStore,
@@ -320,8 +321,7 @@ export class FileStore implements Store {
     try {
       for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
       for (const r of runs) {
-        let bytes = 0;
-        for (const p of r.pieces) bytes += p.length;
+        const bytes = piecesBytes(r.pieces);
         if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
         checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
       }

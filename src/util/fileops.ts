@@ -80,9 +80,9 @@ export async function readChunks(fd: number, buffers: Uint8Array[], positions: n
 }
 
 /**
- * The order of one OBF log's capture commits (captureCommit's `chain`): a commit's host writes
- * are made only once its records and those of every commit queued before it on the chain are
- * durable. Opaque; a new chain starts a new order.
+ * The order of one OBF log's capture commits (captureCommit's `order`): a commit's host writes
+ * are made only once its records and those of every commit holding an earlier ticket on the
+ * chain are durable. Opaque; a new chain starts a new order.
  */
 export type CaptureChain = { readonly __captureChain: unique symbol };
 
