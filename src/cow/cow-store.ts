@@ -8,17 +8,7 @@
  * the door and waits for those in flight to finish (the clean cut of step 602); while held, a
  * capture is armed; `release()` lets the waiting changes in, each now behind the capture's
  * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
- * the source.
- *
- * Write-back of first writes: a write without FUA that needs a capture may complete before it
- * reaches the source, when the armed guard allows it (writeBack). The filter keeps a copy of its
- * data and makes it in the background, in the same order of steps (capture durable, then the
- * source); until then it is a *pending write*. This is the write cache the target reports
- * (caching mode page WCE = 1): a write without FUA is durable only after SYNCHRONIZE CACHE, which
- * waits for the pending writes here (flush) and reports a pending write that failed. Every other
- * request overlapping a pending write — read, write, UNMAP, GET LBA STATUS, a copy manager's
- * kernel copy — waits for it, so what completed is what every later request sees. FUA writes
- * (or any write while WCE = 0) never take this path. Reads wait for nothing else.
+ * the source. Reads are never blocked.
  */
 import { ArgumentError } from '../errors';
 import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
@@ -38,26 +28,7 @@ export interface ChangeGuard {
    * it (beforeChange, then the write); rejects as beforeChange does, or with the write's error.
    */
   changeWith?(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean>;
-  /**
-   * Optional: true when a write of `count` blocks at `lba` without FUA may complete before it
-   * reaches the source (see the write-back note above): it needs a capture, and whatever becomes
-   * of that capture the write will reach the source (protect-application).
-   */
-  writeBack?(lba: bigint, count: bigint): boolean;
 }
-
-/** A write completed to the host before it reached the source (write-back). */
-interface PendingWrite {
-  start: bigint;
-  end: bigint;
-  bytes: number;
-  /** Settles (never rejects) once the write reached the source or failed. */
-  done: Promise<void>;
-}
-
-/** Most writes, and bytes, pending at once; past either the writes wait for their captures. */
-export const WRITE_BACK_MAX_WRITES = 128;
-export const WRITE_BACK_MAX_BYTES = 32 * 1024 * 1024;
 
 export class HoldTimeoutError extends Error {
   constructor(message: string) {
@@ -74,12 +45,6 @@ export class CowStore implements Store {
   /** The session that owns this source's snapshot, claimed before its first await. */
   private owner: object | undefined;
   private inFlight = 0;
-  private readonly pending = new Set<PendingWrite>();
-  private pendingBytes = 0;
-  /** A pending write that failed, for the next flush to report (then forgotten, as fsync does). */
-  private deferred: StoreError | undefined;
-  /** Where a failed pending write is reported when it fails (the target's log). */
-  onWriteBackError: ((err: StoreError, lba: bigint, blocks: bigint) => void) | undefined = undefined;
   private drained: Array<() => void> = [];
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
@@ -129,18 +94,24 @@ export class CowStore implements Store {
     return this.inFlight;
   }
 
-  /** Writes pending now (write-back), and their bytes. */
-  get pendingWrites(): { writes: number; bytes: number } {
-    return { writes: this.pending.size, bytes: this.pendingBytes };
-  }
-
   read(lba: bigint, count: number, into?: Buffer): Promise<Buffer> {
-    if (this.pending.size === 0) return this.inner.read(lba, count, into);
-    return this.afterPendingWrites(lba, BigInt(count)).then(() => this.inner.read(lba, count, into));
+    return this.inner.read(lba, count, into);
   }
 
-  write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
-    return this.change(lba, [data], data.length, opts);
+  async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
+    // Every host write of every LUN passes here: no extra await unless a hold is on.
+    if (this.gate) await this.enter();
+    else this.inFlight++;
+    try {
+      const g = this.guard;
+      if (g) {
+        if (g.changeWith && (await g.changeWith(lba, [data], { fua: opts?.fua === true }))) return;
+        await g.beforeChange(lba, BigInt(data.length / this.inner.blockSize));
+      }
+      await this.inner.write(lba, data, opts);
+    } finally {
+      this.leave();
+    }
   }
 
   /** As write, with the pieces gathered (the inner store's writev, else one buffer). */
@@ -150,83 +121,18 @@ export class CowStore implements Store {
     if (bytes === 0 || bytes % this.inner.blockSize !== 0) {
       throw new ArgumentError(`a write of ${bytes} bytes is not a positive number of ${this.inner.blockSize}-byte blocks`);
     }
-    return this.change(lba, pieces, bytes, opts);
-  }
-
-  private async change(lba: bigint, pieces: readonly Buffer[], bytes: number, opts?: { fua?: boolean }): Promise<void> {
-    // (A write of a part block is the inner store's to refuse; its capture covers the block.)
-    const count = BigInt(Math.ceil(bytes / this.inner.blockSize));
-    // Every host write of every LUN passes here: no extra await unless a hold is on.
     if (this.gate) await this.enter();
     else this.inFlight++;
-    let handedOver = false;
     try {
-      if (this.pending.size > 0) await this.afterPendingWrites(lba, count);
       const g = this.guard;
       if (g) {
-        const fua = opts?.fua === true;
-        if (!fua && g.writeBack && this.pending.size < WRITE_BACK_MAX_WRITES && this.pendingBytes + bytes <= WRITE_BACK_MAX_BYTES && g.writeBack(lba, count)) {
-          this.writeBack(g, lba, count, pieces, bytes);
-          handedOver = true;
-          return;
-        }
-        if (g.changeWith && (await g.changeWith(lba, pieces, { fua }))) return;
-        await g.beforeChange(lba, count);
+        if (g.changeWith && (await g.changeWith(lba, pieces, { fua: opts?.fua === true }))) return;
+        await g.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
       }
-      await this.writeInner(lba, pieces, bytes, opts);
+      if (this.inner.writev) await this.inner.writev(lba, pieces, opts);
+      else await this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);
     } finally {
-      if (!handedOver) this.leave();
-    }
-  }
-
-  private writeInner(lba: bigint, pieces: readonly Buffer[], bytes: number, opts?: { fua?: boolean }): Promise<void> {
-    if (this.inner.writev) return this.inner.writev(lba, pieces, opts);
-    return this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);
-  }
-
-  /**
-   * Makes a write in the background, the ordinary way (its capture first), after it completed to
-   * the host: it stays counted in flight (a hold drains it) and pending (overlapping requests and
-   * flush wait for it) until it reached the source or failed. Its data is copied: the caller's
-   * buffers may be reused once the write completes (the copy manager's pool).
-   */
-  private writeBack(g: ChangeGuard, lba: bigint, count: bigint, pieces: readonly Buffer[], bytes: number): void {
-    const data = Buffer.allocUnsafe(bytes);
-    let at = 0;
-    for (const p of pieces) at += p.copy(data, at);
-    const entry: PendingWrite = { start: lba, end: lba + count, bytes, done: Promise.resolve() };
-    this.pending.add(entry);
-    this.pendingBytes += bytes;
-    entry.done = (async () => {
-      try {
-        if (g.changeWith && (await g.changeWith(lba, [data], { fua: false }))) return;
-        await g.beforeChange(lba, count);
-        await this.writeInner(lba, [data], bytes);
-      } catch (err) {
-        const e = err instanceof StoreError ? err : new StoreError({ kind: 'write-error' }, (err as Error)?.message ?? String(err));
-        this.deferred ??= e;
-        this.onWriteBackError?.(e, lba, count);
-      } finally {
-        this.pending.delete(entry);
-        this.pendingBytes -= bytes;
-        this.leave();
-      }
-    })();
-  }
-
-  /** Resolves when no pending write overlaps [lba, lba + count). */
-  async afterPendingWrites(lba: bigint, count: bigint): Promise<void> {
-    const end = lba + count;
-    for (;;) {
-      let wait: Promise<void> | undefined;
-      for (const p of this.pending) {
-        if (p.start < end && lba < p.end) {
-          wait = p.done;
-          break;
-        }
-      }
-      if (!wait) return;
-      await wait;
+      this.leave();
     }
   }
 
@@ -234,7 +140,6 @@ export class CowStore implements Store {
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
-      if (this.pending.size > 0 && count > 0n) await this.afterPendingWrites(lba, count);
       if (this.guard && count > 0n) await this.guard.beforeChange(lba, count);
       await this.inner.unmap(lba, count);
     } finally {
@@ -244,11 +149,11 @@ export class CowStore implements Store {
 
   /**
    * Runs `fn` on the inner store as a change that needs no capture (the copy manager's kernel
-   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed,
-   * a hold is on or writes are pending, so the caller takes the ordinary path.
+   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed
+   * or a hold is on, so the caller takes the ordinary path.
    */
   async passThrough<T>(fn: (inner: Store) => Promise<T>): Promise<T | undefined> {
-    if (this.guard || this.gate || this.pending.size > 0) return undefined;
+    if (this.guard || this.gate) return undefined;
     this.inFlight++;
     try {
       return await fn(this.inner);
@@ -257,26 +162,13 @@ export class CowStore implements Store {
     }
   }
 
-  /**
-   * SYNCHRONIZE CACHE: the writes pending now reach the source, then the source's own flush. A
-   * pending write that failed since the last flush fails this one (once: a later flush that has
-   * nothing new to report succeeds, as fsync(2) reports a writeback error once).
-   */
-  async flush(): Promise<void> {
-    if (this.pending.size > 0) await Promise.all([...this.pending].map((p) => p.done));
-    await this.inner.flush();
-    const failed = this.deferred;
-    if (failed) {
-      this.deferred = undefined;
-      throw new StoreError(failed.failure, `a write completed earlier (write-back) did not reach the source: ${failed.message}`);
-    }
+  flush(): Promise<void> {
+    return this.inner.flush();
   }
-  async extents(lba: bigint, count: bigint): Promise<Extent[]> {
-    if (this.pending.size > 0) await this.afterPendingWrites(lba, count);
+  extents(lba: bigint, count: bigint): Promise<Extent[]> {
     return this.inner.extents(lba, count);
   }
-  async close(): Promise<void> {
-    if (this.pending.size > 0) await Promise.all([...this.pending].map((p) => p.done));
+  close(): Promise<void> {
     return this.inner.close();
   }
 

@@ -26,8 +26,6 @@ export interface InstituteParams {
   chunk_bytes?: number;
   policy?: SnapshotPolicy;
   cow_timeout_ms?: number;
-  /** Write-back of first writes (default: on under protect-application). */
-  write_back?: boolean;
   drain_timeout_ms?: number;
   series_id?: string;
 }
@@ -192,7 +190,6 @@ export class SnapshotManager {
         chunkBytes: p.chunk_bytes,
         policy: p.policy,
         cowTimeoutMs: p.cow_timeout_ms,
-        writeBack: p.write_back,
         drainTimeoutMs: p.drain_timeout_ms,
         seriesId: p.series_id,
         log: this.log,

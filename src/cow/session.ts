@@ -59,11 +59,6 @@ export interface SessionRecord {
   chunkBytes: number;
   policy: SnapshotPolicy;
   cowTimeoutMs: number;
-  /**
-   * Write-back of first writes (CowStore): a write without FUA that needs a capture completes
-   * before it reaches the source. Only under protect-application; absent in older journals (on).
-   */
-  writeBack?: boolean;
   state: SnapshotState;
   reason?: SnapshotReason;
   reasonDetail?: string;
@@ -85,8 +80,6 @@ export interface InstituteOptions {
   chunkBytes?: number;
   policy?: SnapshotPolicy;
   cowTimeoutMs?: number;
-  /** Write-back of first writes (default: on under protect-application; never under protect-snapshot). */
-  writeBack?: boolean;
   drainTimeoutMs?: number;
   seriesId?: string;
   log: Logger;
@@ -103,7 +96,6 @@ export interface SnapshotStatus {
   source: string;
   obf: string;
   policy: SnapshotPolicy;
-  write_back: boolean;
   chunk_bytes: number;
   instituted_at: string;
   institute_pause_ms: number;
@@ -230,10 +222,6 @@ export class SnapshotSession implements ChangeGuard {
     const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     const policy = o.policy ?? 'protect-application';
     const cowTimeoutMs = o.cowTimeoutMs ?? DEFAULT_COW_TIMEOUT_MS;
-    if (o.writeBack === true && policy === 'protect-snapshot') {
-      throw new AgentError('ERR_INVALID_ARG', 'write_back needs the protect-application policy: under protect-snapshot a write that cannot be captured must fail, so it cannot complete first');
-    }
-    const writeBack = o.writeBack ?? policy === 'protect-application';
     const B = o.obf.blockSize;
     const sbs = src.blockSize;
     if (src.claimed || src.capturing || src.held) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
@@ -277,7 +265,6 @@ export class SnapshotSession implements ChangeGuard {
       chunkBytes,
       policy,
       cowTimeoutMs,
-      writeBack,
       state: 'ACTIVE',
       institutedAtMs: now,
       institutePauseMs: 0,
@@ -470,26 +457,6 @@ export class SnapshotSession implements ChangeGuard {
    * caller must make it (beforeChange, then its own write); rejects as beforeChange does, or
    * with the source's write error. A COW timeout cancels the host write if it has not started.
    */
-  /** True when this session lets writes complete before their captures (write-back). */
-  get writesBack(): boolean {
-    return this.record.policy === 'protect-application' && this.record.writeBack !== false;
-  }
-
-  /**
-   * The guard's write-back test (CowStore): a write may complete before it reaches the source
-   * when the session writes back, still captures, and the write needs a capture (a chunk of it
-   * is not captured yet). Whatever then becomes of the capture the write reaches the source: a
-   * failed capture makes the snapshot INVALID (protect-application), never the write fail.
-   */
-  writeBack(lba: bigint, count: bigint): boolean {
-    if (!this.capturing || this.invalidating || !this.writesBack || count <= 0n) return false;
-    const first = Number(lba / this.chunkBlocks);
-    const last = Number((lba + count - 1n) / this.chunkBlocks);
-    if (last - first >= CAPTURE_WINDOW) return false;
-    for (let c = first; c <= last; c++) if (!this.where.has(c)) return true;
-    return false;
-  }
-
   async changeWith(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean> {
     if (this.invalidating || !this.capturing || !this.commitReadsOriginals || this.source.inner.readOnly) return false;
     const bs = this.source.blockSize;
@@ -694,7 +661,6 @@ export class SnapshotSession implements ChangeGuard {
       source: this.record.source,
       obf: this.record.obf,
       policy: this.record.policy,
-      write_back: this.writesBack,
       chunk_bytes: this.record.chunkBytes,
       instituted_at: new Date(this.record.institutedAtMs).toISOString(),
       institute_pause_ms: Number(this.record.institutePauseMs.toFixed(3)),

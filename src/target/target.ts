@@ -120,10 +120,7 @@ export class TargetModel {
           store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
         }
         // Every store sits behind a COW filter, idle until a snapshot of it is instituted.
-        const cow = new CowStore(store);
-        cow.onWriteBackError = (err, lba, blocks) =>
-          log.error({ storage_object: key, lba: lba.toString(), blocks: blocks.toString(), err: err.message }, 'a write completed earlier (write-back) did not reach the source; the next SYNCHRONIZE CACHE reports it');
-        model.stores.set(key, cow);
+        model.stores.set(key, new CowStore(store));
         log.info({ storage_object: key, kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
       }
       for (const t of config.targets) {

@@ -642,9 +642,6 @@ export class CopyManager {
         let copied = false;
         if (kernel) {
           try {
-            // The kernel reads the source's file itself: writes completed to hosts but still
-            // pending in its COW filter (write-back) reach it first.
-            await cowOf(p.src.store)?.afterPendingWrites(srcLba, len / BigInt(sbs));
             copied = await p.dst.locks.with(dstLba, dstBlocks, async () => {
               const run = () => srcFile!.copyRangeTo(dstFile!, srcLba, dstLba, dstBlocks, { fua }).then(() => true);
               const cow = cowOf(p.dst.store);

@@ -2,7 +2,7 @@
  * A Store that passes everything to another one: the base of the test stores that fail, stall
  * or count requests on demand (override what the test needs).
  */
-import { StoreError, type Extent, type Store } from '../../src/store/store';
+import type { Extent, Store } from '../../src/store/store';
 
 export class DelegatingStore implements Store {
   constructor(readonly inner: Store) {}
@@ -18,23 +18,4 @@ export class DelegatingStore implements Store {
   unmap(lba: bigint, count: bigint): Promise<void> { return this.inner.unmap(lba, count); }
   extents(lba: bigint, count: bigint): Promise<Extent[]> { return this.inner.extents(lba, count); }
   close(): Promise<void> { return this.inner.close(); }
-}
-
-/** A store that fails or stalls writes on demand (an OBF under test). */
-export class FaultyStore extends DelegatingStore {
-  failWrites = false;
-  stall?: Promise<void>;
-  writes = 0;
-  flushes = 0;
-  override async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
-    this.writes++;
-    if (this.stall) await this.stall;
-    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF write error');
-    return this.inner.write(lba, data, opts);
-  }
-  override async flush() {
-    this.flushes++;
-    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF flush error');
-    return this.inner.flush();
-  }
 }

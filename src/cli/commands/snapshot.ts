@@ -27,7 +27,6 @@ interface Args {
   chunk?: number;
   policy?: string;
   cowTimeoutMs?: number;
-  writeBack?: boolean;
   drainTimeoutMs?: number;
   lun?: number;
   target?: string;
@@ -44,10 +43,6 @@ export function builder(y: Argv): Argv<Args> {
     .option('chunk', { type: 'number', describe: 'institute: chunk size in bytes (default 65536)' })
     .option('policy', { type: 'string', choices: ['protect-application', 'protect-snapshot'], describe: 'institute: what to sacrifice when a chunk cannot be captured' })
     .option('cow-timeout-ms', { type: 'number', describe: 'institute: longest a capture may take (default 5000)' })
-    .option('write-back', {
-      type: 'boolean',
-      describe: 'institute: first writes without FUA complete before their capture (default on under protect-application; --no-write-back: each waits for it)',
-    })
     .option('drain-timeout-ms', { type: 'number', describe: 'institute: longest writes may be held (default 2000)' })
     .option('lun', { type: 'number', describe: 'view-add: LUN number for the view (default: first free); view-remove: the view LUN' })
     .option('target', { type: 'string', describe: 'view-add: target IQN for the view (default: the source\'s)' })
@@ -102,7 +97,6 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           ...(argv.chunk !== undefined ? { chunk_bytes: argv.chunk } : {}),
           ...(argv.policy !== undefined ? { policy: argv.policy } : {}),
           ...(argv.cowTimeoutMs !== undefined ? { cow_timeout_ms: argv.cowTimeoutMs } : {}),
-          ...(argv.writeBack !== undefined ? { write_back: argv.writeBack } : {}),
           ...(argv.drainTimeoutMs !== undefined ? { drain_timeout_ms: argv.drainTimeoutMs } : {}),
         });
         result = st;

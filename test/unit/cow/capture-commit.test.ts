@@ -572,7 +572,6 @@ test('session over file stores: random concurrent writes; the view and source + 
         }
       }),
     );
-    await cow.flush(); // first writes completed ahead of their captures (write-back): all in now
     writing = false;
     await viewer;
     expect(viewChecks).toBeGreaterThan(0);

@@ -296,7 +296,7 @@ describe('ObfAppender.appendCapture with a host write', () => {
 });
 
 describe('SnapshotSession.changeWith through the COW filter', () => {
-  async function sessionFixture(o: { policy?: 'protect-application' | 'protect-snapshot'; cowTimeoutMs?: number; writeBack?: boolean } = {}) {
+  async function sessionFixture(o: { policy?: 'protect-application' | 'protect-snapshot'; cowTimeoutMs?: number } = {}) {
     const src = await sourceFile(16 * CHUNK);
     const obfPath = files.fresh('obf');
     const obfFile = await FileStore.open({ path: obfPath, size: 2 * 1024 * KiB });
@@ -308,7 +308,6 @@ describe('SnapshotSession.changeWith through the COW filter', () => {
       obfSpec: `file:${obfPath}`,
       journal: new MemJournal(),
       log,
-      writeBack: false,
       ...o,
     });
     return { src, cow, session, close: async () => (await src.store.close(), await obfFile.close()) };

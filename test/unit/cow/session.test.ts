@@ -9,27 +9,70 @@ import crypto from 'node:crypto';
 import { CowStore } from '../../../src/cow/cow-store';
 import { decodeSuperblock, ObfState } from '../../../src/cow/obf-format';
 import { scanLog } from '../../../src/cow/obf-log';
-import { SnapshotSession } from '../../../src/cow/session';
+import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { SnapshotViewStore } from '../../../src/cow/view-store';
 import { decodeSense } from '../../../src/scsi/sense';
 import { MemoryStore } from '../../../src/store/memory';
-import { StoreError } from '../../../src/store/store';
+import { StoreError, type Store } from '../../../src/store/store';
 import pino from 'pino';
 import { xorshift } from '../../helpers/rng';
-import { MemJournal, readAll, rebuild } from '../../helpers/obf';
-import { FaultyStore } from '../../helpers/store';
+import { DelegatingStore } from '../../helpers/store';
 
 const log = pino({ level: 'silent' });
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+class MemJournal implements SessionJournal {
+  readonly saved: SessionRecord[] = [];
+  fail = false;
+  async save(r: SessionRecord): Promise<void> {
+    if (this.fail) throw new Error('journal disk gone');
+    this.saved.push({ ...r });
+  }
+  last(): SessionRecord {
+    return this.saved[this.saved.length - 1];
+  }
+}
+
+/** A store that fails or stalls writes on demand. */
+class FaultyStore extends DelegatingStore {
+  failWrites = false;
+  stall?: Promise<void>;
+  writes = 0;
+  flushes = 0;
+  override async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }) {
+    this.writes++;
+    if (this.stall) await this.stall;
+    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF write error');
+    return this.inner.write(lba, data, opts);
+  }
+  override async flush() {
+    this.flushes++;
+    if (this.failWrites) throw new StoreError({ kind: 'write-error' }, 'injected OBF flush error');
+    return this.inner.flush();
+  }
+}
+
+
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-/**
- * A session over memory stores. Write-back is off unless asked for: these tests follow a write's
- * capture to its completion (write-back.test.ts has the write-back path).
- */
-async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number; policy?: 'protect-application' | 'protect-snapshot'; cowTimeoutMs?: number; writeBack?: boolean } = {}) {
+async function readAll(s: Store): Promise<Buffer> {
+  return Buffer.from(await s.read(0n, Number(s.blocks)));
+}
+
+/** The image as of T0 rebuilt independently of the session: source now + every OBF record over it. */
+async function rebuild(source: Store, obf: Store): Promise<Buffer> {
+  const img = await readAll(source);
+  const sb = decodeSuperblock(await obf.read(0n, 1));
+  const scan = await scanLog((lba, n) => obf.read(lba, n), sb);
+  for (const r of scan.records) {
+    const data = await obf.read(r.dataLba, r.dataBlocks);
+    data.copy(img, Number(r.sourceLba) * source.blockSize);
+  }
+  return img;
+}
+
+async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number; policy?: 'protect-application' | 'protect-snapshot'; cowTimeoutMs?: number } = {}) {
   const inner = new MemoryStore({ blocks: BigInt(((o.sourceMiB ?? 8) * MiB) / 512), blockSize: 512 });
   await inner.write(0n, crypto.randomBytes((o.sourceMiB ?? 8) * MiB));
   const cow = new CowStore(inner);
@@ -46,7 +89,6 @@ async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number
     chunkBytes: o.chunk ?? 64 * KiB,
     policy: o.policy,
     cowTimeoutMs: o.cowTimeoutMs,
-    writeBack: o.writeBack ?? false,
     log,
     onHeld: async () => {
       oracle = await readAll(inner);
@@ -76,8 +118,7 @@ async function workload(cow: CowStore, seed: number, ops: number, writers = 4): 
 test.each([1, 2, 3])('randomized concurrent writes: view and source+OBF equal the image held at institution (run %i)', async () => {
   const seed = Number(process.env.COW_SEED ?? crypto.randomInt(1, 2 ** 31));
   console.info(`cow session seed ${seed} (replay with COW_SEED=${seed})`);
-  // write-back on (the default): writes complete before their captures
-  const { cow, obf, session, oracle, inner } = await setup({ writeBack: true });
+  const { cow, obf, session, oracle, inner } = await setup();
   const view = new SnapshotViewStore(session);
   // views read while the writes go on must see the T0 image
   let viewChecks = 0;
@@ -315,7 +356,6 @@ describe('races and failures found in review', () => {
     expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'ERR_SNAPSHOT_STATE' } });
     const s = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<SnapshotSession>).value;
     await cow.write(0n, Buffer.alloc(512, 1));
-    await cow.flush(); // write-back (the default): the capture is made by the flush at the latest
     expect(s.status().records).toBe(1);
   });
 
