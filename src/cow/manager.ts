@@ -28,6 +28,8 @@ export interface InstituteParams {
   cow_timeout_ms?: number;
   drain_timeout_ms?: number;
   series_id?: string;
+  /** Take an OBF that holds something else (data, another target's active snapshot). */
+  overwrite_obf?: boolean;
 }
 
 export interface ViewInfo {
@@ -192,6 +194,7 @@ export class SnapshotManager {
         cowTimeoutMs: p.cow_timeout_ms,
         drainTimeoutMs: p.drain_timeout_ms,
         seriesId: p.series_id,
+        overwriteObf: p.overwrite_obf === true,
         log: this.log,
         onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
       });

@@ -21,6 +21,7 @@ import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
 import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../util/fileops';
 import type { Logger } from '../util/log';
+import { isAllZero } from '../util/zero';
 import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
 import {
   decodeSuperblock,
@@ -31,6 +32,7 @@ import {
   obfReasonName,
   obfStateName,
   OBF_LOG_START_LBA,
+  OBF_MAGIC,
   RollingHash,
   type ObfSuperblock,
 } from './obf-format';
@@ -82,6 +84,11 @@ export interface InstituteOptions {
   cowTimeoutMs?: number;
   drainTimeoutMs?: number;
   seriesId?: string;
+  /**
+   * Institute on an OBF that holds something else (data, or the superblock of a snapshot that
+   * may still be capturing elsewhere): refused unless this is set (see checkObfIsFree).
+   */
+  overwriteObf?: boolean;
   log: Logger;
   /** Test-only: runs while changes are held (the oracle copies the source's backing file here). */
   onHeld?: (snapshotId: string) => Promise<void> | void;
@@ -149,6 +156,45 @@ function refusalSense(reason: SnapshotReason): Buffer {
 
 function policyCode(p: SnapshotPolicy): ObfPolicy {
   return p === 'protect-snapshot' ? ObfPolicy.PROTECT_SNAPSHOT : ObfPolicy.PROTECT_APPLICATION;
+}
+
+/** What institute reads of an OBF before it writes one there (checkObfIsFree). */
+const OBF_CHECK_BYTES = 64 * 1024;
+
+/**
+ * An OBF is free for a new snapshot when its first 64 KiB are zeros (a blank LUN or file) or it
+ * begins with an OBF superblock of a snapshot that no longer captures (SEALED, INVALID: a
+ * reused OBF). Anything else is refused before a byte is written, with what to do:
+ *  - other data (a partition table, a file system's superblock — ext4's is at byte 1024, LVM's
+ *    label in block 1 — or a file's contents): a wrong LUN or path would be lost;
+ *  - the superblock of an ACTIVE or MARKED snapshot: it may still be capturing, from another
+ *    target sharing the LUN. (This target's own sessions are checked by name before this.)
+ * overwrite_obf takes the OBF whatever it holds.
+ */
+async function checkObfIsFree(obf: Store, spec: string): Promise<void> {
+  const blocks = Math.min(Number(obf.blocks), Math.ceil(OBF_CHECK_BYTES / obf.blockSize));
+  const head = await obf.read(0n, blocks);
+  if (head.subarray(0, OBF_MAGIC.length).equals(OBF_MAGIC)) {
+    let sb: ObfSuperblock | undefined;
+    try {
+      sb = decodeSuperblock(head);
+    } catch {
+      return; // an OBF of another version, or a torn superblock: an OBF all the same
+    }
+    if (sb.state === ObfState.ACTIVE || sb.state === ObfState.MARKED) {
+      throw new AgentError(
+        'ERR_SNAPSHOT_STATE',
+        `the OBF ${spec} holds snapshot ${sb.snapshotId}, ${obfStateName(sb.state)} and unknown to this target (it may be capturing from another target): give another OBF, or institute with overwrite_obf if that snapshot is gone`,
+      );
+    }
+    return;
+  }
+  if (!isAllZero(head)) {
+    throw new AgentError(
+      'ERR_INVALID_ARG',
+      `the OBF ${spec} holds data that is not an OBF (its first ${head.length >= OBF_CHECK_BYTES ? '64 KiB are' : `${head.length} bytes are`} not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it`,
+    );
+  }
 }
 
 /** The source's designator for the superblock: its NAA (type 3), else a hash of its name (type 0). */
@@ -291,13 +337,19 @@ export class SnapshotSession implements ChangeGuard {
       await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
     };
+    let sbWritten = false;
     try {
+      if (!o.overwriteObf) await checkObfIsFree(o.obf, o.obfSpec);
       // The OBF is made ready before the hold, so the hold itself does no OBF I/O.
       await o.obf.write(0n, encodeSuperblock(sb), { fua: true });
+      sbWritten = true;
       await o.journal.save(record);
     } catch (err) {
       src.unclaim(session);
       session.protectObf(false);
+      if (err instanceof AgentError) throw err;
+      // An ACTIVE superblock nobody journalled would make the OBF look in use: abandoned instead.
+      if (sbWritten) await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: the OBF or the journal cannot be written (${(err as Error).message})`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.

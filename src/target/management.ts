@@ -5,7 +5,7 @@
  * codes (ERR_INVALID_ARG, ERR_SNAPSHOT_NOT_FOUND, ERR_SNAPSHOT_STATE) in data.code.
  *
  *   lun_list                                   every LUN: target, tpg, lun, kind, blocks, naa, snapshot
- *   snapshot_institute {source, obf, chunk_bytes?, policy?, cow_timeout_ms?, drain_timeout_ms?, series_id?}
+ *   snapshot_institute {source, obf, chunk_bytes?, policy?, cow_timeout_ms?, drain_timeout_ms?, series_id?, overwrite_obf?}
  *   snapshot_mark {id}   snapshot_terminate {id}   snapshot_status {id}   snapshot_list
  *   snapshot_forget {id}                       an ended snapshot out of the journal (its OBF stays)
  *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
@@ -58,12 +58,13 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
     },
     snapshot_institute: async (params) => {
       const p = obj(params);
-      only(p, ['source', 'obf', 'chunk_bytes', 'policy', 'cow_timeout_ms', 'drain_timeout_ms', 'series_id']);
+      only(p, ['source', 'obf', 'chunk_bytes', 'policy', 'cow_timeout_ms', 'drain_timeout_ms', 'series_id', 'overwrite_obf']);
       if (p.source === undefined) throw new AgentError('ERR_INVALID_ARG', 'source (the LUN to snapshot, "IQN/LUN") is required');
       if (p.obf === undefined) throw new AgentError('ERR_INVALID_ARG', 'obf (file:PATH[:SIZE], memory:SIZE, iscsi://... or "IQN/LUN") is required');
       if (p.policy !== undefined && p.policy !== 'protect-application' && p.policy !== 'protect-snapshot') {
         throw new AgentError('ERR_INVALID_ARG', 'policy must be "protect-application" (default) or "protect-snapshot"');
       }
+      if (p.overwrite_obf !== undefined && typeof p.overwrite_obf !== 'boolean') throw new AgentError('ERR_INVALID_ARG', 'overwrite_obf must be true or false');
       if (p.series_id !== undefined && (typeof p.series_id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(p.series_id))) {
         throw new AgentError('ERR_INVALID_ARG', 'series_id must be a UUID');
       }
@@ -76,6 +77,7 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
         // writes are held at most this long: a bound, not a wish
         drain_timeout_ms: optInt(p, 'drain_timeout_ms', 1, 30_000),
         series_id: p.series_id as string | undefined,
+        overwrite_obf: p.overwrite_obf as boolean | undefined,
       };
       return manager.institute(ip);
     },

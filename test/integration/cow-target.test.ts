@@ -204,6 +204,18 @@ test('management API: no token or a wrong token is refused (401); bad params and
   await expect(client.call('snapshot_institute', { source: `${IQN}/9`, obf: 'memory:1M' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M', chunk_bytes: 1000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M', colour: 'blue' })).rejects.toThrow(/unknown param "colour"/);
+  await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M', overwrite_obf: 'yes' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: 'overwrite_obf must be true or false' });
+  // a file: OBF naming a file that holds something else is refused, the file left as it was
+  const precious = path.join(dir, 'precious.db');
+  fs.writeFileSync(precious, crypto.randomBytes(2 * 1024 * 1024));
+  const preciousHash = shaFile(precious);
+  await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: `file:${precious}` })).rejects.toMatchObject({
+    code: 'ERR_INVALID_ARG',
+    message: expect.stringMatching(/holds data that is not an OBF .* give a blank LUN or a new file, or institute with overwrite_obf/),
+  });
+  expect(shaFile(precious)).toBe(preciousHash);
+  const again = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:1M' }); // the source is free again
+  expect((await client.call<{ state: string }>('snapshot_terminate', { id: again.id })).state).toBe('SEALED');
   const luns = await client.call<Array<{ lun: number; kind: string }>>('lun_list');
   expect(luns.map((l) => l.lun)).toEqual(expect.arrayContaining([0, 1, 2, 3, 4]));
   expect(luns.find((l) => l.lun === 0)?.kind).toBe('file');
@@ -344,6 +356,18 @@ test('`xcopy-agent snapshot` drives the API from the shell: institute, view-add,
   expect(luns.stdout).toMatch(new RegExp(`${IQN}/4 file .* snapshot ${id}`));
   expect((await cli(['terminate', id])).stdout).toMatch(/SEALED/);
   expect((await cli(['forget', id])).code).toBe(0);
+  // an OBF file holding other data: refused in one line (usage, exit 1) unless --overwrite-obf
+  const other = path.join(dir, 'other.img');
+  fs.writeFileSync(other, Buffer.alloc(1024 * 1024, 0x42));
+  const refusedObf = await cli(['institute', '--source', `${IQN}/4`, '--obf', `file:${other}`]);
+  expect(refusedObf.code).toBe(1);
+  expect(refusedObf.stderr.trim().split('\n')).toHaveLength(1);
+  expect(refusedObf.stderr).toMatch(/holds data that is not an OBF/);
+  const taken = await cli(['institute', '--json', '--source', `${IQN}/4`, '--obf', `file:${other}`, '--overwrite-obf']);
+  expect(taken.code).toBe(0);
+  const takenId = (JSON.parse(taken.stdout.trim()) as { result: { id: string } }).result.id;
+  expect((await cli(['terminate', takenId])).code).toBe(0);
+  expect((await cli(['forget', takenId])).code).toBe(0);
   const missing = await cli(['status', id]);
   expect(missing.code).toBe(1);
   expect(missing.stderr.trim().split('\n')).toHaveLength(1);

@@ -28,6 +28,7 @@ interface Args {
   policy?: string;
   cowTimeoutMs?: number;
   drainTimeoutMs?: number;
+  overwriteObf?: boolean;
   lun?: number;
   target?: string;
 }
@@ -44,6 +45,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('policy', { type: 'string', choices: ['protect-application', 'protect-snapshot'], describe: 'institute: what to sacrifice when a chunk cannot be captured' })
     .option('cow-timeout-ms', { type: 'number', describe: 'institute: longest a capture may take (default 5000)' })
     .option('drain-timeout-ms', { type: 'number', describe: 'institute: longest writes may be held (default 2000)' })
+    .option('overwrite-obf', { type: 'boolean', describe: 'institute: take an OBF that holds other data or another target\'s active snapshot (refused otherwise)' })
     .option('lun', { type: 'number', describe: 'view-add: LUN number for the view (default: first free); view-remove: the view LUN' })
     .option('target', { type: 'string', describe: 'view-add: target IQN for the view (default: the source\'s)' })
     .example('$0 snapshot institute --source iqn.2026-11.io.example:t1/0 --obf iqn.2026-11.io.example:t1/1', '')
@@ -98,6 +100,7 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           ...(argv.policy !== undefined ? { policy: argv.policy } : {}),
           ...(argv.cowTimeoutMs !== undefined ? { cow_timeout_ms: argv.cowTimeoutMs } : {}),
           ...(argv.drainTimeoutMs !== undefined ? { drain_timeout_ms: argv.drainTimeoutMs } : {}),
+          ...(argv.overwriteObf ? { overwrite_obf: true } : {}),
         });
         result = st;
         line = describeStatus(st);

@@ -457,7 +457,7 @@ test('thin source: an unmapped chunk is captured as zeros without a read, its da
   await obfMem.write(0n, Buffer.alloc(32 * MiB, 0xee)); // an OBF reused: old bytes everywhere
   let oracle!: Buffer;
   const session = await SnapshotSession.institute({
-    source: cow, sourceKey: 's', obf: obfMem, obfSpec: 'm', journal: new MemJournal(), log,
+    source: cow, sourceKey: 's', obf: obfMem, obfSpec: 'm', journal: new MemJournal(), log, overwriteObf: true,
     onHeld: async () => { oracle = await readAll(inner); },
   });
   await cow.write(0n, crypto.randomBytes(512)); // mapped chunk: read
@@ -493,4 +493,37 @@ test('an active OBF cannot become a source, nor an active source an OBF: refused
   const second = await SnapshotSession.institute({ source: b, sourceKey: 'b', obf: c, obfSpec: 'c', journal, log });
   expect(second.state).toBe('ACTIVE');
   await second.terminate();
+});
+
+test('an OBF holding other data, or a snapshot that may still capture elsewhere, is refused before a byte is written; a blank or sealed one is taken; overwrite_obf takes any', async () => {
+  const src = () => new CowStore(new MemoryStore({ blocks: 4096n, blockSize: 512 }));
+  const institute = (obf: MemoryStore, overwriteObf?: boolean) =>
+    SnapshotSession.institute({ source: src(), sourceKey: 's', obf, obfSpec: 'the-obf', journal: new MemJournal(), log, overwriteObf });
+  const obfWith = async (at: number, bytes: Buffer) => {
+    const m = new MemoryStore({ blocks: 8192n, blockSize: 512 });
+    await m.write(BigInt(at), bytes);
+    return m;
+  };
+  // an ext4 file system's superblock sits at byte 1024 (block 2), its first kilobyte zeros
+  const ext4 = await obfWith(2, Buffer.concat([Buffer.alloc(56), Buffer.from([0x53, 0xef]), Buffer.alloc(454)]));
+  const before = sha(await readAll(ext4));
+  await expect(institute(ext4)).rejects.toMatchObject({
+    code: 'ERR_INVALID_ARG',
+    message: 'the OBF the-obf holds data that is not an OBF (its first 64 KiB are not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it',
+  });
+  expect(sha(await readAll(ext4))).toBe(before);
+  // data past the first 64 KiB is not looked at: a blank head is a blank OBF
+  expect((await institute(await obfWith(128, Buffer.alloc(512, 1)))).state).toBe('ACTIVE');
+  // a sealed OBF is reused; an ACTIVE one nobody here knows is refused, untouched
+  const used = new MemoryStore({ blocks: 8192n, blockSize: 512 });
+  const first = await institute(used);
+  const activeSb = sha(await used.read(0n, 1));
+  await expect(institute(used)).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(new RegExp(`holds snapshot ${first.id}, ACTIVE and unknown to this target`)) });
+  expect(sha(await used.read(0n, 1))).toBe(activeSb);
+  await first.terminate();
+  const second = await institute(used);
+  expect(second.id).not.toBe(first.id);
+  // overwrite_obf takes what it is given
+  expect((await institute(ext4, true)).state).toBe('ACTIVE');
+  expect(decodeSuperblock(await ext4.read(0n, 1)).state).toBe(ObfState.ACTIVE);
 });
