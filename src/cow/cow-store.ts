@@ -48,6 +48,8 @@ export class CowStore implements Store {
   private drained: Array<() => void> = [];
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
+  /** Why changes are refused now (the source's snapshot is resuming after a restart). */
+  private notReadyError: StoreError | undefined;
 
   constructor(inner: Store) {
     this.inner = inner;
@@ -98,7 +100,21 @@ export class CowStore implements Store {
     return this.inner.read(lba, count, into);
   }
 
+  /**
+   * While set, every change is refused with `why` (and TEST UNIT READY answers it); reads go on.
+   * A source whose snapshot was capturing when the target stopped gets this until the session
+   * has resumed from its OBF (SnapshotManager.open), so nothing reaches it uncaptured.
+   */
+  setNotReady(why: StoreError | undefined): void {
+    this.notReadyError = why;
+  }
+
+  notReady(): StoreError | undefined {
+    return this.notReadyError;
+  }
+
   async write(lba: bigint, data: Buffer, opts?: { fua?: boolean }): Promise<void> {
+    if (this.notReadyError) throw this.notReadyError;
     // Every host write of every LUN passes here: no extra await unless a hold is on.
     if (this.gate) await this.enter();
     else this.inFlight++;
@@ -121,6 +137,7 @@ export class CowStore implements Store {
     if (bytes === 0 || bytes % this.inner.blockSize !== 0) {
       throw new ArgumentError(`a write of ${bytes} bytes is not a positive number of ${this.inner.blockSize}-byte blocks`);
     }
+    if (this.notReadyError) throw this.notReadyError;
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
@@ -137,6 +154,7 @@ export class CowStore implements Store {
   }
 
   async unmap(lba: bigint, count: bigint): Promise<void> {
+    if (this.notReadyError) throw this.notReadyError;
     if (this.gate) await this.enter();
     else this.inFlight++;
     try {
@@ -149,11 +167,11 @@ export class CowStore implements Store {
 
   /**
    * Runs `fn` on the inner store as a change that needs no capture (the copy manager's kernel
-   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed
-   * or a hold is on, so the caller takes the ordinary path.
+   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed,
+   * a hold is on or changes are refused (not ready), so the caller takes the ordinary path.
    */
   async passThrough<T>(fn: (inner: Store) => Promise<T>): Promise<T | undefined> {
-    if (this.guard || this.gate) return undefined;
+    if (this.guard || this.gate || this.notReadyError) return undefined;
     this.inFlight++;
     try {
       return await fn(this.inner);

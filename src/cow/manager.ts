@@ -1,17 +1,19 @@
 /**
  * The target's snapshot sessions: institute / mark / terminate / status over the LUNs of a
  * TargetModel, snapshot-view LUNs added to and removed from target portal groups, the journal
- * in the state directory, and resumption after a restart (before the target serves I/O).
+ * in the state directory, and resumption after a restart (in the background: see open()).
  * The management API (src/target/management.ts) is a thin JSON face over this class.
  */
 import { AgentError } from '../errors';
+import { SenseKey } from '../scsi/constants';
+import { encodeFixedSense } from '../scsi/sense';
 import { openStore } from '../store/open';
 import type { Store } from '../store/store';
 import { LogicalUnit, reportedLunsChanged } from '../target/scsi';
 import type { TargetModel, TargetPortalGroup } from '../target/target';
 import type { Logger } from '../util/log';
 import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../xcopy';
-import { CowStore } from './cow-store';
+import { CowStore, refusedChange } from './cow-store';
 import { FileJournal } from './journal';
 import { SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from './session';
 import { SnapshotViewStore } from './view-store';
@@ -44,6 +46,17 @@ export interface ManagerOptions {
   log: Logger;
   /** Test-only: runs while the source's writes are held at institution (the oracle's copy). */
   onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
+  /** Test-only: runs before a journalled session resumes after a restart. */
+  beforeResume?: (snapshotId: string) => Promise<void> | void;
+}
+
+/**
+ * SPC-4 NOT READY sense for a source waiting for its snapshot to resume: LOGICAL UNIT IS IN
+ * PROCESS OF BECOMING READY (04h/01h; hosts retry), or, when the session could not be resumed,
+ * MANUAL INTERVENTION REQUIRED (04h/03h).
+ */
+function notReadySense(ascq: 0x01 | 0x03): Buffer {
+  return encodeFixedSense({ senseKey: SenseKey.NOT_READY, asc: 0x04, ascq });
 }
 
 interface Entry {
@@ -63,20 +76,75 @@ export class SnapshotManager {
   private readonly log: Logger;
   private readonly onHeld?: ManagerOptions['onHeld'];
   private readonly entries = new Map<string, Entry>();
+  /** Journalled sessions not resumed yet after the restart, and those that could not be. */
+  private readonly resuming = new Map<string, SessionRecord>();
+  private readonly unresumable = new Map<string, string>();
+  /** Settles when every journalled session has been resumed (or could not be). */
+  resumed: Promise<void> = Promise.resolve();
+  private readonly beforeResume?: ManagerOptions['beforeResume'];
 
   private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
     this.model = model;
     this.journal = journal;
     this.log = opts.log;
     this.onHeld = opts.onHeld;
+    this.beforeResume = opts.beforeResume;
   }
 
-  /** Opens the journal in `stateDir` and resumes its sessions (call before serving I/O). */
+  /**
+   * Opens the journal in `stateDir` and resumes its sessions in the background (call before
+   * serving I/O): resuming reads the OBF's whole valid log, which can take a while, and the rest
+   * of the target serves meanwhile. Until its session has resumed, the source of a session that
+   * was capturing refuses changes (NOT READY, 04h/01h: hosts retry) and answers TEST UNIT READY
+   * so — reads go on, nothing reaches it uncaptured — and an OBF that is a LUN here is read-only
+   * to hosts. A session that cannot be resumed (the OBF unreadable) leaves its source NOT READY
+   * (04h/03h, manual intervention) and is reported by status; the journal keeps it as it was.
+   */
   static async open(model: TargetModel, stateDir: string, opts: ManagerOptions): Promise<SnapshotManager> {
     const journal = await FileJournal.open(stateDir);
     const m = new SnapshotManager(model, journal, opts);
-    for (const rec of journal.list()) await m.resume(rec);
+    const records = journal.list();
+    for (const rec of records) {
+      m.resuming.set(rec.id, rec);
+      if (rec.state !== 'ACTIVE' && rec.state !== 'MARKED') continue;
+      const source = model.stores.get(rec.source);
+      if (source instanceof CowStore) {
+        source.setNotReady(refusedChange(notReadySense(0x01), `${rec.source} is resuming snapshot ${rec.id} after a restart`));
+      }
+      const obf = model.stores.get(rec.obf);
+      if (obf instanceof CowStore) obf.obfOf = rec.id;
+    }
+    m.resumed = (async () => {
+      for (const rec of records) {
+        try {
+          await m.beforeResume?.(rec.id);
+          await m.resume(rec);
+        } catch (err) {
+          const why = (err as Error).message;
+          m.unresumable.set(rec.id, why);
+          const source = model.stores.get(rec.source);
+          if (source instanceof CowStore) source.setNotReady(refusedChange(notReadySense(0x03), `snapshot ${rec.id} could not be resumed: ${why}`));
+          m.log.error({ snapshot: rec.id, source: rec.source, err: why }, 'snapshot could not be resumed after the restart: its source refuses writes (NOT READY) until the OBF is fixed and the target restarted');
+        } finally {
+          m.resuming.delete(rec.id);
+        }
+      }
+    })();
     return m;
+  }
+
+  /** A session by id; one still resuming, or that could not be, is a state error saying so. */
+  private entryOf(id: unknown): Entry {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (e) return e;
+    if (typeof id === 'string' && this.resuming.has(id)) {
+      throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${id} is resuming from its OBF after a restart; retry shortly`);
+    }
+    const why = typeof id === 'string' ? this.unresumable.get(id) : undefined;
+    if (why !== undefined) {
+      throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${String(id)} could not be resumed after the restart (${why}); its source refuses writes: fix the OBF and restart the target`);
+    }
+    throw notFound(id);
   }
 
   private async resume(rec: SessionRecord): Promise<void> {
@@ -107,6 +175,11 @@ export class SnapshotManager {
       owned = undefined;
     }
     this.entries.set(rec.id, { session, ownedObf: owned, views: [] });
+    if (!session.capturing) {
+      const o = this.model.stores.get(rec.obf);
+      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
+    }
+    source.setNotReady(undefined);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -142,6 +215,8 @@ export class SnapshotManager {
       throw new AgentError('ERR_INVALID_ARG', `${src.tpg.node.name}/${src.lun} is not a source LUN (a snapshot view cannot itself be snapshotted)`);
     }
     const cow = src.lu.store;
+    const notReady = cow.notReady();
+    if (notReady) throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is not ready: ${notReady.message}`);
     for (const e of this.entries.values()) {
       if (e.session.source === cow && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED')) {
         throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} already has snapshot ${e.session.id} (${e.session.state}); terminate it first`);
@@ -207,14 +282,12 @@ export class SnapshotManager {
   }
 
   get(id: unknown): SnapshotSession {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     return e.session;
   }
 
   status(id: unknown): SnapshotStatus & { views: ViewInfo[] } {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     return { ...e.session.status(), views: e.views.map((v) => this.viewInfo(e.session.id, v)) };
   }
 
@@ -228,8 +301,7 @@ export class SnapshotManager {
 
   /** Terminates (seals) the snapshot and removes its view LUNs, whose image ends with it. */
   async terminate(id: unknown): Promise<SnapshotStatus & { views_removed: ViewInfo[] }> {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     const removed = [...e.views];
     for (const v of removed) this.dropView(e, v);
     const st = await e.session.terminate();
@@ -247,8 +319,7 @@ export class SnapshotManager {
    * terminated first.
    */
   async forget(id: unknown): Promise<{ forgotten: string }> {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     if (e.session.capturing) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${e.session.id} is ${e.session.state}; terminate it before forgetting it`);
     await this.journal.remove(e.session.id);
     this.entries.delete(e.session.id);
@@ -262,8 +333,7 @@ export class SnapshotManager {
    * (or `target`'s), mapped read-only to every ACL that maps the source.
    */
   addView(id: unknown, where: { target?: string; tpg?: number; lun?: number } = {}): ViewInfo {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     const s = e.session;
     if (!s.viewable) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${s.id} is ${s.state}: only an ACTIVE or MARKED snapshot has a view`);
     const srcTpg = this.tpgOfStore(s.source);
@@ -294,8 +364,7 @@ export class SnapshotManager {
   }
 
   removeView(id: unknown, lun: unknown): ViewInfo {
-    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
-    if (!e) throw notFound(id);
+    const e = this.entryOf(id);
     const v = e.views.find((x) => x.lun === lun);
     if (!v) throw new AgentError('ERR_INVALID_ARG', `snapshot ${e.session.id} has no view at LUN ${String(lun)}`);
     this.dropView(e, v);
@@ -355,6 +424,7 @@ export class SnapshotManager {
 
   /** Terminates nothing: sessions stay armed across a stop (the journal resumes them). Closes owned OBFs. */
   async close(): Promise<void> {
+    await this.resumed;
     for (const e of this.entries.values()) {
       await e.session.quiesce();
       await e.ownedObf?.close().catch(() => undefined);

@@ -50,6 +50,11 @@ export interface Store {
   extents(lba: bigint, count: bigint): Promise<Extent[]>;
   /** True when unmapped ranges are known to read back zeros (LBPRZ). */
   readonly unmapReadsZero: boolean;
+  /**
+   * Optional: why the medium is not ready now (a StoreError carrying the sense), or undefined.
+   * TEST UNIT READY answers it; the store refuses its own changes with it.
+   */
+  notReady?(): StoreError | undefined;
   close(): Promise<void>;
 }
 

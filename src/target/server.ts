@@ -29,7 +29,8 @@ export interface ServerOptions {
   /** Largest Data-Out accepted for one command. Default 64 MiB. */
   maxCommandBytes?: number;
   /**
-   * Snapshot sessions: their journal lives here and is resumed before any portal listens.
+   * Snapshot sessions: their journal lives here. After a restart they resume in the background;
+   * until then their sources refuse changes (NOT READY, becoming ready) — see SnapshotManager.open.
    * Without it the target takes no snapshots.
    */
   stateDir?: string;
@@ -37,6 +38,8 @@ export interface ServerOptions {
   management?: { listen: string; token?: string; tokenFile?: string };
   /** Test-only: runs while a source's writes are held at institution. */
   onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
+  /** Test-only: runs before a journalled session resumes after a restart. */
+  beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
 
 export class TargetServer implements ConnectionHost {
@@ -78,8 +81,9 @@ export class TargetServer implements ConnectionHost {
     const server = new TargetServer(model, opts);
     try {
       if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
-      // Sessions resume (COW re-armed) before any host can write.
-      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, onHeld: opts.onHeld });
+      // Sources of journalled sessions refuse changes from here until their session has resumed
+      // (COW re-armed), which happens in the background while the target serves.
+      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, onHeld: opts.onHeld, beforeResume: opts.beforeResume });
       if (opts.management && server.snapshots) {
         server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
         log.info({ url: server.management.url }, 'management API listening');

@@ -65,6 +65,22 @@ async function startTarget(): Promise<{ child: ChildProcess; client: ManagementC
   return { child, client: new ManagementClient({ url: `http://127.0.0.1:${mport}`, token }) };
 }
 
+/**
+ * The status of snapshot `id` once the restarted target has resumed it (in the background: until
+ * then status says it is resuming, and its source answers NOT READY, becoming ready).
+ */
+async function statusWhenResumed<T>(client: ManagementClient, id: string): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await client.call<T>('snapshot_status', { id });
+    } catch (err) {
+      if (!/is resuming from its OBF after a restart/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 function kill9(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
@@ -130,7 +146,7 @@ test('kill -9 during writes, restart: the snapshot resumes from its OBF and the 
 
     t = await startTarget();
     child = t.child;
-    const resumed = await t.client.call<{ state: string; records: number; captured_chunks: number }>('snapshot_status', { id: st.id });
+    const resumed = await statusWhenResumed<{ state: string; records: number; captured_chunks: number }>(t.client, st.id);
     expect(resumed.state).toBe('ACTIVE');
     expect(resumed.records).toBeGreaterThanOrEqual(before.records);
     expect(resumed.captured_chunks).toBe(resumed.records);
@@ -164,7 +180,7 @@ test('after a crash, an OBF that no longer holds the snapshot makes it INVALID w
     fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 0);
     fs.closeSync(fd);
     t = await startTarget();
-    const s = await t.client.call<{ state: string; reason: string }>('snapshot_status', { id: st.id });
+    const s = await statusWhenResumed<{ state: string; reason: string }>(t.client, st.id);
     expect(s).toMatchObject({ state: 'INVALID', reason: 'TRACKING_GAP' });
     // and writes to the source go on
     const h2 = await IscsiSession.connect(url(0));

@@ -1,0 +1,170 @@
+/**
+ * A restart with a snapshot active: the target listens at once and resumes the session from its
+ * OBF in the background. Until the session has resumed, its source refuses changes with NOT
+ * READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY (04h/01h) — TEST UNIT READY says so, reads
+ * are served, other LUNs take writes — its OBF LUN is read-only to hosts, and the management API
+ * says the snapshot is resuming. Afterwards the source takes writes again, captured, and the image
+ * (source + OBF records, rebuilt from the files) still equals the source's file as the target
+ * copied it while writes were held. A session that cannot be resumed leaves its source NOT READY,
+ * MANUAL INTERVENTION REQUIRED (04h/03h). Real target (in this process), real libiscsi initiator.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { decodeSuperblock } from '../../src/cow/obf-format';
+import { scanLog } from '../../src/cow/obf-log';
+import { IscsiSession } from '../../src/initiator/session';
+import { ManagementClient } from '../../src/mgmt';
+import { freePort } from '../../src/peers/tgt';
+import { quickConfig } from '../../src/target/config';
+import { TargetServer } from '../../src/target/server';
+import { removeDir, tempDir } from '../helpers/tmp';
+
+const IQN = 'iqn.2026-11.io.xcopy-agent.test:resume';
+const MiB = 1024 * 1024;
+const SIZE = 8 * MiB;
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+let dir: string;
+let port: number;
+const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
+const TUR = Buffer.alloc(6);
+
+beforeAll(async () => {
+  dir = tempDir('cow-resume');
+  fs.writeFileSync(path.join(dir, 'src.img'), crypto.randomBytes(SIZE));
+  fs.mkdirSync(path.join(dir, 'oracle'));
+  port = await freePort();
+});
+afterAll(() => removeDir(dir));
+
+function start(beforeResume?: (id: string) => Promise<void>): Promise<TargetServer> {
+  return TargetServer.start(
+    quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${path.join(dir, 'src.img')}`, `file:${path.join(dir, 'obf.img')}:32M`, 'memory:1M'] }),
+    {
+      log: pino({ level: 'silent' }),
+      stateDir: path.join(dir, 'state'),
+      management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
+      onHeld: async (source, id) => fs.promises.copyFile((source as unknown as { path: string }).path, path.join(dir, 'oracle', `${id}.img`)),
+      beforeResume,
+    },
+  );
+}
+
+function clientOf(server: TargetServer): ManagementClient {
+  return new ManagementClient({ url: server.management!.url, token: fs.readFileSync(path.join(dir, 'state', 'mgmt.token'), 'utf8').trim() });
+}
+
+/** Source file now + every valid OBF record over it. */
+async function rebuilt(): Promise<Buffer> {
+  const image = fs.readFileSync(path.join(dir, 'src.img'));
+  const obf = fs.readFileSync(path.join(dir, 'obf.img'));
+  const read = async (lba: bigint, n: number) => obf.subarray(Number(lba) * 512, (Number(lba) + n) * 512);
+  const scan = await scanLog(read, decodeSuperblock(obf.subarray(0, 512)));
+  for (const r of scan.records) (await read(r.dataLba, r.dataBlocks)).copy(image, Number(r.sourceLba) * 512);
+  return image;
+}
+
+test('after a restart the target serves at once; the source answers NOT READY 04h/01h to changes until its snapshot has resumed, then the image is still exact', async () => {
+  let server = await start();
+  let id: string;
+  let records: number;
+  {
+    const client = clientOf(server);
+    id = (await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1`, chunk_bytes: 16384 })).id;
+    const h = await IscsiSession.connect(url(0));
+    for (let i = 0; i < 40; i++) await h.write16(BigInt(crypto.randomInt(SIZE / 512 - 8)), crypto.randomBytes(4096));
+    await h.close();
+    records = (await client.call<{ records: number }>('snapshot_status', { id })).records;
+    expect(records).toBeGreaterThan(0);
+    await server.stop(); // a clean stop: the session stays armed in the journal
+  }
+  const oracle = sha(fs.readFileSync(path.join(dir, 'oracle', `${id}.img`)));
+  let go!: () => void;
+  const gate = new Promise<void>((r) => (go = r));
+  const resuming: string[] = [];
+  server = await start(async (sid) => {
+    resuming.push(sid);
+    await gate;
+  });
+  try {
+    const client = clientOf(server);
+    const h = await IscsiSession.connect(url(0));
+    const other = await IscsiSession.connect(url(2));
+    try {
+      expect(resuming).toEqual([id]);
+      const tur = await h.execute(TUR);
+      expect(tur.status).toBe(0x02);
+      expect([tur.sense?.senseKey, tur.sense?.asc, tur.sense?.ascq]).toEqual([0x2, 0x04, 0x01]);
+      const before = fs.readFileSync(path.join(dir, 'src.img'));
+      await expect(h.write16(0n, crypto.randomBytes(512))).rejects.toMatchObject({ senseKey: 0x2, asc: 0x04, ascq: 0x01 });
+      expect(sha(Buffer.from(await h.read16(0n, 16)))).toBe(sha(before.subarray(0, 16 * 512))); // reads are served
+      expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(sha(before)); // nothing reached the source
+      await other.write16(0n, crypto.randomBytes(512)); // other LUNs serve as usual
+      // the OBF LUN is read-only to hosts while its snapshot resumes
+      const obfHost = await IscsiSession.connect(url(1));
+      await expect(obfHost.write16(100n, Buffer.alloc(512))).rejects.toMatchObject({ senseKey: 0x7, asc: 0x27 });
+      await obfHost.close();
+      await expect(client.call('snapshot_status', { id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is resuming from its OBF after a restart; retry shortly/) });
+      await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:8M' })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is not ready: .* is resuming snapshot/) });
+
+      go();
+      await server.snapshots!.resumed;
+      expect((await h.execute(TUR)).status).toBe(0);
+      const st = await client.call<{ state: string; records: number }>('snapshot_status', { id });
+      expect(st).toMatchObject({ state: 'ACTIVE', records });
+      for (let i = 0; i < 20; i++) await h.write16(BigInt(crypto.randomInt(SIZE / 512 - 8)), crypto.randomBytes(4096));
+      const sealed = await client.call<{ state: string; records: number }>('snapshot_terminate', { id });
+      expect(sealed.state).toBe('SEALED');
+      expect(sealed.records).toBeGreaterThan(records);
+      expect(sha(await rebuilt())).toBe(oracle);
+    } finally {
+      await h.close();
+      await other.close();
+    }
+  } finally {
+    go();
+    await server.stop();
+  }
+});
+
+test('a snapshot that cannot be resumed leaves its source NOT READY 04h/03h (manual intervention), says why, and changes nothing', async () => {
+  let server = await start();
+  let id: string;
+  {
+    const client = clientOf(server);
+    id = (await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).id;
+    await server.stop();
+  }
+  const before = sha(fs.readFileSync(path.join(dir, 'src.img')));
+  server = await start(async () => {
+    throw new Error('OBF read failed: EIO');
+  });
+  try {
+    await server.snapshots!.resumed;
+    const h = await IscsiSession.connect(url(0));
+    try {
+      const tur = await h.execute(TUR);
+      expect([tur.sense?.senseKey, tur.sense?.asc, tur.sense?.ascq]).toEqual([0x2, 0x04, 0x03]);
+      await expect(h.write16(0n, crypto.randomBytes(512))).rejects.toMatchObject({ senseKey: 0x2, asc: 0x04, ascq: 0x03 });
+    } finally {
+      await h.close();
+    }
+    expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(before);
+    await expect(clientOf(server).call('snapshot_status', { id })).rejects.toMatchObject({
+      code: 'ERR_SNAPSHOT_STATE',
+      message: expect.stringMatching(/could not be resumed after the restart \(OBF read failed: EIO\); its source refuses writes: fix the OBF and restart the target/),
+    });
+  } finally {
+    await server.stop();
+  }
+  // restarted with the OBF readable again, it resumes and can be ended
+  server = await start();
+  try {
+    await server.snapshots!.resumed;
+    expect((await clientOf(server).call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
+  } finally {
+    await server.stop();
+  }
+});
