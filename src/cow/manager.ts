@@ -4,10 +4,12 @@
  * in the state directory, and resumption after a restart (in the background: see open()).
  * The management API (src/target/management.ts) is a thin JSON face over this class.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { AgentError } from '../errors';
 import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
-import { openStore } from '../store/open';
+import { openStore, parseStoreSpec } from '../store/open';
 import type { Store } from '../store/store';
 import { LogicalUnit, reportedLunsChanged } from '../target/scsi';
 import type { TargetModel, TargetPortalGroup } from '../target/target';
@@ -66,6 +68,42 @@ interface Entry {
   views: Array<{ tpg: TargetPortalGroup; lun: number; lu: LogicalUnit }>;
 }
 
+/** A journalled session that was capturing when the target stopped. */
+function capturingRecord(r: SessionRecord): boolean {
+  return r.state === 'ACTIVE' || r.state === 'MARKED';
+}
+
+/** A journalled snapshot not in service yet after a restart (resuming), or that could not be. */
+export interface PendingSnapshot {
+  id: string;
+  state: string;
+  source: string;
+  obf: string;
+  policy: SnapshotPolicy;
+  chunk_bytes: number;
+  resuming?: true;
+  unresumable?: string;
+}
+
+/** The backing file a session's OBF spec names (a file: spec, or a file LUN's key), if any. */
+function specPath(spec: string, model: TargetModel): string | undefined {
+  if (spec.startsWith('/backstores/')) {
+    const st = model.stores.get(spec);
+    return ((st instanceof CowStore ? st.inner : st) as { path?: string } | undefined)?.path;
+  }
+  try {
+    const p = parseStoreSpec(spec);
+    if (p.kind !== 'file') return undefined;
+    try {
+      return fs.realpathSync(path.resolve(p.path)); // FileStore.path is the real path
+    } catch {
+      return path.resolve(p.path);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 function notFound(id: unknown): AgentError {
   return new AgentError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${String(id)} on this target (snapshot_list shows them)`);
 }
@@ -78,7 +116,9 @@ export class SnapshotManager {
   private readonly entries = new Map<string, Entry>();
   /** Journalled sessions not resumed yet after the restart, and those that could not be. */
   private readonly resuming = new Map<string, SessionRecord>();
-  private readonly unresumable = new Map<string, string>();
+  private readonly unresumable = new Map<string, { record: SessionRecord; why: string }>();
+  /** Sources refusing changes until these (capturing) sessions have resumed. */
+  private readonly fenced = new Map<CowStore, Set<string>>();
   /** Settles when every journalled session has been resumed (or could not be). */
   resumed: Promise<void> = Promise.resolve();
   private readonly beforeResume?: ManagerOptions['beforeResume'];
@@ -97,40 +137,77 @@ export class SnapshotManager {
    * of the target serves meanwhile. Until its session has resumed, the source of a session that
    * was capturing refuses changes (NOT READY, 04h/01h: hosts retry) and answers TEST UNIT READY
    * so — reads go on, nothing reaches it uncaptured — and an OBF that is a LUN here is read-only
-   * to hosts. A session that cannot be resumed (the OBF unreadable) leaves its source NOT READY
-   * (04h/03h, manual intervention) and is reported by status; the journal keeps it as it was.
+   * to hosts. Capturing sessions resume first, ended ones (SEALED, INVALID: their logs are
+   * checked) after. A capturing session that cannot be resumed (the OBF unreadable) leaves its
+   * source NOT READY (04h/03h, manual intervention) and the journal as it was; an ended one only
+   * leaves its record (status says why; forget takes it away). `close()` waits for all of it.
    */
   static async open(model: TargetModel, stateDir: string, opts: ManagerOptions): Promise<SnapshotManager> {
     const journal = await FileJournal.open(stateDir);
     const m = new SnapshotManager(model, journal, opts);
     const records = journal.list();
-    for (const rec of records) {
+    const order = [...records.filter(capturingRecord), ...records.filter((r) => !capturingRecord(r))];
+    for (const rec of order) {
       m.resuming.set(rec.id, rec);
-      if (rec.state !== 'ACTIVE' && rec.state !== 'MARKED') continue;
+      if (!capturingRecord(rec)) continue;
       const source = model.stores.get(rec.source);
       if (source instanceof CowStore) {
+        let ids = m.fenced.get(source);
+        if (!ids) m.fenced.set(source, (ids = new Set()));
+        ids.add(rec.id);
         source.setNotReady(refusedChange(notReadySense(0x01), `${rec.source} is resuming snapshot ${rec.id} after a restart`));
       }
       const obf = model.stores.get(rec.obf);
       if (obf instanceof CowStore) obf.obfOf = rec.id;
     }
     m.resumed = (async () => {
-      for (const rec of records) {
+      for (const rec of order) {
         try {
           await m.beforeResume?.(rec.id);
           await m.resume(rec);
+          m.unfence(rec);
         } catch (err) {
           const why = (err as Error).message;
-          m.unresumable.set(rec.id, why);
+          m.unresumable.set(rec.id, { record: rec, why });
           const source = model.stores.get(rec.source);
-          if (source instanceof CowStore) source.setNotReady(refusedChange(notReadySense(0x03), `snapshot ${rec.id} could not be resumed: ${why}`));
-          m.log.error({ snapshot: rec.id, source: rec.source, err: why }, 'snapshot could not be resumed after the restart: its source refuses writes (NOT READY) until the OBF is fixed and the target restarted');
+          if (capturingRecord(rec) && source instanceof CowStore) {
+            source.setNotReady(refusedChange(notReadySense(0x03), `snapshot ${rec.id} could not be resumed: ${why}`));
+            m.log.error({ snapshot: rec.id, source: rec.source, err: why }, 'snapshot could not be resumed after the restart: its source refuses writes (NOT READY) until the OBF is fixed and the target restarted');
+          } else {
+            m.log.warn({ snapshot: rec.id, err: why }, 'an ended snapshot could not be read back after the restart (snapshot_forget removes it)');
+          }
         } finally {
           m.resuming.delete(rec.id);
         }
       }
     })();
     return m;
+  }
+
+  /**
+   * A capturing session has resumed (armed again, or INVALID): its source takes changes again
+   * once no other capturing session of it is still to resume; its OBF LUN is let go if it no
+   * longer captures.
+   */
+  private unfence(rec: SessionRecord): void {
+    if (!capturingRecord(rec)) return;
+    const e = this.entries.get(rec.id);
+    if (!e?.session.capturing) {
+      const o = this.model.stores.get(rec.obf);
+      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
+    }
+    const source = this.model.stores.get(rec.source);
+    if (!(source instanceof CowStore)) return;
+    const ids = this.fenced.get(source);
+    ids?.delete(rec.id);
+    if (ids && ids.size > 0) return;
+    this.fenced.delete(source);
+    source.setNotReady(undefined);
+  }
+
+  /** What status says of a snapshot still resuming, or that could not be resumed. */
+  private pendingInfo(rec: SessionRecord, why?: string): PendingSnapshot {
+    return { id: rec.id, state: rec.state, source: rec.source, obf: rec.obf, policy: rec.policy, chunk_bytes: rec.chunkBytes, ...(why === undefined ? { resuming: true as const } : { unresumable: why }) };
   }
 
   /** A session by id; one still resuming, or that could not be, is a state error saying so. */
@@ -140,9 +217,14 @@ export class SnapshotManager {
     if (typeof id === 'string' && this.resuming.has(id)) {
       throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${id} is resuming from its OBF after a restart; retry shortly`);
     }
-    const why = typeof id === 'string' ? this.unresumable.get(id) : undefined;
-    if (why !== undefined) {
-      throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${String(id)} could not be resumed after the restart (${why}); its source refuses writes: fix the OBF and restart the target`);
+    const u = typeof id === 'string' ? this.unresumable.get(id) : undefined;
+    if (u !== undefined) {
+      throw new AgentError(
+        'ERR_SNAPSHOT_STATE',
+        capturingRecord(u.record)
+          ? `snapshot ${String(id)} could not be resumed after the restart (${u.why}); its source refuses writes: fix the OBF and restart the target`
+          : `snapshot ${String(id)} (${u.record.state}) could not be read back after the restart (${u.why}); snapshot_forget removes it`,
+      );
     }
     throw notFound(id);
   }
@@ -157,6 +239,8 @@ export class SnapshotManager {
       }
       await this.journal.save(rec);
       this.log.warn({ snapshot: rec.id, source: rec.source }, 'snapshot source not configured; kept in the journal only');
+      const o = this.model.stores.get(rec.obf);
+      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
       return;
     }
     let obf: Store | undefined;
@@ -175,11 +259,6 @@ export class SnapshotManager {
       owned = undefined;
     }
     this.entries.set(rec.id, { session, ownedObf: owned, views: [] });
-    if (!session.capturing) {
-      const o = this.model.stores.get(rec.obf);
-      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
-    }
-    source.setNotReady(undefined);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -249,6 +328,14 @@ export class SnapshotManager {
       obfSpec = o.key;
     }
     const obfFile = (obf instanceof CowStore ? obf.inner : obf) as { path?: string };
+    // A capturing snapshot still resuming (or that could not be) owns its OBF as much as one in service.
+    const pendingOwner = [...this.resuming.values(), ...[...this.unresumable.values()].map((u) => u.record)].find(
+      (r) => capturingRecord(r) && (r.obf === obfSpec || (obfFile.path !== undefined && specPath(r.obf, this.model) === obfFile.path)),
+    );
+    if (pendingOwner) {
+      await owned?.close().catch(() => undefined);
+      throw new AgentError('ERR_SNAPSHOT_STATE', `that OBF is snapshot ${pendingOwner.id}'s, which ${this.resuming.has(pendingOwner.id) ? 'is resuming after a restart; retry shortly' : 'could not be resumed after the restart'}`);
+    }
     const clash = active.find((e) => {
       const other = e.session.obf instanceof CowStore ? e.session.obf.inner : e.session.obf;
       return other === obf || other === (obf instanceof CowStore ? obf.inner : obf) || (obfFile.path !== undefined && (other as { path?: string }).path === obfFile.path);
@@ -270,6 +357,10 @@ export class SnapshotManager {
         drainTimeoutMs: p.drain_timeout_ms,
         seriesId: p.series_id,
         overwriteObf: p.overwrite_obf === true,
+        endedHere: (sid) => {
+          const e = this.entries.get(sid);
+          return e !== undefined && !e.session.capturing;
+        },
         log: this.log,
         onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
       });
@@ -291,8 +382,13 @@ export class SnapshotManager {
     return { ...e.session.status(), views: e.views.map((v) => this.viewInfo(e.session.id, v)) };
   }
 
-  list(): Array<SnapshotStatus & { views: ViewInfo[] }> {
-    return [...this.entries.keys()].map((id) => this.status(id));
+  /** Every snapshot: those in service, then those still resuming or that could not be. */
+  list(): Array<(SnapshotStatus & { views: ViewInfo[] }) | PendingSnapshot> {
+    return [
+      ...[...this.entries.keys()].map((id) => this.status(id)),
+      ...[...this.resuming.values()].map((r) => this.pendingInfo(r)),
+      ...[...this.unresumable.values()].map((u) => this.pendingInfo(u.record, u.why)),
+    ];
   }
 
   async mark(id: unknown): Promise<SnapshotStatus> {
@@ -319,6 +415,13 @@ export class SnapshotManager {
    * terminated first.
    */
   async forget(id: unknown): Promise<{ forgotten: string }> {
+    const u = typeof id === 'string' ? this.unresumable.get(id) : undefined;
+    if (u && !capturingRecord(u.record)) {
+      await this.journal.remove(u.record.id);
+      this.unresumable.delete(u.record.id);
+      this.log.info({ snapshot: u.record.id }, 'snapshot forgotten (it could not be read back after the restart)');
+      return { forgotten: u.record.id };
+    }
     const e = this.entryOf(id);
     if (e.session.capturing) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${e.session.id} is ${e.session.state}; terminate it before forgetting it`);
     await this.journal.remove(e.session.id);

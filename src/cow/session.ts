@@ -89,6 +89,8 @@ export interface InstituteOptions {
    * may still be capturing elsewhere): refused unless this is set (see checkObfIsFree).
    */
   overwriteObf?: boolean;
+  /** Snapshots this target knows have ended: an ACTIVE superblock of one is no longer in use. */
+  endedHere?: (snapshotId: string) => boolean;
   log: Logger;
   /** Test-only: runs while changes are held (the oracle copies the source's backing file here). */
   onHeld?: (snapshotId: string) => Promise<void> | void;
@@ -159,19 +161,22 @@ function policyCode(p: SnapshotPolicy): ObfPolicy {
 }
 
 /** What institute reads of an OBF before it writes one there (checkObfIsFree). */
-const OBF_CHECK_BYTES = 64 * 1024;
+const OBF_CHECK_BYTES = 1024 * 1024;
 
 /**
- * An OBF is free for a new snapshot when its first 64 KiB are zeros (a blank LUN or file) or it
- * begins with an OBF superblock of a snapshot that no longer captures (SEALED, INVALID: a
- * reused OBF). Anything else is refused before a byte is written, with what to do:
- *  - other data (a partition table, a file system's superblock — ext4's is at byte 1024, LVM's
- *    label in block 1 — or a file's contents): a wrong LUN or path would be lost;
- *  - the superblock of an ACTIVE or MARKED snapshot: it may still be capturing, from another
- *    target sharing the LUN. (This target's own sessions are checked by name before this.)
+ * An OBF is free for a new snapshot when its first MiB is zeros (a blank LUN or file) or it
+ * begins with an OBF superblock (a reused OBF; one torn or of another version too) of a snapshot
+ * that no longer captures: SEALED, INVALID, or ACTIVE/MARKED on the OBF but ended here
+ * (`endedHere`: the journal, not the superblock, records INVALID when the OBF failed). Anything
+ * else is refused before a byte is written, with what to do:
+ *  - other data: a partition table, a file system's superblock (ext4's at byte 1024, LVM's label
+ *    in block 1, btrfs's at 64 KiB — hence a MiB, not block 0), a file's contents;
+ *  - the superblock of an ACTIVE or MARKED snapshot this target does not know: it may still be
+ *    capturing, from another target sharing the LUN. (Sessions of this target are checked by
+ *    the manager before this.)
  * overwrite_obf takes the OBF whatever it holds.
  */
-async function checkObfIsFree(obf: Store, spec: string): Promise<void> {
+async function checkObfIsFree(obf: Store, spec: string, endedHere?: (snapshotId: string) => boolean): Promise<void> {
   const blocks = Math.min(Number(obf.blocks), Math.ceil(OBF_CHECK_BYTES / obf.blockSize));
   const head = await obf.read(0n, blocks);
   if (head.subarray(0, OBF_MAGIC.length).equals(OBF_MAGIC)) {
@@ -181,7 +186,7 @@ async function checkObfIsFree(obf: Store, spec: string): Promise<void> {
     } catch {
       return; // an OBF of another version, or a torn superblock: an OBF all the same
     }
-    if (sb.state === ObfState.ACTIVE || sb.state === ObfState.MARKED) {
+    if ((sb.state === ObfState.ACTIVE || sb.state === ObfState.MARKED) && endedHere?.(sb.snapshotId) !== true) {
       throw new AgentError(
         'ERR_SNAPSHOT_STATE',
         `the OBF ${spec} holds snapshot ${sb.snapshotId}, ${obfStateName(sb.state)} and unknown to this target (it may be capturing from another target): give another OBF, or institute with overwrite_obf if that snapshot is gone`,
@@ -192,7 +197,7 @@ async function checkObfIsFree(obf: Store, spec: string): Promise<void> {
   if (!isAllZero(head)) {
     throw new AgentError(
       'ERR_INVALID_ARG',
-      `the OBF ${spec} holds data that is not an OBF (its first ${head.length >= OBF_CHECK_BYTES ? '64 KiB are' : `${head.length} bytes are`} not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it`,
+      `the OBF ${spec} holds data that is not an OBF (its first ${head.length >= OBF_CHECK_BYTES ? 'MiB is' : `${head.length} bytes are`} not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it`,
     );
   }
 }
@@ -339,7 +344,7 @@ export class SnapshotSession implements ChangeGuard {
     };
     let sbWritten = false;
     try {
-      if (!o.overwriteObf) await checkObfIsFree(o.obf, o.obfSpec);
+      if (!o.overwriteObf) await checkObfIsFree(o.obf, o.obfSpec, o.endedHere);
       // The OBF is made ready before the hold, so the hold itself does no OBF I/O.
       await o.obf.write(0n, encodeSuperblock(sb), { fua: true });
       sbWritten = true;
@@ -348,8 +353,15 @@ export class SnapshotSession implements ChangeGuard {
       src.unclaim(session);
       session.protectObf(false);
       if (err instanceof AgentError) throw err;
-      // An ACTIVE superblock nobody journalled would make the OBF look in use: abandoned instead.
-      if (sbWritten) await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
+      if (sbWritten) {
+        // An ACTIVE superblock or journal entry of a session that never ran would fence the
+        // source and the OBF at the next start: both say ABANDONED where they still can.
+        record.state = 'INVALID';
+        record.reason = 'ABANDONED';
+        record.reasonDetail = `institute: ${(err as Error).message}`;
+        await o.journal.save(record).catch(() => undefined);
+        await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
+      }
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: the OBF or the journal cannot be written (${(err as Error).message})`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.

@@ -8,6 +8,7 @@
  * copied it while writes were held. A session that cannot be resumed leaves its source NOT READY,
  * MANUAL INTERVENTION REQUIRED (04h/03h). Real target (in this process), real libiscsi initiator.
  */
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { scanLog } from '../../src/cow/obf-log';
 import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
 import { freePort } from '../../src/peers/tgt';
+import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
 import { removeDir, tempDir } from '../helpers/tmp';
@@ -99,6 +101,14 @@ test('after a restart the target serves at once; the source answers NOT READY 04
       expect([tur.sense?.senseKey, tur.sense?.asc, tur.sense?.ascq]).toEqual([0x2, 0x04, 0x01]);
       const before = fs.readFileSync(path.join(dir, 'src.img'));
       await expect(h.write16(0n, crypto.randomBytes(512))).rejects.toMatchObject({ senseKey: 0x2, asc: 0x04, ascq: 0x01 });
+      const list = encodeUnmapParameterList([{ lba: 64n, blocks: 64 }]);
+      for (const [cdb, dataOut] of [
+        [encodeUnmapCdb({ parameterListLength: list.length }), list],
+        [encodeWriteSame16Cdb({ lba: 200n, blocks: 32 }), Buffer.alloc(512, 0x77)],
+      ] as const) {
+        const r = await h.execute(cdb, { dataOut });
+        expect([r.status, r.sense?.senseKey, r.sense?.asc, r.sense?.ascq]).toEqual([0x02, 0x2, 0x04, 0x01]);
+      }
       expect(sha(Buffer.from(await h.read16(0n, 16)))).toBe(sha(before.subarray(0, 16 * 512))); // reads are served
       expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(sha(before)); // nothing reached the source
       await other.write16(0n, crypto.randomBytes(512)); // other LUNs serve as usual
@@ -108,6 +118,11 @@ test('after a restart the target serves at once; the source answers NOT READY 04
       await obfHost.close();
       await expect(client.call('snapshot_status', { id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is resuming from its OBF after a restart; retry shortly/) });
       await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: 'memory:8M' })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is not ready: .* is resuming snapshot/) });
+      await expect(client.call('snapshot_institute', { source: `${IQN}/2`, obf: `${IQN}/1` })).rejects.toMatchObject({
+        code: 'ERR_SNAPSHOT_STATE',
+        message: `that OBF is snapshot ${id}'s, which is resuming after a restart; retry shortly`,
+      });
+      expect(await client.call('snapshot_list')).toEqual([expect.objectContaining({ id, state: 'ACTIVE', resuming: true })]);
 
       go();
       await server.snapshots!.resumed;
@@ -129,15 +144,54 @@ test('after a restart the target serves at once; the source answers NOT READY 04
   }
 });
 
-test('a snapshot that cannot be resumed leaves its source NOT READY 04h/03h (manual intervention), says why, and changes nothing', async () => {
+test('restarts with an ended and an active snapshot of one source: the source stays NOT READY until the active one resumed; an unreadable ended one fences nothing and can be forgotten; an unreadable active one leaves NOT READY 04h/03h', async () => {
+  // the journal holds the first test's SEALED snapshot of LUN 0; an ACTIVE one joins it
   let server = await start();
-  let id: string;
-  {
+  const ended = (await clientOf(server).call<Array<{ id: string; state: string }>>('snapshot_list')).find((x) => x.state === 'SEALED')!.id;
+  const id = (await clientOf(server).call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).id;
+  await server.stop();
+  const before = sha(fs.readFileSync(path.join(dir, 'src.img')));
+
+  // 1. the ended one cannot be read back; the active one waits: LUN 0 stays NOT READY meanwhile
+  let go!: () => void;
+  const gate = new Promise<void>((r) => (go = r));
+  const seen: string[] = [];
+  server = await start(async (sid) => {
+    seen.push(sid);
+    if (sid === ended) throw new Error('OBF read failed: EIO');
+    await gate;
+  });
+  try {
+    const h = await IscsiSession.connect(url(0));
+    try {
+      expect(seen).toEqual([id]); // capturing sessions resume first
+      const tur = await h.execute(TUR);
+      expect([tur.sense?.senseKey, tur.sense?.asc, tur.sense?.ascq]).toEqual([0x2, 0x04, 0x01]);
+      go();
+      await server.snapshots!.resumed;
+      expect(seen).toEqual([id, ended]);
+      expect((await h.execute(TUR)).status).toBe(0); // the ended one's failure fences nothing
+      await h.write16(BigInt(SIZE / 512 - 1), crypto.randomBytes(512));
+    } finally {
+      await h.close();
+    }
     const client = clientOf(server);
-    id = (await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).id;
+    await expect(client.call('snapshot_status', { id: ended })).rejects.toMatchObject({ message: expect.stringMatching(/\(SEALED\) could not be read back after the restart \(OBF read failed: EIO\); snapshot_forget removes it/) });
+    expect(await client.call('snapshot_list')).toEqual(expect.arrayContaining([expect.objectContaining({ id: ended, unresumable: 'OBF read failed: EIO' })]));
+    const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
+    const listed = await new Promise<string>((resolve, reject) =>
+      execFile(bin, ['snapshot', 'list', '--mgmt', server.management!.url, '--token-file', path.join(dir, 'state', 'mgmt.token')], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(listed).toContain(`snapshot ${ended} SEALED, could not be resumed after the restart: OBF read failed: EIO`);
+    expect(await client.call('snapshot_forget', { id: ended })).toEqual({ forgotten: ended });
+  } finally {
+    go();
     await server.stop();
   }
-  const before = sha(fs.readFileSync(path.join(dir, 'src.img')));
+
+  // 2. the active one cannot be read back: its source refuses changes, manual intervention
+  const now = sha(fs.readFileSync(path.join(dir, 'src.img')));
+  expect(now).not.toBe(before);
   server = await start(async () => {
     throw new Error('OBF read failed: EIO');
   });
@@ -151,11 +205,12 @@ test('a snapshot that cannot be resumed leaves its source NOT READY 04h/03h (man
     } finally {
       await h.close();
     }
-    expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(before);
+    expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(now);
     await expect(clientOf(server).call('snapshot_status', { id })).rejects.toMatchObject({
       code: 'ERR_SNAPSHOT_STATE',
       message: expect.stringMatching(/could not be resumed after the restart \(OBF read failed: EIO\); its source refuses writes: fix the OBF and restart the target/),
     });
+    await expect(clientOf(server).call('snapshot_forget', { id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
   } finally {
     await server.stop();
   }

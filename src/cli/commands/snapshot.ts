@@ -72,6 +72,8 @@ function needId(a: Args): string {
 /** One line per result, for people. */
 function describeStatus(st: Record<string, unknown>): string {
   const parts = [`snapshot ${String(st.id)} ${String(st.state)}`];
+  if (st.resuming) return `${parts[0]}, resuming after a restart (its source refuses writes until then)`;
+  if (st.unresumable !== undefined) return `${parts[0]}, could not be resumed after the restart: ${String(st.unresumable)}`;
   if (st.reason) parts.push(`reason ${String(st.reason)}`);
   parts.push(`${String(st.records)} records, ${String(st.bytes)} bytes, OBF ${((Number(st.fill) || 0) * 100).toFixed(1)}% full`);
   if (st.institute_pause_ms !== undefined) parts.push(`pause ${String(st.institute_pause_ms)} ms`);

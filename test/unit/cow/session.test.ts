@@ -509,11 +509,13 @@ test('an OBF holding other data, or a snapshot that may still capture elsewhere,
   const before = sha(await readAll(ext4));
   await expect(institute(ext4)).rejects.toMatchObject({
     code: 'ERR_INVALID_ARG',
-    message: 'the OBF the-obf holds data that is not an OBF (its first 64 KiB are not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it',
+    message: 'the OBF the-obf holds data that is not an OBF (its first MiB is not zeros): give a blank LUN or a new file, or institute with overwrite_obf to overwrite it',
   });
   expect(sha(await readAll(ext4))).toBe(before);
-  // data past the first 64 KiB is not looked at: a blank head is a blank OBF
-  expect((await institute(await obfWith(128, Buffer.alloc(512, 1)))).state).toBe('ACTIVE');
+  // btrfs keeps its superblock at 64 KiB, the 64 KiB before it zeros
+  await expect(institute(await obfWith(128, Buffer.concat([Buffer.alloc(64), Buffer.from('_BHRfS_M'), Buffer.alloc(440)])))).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+  // data past the first MiB is not looked at: a blank head is a blank OBF
+  expect((await institute(await obfWith(2048, Buffer.alloc(512, 1)))).state).toBe('ACTIVE');
   // a sealed OBF is reused; an ACTIVE one nobody here knows is refused, untouched
   const used = new MemoryStore({ blocks: 8192n, blockSize: 512 });
   const first = await institute(used);
