@@ -121,6 +121,8 @@ export class SnapshotManager {
   private readonly fenced = new Map<CowStore, Set<string>>();
   /** Settles when every journalled session has been resumed (or could not be). */
   resumed: Promise<void> = Promise.resolve();
+  /** Aborts the resumes still to come or running (close: the target is stopping). */
+  private readonly stopping = new AbortController();
   private readonly beforeResume?: ManagerOptions['beforeResume'];
 
   private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
@@ -162,11 +164,16 @@ export class SnapshotManager {
     }
     m.resumed = (async () => {
       for (const rec of order) {
+        if (m.stopping.signal.aborted) {
+          m.resuming.delete(rec.id);
+          continue; // the journal keeps it: the next start resumes it
+        }
         try {
           await m.beforeResume?.(rec.id);
           await m.resume(rec);
           m.unfence(rec);
         } catch (err) {
+          if (m.stopping.signal.aborted) continue; // stopped, not failed: the next start resumes it
           const why = (err as Error).message;
           m.unresumable.set(rec.id, { record: rec, why });
           const source = model.stores.get(rec.source);
@@ -253,7 +260,13 @@ export class SnapshotManager {
     } catch (err) {
       obfError = (err as Error).message;
     }
-    const session = await SnapshotSession.resume({ source, obf, record: rec, journal: this.journal, log: this.log, obfError });
+    let session: SnapshotSession;
+    try {
+      session = await SnapshotSession.resume({ source, obf, record: rec, journal: this.journal, log: this.log, obfError, signal: this.stopping.signal });
+    } catch (err) {
+      await owned?.close().catch(() => undefined);
+      throw err;
+    }
     if (!session.capturing && owned) {
       await owned.close().catch(() => undefined);
       owned = undefined;
@@ -526,7 +539,13 @@ export class SnapshotManager {
   }
 
   /** Terminates nothing: sessions stay armed across a stop (the journal resumes them). Closes owned OBFs. */
+  /** Resumes still running stop at their next read of the OBF; those to come do not start (their journal entries stay). */
+  stopResuming(): void {
+    if (!this.stopping.signal.aborted) this.stopping.abort(new AgentError('ERR_SNAPSHOT_STATE', 'the target is stopping'));
+  }
+
   async close(): Promise<void> {
+    this.stopResuming();
     await this.resumed;
     for (const e of this.entries.values()) {
       await e.session.quiesce();

@@ -400,7 +400,16 @@ export class SnapshotSession implements ChangeGuard {
    * COW before the target serves the source again. A record whose OBF cannot be read, or belongs
    * to another snapshot or source, comes back INVALID with reason TRACKING_GAP.
    */
-  static async resume(o: { source: CowStore; obf: Store | undefined; record: SessionRecord; journal: SessionJournal; log: Logger; obfError?: string }): Promise<SnapshotSession> {
+  static async resume(o: {
+    source: CowStore;
+    obf: Store | undefined;
+    record: SessionRecord;
+    journal: SessionJournal;
+    log: Logger;
+    obfError?: string;
+    /** Stops the scan of the log (the target is stopping): resume then throws, nothing changed. */
+    signal?: AbortSignal;
+  }): Promise<SnapshotSession> {
     const rec = { ...o.record };
     const log = o.log.child({ snapshot: rec.id });
     const gap = async (why: string, obf?: Store): Promise<SnapshotSession> => {
@@ -428,7 +437,10 @@ export class SnapshotSession implements ChangeGuard {
     if (sb.sourceCapacity !== o.source.blocks || sb.sourceBlockSize !== o.source.blockSize || !sb.sourceDesignator.designator.equals(des.designator)) {
       return gap('the source LUN is not the one the OBF was made for (designator, capacity or block size differ)', obf);
     }
-    const scan = await scanLog((lba, n) => obf.read(lba, n), sb);
+    const scan = await scanLog((lba, n) => {
+      o.signal?.throwIfAborted();
+      return obf.read(lba, n);
+    }, sb);
     const rolling = new RollingHash();
     for (const r of scan.records) rolling.update(r.crc);
     const appender = new ObfAppender(obf, sb, {

@@ -269,6 +269,7 @@ export class TargetServer implements ConnectionHost {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.snapshots?.stopResuming();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     await this.management?.stop().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;

@@ -223,3 +223,33 @@ test('restarts with an ended and an active snapshot of one source: the source st
     await server.stop();
   }
 });
+
+test('a stop while a snapshot resumes ends the resume at its next OBF read and changes nothing: the next start resumes it', async () => {
+  let server = await start();
+  const id = (await clientOf(server).call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).id;
+  await server.stop();
+  const journal = fs.readFileSync(path.join(dir, 'state', 'snapshots.json'), 'utf8');
+  let go!: () => void;
+  const gate = new Promise<void>((r) => (go = r));
+  let entered!: () => void;
+  const inHook = new Promise<void>((r) => (entered = r));
+  server = await start(async () => {
+    entered();
+    await gate;
+  });
+  await inHook;
+  const stopping = server;
+  const stopped = server.stop();
+  go();
+  await stopped;
+  expect(stopping.snapshots!.list().map((x) => x.id)).not.toContain(id); // the resume did not run to its end
+  expect(fs.readFileSync(path.join(dir, 'state', 'snapshots.json'), 'utf8')).toBe(journal);
+  server = await start();
+  try {
+    await server.snapshots!.resumed;
+    expect((await clientOf(server).call<{ state: string }>('snapshot_status', { id })).state).toBe('ACTIVE');
+    expect((await clientOf(server).call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
+  } finally {
+    await server.stop();
+  }
+});
