@@ -140,9 +140,12 @@ export class SnapshotManager {
    * was capturing refuses changes (NOT READY, 04h/01h: hosts retry) and answers TEST UNIT READY
    * so — reads go on, nothing reaches it uncaptured — and an OBF that is a LUN here is read-only
    * to hosts. Capturing sessions resume first, ended ones (SEALED, INVALID: their logs are
-   * checked) after. A capturing session that cannot be resumed (the OBF unreadable) leaves its
-   * source NOT READY (04h/03h, manual intervention) and the journal as it was; an ended one only
-   * leaves its record (status says why; forget takes it away). `close()` waits for all of it.
+   * checked) after. An OBF that cannot be opened, or whose superblock cannot be read or is not
+   * this snapshot's, makes the session INVALID (TRACKING_GAP, journalled before the source takes
+   * changes again). A resume that throws — a read error while scanning the log, the journal
+   * failing — leaves a capturing session's source NOT READY (04h/03h, manual intervention) and
+   * the journal as it was; an ended one only leaves its record (status says why; forget takes it
+   * away). A stop aborts the scans (stopResuming).
    */
   static async open(model: TargetModel, stateDir: string, opts: ManagerOptions): Promise<SnapshotManager> {
     const journal = await FileJournal.open(stateDir);
@@ -317,7 +320,8 @@ export class SnapshotManager {
     let obf: Store;
     let owned: Store | undefined;
     let obfSpec: string;
-    const active = [...this.entries.values()].filter((e) => e.session.capturing);
+    // Capturing, or still ending (its SEAL, INVALID superblock or last commits not written yet).
+    const active = [...this.entries.values()].filter((e) => !e.session.ended);
     if (active.some((e) => e.session.obf === cow || e.session.obf === cow.inner)) {
       throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is the OBF of an active snapshot; it cannot be a source now`);
     }
@@ -370,10 +374,7 @@ export class SnapshotManager {
         drainTimeoutMs: p.drain_timeout_ms,
         seriesId: p.series_id,
         overwriteObf: p.overwrite_obf === true,
-        endedHere: (sid) => {
-          const e = this.entries.get(sid);
-          return e !== undefined && !e.session.capturing;
-        },
+        endedHere: (sid) => this.entries.get(sid)?.session.ended === true,
         log: this.log,
         onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
       });
@@ -538,12 +539,12 @@ export class SnapshotManager {
     return out;
   }
 
-  /** Terminates nothing: sessions stay armed across a stop (the journal resumes them). Closes owned OBFs. */
   /** Resumes still running stop at their next read of the OBF; those to come do not start (their journal entries stay). */
   stopResuming(): void {
     if (!this.stopping.signal.aborted) this.stopping.abort(new AgentError('ERR_SNAPSHOT_STATE', 'the target is stopping'));
   }
 
+  /** Terminates nothing: sessions stay armed across a stop (the journal resumes them). Closes owned OBFs. */
   async close(): Promise<void> {
     this.stopResuming();
     await this.resumed;

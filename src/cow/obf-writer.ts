@@ -203,6 +203,11 @@ export class ObfAppender {
     return this.enqueue({ kind: 'seal' });
   }
 
+  /** Nothing queued, nothing in flight. */
+  get idleNow(): boolean {
+    return this.inFlight === 0 && this.queue.length === 0;
+  }
+
   /** Resolves when everything queued so far is committed (or failed). */
   idle(): Promise<void> {
     if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();

@@ -242,6 +242,10 @@ export class SnapshotSession implements ChangeGuard {
   /** Captures are made (ACTIVE or MARKED, not terminating). */
   capturing: boolean;
   private invalidating: Promise<void> | undefined;
+  /** The invalidation's own writes (journal, superblock) are still running. */
+  private invalidationRunning = false;
+  /** Superblock rewrites started and not finished (a timed-out one may still land). */
+  private superblockWrites = 0;
   private samples: Array<{ t: number; bytes: bigint }> = [];
   private chain: Promise<unknown> = Promise.resolve();
   private sbChain: Promise<unknown> = Promise.resolve();
@@ -625,6 +629,7 @@ export class SnapshotSession implements ChangeGuard {
     this.record.state = 'INVALID';
     this.record.reason = reason;
     this.record.reasonDetail = detail;
+    this.invalidationRunning = true;
     this.invalidating = (async () => {
       this.releaseBuffers();
       // Both at once, both bounded: either one failing or hanging must not hold writes forever.
@@ -639,7 +644,9 @@ export class SnapshotSession implements ChangeGuard {
       if (!recorded) throw new StoreError({ kind: 'write-error' }, `snapshot ${this.id} is INVALID (${reason}) and that could not be recorded anywhere; writes are refused`);
       this.source.unclaim(this);
       this.protectObf(false);
-    })();
+    })().finally(() => {
+      this.invalidationRunning = false;
+    });
     return this.invalidating;
   }
 
@@ -666,10 +673,13 @@ export class SnapshotSession implements ChangeGuard {
    * another state (INVALID is final: a late MARKED or SEALED rewrite is dropped).
    */
   private writeSuperblock(update: Partial<ObfSuperblock>): Promise<void> {
-    const run = this.sbChain.then(async () => {
-      if (this.record.state === 'INVALID' && update.state !== ObfState.INVALID) return;
-      await this.appender.writeSuperblock(update);
-    });
+    this.superblockWrites++;
+    const run = this.sbChain
+      .then(async () => {
+        if (this.record.state === 'INVALID' && update.state !== ObfState.INVALID) return;
+        await this.appender.writeSuperblock(update);
+      })
+      .finally(() => this.superblockWrites--);
     this.sbChain = run.catch(() => undefined);
     return run;
   }
@@ -778,6 +788,16 @@ export class SnapshotSession implements ChangeGuard {
   // -------------------------------------------------------------------------------------------
   // The image as of institution (the snapshot view)
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * True once the snapshot has ended and nothing of it writes its OBF any more: SEALED, or
+   * INVALID with its invalidation recorded; no commit in flight, no superblock rewrite running
+   * (one given up on by its timeout may still land). Only then may another snapshot take the OBF.
+   */
+  get ended(): boolean {
+    if (this.record.state !== 'SEALED' && this.record.state !== 'INVALID') return false;
+    return !this.invalidationRunning && this.superblockWrites === 0 && this.appender.idleNow;
+  }
 
   /** True while the image as of institution can be read (captures still armed). */
   get viewable(): boolean {

@@ -529,3 +529,22 @@ test('an OBF holding other data, or a snapshot that may still capture elsewhere,
   expect((await institute(ext4, true)).state).toBe('ACTIVE');
   expect(decodeSuperblock(await ext4.read(0n, 1)).state).toBe(ObfState.ACTIVE);
 });
+
+test('an OBF is free for another snapshot only once its snapshot has ended: not while its SEAL or last commits are still being written', async () => {
+  const { cow, obf, session } = await setup();
+  await cow.write(0n, Buffer.alloc(512, 1));
+  let open!: () => void;
+  obf.stall = new Promise<void>((r) => (open = r));
+  const terminating = session.terminate();
+  await new Promise((r) => setImmediate(r));
+  expect(session.ended).toBe(false);
+  const other = new CowStore(new MemoryStore({ blocks: 4096n, blockSize: 512 }));
+  const second = () => SnapshotSession.institute({ source: other, sourceKey: 'other', obf, obfSpec: 'the-obf', journal: new MemJournal(), log, endedHere: (sid) => sid === session.id && session.ended });
+  await expect(second()).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(new RegExp(`holds snapshot ${session.id}, ACTIVE`)) });
+  expect(other.claimed).toBe(false);
+  obf.stall = undefined;
+  open();
+  expect((await terminating).state).toBe('SEALED');
+  expect(session.ended).toBe(true);
+  expect((await second()).state).toBe('ACTIVE');
+});
