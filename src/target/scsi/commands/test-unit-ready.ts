@@ -1,5 +1,5 @@
 /**
- * TEST UNIT READY (SPC-4 6.47): GOOD when the logical unit is ready. The store is always there
+ * TEST UNIT READY (SPC-4): GOOD when the logical unit is ready. The store is always there
  * once the logical unit exists; a store that says it is not ready now (a source waiting for its
  * snapshot to resume after a restart: NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY)
  * is answered with its sense. Pending unit attentions and reservation conflicts were reported
