@@ -17,7 +17,7 @@ import type { Logger } from '../util/log';
 import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../xcopy';
 import { CowStore, refusedChange } from './cow-store';
 import { FileJournal } from './journal';
-import { SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from './session';
+import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from './session';
 import { SnapshotViewStore } from './view-store';
 
 /** A LUN of this target: `{target, lun, tpg?}`, or "IQN/LUN". */
@@ -381,6 +381,13 @@ export class SnapshotManager {
       this.entries.set(session.id, { session, ownedObf: owned, views: [] });
       return session.status();
     } catch (err) {
+      // A session journalled ABANDONED is shown (and forgotten) like any ended one, as it will
+      // be after a restart.
+      const rec = err instanceof InstituteFailedError ? this.journal.get(err.snapshotId) : undefined;
+      if (rec && rec.state === 'INVALID' && !this.entries.has(rec.id)) {
+        const session = await SnapshotSession.resume({ source: cow, obf, record: rec, journal: this.journal, log: this.log }).catch(() => undefined);
+        if (session && !session.capturing) this.entries.set(rec.id, { session, views: [] });
+      }
       await owned?.close().catch(() => undefined);
       throw err;
     }

@@ -123,6 +123,16 @@ export interface SnapshotStatus {
 
 class CaptureTimeout extends Error {}
 
+/** An institute that failed after its session was journalled: the journal says ABANDONED. */
+export class InstituteFailedError extends AgentError {
+  constructor(
+    message: string,
+    readonly snapshotId: string,
+  ) {
+    super('ERR_SNAPSHOT_STATE', message);
+  }
+}
+
 /** A host write a capture commit carries (changeWith), and what became of it. */
 interface CarriedWrite {
   write: SourceHostWrite;
@@ -335,6 +345,8 @@ export class SnapshotSession implements ChangeGuard {
     }
     if (!src.claim(session)) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
     session.protectObf(true);
+    // A session that never ran: the journal and the superblock say ABANDONED where they still
+    // can, or an ACTIVE entry of it would fence the source and its OBF at the next start.
     const abandon = async (why: string): Promise<never> => {
       session.capturing = false;
       src.unclaim(session);
@@ -344,7 +356,7 @@ export class SnapshotSession implements ChangeGuard {
       record.reasonDetail = `institute: ${why}`;
       await o.journal.save(record).catch(() => undefined);
       await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
-      throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
+      throw new InstituteFailedError(`institute failed: ${why}`, id);
     };
     let sbWritten = false;
     try {
@@ -354,19 +366,12 @@ export class SnapshotSession implements ChangeGuard {
       sbWritten = true;
       await o.journal.save(record);
     } catch (err) {
+      const why = `the OBF or the journal cannot be written (${(err as Error).message})`;
+      if (sbWritten) return abandon(why);
       src.unclaim(session);
       session.protectObf(false);
       if (err instanceof AgentError) throw err;
-      if (sbWritten) {
-        // An ACTIVE superblock or journal entry of a session that never ran would fence the
-        // source and the OBF at the next start: both say ABANDONED where they still can.
-        record.state = 'INVALID';
-        record.reason = 'ABANDONED';
-        record.reasonDetail = `institute: ${(err as Error).message}`;
-        await o.journal.save(record).catch(() => undefined);
-        await appender.writeSuperblock({ state: ObfState.INVALID, reason: ObfReason.ABANDONED }).catch(() => undefined);
-      }
-      throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: the OBF or the journal cannot be written (${(err as Error).message})`);
+      throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.
     const t0 = process.hrtime.bigint();

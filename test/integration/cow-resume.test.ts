@@ -41,14 +41,14 @@ beforeAll(async () => {
 });
 afterAll(() => removeDir(dir));
 
-function start(beforeResume?: (id: string) => Promise<void>): Promise<TargetServer> {
+function start(beforeResume?: (id: string) => Promise<void>, onHeld?: (id: string) => Promise<void>): Promise<TargetServer> {
   return TargetServer.start(
     quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${path.join(dir, 'src.img')}`, `file:${path.join(dir, 'obf.img')}:32M`, 'memory:1M'] }),
     {
       log: pino({ level: 'silent' }),
       stateDir: path.join(dir, 'state'),
       management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
-      onHeld: async (source, id) => fs.promises.copyFile((source as unknown as { path: string }).path, path.join(dir, 'oracle', `${id}.img`)),
+      onHeld: onHeld ? (_source, id) => onHeld(id) : async (source, id) => fs.promises.copyFile((source as unknown as { path: string }).path, path.join(dir, 'oracle', `${id}.img`)),
       beforeResume,
     },
   );
@@ -251,5 +251,43 @@ test('a stop while a snapshot resumes ends the resume at its next OBF read and c
     expect((await clientOf(server).call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
   } finally {
     await server.stop();
+  }
+});
+
+test('an institute that fails after its session was journalled shows it INVALID ABANDONED at once (as after a restart), forgettable, its source and OBF free', async () => {
+  const server = await start(undefined, async () => {
+    throw new Error('the oracle copy failed');
+  });
+  let abandonedId = '';
+  try {
+    await server.snapshots!.resumed;
+    const client = clientOf(server);
+    await expect(client.call('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).rejects.toMatchObject({
+      code: 'ERR_SNAPSHOT_STATE',
+      message: 'institute failed: while writes were held: the oracle copy failed',
+    });
+    const listed = await client.call<Array<{ id: string; state: string; reason?: string }>>('snapshot_list');
+    const abandoned = listed.find((x) => x.reason === 'ABANDONED');
+    expect(abandoned).toMatchObject({ state: 'INVALID' });
+    abandonedId = abandoned!.id;
+    expect(await client.call('snapshot_status', { id: abandoned!.id })).toMatchObject({ state: 'INVALID', reason: 'ABANDONED' });
+    expect(decodeSuperblock(fs.readFileSync(path.join(dir, 'obf.img')).subarray(0, 512)).snapshotId).toBe(abandoned!.id);
+    const h = await IscsiSession.connect(url(0));
+    await h.write16(0n, crypto.randomBytes(512)); // the source takes writes
+    await h.close();
+    expect(await client.call('snapshot_forget', { id: abandoned!.id })).toEqual({ forgotten: abandoned!.id });
+  } finally {
+    await server.stop();
+  }
+  // the next start finds nothing of it to resume, and the OBF is taken again
+  const again = await start();
+  try {
+    await again.snapshots!.resumed;
+    const client = clientOf(again);
+    expect((await client.call<Array<{ id: string }>>('snapshot_list')).map((x) => x.id)).not.toContain(abandonedId);
+    const id = (await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` })).id;
+    expect((await client.call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
+  } finally {
+    await again.stop();
   }
 });
