@@ -359,7 +359,13 @@ export class SnapshotManager {
     });
     if (clash) {
       await owned?.close().catch(() => undefined);
-      throw new AgentError('ERR_SNAPSHOT_STATE', `that OBF is in use by snapshot ${clash.session.id}; terminate it or choose another OBF`);
+      const s = clash.session;
+      throw new AgentError(
+        'ERR_SNAPSHOT_STATE',
+        s.capturing
+          ? `that OBF is in use by snapshot ${s.id}; terminate it or choose another OBF`
+          : `that OBF is in use by snapshot ${s.id} (${s.state}), whose last writes to it are still in flight; retry shortly or choose another OBF`,
+      );
     }
     try {
       const session = await SnapshotSession.institute({
@@ -385,7 +391,9 @@ export class SnapshotManager {
       // be after a restart.
       const rec = err instanceof InstituteFailedError ? this.journal.get(err.snapshotId) : undefined;
       if (rec && rec.state === 'INVALID' && !this.entries.has(rec.id)) {
-        const session = await SnapshotSession.resume({ source: cow, obf, record: rec, journal: this.journal, log: this.log }).catch(() => undefined);
+        const reading = SnapshotSession.resume({ source: cow, obf, record: rec, journal: this.journal, log: this.log });
+        reading.catch(() => undefined); // given up on after 5 s: a late failure is nobody's
+        const session = await Promise.race([reading, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000).unref())]).catch(() => undefined);
         if (session && !session.capturing) this.entries.set(rec.id, { session, views: [] });
       }
       await owned?.close().catch(() => undefined);
@@ -445,6 +453,11 @@ export class SnapshotManager {
     }
     const e = this.entryOf(id);
     if (e.session.capturing) throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${e.session.id} is ${e.session.state}; terminate it before forgetting it`);
+    // Its last OBF writes land first: once forgotten, its OBF is free for another snapshot.
+    if (!(await e.session.waitEnded(10_000))) {
+      throw new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${e.session.id} is ${e.session.state} but still has writes to its OBF in flight (a hung OBF or source?); retry later`);
+    }
+    if (!this.entries.has(e.session.id)) throw notFound(id);
     await this.journal.remove(e.session.id);
     this.entries.delete(e.session.id);
     await e.ownedObf?.close().catch(() => undefined);

@@ -796,12 +796,24 @@ export class SnapshotSession implements ChangeGuard {
 
   /**
    * True once the snapshot has ended and nothing of it writes its OBF any more: SEALED, or
-   * INVALID with its invalidation recorded; no commit in flight, no superblock rewrite running
-   * (one given up on by its timeout may still land). Only then may another snapshot take the OBF.
+   * INVALID with its invalidation recorded; no capture running (one may still be reading its
+   * original, its record to come), no commit in flight, no superblock rewrite running (one given
+   * up on by its timeout may still land). Only then may another snapshot take the OBF, or the
+   * snapshot be forgotten. A write to the OBF that never returns keeps it false.
    */
   get ended(): boolean {
     if (this.record.state !== 'SEALED' && this.record.state !== 'INVALID') return false;
-    return !this.invalidationRunning && this.superblockWrites === 0 && this.appender.idleNow;
+    return !this.invalidationRunning && this.superblockWrites === 0 && this.inProgress.size === 0 && this.appender.idleNow;
+  }
+
+  /** Resolves true once `ended`, false if it is not within `timeoutMs`. */
+  async waitEnded(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
   }
 
   /** True while the image as of institution can be read (captures still armed). */

@@ -548,3 +548,26 @@ test('an OBF is free for another snapshot only once its snapshot has ended: not 
   expect(session.ended).toBe(true);
   expect((await second()).state).toBe('ACTIVE');
 });
+
+test('a snapshot made INVALID while a capture still reads its original has not ended until that capture is done (its record still to land on the OBF)', async () => {
+  const inner = new MemoryStore({ blocks: 4096n, blockSize: 512 });
+  await inner.write(0n, crypto.randomBytes(4096 * 512));
+  let open!: () => void;
+  let stall: Promise<void> | undefined = new Promise<void>((r) => (open = r));
+  class SlowReads extends DelegatingStore {
+    override async read(lba: bigint, count: number, into?: Buffer) {
+      if (stall) await stall;
+      return this.inner.read(lba, count, into);
+    }
+  }
+  const cow = new CowStore(new SlowReads(inner));
+  const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
+  const session = await SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal: new MemJournal(), log, cowTimeoutMs: 50 });
+  await cow.write(0n, Buffer.alloc(512, 1)); // the capture times out: INVALID, the write goes on
+  expect(session.status()).toMatchObject({ state: 'INVALID', reason: 'COW_TIMEOUT' });
+  expect(session.ended).toBe(false);
+  expect(await session.waitEnded(50)).toBe(false);
+  stall = undefined;
+  open();
+  expect(await session.waitEnded(5_000)).toBe(true);
+});
