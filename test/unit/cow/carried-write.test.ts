@@ -39,6 +39,19 @@ async function sourceFile(bytes: number) {
   return { path, store: await FileStore.open({ path }), original: fs.readFileSync(path) };
 }
 
+/** A source file of `sourceBytes` random bytes and an OBF file of `obfBytes`, closed after `f`. */
+async function withFiles(sourceBytes: number, obfBytes: number, f: (fx: { src: Awaited<ReturnType<typeof sourceFile>>; obf: FileStore; obfPath: string }) => Promise<void>): Promise<void> {
+  const src = await sourceFile(sourceBytes);
+  const obfPath = files.fresh('obf');
+  const obf = await FileStore.open({ path: obfPath, size: obfBytes });
+  try {
+    await f({ src, obf, obfPath });
+  } finally {
+    await src.store.close();
+    await obf.close();
+  }
+}
+
 function superblock(source: Store, capacityBlocks: bigint): ObfSuperblock {
   return activeSuperblock(source, capacityBlocks, { blockSize: BS, chunkSize: CHUNK });
 }
@@ -63,11 +76,8 @@ const order = (chain: fileops.CaptureChain) => ({ chain, ticket: fileops.takeCap
 const hostWrite = (lba: bigint, data: Buffer, fua = false) => ({ lba, pieces: [data.subarray(0, 1024), data.subarray(1024)], fua, state: new Int32Array(1) });
 
 describe('FileStore.commitCaptures with host writes', () => {
-  test('the host writes are made after the records: the OBF holds the originals, the source the new bytes', async () => {
-    const src = await sourceFile(4 * CHUNK);
-    const obfPath = files.fresh('obf');
-    const obf = await FileStore.open({ path: obfPath, size: 1024 * KiB });
-    try {
+  test('the host writes are made after the records: the OBF holds the originals, the source the new bytes', () =>
+    withFiles(4 * CHUNK, 1024 * KiB, async ({ src, obf, obfPath }) => {
       const a = capture(src.store, 1, 1n, 1n);
       const b = capture(src.store, 3, 1n + BigInt(RECORD_BLOCKS), 2n);
       const dataA = crypto.randomBytes(8 * KiB);
@@ -85,16 +95,10 @@ describe('FileStore.commitCaptures with host writes', () => {
       dataA.copy(want, CHUNK + 4 * BS);
       dataB.copy(want, 3 * CHUNK);
       expect(sha(now)).toBe(sha(want));
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 
-  test('a cancelled host write is not made; nor is any without a chain', async () => {
-    const src = await sourceFile(2 * CHUNK);
-    const obf = await FileStore.open({ path: files.fresh('obf'), size: 512 * KiB });
-    try {
+  test('a cancelled host write is not made; nor is any without a chain', () =>
+    withFiles(2 * CHUNK, 512 * KiB, async ({ src, obf }) => {
       const a = capture(src.store, 0, 1n, 1n);
       const h = hostWrite(0n, crypto.randomBytes(4 * KiB));
       expect(Atomics.compareExchange(h.state, 0, fileops.HOST_WRITE_PENDING, fileops.HOST_WRITE_CANCELLED)).toBe(fileops.HOST_WRITE_PENDING);
@@ -104,11 +108,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
       await expect(obf.commitCaptures(src.store, [a.read], [a.run], { hosts: [hostWrite(0n, Buffer.alloc(BS))] })).rejects.toThrow(/capture chain/);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 
   test('after a commit on the chain fails, the next commit (queued behind it) makes its records but not its host writes', async () => {
     const bad = await sourceFile(2 * CHUNK);
@@ -166,10 +166,8 @@ describe('FileStore.commitCaptures with host writes', () => {
     }
   });
 
-  test('a commit that fails before its job is queued abandons its ticket: later host writes are not made, and none waits for ever', async () => {
-    const src = await sourceFile(4 * CHUNK);
-    const obf = await FileStore.open({ path: files.fresh('obf'), size: 1024 * KiB });
-    try {
+  test('a commit that fails before its job is queued abandons its ticket: later host writes are not made, and none waits for ever', () =>
+    withFiles(4 * CHUNK, 1024 * KiB, async ({ src, obf }) => {
       const chain = fileops.newCaptureChain();
       const a = capture(src.store, 0, 1n, 1n);
       const b = capture(src.store, 1, 1n + BigInt(RECORD_BLOCKS), 2n);
@@ -183,16 +181,10 @@ describe('FileStore.commitCaptures with host writes', () => {
       expect(done.hosts).toEqual(['not-written']);
       expect(h.state[0]).toBe(fileops.HOST_WRITE_PENDING);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 
-  test('tickets finish in order whatever order they end in: a ticket abandoned ahead stops a later host write; all succeeded lets it through', async () => {
-    const src = await sourceFile(4 * CHUNK);
-    const obf = await FileStore.open({ path: files.fresh('obf'), size: 1024 * KiB });
-    try {
+  test('tickets finish in order whatever order they end in: a ticket abandoned ahead stops a later host write; all succeeded lets it through', () =>
+    withFiles(4 * CHUNK, 1024 * KiB, async ({ src, obf }) => {
       for (const abandonSecond of [true, false]) {
         const chain = fileops.newCaptureChain();
         const [t1, t2, t3] = [order(chain), order(chain), order(chain)];
@@ -210,11 +202,7 @@ describe('FileStore.commitCaptures with host writes', () => {
         expect((await third).hosts).toEqual([abandonSecond ? 'not-written' : 'written']);
         expect(fileBytes(src.path, 2 * CHUNK, h.pieces[0].length).equals(h.pieces[0])).toBe(!abandonSecond);
       }
-    } finally {
-      await src.store.close();
-      await obf.close();
-    }
-  });
+    }));
 });
 
 describe('ObfAppender.appendCapture with a host write', () => {
