@@ -85,12 +85,14 @@ export interface PendingSnapshot {
   unresumable?: string;
 }
 
+/** The backing file of a store (a file store, or one under its COW filter), if any. */
+function backingPath(st: Store | undefined): string | undefined {
+  return ((st instanceof CowStore ? st.inner : st) as { path?: string } | undefined)?.path;
+}
+
 /** The backing file a session's OBF spec names (a file: spec, or a file LUN's key), if any. */
 function specPath(spec: string, model: TargetModel): string | undefined {
-  if (spec.startsWith('/backstores/')) {
-    const st = model.stores.get(spec);
-    return ((st instanceof CowStore ? st.inner : st) as { path?: string } | undefined)?.path;
-  }
+  if (spec.startsWith('/backstores/')) return backingPath(model.stores.get(spec));
   try {
     const p = parseStoreSpec(spec);
     if (p.kind !== 'file') return undefined;
@@ -329,8 +331,8 @@ export class SnapshotManager {
       obfSpec = p.obf;
       obf = owned = await openStore(p.obf);
       // A store spec must not name the backing file of a LUN (the superblock would overwrite it).
-      const file = (owned as { path?: string }).path;
-      if (file !== undefined && [...this.model.stores.values()].some((st) => ((st instanceof CowStore ? st.inner : st) as { path?: string }).path === file)) {
+      const file = backingPath(owned);
+      if (file !== undefined && [...this.model.stores.values()].some((st) => backingPath(st) === file)) {
         await owned.close().catch(() => undefined);
         throw new AgentError('ERR_INVALID_ARG', `${p.obf} is the backing file of a LUN of this target; name the LUN ("IQN/LUN") or another file`);
       }
@@ -344,10 +346,10 @@ export class SnapshotManager {
       obf = o.lu.store;
       obfSpec = o.key;
     }
-    const obfFile = (obf instanceof CowStore ? obf.inner : obf) as { path?: string };
+    const obfPath = backingPath(obf);
     // A capturing snapshot still resuming (or that could not be) owns its OBF as much as one in service.
     const pendingOwner = [...this.resuming.values(), ...[...this.unresumable.values()].map((u) => u.record)].find(
-      (r) => capturingRecord(r) && (r.obf === obfSpec || (obfFile.path !== undefined && specPath(r.obf, this.model) === obfFile.path)),
+      (r) => capturingRecord(r) && (r.obf === obfSpec || (obfPath !== undefined && specPath(r.obf, this.model) === obfPath)),
     );
     if (pendingOwner) {
       await owned?.close().catch(() => undefined);
@@ -355,7 +357,7 @@ export class SnapshotManager {
     }
     const clash = active.find((e) => {
       const other = e.session.obf instanceof CowStore ? e.session.obf.inner : e.session.obf;
-      return other === obf || other === (obf instanceof CowStore ? obf.inner : obf) || (obfFile.path !== undefined && (other as { path?: string }).path === obfFile.path);
+      return other === obf || other === (obf instanceof CowStore ? obf.inner : obf) || (obfPath !== undefined && backingPath(other) === obfPath);
     });
     if (clash) {
       await owned?.close().catch(() => undefined);
