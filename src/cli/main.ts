@@ -1,9 +1,10 @@
 /**
  * The command line: yargs command modules, one file per command in src/cli/commands/.
- * Every flag can also come from the environment as XCOPY_AGENT_<FLAG>.
+ * Every flag can also come from the environment as XCOPY_AGENT_<FLAG>, for the commands that
+ * have that flag only (./env.ts); a flag a command does not have fails only on the command line.
  */
 import yargs from 'yargs';
-import { ExitStatus } from '../errors';
+import { ArgumentError, ExitStatus } from '../errors';
 import { createLogger, setLogger } from '../util/log';
 import * as copy from './commands/copy';
 import * as discover from './commands/discover';
@@ -11,23 +12,23 @@ import * as drill from './commands/drill';
 import * as inquire from './commands/inquire';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
+import { withEnv } from './env';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
     .scriptName('xcopy-agent')
     .usage('$0 <command> [options]\n\nConsistent point-in-time copies of iSCSI LUNs (COW + SCSI EXTENDED COPY).')
-    .env('XCOPY_AGENT')
     .option('json', { type: 'boolean', default: false, describe: 'NDJSON records on stdout (type: progress|summary|error)' })
     .option('log-level', { type: 'string', default: 'warn', describe: 'pino log level on stderr (trace..fatal, silent)' })
     .middleware((args) => {
       setLogger(createLogger({ level: String(args['log-level']) }));
     })
-    .command(inquire)
-    .command(copy)
-    .command(discover)
-    .command(drill)
-    .command(target)
-    .command(snapshot)
+    .command(withEnv(inquire))
+    .command(withEnv(copy))
+    .command(withEnv(discover))
+    .command(withEnv(drill))
+    .command(withEnv(target))
+    .command(withEnv(snapshot))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(
@@ -36,8 +37,8 @@ export function buildCli(argv: string[]) {
         'Exit status: see README "Exit status".',
     )
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`xcopy-agent: ${msg} (see 'xcopy-agent --help')\n`);
+      if (err && !(err instanceof ArgumentError)) throw err;
+      process.stderr.write(`xcopy-agent: ${err ? err.message : msg} (see 'xcopy-agent --help')\n`);
       process.exit(ExitStatus.USAGE);
     })
     .help()

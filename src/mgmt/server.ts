@@ -75,11 +75,15 @@ const LISTEN_HELP = 'the management API listens only on loopback (127.0.0.0/8, [
 
 /**
  * Parses a listen address. `localhost` is taken as 127.0.0.1 (not looked up: /etc/hosts could
- * map it elsewhere). IPv6 addresses are written in brackets.
+ * map it elsewhere). IPv6 addresses are written in brackets. The URL a client names the API by
+ * (`http://HOST:PORT`, as `snapshot --mgmt` takes it) is accepted too, so one XCOPY_AGENT_MGMT
+ * serves the target and its clients.
  */
 export function parseListenAddress(listen: string): ManagementAddress {
   const what = `management listen address ${JSON.stringify(listen)}`;
   if (typeof listen !== 'string' || listen.length === 0) throw new ArgumentError(`${what}: is empty; ${LISTEN_HELP}`);
+  const url = /^http:\/\/([^/]+)(?:\/|\/rpc)?$/i.exec(listen);
+  if (url) listen = url[1];
   if (listen.startsWith('unix:')) {
     const p = listen.slice('unix:'.length);
     if (p.length === 0) throw new ArgumentError(`${what}: unix: needs a path, e.g. unix:/run/xcopy-agent/mgmt.sock`);

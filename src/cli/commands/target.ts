@@ -35,7 +35,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('iqn', { type: 'string', describe: 'quick form: the target name' })
     .option('lun', { type: 'string', array: true, describe: 'quick form: file:PATH[:SIZE] | memory:SIZE | iscsi://URL, numbered from 0' })
     .option('state-dir', { type: 'string', describe: 'snapshot journal directory; sessions resume from it at start (default with --mgmt: /var/lib/xcopy-agent)' })
-    .option('mgmt', { type: 'string', describe: 'management API: HOST:PORT on loopback (e.g. 127.0.0.1:3261) or unix:/path' })
+    .option('mgmt', { type: 'string', describe: 'management API: HOST:PORT (or http://HOST:PORT) on loopback, e.g. 127.0.0.1:3261, or unix:/path' })
     .option('mgmt-token-file', { type: 'string', describe: 'bearer token file (created 0600 when missing; default STATE_DIR/mgmt.token)' })
     .conflicts('config', ['portal', 'iqn', 'lun'])
     .example('$0 target --portal 127.0.0.1:3260 --iqn iqn.2026-11.io.example:t1 --lun file:/srv/lun0.img:1G', '')

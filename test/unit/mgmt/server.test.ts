@@ -332,6 +332,10 @@ describe('listen addresses: loopback or a Unix socket only', () => {
     ['[::1]:3261', { kind: 'tcp', host: '::1', port: 3261 }],
     ['[0:0:0:0:0:0:0:1]:0', { kind: 'tcp', host: '0:0:0:0:0:0:0:1', port: 0 }],
     ['unix:/run/xcopy-agent/mgmt.sock', { kind: 'unix', path: '/run/xcopy-agent/mgmt.sock' }],
+    // the client's URL form, so one XCOPY_AGENT_MGMT serves `target` and `snapshot`
+    ['http://127.0.0.1:3261', { kind: 'tcp', host: '127.0.0.1', port: 3261 }],
+    ['http://[::1]:3261/', { kind: 'tcp', host: '::1', port: 3261 }],
+    ['HTTP://localhost:3261/rpc', { kind: 'tcp', host: '127.0.0.1', port: 3261 }],
   ])('%s is accepted', (listen, expected) => {
     expect(parseListenAddress(listen)).toEqual(expected);
   });
@@ -350,6 +354,9 @@ describe('listen addresses: loopback or a Unix socket only', () => {
     ['unix:', /unix: needs a path/],
     [`unix:/${'x'.repeat(120)}`, /longer than 107 bytes/],
     ['', /is empty/],
+    ['http://10.0.0.1:3261', /10\.0\.0\.1 is not a loopback address/],
+    ['https://127.0.0.1:3261', /must be HOST:PORT/],
+    ['http://127.0.0.1:3261/x', /must be HOST:PORT/],
   ])('%j is refused', (listen, message) => {
     expect(() => parseListenAddress(listen)).toThrow(ArgumentError);
     expect(() => parseListenAddress(listen)).toThrow(message);
