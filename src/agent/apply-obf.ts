@@ -4,8 +4,8 @@
  * manager serving the secondary. The OBF is read through the initiator (it is self-describing:
  * docs/obf-format.md); its log must match its SEAL.
  */
-import { checkSeal, scanLog } from '../cow/obf-log';
-import { decodeSuperblock } from '../cow/obf-format';
+import { checkSeal, scanLog } from '../obf/log';
+import { decodeSuperblock } from '../obf/format';
 import { AgentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
 import { pickCscdDesignator } from '../scsi/vpd';

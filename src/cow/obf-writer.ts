@@ -20,7 +20,7 @@ import {
   OBF_RECORD_CRC_OFFSET,
   type RollingHash,
   type ObfSuperblock,
-} from './obf-format';
+} from '../obf/format';
 
 export class ObfFullError extends Error {
   constructor(message: string) {

@@ -13,7 +13,7 @@
 import { ArgumentError } from '../errors';
 import { FileStore } from '../store/file';
 import type { Store } from '../store/store';
-import { crc32c } from '../target/iscsi/crc32c';
+import { crc32c } from '../native/crc32c';
 
 /** One chunk's original. `release()` once its record is committed (or given up). */
 export interface Original {

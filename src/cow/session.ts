@@ -35,8 +35,8 @@ import {
   OBF_MAGIC,
   RollingHash,
   type ObfSuperblock,
-} from './obf-format';
-import { scanLog } from './obf-log';
+} from '../obf/format';
+import { scanLog } from '../obf/log';
 import { ObfAppender, ObfFullError, SourceReadError, type CommittedRecord } from './obf-writer';
 import { OriginalReader, type Original } from './original-reader';
 

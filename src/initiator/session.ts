@@ -49,7 +49,7 @@ import {
   loadNative,
   type NativeResult,
   type NativeSession,
-} from './native';
+} from '../native/index';
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from './retry';
 import { formatIscsiUrl, parseIscsiUrl, type HeaderDigest, type IscsiUrl } from './url';
 

@@ -13,7 +13,7 @@
  */
 import { AgentError } from '../errors';
 import type { MethodHandler } from '../mgmt';
-import type { InstituteParams, SnapshotManager } from '../cow/manager';
+import type { InstituteParams, SnapshotManager } from './snapshots/manager';
 import { copyManagerOf } from '../xcopy';
 import type { TargetServer } from './server';
 

@@ -15,7 +15,7 @@ import { TargetSession } from './iscsi/session';
 import type { TextPair } from './iscsi/text';
 import { TargetModel } from './target';
 import { copyManagerOf } from '../xcopy';
-import { SnapshotManager } from '../cow/manager';
+import { SnapshotManager } from './snapshots/manager';
 import type { Store } from '../store/store';
 import { ManagementServer } from '../mgmt';
 import { managementMethods } from './management';

@@ -4,7 +4,7 @@
  * descriptor; errors carry `errno` and `syscall` like Node's own.
  */
 import { ArgumentError } from '../errors';
-import { loadNative } from '../initiator/native';
+import { loadNative } from '../native/index';
 
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;

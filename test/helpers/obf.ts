@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { ObfPolicy, ObfReason, ObfState, OBF_LOG_START_LBA, type ObfSuperblock } from '../../src/cow/obf-format';
+import { ObfPolicy, ObfReason, ObfState, OBF_LOG_START_LBA, type ObfSuperblock } from '../../src/obf/format';
 import type { Store } from '../../src/store/store';
 
 /** A fresh ACTIVE superblock for an OBF of `capacityBlocks` blocks capturing `source`. */

@@ -15,7 +15,7 @@ import pino from 'pino';
 import { IscsiSession } from '../../src/initiator/session';
 import { freePort } from '../../src/peers/tgt';
 import { quickConfig } from '../../src/target/config';
-import { crc32c } from '../../src/target/iscsi/crc32c';
+import { crc32c } from '../../src/native/crc32c';
 import {
   IscsiOpcode,
   encodeDataOut,

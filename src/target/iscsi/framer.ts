@@ -5,14 +5,14 @@
  * A PDU on the wire is: BHS (48 bytes), AHS (TotalAHSLength × 4 bytes), HeaderDigest (4 bytes,
  * when negotiated, over BHS and AHS), the data segment padded to a multiple of 4, DataDigest
  * (4 bytes, when negotiated and the data segment is not empty, over data and padding). Digests
- * are CRC32C, least significant byte first (RFC 7143 13.1, crc32c.ts).
+ * are CRC32C, least significant byte first (RFC 7143 13.1, src/native/crc32c.ts).
  *
  * Received bytes are kept as the list of chunks the socket gave. A PDU that lies inside one
  * chunk is handed on as views into it (no copy); one that spans chunks is assembled with one
  * Buffer.concat of exactly its bytes.
  */
 import { ArgumentError, DecodeError } from '../../errors';
-import { crc32c, crc32cBytes } from './crc32c';
+import { crc32c, crc32cBytes } from '../../native/crc32c';
 import { BHS_LENGTH, IscsiOpcode, padded, type RawPdu } from './pdu';
 
 /**

@@ -29,15 +29,15 @@ import {
   type ObfDataRecordFields,
   type ObfRecordGeometry,
   type ObfSuperblock,
-} from '../../../src/cow/obf-format';
-import { scanLog, type ObfScan } from '../../../src/cow/obf-log';
+} from '../../../src/obf/format';
+import { scanLog, type ObfScan } from '../../../src/obf/log';
 import { ObfAppender, SourceReadError, type CommittedRecord } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { EncodeError } from '../../../src/errors';
 import { CaptureReadError, FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
-import { crc32cSoftware } from '../../../src/target/iscsi/crc32c';
+import { crc32cSoftware } from '../../../src/native/crc32c';
 import * as fileops from '../../../src/util/fileops';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';

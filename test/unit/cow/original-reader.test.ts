@@ -10,7 +10,7 @@ import { CowStore } from '../../../src/cow/cow-store';
 import { OriginalReader, type Original } from '../../../src/cow/original-reader';
 import { FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
-import { crc32cSoftware } from '../../../src/target/iscsi/crc32c';
+import { crc32cSoftware } from '../../../src/native/crc32c';
 import * as fileops from '../../../src/util/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 

@@ -7,8 +7,8 @@
  */
 import crypto from 'node:crypto';
 import { CowStore } from '../../../src/cow/cow-store';
-import { decodeSuperblock, ObfState } from '../../../src/cow/obf-format';
-import { scanLog } from '../../../src/cow/obf-log';
+import { decodeSuperblock, ObfState } from '../../../src/obf/format';
+import { scanLog } from '../../../src/obf/log';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { SnapshotViewStore } from '../../../src/cow/view-store';
 import { decodeSense } from '../../../src/scsi/sense';

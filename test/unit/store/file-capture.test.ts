@@ -10,7 +10,7 @@ import os from 'node:os';
 import { ArgumentError } from '../../../src/errors';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
-import { crc32cSoftware } from '../../../src/target/iscsi/crc32c';
+import { crc32cSoftware } from '../../../src/native/crc32c';
 import { readChunks, seekData } from '../../../src/util/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { ArgumentError, DecodeError } from '../../../../src/errors';
-import { crc32c } from '../../../../src/target/iscsi/crc32c';
+import { crc32c } from '../../../../src/native/crc32c';
 import {
   FramingError,
   LOGIN_MAX_DATA_SEGMENT_LENGTH,

@@ -33,9 +33,9 @@ import {
   type ObfRecordGeometry,
   type ObfRecordHeader,
   type ObfSuperblock,
-} from '../../../src/cow/obf-format';
+} from '../../../src/obf/format';
 import { DecodeError, EncodeError } from '../../../src/errors';
-import { crc32c } from '../../../src/target/iscsi/crc32c';
+import { crc32c } from '../../../src/native/crc32c';
 import { assertTotalDecoder, decodeErrorOf, decodesOrRejects, hex, offsetOf } from '../../helpers/codec';
 
 const zeros = (n: number): string => '00 '.repeat(n);

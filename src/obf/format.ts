@@ -4,9 +4,9 @@
  * `dataBlocks` whole OBF blocks of chunk data. docs/obf-format.md is the reference; the byte
  * offsets cited in comments below are those of its tables.
  *
- * Pure codecs, no I/O (the recovery scanner is obf-log.ts). All integers are big-endian,
+ * Pure codecs, no I/O (the recovery scanner is log.ts). All integers are big-endian,
  * including the CRCs (unlike iSCSI digests, which go least significant byte first). CRC32C is
- * the iSCSI/Castagnoli CRC of src/target/iscsi/crc32c.ts.
+ * the iSCSI/Castagnoli CRC of src/native/crc32c.ts.
  *
  * Decoders throw only DecodeError (an unknown version: ObfVersionError, a DecodeError);
  * encoders throw only EncodeError. Reserved bytes are written as zero and ignored on decode, so
@@ -14,7 +14,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { DecodeError, EncodeError } from '../errors';
-import { crc32c, crc32cCombine } from '../target/iscsi/crc32c';
+import { crc32c, crc32cCombine } from '../native/crc32c';
 import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from '../scsi/fields';
 import { isAllZero } from '../util/zero';
 

@@ -11,8 +11,8 @@ import {
   ObfState,
   RollingHash,
   type ObfSuperblock,
-} from '../../../src/cow/obf-format';
-import { checkMarker, checkSeal, scanLog, type ObfScan } from '../../../src/cow/obf-log';
+} from '../../../src/obf/format';
+import { checkMarker, checkSeal, scanLog, type ObfScan } from '../../../src/obf/log';
 import { ArgumentError } from '../../../src/errors';
 
 const SNAPSHOT = '6a0c1e2f-3b4d-4e5f-8a9b-0c1d2e3f4a5b';

@@ -6,19 +6,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AgentError } from '../errors';
-import { SenseKey } from '../scsi/constants';
-import { encodeFixedSense } from '../scsi/sense';
-import { openStore, parseStoreSpec } from '../store/open';
-import type { Store } from '../store/store';
-import { LogicalUnit, reportedLunsChanged } from '../target/scsi';
-import type { TargetModel, TargetPortalGroup } from '../target/target';
-import type { Logger } from '../util/log';
-import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../xcopy';
-import { CowStore, refusedChange } from './cow-store';
-import { FileJournal } from './journal';
-import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from './session';
-import { SnapshotViewStore } from './view-store';
+import { AgentError } from '../../errors';
+import { SenseKey } from '../../scsi/constants';
+import { encodeFixedSense } from '../../scsi/sense';
+import { openStore, parseStoreSpec } from '../../store/open';
+import type { Store } from '../../store/store';
+import { LogicalUnit, reportedLunsChanged } from '../scsi';
+import type { TargetModel, TargetPortalGroup } from '../target';
+import type { Logger } from '../../util/log';
+import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../../xcopy';
+import { CowStore, refusedChange } from '../../cow/cow-store';
+import { FileJournal } from '../../cow/journal';
+import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from '../../cow/session';
+import { SnapshotViewStore } from '../../cow/view-store';
 
 /** A LUN of this target: `{target, lun, tpg?}`, or "IQN/LUN". */
 export type LunRef = string | { target: string; lun: number; tpg?: number };

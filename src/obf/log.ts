@@ -10,7 +10,7 @@
  * kept, not read again). A record longer than `maxBatchBlocks` is verified piece by piece.
  */
 import { ArgumentError, DecodeError } from '../errors';
-import { crc32c } from '../target/iscsi/crc32c';
+import { crc32c } from '../native/crc32c';
 import {
   checkRecordGeometry,
   decodeRecordHeader,
@@ -21,7 +21,7 @@ import {
   RollingHash,
   type DecodedObfRecordHeader,
   type ObfSuperblock,
-} from './obf-format';
+} from './format';
 
 /** Reads `blocks` OBF blocks at `lba` (e.g. `(lba, n) => store.read(lba, n)`). */
 export type ObfReadFn = (lba: bigint, blocks: number) => Promise<Buffer>;

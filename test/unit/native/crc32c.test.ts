@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
-import { crc32c, crc32cBytes, crc32cCombine, crc32cOf, crc32cSoftware, readCrc32c } from '../../../../src/target/iscsi/crc32c';
-import { loadNative } from '../../../../src/initiator/native';
-import { hex } from '../../../helpers/codec';
-import { SCSI_COMMAND_RFC_READ10 } from './pdu-fixtures';
+import { crc32c, crc32cBytes, crc32cCombine, crc32cOf, crc32cSoftware, readCrc32c } from '../../../src/native/crc32c';
+import { loadNative } from '../../../src/native/index';
+import { hex } from '../../helpers/codec';
+import { SCSI_COMMAND_RFC_READ10 } from '../target/iscsi/pdu-fixtures';
 
 /** The definition, one bit at a time (reflected, polynomial 0x82F63B78): the reference. */
 function bitwiseCrc32c(data: Uint8Array): number {

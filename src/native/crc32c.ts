@@ -11,7 +11,7 @@
  * of 32 zero bytes, 0x8A9136AA, as the bytes `aa 36 91 8a`; libiscsi and Linux read it the
  * same way): use `writeCrc32c` / `readCrc32c`.
  */
-import { loadNative } from '../../initiator/native';
+import { loadNative } from './index';
 
 /** The reflected polynomial (bit-reversed 0x1EDC6F41). */
 const POLY = 0x82f63b78;
