@@ -3,7 +3,7 @@
 // readahead advice, a snapshot capture's reads of original chunks (with their CRC32C), and its
 // OBF group commits (the originals read, the records written durably, then the hosts' changes).
 // Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the
-// others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
+// others are synchronous; arguments are validated in TypeScript (src/native/fileops.ts).
 #include "fileops.h"
 
 #include "crc32c.h"

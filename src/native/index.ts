@@ -87,7 +87,7 @@ interface NativeModule {
   ): Promise<{ crcs: number[]; hosts: number[] }>;
   /** POSIX_FADV_RANDOM on the open file of `fd` (no readahead for its reads). */
   fadviseRandom(fd: number): void;
-  /** A new capture chain (see src/util/fileops.ts CaptureChain). */
+  /** A new capture chain (see src/native/fileops.ts CaptureChain). */
   captureChainNew(): unknown;
   /** The next ticket of a chain. */
   captureChainTake(chain: unknown): number;

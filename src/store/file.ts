@@ -10,7 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
+import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../native/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -43,7 +43,7 @@ export interface SourceHostWrite {
   lba: bigint;
   pieces: readonly Buffer[];
   fua: boolean;
-  /** Cancellation cell shared with the job (src/util/fileops.ts CaptureHostWrite.state). */
+  /** Cancellation cell shared with the job (src/native/fileops.ts CaptureHostWrite.state). */
   state: Int32Array;
 }
 

@@ -38,7 +38,7 @@ import { CaptureReadError, FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
 import { crc32cSoftware } from '../../../src/native/crc32c';
-import * as fileops from '../../../src/util/fileops';
+import * as fileops from '../../../src/native/fileops';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
 import { activeSuperblock } from '../../helpers/obf';

@@ -1,7 +1,7 @@
 /**
  * Host writes carried by capture commits: a first write to a chunk (file source, file OBF) is
  * made on the source by the OBF commit's own thread-pool job, once the record and every record
- * before it are durable (src/util/fileops.ts captureCommit with a chain and hosts,
+ * before it are durable (src/native/fileops.ts captureCommit with a chain and hosts,
  * FileStore.commitCaptures, ObfAppender.appendCapture's `host`, SnapshotSession.changeWith).
  *
  * Checked independently of the code under test: bytes read back with fs, record data against a
@@ -17,7 +17,7 @@ import { ObfAppender } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { FileStore } from '../../../src/store/file';
 import { StoreError, type Store } from '../../../src/store/store';
-import * as fileops from '../../../src/util/fileops';
+import * as fileops from '../../../src/native/fileops';
 import { activeSuperblock } from '../../helpers/obf';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 

@@ -11,7 +11,7 @@ import { OriginalReader, type Original } from '../../../src/cow/original-reader'
 import { FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
 import { crc32cSoftware } from '../../../src/native/crc32c';
-import * as fileops from '../../../src/util/fileops';
+import * as fileops from '../../../src/native/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
 const KiB = 1024;

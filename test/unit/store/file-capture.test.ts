@@ -11,7 +11,7 @@ import { ArgumentError } from '../../../src/errors';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
 import { crc32cSoftware } from '../../../src/native/crc32c';
-import { readChunks, seekData } from '../../../src/util/fileops';
+import { readChunks, seekData } from '../../../src/native/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
 const KiB = 1024;

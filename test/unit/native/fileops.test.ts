@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { copyFileRange, punchHole, seekData, seekHole } from '../../../src/util/fileops';
+import { copyFileRange, punchHole, seekData, seekHole } from '../../../src/native/fileops';
 import { removeDir, tempDir } from '../../helpers/tmp';
 
 let dir: string;

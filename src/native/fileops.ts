@@ -1,10 +1,12 @@
 /**
- * File operations Node's fs lacks, from the native addon: holes of sparse files
- * (SEEK_DATA/SEEK_HOLE), hole punching, and copy_file_range. Synchronous system calls on an open
- * descriptor; errors carry `errno` and `syscall` like Node's own.
+ * The TypeScript face of the native addon's block-file I/O (native/src/fileops.cc):
+ * what Node's fs lacks — holes of sparse files (SEEK_DATA/SEEK_HOLE), hole punching,
+ * copy_file_range, readahead advice — and a snapshot's batched reads of original chunks and its
+ * OBF capture commits on the libuv thread pool. Every argument is validated here and the C++ only
+ * converts and calls; system-call errors carry `errno` and `syscall` like Node's own.
  */
 import { ArgumentError } from '../errors';
-import { loadNative } from '../native/index';
+import { loadNative } from './index';
 
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
