@@ -1,6 +1,9 @@
 /**
- * Loads the libiscsi binding built from native/ (node-gyp). Only this file knows where the
- * .node file lives; everything else sees the typed NativeSession interface.
+ * The one loader and type declaration of the native addon, xcopy_native (native/, node-gyp;
+ * docs/native.md). It holds libiscsi initiator sessions (NativeSession, used by
+ * src/initiator/session.ts), block-file I/O (used through src/native/fileops.ts) and CRC32C (used
+ * through src/native/crc32c.ts). Only this file knows where the .node file lives and requires it;
+ * every function the addon exports is declared here, once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -97,6 +100,9 @@ interface NativeModule {
   crc32cHardware: boolean;
 }
 
+/** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */
+const ADDON_NAME = 'xcopy_native';
+
 let cached: NativeModule | undefined;
 
 /** The addon, loaded once. Throws ERR_NATIVE_MISSING with what to do when it was not built. */
@@ -104,13 +110,13 @@ export function loadNative(): NativeModule {
   if (cached) return cached;
   const candidates: string[] = [];
   for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
-    candidates.push(path.join(dir, 'native', 'build', 'Release', 'xcopy_iscsi.node'));
+    candidates.push(path.join(dir, 'native', 'build', 'Release', `${ADDON_NAME}.node`));
   }
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) {
     throw new AgentError(
       'ERR_NATIVE_MISSING',
-      'the libiscsi binding is not built (native/build/Release/xcopy_iscsi.node missing): run `make setup`',
+      `the native addon is not built (native/build/Release/${ADDON_NAME}.node missing): run \`make setup\``,
     );
   }
   cached = require(found) as NativeModule; // eslint-disable-line @typescript-eslint/no-require-imports
