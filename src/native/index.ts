@@ -74,13 +74,14 @@ interface NativeModule {
   /** Fills buffers[i] from positions[i] on the thread pool; the CRC32C of each, or -1 when `zeros` and all its bytes are zero. */
   readChunksAsync(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<number[]>;
   /**
-   * Reads originals into `into`, stores record CRCs in `header`, writes the runs (pwritev each),
-   * then (with a chain, in its order) the host writes not cancelled. Rejects with `phase` 'read' |
-   * 'write'.
+   * Reads originals into `into`, stores record CRCs big-endian at `header[crcOffset..+3]`, writes
+   * the runs (pwritev each), then (with a chain, in its order) the host writes not cancelled.
+   * Rejects with `phase` 'read' | 'write'.
    */
   captureCommitAsync(
     srcFd: number,
     reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
+    crcOffset: number,
     obfFd: number,
     runs: Array<{ position: number; pieces: Uint8Array[] }>,
     chain?: unknown,

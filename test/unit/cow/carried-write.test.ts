@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import pino from 'pino';
 import { CowStore } from '../../../src/cow/cow-store';
-import { decodeSuperblock, encodeDataRecordHeaderWithoutCrc, encodeSuperblock, OBF_LOG_START_LBA, RollingHash, type ObfSuperblock } from '../../../src/obf/format';
+import { decodeSuperblock, encodeDataRecordHeaderWithoutCrc, encodeSuperblock, OBF_LOG_START_LBA, OBF_RECORD_CRC_OFFSET, OBF_RECORD_HEADER_LENGTH, RollingHash, type ObfSuperblock } from '../../../src/obf/format';
 import { scanLog } from '../../../src/obf/log';
 import { ObfAppender } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
@@ -150,6 +150,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       const done = await fileops.captureCommit(
         ro,
         [{ into: a.read.into, position: 0, header: a.read.header }],
+        { headerLength: OBF_RECORD_HEADER_LENGTH, crcOffset: OBF_RECORD_CRC_OFFSET },
         obfFd,
         [{ position: BS, pieces: a.run.pieces }],
         order(fileops.newCaptureChain()),
