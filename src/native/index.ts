@@ -97,7 +97,11 @@ interface NativeModule {
   captureChainTake(chain: unknown): number;
   /** Finishes a ticket no job got, as failed. */
   captureChainAbandon(chain: unknown, ticket: number): void;
+  /** CRC32C of `data` continuing `previous` (0 to start): SSE4.2 where present, else the tables. */
   crc32c(data: Uint8Array, previous: number): number;
+  /** The same by the portable tables on any CPU (the fallback, for tests). */
+  crc32cPortable(data: Uint8Array, previous: number): number;
+  /** True when crc32c takes the SSE4.2 path (chosen once, at load). */
   crc32cHardware: boolean;
 }
 
