@@ -62,7 +62,8 @@ export interface NativeSession {
   lastError(): string;
 }
 
-interface NativeModule {
+/** Everything the addon exports (native/src/addon.cc), each declared once. */
+export interface NativeModule {
   NativeSession: new (initiatorName: string) => NativeSession;
   /** lseek with SEEK_DATA (3) or SEEK_HOLE (4); -1 when no data follows (ENXIO). */
   seek(fd: number, offset: number, whence: 3 | 4): number;
