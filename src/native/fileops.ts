@@ -1,5 +1,5 @@
 /**
- * The TypeScript face of the native addon's block-file I/O (native/src/fileops.cc):
+ * The TypeScript face of the native addon's block-file I/O (native/src/fileops.cc; docs/native.md):
  * what Node's fs lacks — holes of sparse files (SEEK_DATA/SEEK_HOLE), hole punching,
  * copy_file_range, readahead advice — and a snapshot's batched reads of original chunks and its
  * OBF capture commits on the libuv thread pool. Every argument is validated here and the C++ only
@@ -105,6 +105,18 @@ export function abandonCaptureTicket(chain: CaptureChain, ticket: number): void 
   loadNative().captureChainAbandon(chain, ticket);
 }
 
+/**
+ * Where a capture's record header takes its CRC: the OBF record layout (src/obf/format.ts
+ * OBF_RECORD_HEADER_LENGTH, OBF_RECORD_CRC_OFFSET; docs/obf-format.md), handed to the native job
+ * so the C++ copies no fact of the format.
+ */
+export interface CaptureRecordLayout {
+  /** Defined bytes of a header: every `reads[i].header` has at least these. */
+  headerLength: number;
+  /** The CRC's 4 bytes (big-endian) start here; it covers the header bytes before them, then the data. */
+  crcOffset: number;
+}
+
 /** The host writes a capture commit may carry: made on the source after the commit is durable. */
 export interface CaptureHostWrite {
   position: number;
@@ -121,18 +133,6 @@ export interface CaptureHostWrite {
 export const HOST_WRITE_PENDING = 0;
 export const HOST_WRITE_CANCELLED = 1;
 export const HOST_WRITE_STARTED = 2;
-
-/**
- * Where a capture's record header takes its CRC: the OBF record layout (src/obf/format.ts
- * OBF_RECORD_HEADER_LENGTH, OBF_RECORD_CRC_OFFSET; docs/obf-format.md), handed to the native job
- * so the C++ copies no fact of the format.
- */
-export interface CaptureRecordLayout {
-  /** Defined bytes of a header: every `reads[i].header` has at least these. */
-  headerLength: number;
-  /** The CRC's 4 bytes (big-endian) start here; it covers the header bytes before them, then the data. */
-  crcOffset: number;
-}
 
 /**
  * One OBF group commit of snapshot captures, on the libuv thread pool: each original read from
