@@ -11,7 +11,7 @@ NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command 
 
 TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null)
 NATIVE_SOURCES := native/binding.gyp $(wildcard native/src/*.cc native/src/*.h)
-ADDON := native/build/Release/xcopy_iscsi.node
+ADDON := native/build/Release/xcopy_native.node
 
 .PHONY: help setup apt drill test test-unit test-integration bench clean
 

@@ -1,7 +1,7 @@
 {
   "targets": [
     {
-      "target_name": "xcopy_iscsi",
+      "target_name": "xcopy_native",
       "sources": ["src/addon.cc", "src/session.cc", "src/fileops.cc", "src/crc32c.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "libraries": ["-liscsi"],

@@ -1,4 +1,11 @@
-// Module entry: the NativeSession class (session.h), the file operations (fileops.h) and CRC32C.
+// xcopy_native: the project's one native addon (node-addon-api), loaded only by src/native/index.ts.
+// It holds three things, each a thin layer whose arguments TypeScript validates (docs/native.md):
+//   - libiscsi initiator sessions: the NativeSession class (session.h), the TS face in
+//     src/initiator/session.ts;
+//   - block-file I/O Node's fs lacks: holes, hole punching, copy_file_range, batched chunk reads and
+//     the OBF capture commit on the libuv thread pool (fileops.h), the TS face src/native/fileops.ts;
+//   - CRC32C (Castagnoli), SSE4.2 where the CPU has it, else a portable table (crc32c.h), the TS
+//     face src/native/crc32c.ts.
 #include <napi.h>
 
 #include "crc32c.h"
@@ -16,4 +23,4 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 
-NODE_API_MODULE(xcopy_iscsi, Init)
+NODE_API_MODULE(xcopy_native, Init)

@@ -1,7 +1,8 @@
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) over a Buffer: the SSE4.2 CRC32
-// instruction where the CPU has it (checked at run time), else slicing-by-8 tables. Same
-// convention as src/target/iscsi/crc32c.ts: crc32c(data, previous) continues a running CRC.
-// The TypeScript side calls this for large buffers only (OBF records, iSCSI data digests).
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78; RFC 7143 13.1) over a Buffer, the
+// project's one CRC32C: the SSE4.2 CRC32 instruction where the CPU has it (checked once at load,
+// __builtin_cpu_supports), else portable slicing-by-8 tables. crc32c(data, previous) continues a
+// running CRC. The TypeScript face is src/native/crc32c.ts, used for every size (iSCSI header and
+// data digests, OBF records; the measurement behind that is in docs/native.md).
 #include "crc32c.h"
 
 #include <stddef.h>
@@ -30,11 +31,13 @@ void BuildTables() {
   }
 }
 
+// The portable path: any CPU, either byte order (the four bytes are assembled least significant
+// first; compilers make that one load on little-endian hosts).
 uint32_t Software(uint32_t crc, const uint8_t* p, size_t n) {
   while (n >= 8) {
-    uint32_t lo;
-    memcpy(&lo, p, 4);
-    lo ^= crc;  // little-endian hosts only (x86-64, aarch64)
+    uint32_t lo = (static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+                   static_cast<uint32_t>(p[3]) << 24) ^
+                  crc;
     crc = g_table[7][lo & 0xff] ^ g_table[6][(lo >> 8) & 0xff] ^ g_table[5][(lo >> 16) & 0xff] ^ g_table[4][lo >> 24] ^
           g_table[3][p[4]] ^ g_table[2][p[5]] ^ g_table[1][p[6]] ^ g_table[0][p[7]];
     p += 8;
@@ -104,11 +107,16 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t*
 }
 #endif
 
-// crc32c(buffer, previous): unsigned 32-bit CRC.
-Napi::Value Crc32c(const Napi::CallbackInfo& info) {
+uint32_t PortableUpdate(uint32_t previous, const uint8_t* p, size_t n) { return ~Software(~previous, p, n); }
+
+// crc32c(buffer, previous) → unsigned 32-bit CRC (Update = Crc32cUpdate, the path chosen at load);
+// crc32cPortable(buffer, previous), the same by the portable tables on any CPU (Update =
+// PortableUpdate), so the tests cover the fallback where crc32c takes the SSE4.2 path.
+template <uint32_t (*Update)(uint32_t, const uint8_t*, size_t)>
+Napi::Value Crc32cCall(const Napi::CallbackInfo& info) {
   auto buf = info[0].As<Napi::Uint8Array>();
   uint32_t prev = info[1].As<Napi::Number>().Uint32Value();
-  return Napi::Number::New(info.Env(), static_cast<double>(Crc32cUpdate(prev, buf.Data(), buf.ByteLength())));
+  return Napi::Number::New(info.Env(), static_cast<double>(Update(prev, buf.Data(), buf.ByteLength())));
 }
 
 }  // namespace
@@ -130,7 +138,8 @@ void InitCrc32c(Napi::Env env, Napi::Object exports) {
   __builtin_cpu_init();
   g_hw = __builtin_cpu_supports("sse4.2");
 #endif
-  exports.Set("crc32c", Napi::Function::New(env, Crc32c, "crc32c"));
+  exports.Set("crc32c", Napi::Function::New(env, Crc32cCall<Crc32cUpdate>, "crc32c"));
+  exports.Set("crc32cPortable", Napi::Function::New(env, Crc32cCall<PortableUpdate>, "crc32cPortable"));
   exports.Set("crc32cHardware", Napi::Boolean::New(env, g_hw));
 }
 

@@ -3,7 +3,7 @@
 // readahead advice, a snapshot capture's reads of original chunks (with their CRC32C), and its
 // OBF group commits (the originals read, the records written durably, then the hosts' changes).
 // Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the
-// others are synchronous; arguments are validated in TypeScript (src/util/fileops.ts).
+// others are synchronous; arguments are validated in TypeScript (src/native/fileops.ts).
 #include "fileops.h"
 
 #include "crc32c.h"
@@ -317,21 +317,21 @@ constexpr int32_t kHostStarted = 2;
 
 // CaptureCommitWorker: one OBF group commit of snapshot captures whose originals are read in the
 // same thread-pool job — for each record the pread of the original from the source, the record
-// CRC (CRC32C over header bytes 0-123, continued over the data) stored big-endian in header bytes
-// 124-127 — then the contiguous runs of the log written, each with one pwritev on the OBF's
+// CRC (CRC32C over the header bytes before crcOffset, continued over the data) stored big-endian
+// at header bytes crcOffset..+3 (the record layout is the caller's: src/obf/format.ts) — then the contiguous runs of the log written, each with one pwritev on the OBF's
 // O_DSYNC descriptor (durable when it returns). With a chain, the job then waits for the commits
 // queued before it and, when they and its own runs are durable, writes the hosts' changes that
 // made these captures (each pwritev, RWF_DSYNC for FUA), unless cancelled: a first write costs no
 // thread-pool job of its own and no event-loop turn between its capture and its write.
 class CaptureCommitWorker : public Napi::AsyncWorker {
  public:
-  CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, int obfFd, Napi::Array runs, Napi::Value chain,
-                      Napi::Value ticket, Napi::Value hosts, Napi::Value hostFd)
+  CaptureCommitWorker(Napi::Env env, int srcFd, Napi::Array reads, size_t crcOffset, int obfFd, Napi::Array runs,
+                      Napi::Value chain, Napi::Value ticket, Napi::Value hosts, Napi::Value hostFd)
       : Napi::AsyncWorker(env, "captureCommitAsync"),
         deferred_(Napi::Promise::Deferred::New(env)),
         readsRef_(Napi::Persistent(reads.As<Napi::Object>())),
         runsRef_(Napi::Persistent(runs.As<Napi::Object>())),
-        srcFd_(srcFd), obfFd_(obfFd) {
+        srcFd_(srcFd), obfFd_(obfFd), crcOffset_(crcOffset) {
     for (uint32_t i = 0; i < reads.Length(); i++) {
       Napi::Object r = reads.Get(i).As<Napi::Object>();
       auto into = r.Get("into").As<Napi::Uint8Array>();
@@ -420,7 +420,6 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   }
 
  private:
-  static constexpr size_t kCrcOffset = 124;  // docs/obf-format.md: record header bytes 124-127
   using Iov = std::vector<std::pair<uint8_t*, size_t>>;
   struct Read {
     uint8_t* into;
@@ -494,11 +493,11 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
         failedRead_ = static_cast<int64_t>(i);
         return;
       }
-      uint32_t crc = Crc32cUpdate(Crc32cUpdate(0, r.header, kCrcOffset), r.into, r.len);
-      r.header[kCrcOffset] = static_cast<uint8_t>(crc >> 24);
-      r.header[kCrcOffset + 1] = static_cast<uint8_t>(crc >> 16);
-      r.header[kCrcOffset + 2] = static_cast<uint8_t>(crc >> 8);
-      r.header[kCrcOffset + 3] = static_cast<uint8_t>(crc);
+      uint32_t crc = Crc32cUpdate(Crc32cUpdate(0, r.header, crcOffset_), r.into, r.len);
+      r.header[crcOffset_] = static_cast<uint8_t>(crc >> 24);
+      r.header[crcOffset_ + 1] = static_cast<uint8_t>(crc >> 16);
+      r.header[crcOffset_ + 2] = static_cast<uint8_t>(crc >> 8);
+      r.header[crcOffset_ + 3] = static_cast<uint8_t>(crc);
       r.crc = crc;
     }
     for (Run& run : runs_) {
@@ -521,6 +520,7 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   Napi::ObjectReference hostsRef_;
   int srcFd_;
   int obfFd_;
+  size_t crcOffset_;  // where each header takes its record CRC (header.length >= crcOffset + 4, checked in TS)
   int hostFd_ = -1;  // the source, opened for writing (srcFd_ may be a read-only descriptor)
   std::vector<Read> reads_;
   std::vector<Run> runs_;
@@ -532,17 +532,17 @@ class CaptureCommitWorker : public Napi::AsyncWorker {
   int64_t failedRead_ = -1;  // the read that failed, for the caller to fail that capture alone
 };
 
-// captureCommitAsync(srcFd, reads: {into, position, header}[], obfFd, runs: {position, pieces}[],
-// chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[], hostFd?): reads each
-// original into `into`, stores the record CRC in `header`, writes the runs, then (with a chain
+// captureCommitAsync(srcFd, reads: {into, position, header}[], crcOffset, obfFd, runs: {position,
+// pieces}[], chain?, ticket?, hosts?: {position, pieces, fua, state: Int32Array}[], hostFd?): reads
+// each original into `into`, stores the record CRC at `header[crcOffset..+3]`, writes the runs, then (with a chain
 // and this commit's ticket, taken with captureChainTake) the host writes, on hostFd (the source
 // opened for writing). Resolves with {crcs, hosts: 0 | errno | -1 (not written)}; rejects with
 // e.phase = 'read' (and e.index, the read that failed) or 'write', no host write made. When this
 // call throws, no job holds the ticket: the caller abandons it.
 Napi::Value CaptureCommitAsync(const Napi::CallbackInfo& info) {
-  std::unique_ptr<CaptureCommitWorker> w(new CaptureCommitWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(),
-                                                                 info[1].As<Napi::Array>(), info[2].As<Napi::Number>().Int32Value(),
-                                                                 info[3].As<Napi::Array>(), info[4], info[5], info[6], info[7]));
+  std::unique_ptr<CaptureCommitWorker> w(new CaptureCommitWorker(
+      info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Array>(), info[2].As<Napi::Number>().Uint32Value(),
+      info[3].As<Napi::Number>().Int32Value(), info[4].As<Napi::Array>(), info[5], info[6], info[7], info[8]));
   Napi::Promise p = w->Promise();
   w->Queue();  // if it throws, the worker is freed here (and the caller abandons the ticket)
   w.release();  // the worker deletes itself when done

@@ -8,7 +8,7 @@
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
 import { CaptureReadError, FileStore, type HostWriteOutcome, type SourceHostWrite } from '../store/file';
-import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../util/fileops';
+import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../native/fileops';
 import type { Store } from '../store/store';
 import { CowStore } from './cow-store';
 import {

@@ -19,7 +19,7 @@ import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
 import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
-import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../util/fileops';
+import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../native/fileops';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
 import { CowStore, refusedChange, type ChangeGuard } from './cow-store';

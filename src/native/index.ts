@@ -1,6 +1,9 @@
 /**
- * Loads the libiscsi binding built from native/ (node-gyp). Only this file knows where the
- * .node file lives; everything else sees the typed NativeSession interface.
+ * The one loader and type declaration of the native addon, xcopy_native (native/, node-gyp;
+ * docs/native.md). It holds libiscsi initiator sessions (NativeSession, used by
+ * src/initiator/session.ts), block-file I/O (used through src/native/fileops.ts) and CRC32C (used
+ * through src/native/crc32c.ts). Only this file knows where the .node file lives and requires it;
+ * every function the addon exports is declared here, once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,7 +62,8 @@ export interface NativeSession {
   lastError(): string;
 }
 
-interface NativeModule {
+/** Everything the addon exports (native/src/addon.cc), each declared once. */
+export interface NativeModule {
   NativeSession: new (initiatorName: string) => NativeSession;
   /** lseek with SEEK_DATA (3) or SEEK_HOLE (4); -1 when no data follows (ENXIO). */
   seek(fd: number, offset: number, whence: 3 | 4): number;
@@ -71,13 +75,14 @@ interface NativeModule {
   /** Fills buffers[i] from positions[i] on the thread pool; the CRC32C of each, or -1 when `zeros` and all its bytes are zero. */
   readChunksAsync(fd: number, buffers: Uint8Array[], positions: number[], zeros: boolean): Promise<number[]>;
   /**
-   * Reads originals into `into`, stores record CRCs in `header`, writes the runs (pwritev each),
-   * then (with a chain, in its order) the host writes not cancelled. Rejects with `phase` 'read' |
-   * 'write'.
+   * Reads originals into `into`, stores record CRCs big-endian at `header[crcOffset..+3]`, writes
+   * the runs (pwritev each), then (with a chain, in its order) the host writes not cancelled.
+   * Rejects with `phase` 'read' | 'write'.
    */
   captureCommitAsync(
     srcFd: number,
     reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
+    crcOffset: number,
     obfFd: number,
     runs: Array<{ position: number; pieces: Uint8Array[] }>,
     chain?: unknown,
@@ -87,15 +92,22 @@ interface NativeModule {
   ): Promise<{ crcs: number[]; hosts: number[] }>;
   /** POSIX_FADV_RANDOM on the open file of `fd` (no readahead for its reads). */
   fadviseRandom(fd: number): void;
-  /** A new capture chain (see src/util/fileops.ts CaptureChain). */
+  /** A new capture chain (see src/native/fileops.ts CaptureChain). */
   captureChainNew(): unknown;
   /** The next ticket of a chain. */
   captureChainTake(chain: unknown): number;
   /** Finishes a ticket no job got, as failed. */
   captureChainAbandon(chain: unknown, ticket: number): void;
+  /** CRC32C of `data` continuing `previous` (0 to start): SSE4.2 where present, else the tables. */
   crc32c(data: Uint8Array, previous: number): number;
+  /** The same by the portable tables on any CPU (the fallback, for tests). */
+  crc32cPortable(data: Uint8Array, previous: number): number;
+  /** True when crc32c takes the SSE4.2 path (chosen once, at load). */
   crc32cHardware: boolean;
 }
+
+/** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */
+const ADDON_NAME = 'xcopy_native';
 
 let cached: NativeModule | undefined;
 
@@ -104,13 +116,13 @@ export function loadNative(): NativeModule {
   if (cached) return cached;
   const candidates: string[] = [];
   for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
-    candidates.push(path.join(dir, 'native', 'build', 'Release', 'xcopy_iscsi.node'));
+    candidates.push(path.join(dir, 'native', 'build', 'Release', `${ADDON_NAME}.node`));
   }
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) {
     throw new AgentError(
       'ERR_NATIVE_MISSING',
-      'the libiscsi binding is not built (native/build/Release/xcopy_iscsi.node missing): run `make setup`',
+      `the native addon is not built (native/build/Release/${ADDON_NAME}.node missing): run \`make setup\``,
     );
   }
   cached = require(found) as NativeModule; // eslint-disable-line @typescript-eslint/no-require-imports

@@ -10,7 +10,8 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../util/fileops';
+import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../native/fileops';
+import { OBF_RECORD_CRC_OFFSET, OBF_RECORD_HEADER_LENGTH } from '../obf/format';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
 import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
@@ -43,7 +44,7 @@ export interface SourceHostWrite {
   lba: bigint;
   pieces: readonly Buffer[];
   fua: boolean;
-  /** Cancellation cell shared with the job (src/util/fileops.ts CaptureHostWrite.state). */
+  /** Cancellation cell shared with the job (src/native/fileops.ts CaptureHostWrite.state). */
   state: Int32Array;
 }
 
@@ -337,6 +338,7 @@ export class FileStore implements Store {
       job = captureCommit(
         source.captureReadFd(),
         reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
+        { headerLength: OBF_RECORD_HEADER_LENGTH, crcOffset: OBF_RECORD_CRC_OFFSET },
         this.dsyncFd(),
         // Fresh arrays: the job references them (and so the buffers) until it ends.
         runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),

@@ -12,7 +12,7 @@ import { IscsiSession } from '../../src/initiator/session';
 import { Tgt } from '../../src/peers/tgt';
 import { decodeSense } from '../../src/scsi/sense';
 import { RemoteStore } from '../../src/store/remote';
-import { seekData, seekHole } from '../../src/util/fileops';
+import { seekData, seekHole } from '../../src/native/fileops';
 import { StoreError } from '../../src/store/store';
 import { removeDir, tempDir } from '../helpers/tmp';
 import { storeContract } from '../unit/store/contract';

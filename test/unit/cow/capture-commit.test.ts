@@ -6,7 +6,7 @@
  * it) and a snapshot session over file stores that takes this path.
  *
  * Everything is checked independently of the code under test: file bytes read with fs, record
- * CRCs with the table-driven crc32cSoftware, the log with the format's own scanner, the image
+ * CRCs with the bitwise referenceCrc32c (test/helpers/crc32c.ts), the log with the format's own scanner, the image
  * against a copy of the source file taken before any write. Seeds are printed; COW_SEED=<n>
  * replays.
  */
@@ -37,8 +37,8 @@ import { EncodeError } from '../../../src/errors';
 import { CaptureReadError, FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
-import { crc32cSoftware } from '../../../src/native/crc32c';
-import * as fileops from '../../../src/util/fileops';
+import { referenceCrc32c } from '../../helpers/crc32c';
+import * as fileops from '../../../src/native/fileops';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
 import { activeSuperblock } from '../../helpers/obf';
@@ -71,7 +71,7 @@ const isZero = (b: Buffer) => b.every((x) => x === 0);
 
 /** The record CRC by the independent reference: CRC32C over header bytes 0–123, continued over the data. */
 function referenceCrc(header: Buffer, data: Buffer): number {
-  return crc32cSoftware(data, crc32cSoftware(header.subarray(0, 124)));
+  return referenceCrc32c(data, referenceCrc32c(header.subarray(0, 124)));
 }
 
 /** A source file of `bytes` random bytes (written with fs) and a FileStore over it. */

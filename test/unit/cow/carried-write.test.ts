@@ -1,7 +1,7 @@
 /**
  * Host writes carried by capture commits: a first write to a chunk (file source, file OBF) is
  * made on the source by the OBF commit's own thread-pool job, once the record and every record
- * before it are durable (src/util/fileops.ts captureCommit with a chain and hosts,
+ * before it are durable (src/native/fileops.ts captureCommit with a chain and hosts,
  * FileStore.commitCaptures, ObfAppender.appendCapture's `host`, SnapshotSession.changeWith).
  *
  * Checked independently of the code under test: bytes read back with fs, record data against a
@@ -11,13 +11,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import pino from 'pino';
 import { CowStore } from '../../../src/cow/cow-store';
-import { decodeSuperblock, encodeDataRecordHeaderWithoutCrc, encodeSuperblock, OBF_LOG_START_LBA, RollingHash, type ObfSuperblock } from '../../../src/obf/format';
+import { decodeSuperblock, encodeDataRecordHeaderWithoutCrc, encodeSuperblock, OBF_LOG_START_LBA, OBF_RECORD_CRC_OFFSET, OBF_RECORD_HEADER_LENGTH, RollingHash, type ObfSuperblock } from '../../../src/obf/format';
 import { scanLog } from '../../../src/obf/log';
 import { ObfAppender } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { FileStore } from '../../../src/store/file';
 import { StoreError, type Store } from '../../../src/store/store';
-import * as fileops from '../../../src/util/fileops';
+import * as fileops from '../../../src/native/fileops';
 import { activeSuperblock } from '../../helpers/obf';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
@@ -150,6 +150,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       const done = await fileops.captureCommit(
         ro,
         [{ into: a.read.into, position: 0, header: a.read.header }],
+        { headerLength: OBF_RECORD_HEADER_LENGTH, crcOffset: OBF_RECORD_CRC_OFFSET },
         obfFd,
         [{ position: BS, pieces: a.run.pieces }],
         order(fileops.newCaptureChain()),

@@ -2,7 +2,7 @@
  * The snapshot capture's file paths: the native readChunks (pread + all-zero test + CRC32C on the
  * thread pool), FileStore.readChunks over it, and FileStore.writev (a gathered pwritev). Files
  * live in a temp folder; every expectation is checked against the bytes read back with Node's
- * fs and the table-driven crc32cSoftware (independent of the code under test).
+ * fs and the bitwise referenceCrc32c (test/helpers/crc32c.ts) (independent of the code under test).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,8 +10,8 @@ import os from 'node:os';
 import { ArgumentError } from '../../../src/errors';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
-import { crc32cSoftware } from '../../../src/native/crc32c';
-import { readChunks, seekData } from '../../../src/util/fileops';
+import { referenceCrc32c } from '../../helpers/crc32c';
+import { readChunks, seekData } from '../../../src/native/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
 const KiB = 1024;
@@ -83,7 +83,7 @@ describe('readChunks (native, one thread-pool call)', () => {
       spans.forEach(([pos, len], i) => {
         const expected = fileBytes(file, pos, len);
         expect(bufs[i].equals(expected)).toBe(true);
-        expect(crcs[i]).toBe(crc32cSoftware(expected));
+        expect(crcs[i]).toBe(referenceCrc32c(expected));
       });
       // With zeros asked for, data that is not all zero still gives its CRC.
       const again = spans.map(([, len]) => dirty(len));
@@ -106,7 +106,7 @@ describe('readChunks (native, one thread-pool call)', () => {
       expect(await readChunks(fd, [a], [256 * KiB], true)).toEqual([undefined]);
       expect(a.equals(Buffer.alloc(64 * KiB))).toBe(true);
       const b = dirty(64 * KiB);
-      expect(await readChunks(fd, [b], [256 * KiB], false)).toEqual([crc32cSoftware(Buffer.alloc(64 * KiB))]);
+      expect(await readChunks(fd, [b], [256 * KiB], false)).toEqual([referenceCrc32c(Buffer.alloc(64 * KiB))]);
       expect(b.equals(Buffer.alloc(64 * KiB))).toBe(true);
       // The hole at the end of the file too.
       expect(await readChunks(fd, [dirty(4096)], [MiB - 4096], true)).toEqual([undefined]);
@@ -120,7 +120,7 @@ describe('readChunks (native, one thread-pool call)', () => {
       const a = dirty(64 * KiB);
       expect(await readChunks(fd, [a], [512 * KiB], true)).toEqual([undefined]);
       expect(a.equals(Buffer.alloc(64 * KiB))).toBe(true);
-      expect(await readChunks(fd, [dirty(64 * KiB)], [512 * KiB], false)).toEqual([crc32cSoftware(Buffer.alloc(64 * KiB))]);
+      expect(await readChunks(fd, [dirty(64 * KiB)], [512 * KiB], false)).toEqual([referenceCrc32c(Buffer.alloc(64 * KiB))]);
     });
   });
 
@@ -132,7 +132,7 @@ describe('readChunks (native, one thread-pool call)', () => {
       const [crc] = await readChunks(fd, [buf], [576 * KiB], true);
       const expected = fileBytes(file, 576 * KiB, 64 * KiB);
       expect(expected[expected.length - 1]).toBe(1);
-      expect(crc).toBe(crc32cSoftware(expected));
+      expect(crc).toBe(referenceCrc32c(expected));
     });
     // Lengths that leave a tail shorter than 64 bytes, and a non-zero byte at each interesting place.
     const cases: Array<[number, number]> = [
@@ -151,7 +151,7 @@ describe('readChunks (native, one thread-pool call)', () => {
       fs.writeFileSync(f, content);
       await withFd(f, async (fd) => {
         const [crc] = await readChunks(fd, [dirty(len)], [0], true);
-        expect([len, at, crc]).toEqual([len, at, crc32cSoftware(content)]);
+        expect([len, at, crc]).toEqual([len, at, referenceCrc32c(content)]);
       });
     }
   });
@@ -163,11 +163,11 @@ describe('readChunks (native, one thread-pool call)', () => {
       const bufs = positions.map(() => dirty(64 * KiB));
       const crcs = await readChunks(fd, bufs, positions, true);
       expect(crcs).toEqual([
-        crc32cSoftware(fileBytes(file, 576 * KiB, 64 * KiB)),
+        referenceCrc32c(fileBytes(file, 576 * KiB, 64 * KiB)),
         undefined,
-        crc32cSoftware(data.subarray(0, 64 * KiB)),
+        referenceCrc32c(data.subarray(0, 64 * KiB)),
         undefined,
-        crc32cSoftware(data.subarray(128 * KiB, 192 * KiB)),
+        referenceCrc32c(data.subarray(128 * KiB, 192 * KiB)),
         undefined,
       ]);
       positions.forEach((pos, i) => expect(bufs[i].equals(fileBytes(file, pos, 64 * KiB))).toBe(true));
@@ -233,10 +233,10 @@ describe('FileStore.readChunks', () => {
       const crcs = await s.readChunks(withZeros, { zeros: true });
       const expected = lbas.map((lba, i) => fileBytes(file, Number(lba) * 512, sizes[i] * 512));
       expect(expected[0].equals(data.subarray(0, 64 * KiB))).toBe(true);
-      expect(crcs).toEqual([crc32cSoftware(expected[0]), crc32cSoftware(expected[1]), undefined, undefined, crc32cSoftware(expected[4]), undefined]);
+      expect(crcs).toEqual([referenceCrc32c(expected[0]), referenceCrc32c(expected[1]), undefined, undefined, referenceCrc32c(expected[4]), undefined]);
       withZeros.forEach((c, i) => expect(c.into.equals(expected[i])).toBe(true));
       const noZeros = mk();
-      expect(await s.readChunks(noZeros, { zeros: false })).toEqual(expected.map((b) => crc32cSoftware(b)));
+      expect(await s.readChunks(noZeros, { zeros: false })).toEqual(expected.map((b) => referenceCrc32c(b)));
       noZeros.forEach((c, i) => expect(c.into.equals(expected[i])).toBe(true));
     } finally {
       await s.close();
@@ -250,7 +250,7 @@ describe('FileStore.readChunks', () => {
     const s = await FileStore.open({ path: file, blockSize: 4096 });
     try {
       const into = dirty(2 * 4096);
-      expect(await s.readChunks([{ lba: 3n, into }], { zeros: true })).toEqual([crc32cSoftware(content.subarray(3 * 4096, 5 * 4096))]);
+      expect(await s.readChunks([{ lba: 3n, into }], { zeros: true })).toEqual([referenceCrc32c(content.subarray(3 * 4096, 5 * 4096))]);
       expect(into.equals(content.subarray(3 * 4096, 5 * 4096))).toBe(true);
     } finally {
       await s.close();
@@ -468,7 +468,7 @@ describe('FileStore.close waits for requests on its descriptors', () => {
     const [r, c] = await Promise.all([read, chunks, wrote, closed]);
     expect(order[order.length - 1]).toBe('close');
     expect(r.subarray(0, MiB).equals(data)).toBe(true);
-    expect(c[0]).toBe(crc32cSoftware(data));
+    expect(c[0]).toBe(referenceCrc32c(data));
     expect(fileBytes(file, 4096 * 512, 1024).equals(Buffer.concat([Buffer.alloc(512, 1), Buffer.alloc(512, 2)]))).toBe(true);
   });
 });

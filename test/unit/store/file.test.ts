@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { ArgumentError } from '../../../src/errors';
 import { stampBlocks } from '../../../src/agent/stamp';
-import * as fileops from '../../../src/util/fileops';
+import * as fileops from '../../../src/native/fileops';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
 import { fileBytes, tempFiles } from '../../helpers/tmp';

@@ -1,10 +1,12 @@
 /**
- * File operations Node's fs lacks, from the native addon: holes of sparse files
- * (SEEK_DATA/SEEK_HOLE), hole punching, and copy_file_range. Synchronous system calls on an open
- * descriptor; errors carry `errno` and `syscall` like Node's own.
+ * The TypeScript face of the native addon's block-file I/O (native/src/fileops.cc; docs/native.md):
+ * what Node's fs lacks — holes of sparse files (SEEK_DATA/SEEK_HOLE), hole punching,
+ * copy_file_range, readahead advice — and a snapshot's batched reads of original chunks and its
+ * OBF capture commits on the libuv thread pool. Every argument is validated here and the C++ only
+ * converts and calls; system-call errors carry `errno` and `syscall` like Node's own.
  */
 import { ArgumentError } from '../errors';
-import { loadNative } from '../native/index';
+import { loadNative } from './index';
 
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
@@ -103,6 +105,18 @@ export function abandonCaptureTicket(chain: CaptureChain, ticket: number): void 
   loadNative().captureChainAbandon(chain, ticket);
 }
 
+/**
+ * Where a capture's record header takes its CRC: the OBF record layout (src/obf/format.ts
+ * OBF_RECORD_HEADER_LENGTH, OBF_RECORD_CRC_OFFSET; docs/obf-format.md), handed to the native job
+ * so the C++ copies no fact of the format.
+ */
+export interface CaptureRecordLayout {
+  /** Defined bytes of a header: every `reads[i].header` has at least these. */
+  headerLength: number;
+  /** The CRC's 4 bytes (big-endian) start here; it covers the header bytes before them, then the data. */
+  crcOffset: number;
+}
+
 /** The host writes a capture commit may carry: made on the source after the commit is durable. */
 export interface CaptureHostWrite {
   position: number;
@@ -122,28 +136,33 @@ export const HOST_WRITE_STARTED = 2;
 
 /**
  * One OBF group commit of snapshot captures, on the libuv thread pool: each original read from
- * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0–123, continued over
- * the data) stored in `reads[i].header` bytes 124–127, then each run written with one pwritev on
- * `obfFd` (open it O_DSYNC for a durable commit); then, with an `order` (a chain and this
- * commit's ticket on it), once the commits holding earlier tickets succeeded too, each host
- * write not cancelled made on `hosts.fd` (the source, opened for writing). Resolves
- * with the record CRCs and, per host write, 0 (written), an errno, or -1 (not written: cancelled,
- * or an earlier commit of the chain failed); rejects with `phase` 'read' (the source) or 'write'
- * (the OBF), no host write made. Throws (synchronously) when no job was queued: then abandon
- * the ticket. See src/store/file.ts commitCaptures.
+ * `srcFd` into `reads[i].into` and its record CRC (CRC32C over header bytes 0..crcOffset−1,
+ * continued over the data) stored big-endian in `reads[i].header` at `record.crcOffset`, then
+ * each run written with one pwritev on `obfFd` (open it O_DSYNC for a durable commit); then, with
+ * an `order` (a chain and this commit's ticket on it), once the commits holding earlier tickets
+ * succeeded too, each host write not cancelled made on `hosts.fd` (the source, opened for
+ * writing). Resolves with the record CRCs and, per host write, 0 (written), an errno, or -1 (not
+ * written: cancelled, or an earlier commit of the chain failed); rejects with `phase` 'read' (the
+ * source) or 'write' (the OBF), no host write made. Throws (synchronously) when no job was
+ * queued: then abandon the ticket. See src/store/file.ts commitCaptures.
  */
 export function captureCommit(
   srcFd: number,
   reads: Array<{ into: Uint8Array; position: number; header: Uint8Array }>,
+  record: CaptureRecordLayout,
   obfFd: number,
   runs: Array<{ position: number; pieces: Uint8Array[] }>,
   order?: { chain: CaptureChain; ticket: number },
   hosts?: { fd: number; writes: CaptureHostWrite[] },
 ): Promise<{ crcs: number[]; hosts: number[] }> {
+  const { headerLength, crcOffset } = record;
+  if (!Number.isSafeInteger(crcOffset) || crcOffset < 0 || !Number.isSafeInteger(headerLength) || headerLength < crcOffset + 4) {
+    throw new ArgumentError(`a record layout needs 0 <= crcOffset and crcOffset + 4 <= headerLength, got crcOffset ${crcOffset}, headerLength ${headerLength}`);
+  }
   for (const r of reads) {
     checkOffset(r.position, 'read position');
     if (r.into.length === 0) throw new ArgumentError('a capture read needs a non-empty buffer');
-    if (r.header.length < 128) throw new ArgumentError(`a record header is at least 128 bytes, got ${r.header.length}`);
+    if (r.header.length < headerLength) throw new ArgumentError(`a record header is at least ${headerLength} bytes, got ${r.header.length}`);
   }
   for (const r of runs) checkOffset(r.position, 'run position');
   if (hosts && hosts.writes.length > 0) {
@@ -156,5 +175,5 @@ export function captureCommit(
     }
   }
   if (order && (!Number.isSafeInteger(order.ticket) || order.ticket < 1)) throw new ArgumentError(`a capture ticket is a positive integer, got ${order.ticket}`);
-  return loadNative().captureCommitAsync(srcFd, reads, obfFd, runs, order?.chain, order?.ticket, hosts?.writes, hosts?.fd);
+  return loadNative().captureCommitAsync(srcFd, reads, crcOffset, obfFd, runs, order?.chain, order?.ticket, hosts?.writes, hosts?.fd);
 }
