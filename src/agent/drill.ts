@@ -31,7 +31,7 @@ import { logger } from '../util/log';
 import { applyObf } from './apply-obf';
 import { inquire, type InquireReport } from './inquire';
 import { checkBlock, stampBlocks } from './stamp';
-import { xcopyCopy } from './xcopy-copy';
+import { xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent:drill';
 
@@ -70,18 +70,13 @@ async function fileSha256(file: string, length: number): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * Runs the drill (the steps in this file's header), reporting each step through `onStep`; the
+ * result says whether the secondary equals the image held at institution.
+ */
 export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   const step = opts.onStep ?? (() => undefined);
-  fs.mkdirSync(opts.workDir, { recursive: true });
-  const files = {
-    source: path.join(opts.workDir, 'source.img'),
-    obf: path.join(opts.workDir, 'obf.img'),
-    secondary: path.join(opts.workDir, 'secondary.img'),
-    reference: path.join(opts.workDir, 'reference.img'),
-  };
-  const stateDir = path.join(opts.workDir, 'state');
-  for (const f of Object.values(files)) fs.rmSync(f, { force: true });
-  fs.rmSync(stateDir, { recursive: true, force: true });
+  const { files, stateDir } = prepareWorkDir(opts.workDir);
   const size = opts.sizeBytes;
   // The OBF holds at most every chunk once, plus a header block per 64 KiB record.
   const obfSize = Math.ceil((size * 1.01 + 1024 * 1024) / 1048576) * 1048576;
@@ -105,72 +100,23 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     sessions.push(s);
     return s;
   };
-  let workload: { stop: () => Promise<number> } | undefined;
   try {
     const s = await open(0);
     const d = await open(2);
     const source = await inquire(s);
     const secondary = await inquire(d);
     step('inquire', { source: source.url, secondary: secondary.url, capacity_bytes: source.capacity_bytes, three_pc: secondary.three_pc });
-    const bs = source.block_size;
-    const blocks = size / bs;
-    const per = (1024 * 1024) / bs;
-    for (let lba = 0; lba < blocks; lba += per) await s.write16(BigInt(lba), stampBlocks(BigInt(lba), Math.min(per, blocks - lba), bs, 1n));
-    await s.synchronizeCache16();
-    step('write-source', { blocks, generation: 1 });
+    const lun = { blockSize: source.block_size, blocks: size / source.block_size };
+    await writeSource(s, lun);
+    step('write-source', { blocks: lun.blocks, generation: 1 });
 
-    // A host that keeps writing through the whole backup (generation 2, then 3 once instituted).
-    const host = await open(0);
-    let generation = 2n;
-    workload = (() => {
-      let stopped = false;
-      let writes = 0;
-      const done = (async () => {
-        while (!stopped) {
-          const n = [1, 8, 64][crypto.randomInt(3)];
-          const lba = crypto.randomInt(0, blocks - n);
-          await host.write16(BigInt(lba), stampBlocks(BigInt(lba), n, bs, generation));
-          writes++;
-        }
-      })();
-      return {
-        stop: async () => {
-          stopped = true;
-          await done;
-          return writes;
-        },
-      };
-    })();
-    await new Promise((r) => setTimeout(r, 50));
-
-    const snap = await mgmt.call<{ id: string; institute_pause_ms: number }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` });
-    generation = 3n;
-    step('institute', { snapshot: snap.id, pause_ms: snap.institute_pause_ms });
-    const copy = await xcopyCopy({ from: url(0), to: url(2) });
-    if (copy.path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${copy.fallback_reason ?? 'unknown'})`);
-    step('copy', { path: 'xcopy', bytes: Number(copy.xcopy_bytes), seconds: copy.seconds, extended_copy_commands: copy.extended_copy_commands });
-    const sealed = await mgmt.call<{ state: string; records: number; bytes: number }>('snapshot_terminate', { id: snap.id });
-    if (sealed.state !== 'SEALED') throw new AgentError('ERR_INTERNAL', `snapshot ${snap.id} ended ${sealed.state}`);
-    const hostWrites = await workload.stop();
-    workload = undefined;
-    step('terminate', { state: sealed.state, obf_records: sealed.records, obf_bytes: sealed.bytes, host_writes: hostWrites });
+    const { snap, copy, hostWrites } = await backUpUnderWrites(mgmt, await open(0), lun, url, step);
 
     // 608: lay the OBF's records over the secondary, one 02h segment each, through the bridge.
     const applied = await applyObf(await open(1), d);
     step('apply-obf', { records: applied.records, mode: 'overwrite' });
 
-    let checked = 0;
-    for (let lba = 0; lba < blocks; lba += per) {
-      const n = Math.min(per, blocks - lba);
-      const data = await d.read16(BigInt(lba), n);
-      for (let i = 0; i < n; i++) {
-        const c = checkBlock(data.subarray(i * bs, (i + 1) * bs), BigInt(lba + i));
-        if (!c.ok || c.sequence === undefined || c.sequence > 2n) {
-          throw new AgentError('ERR_INTERNAL', `drill verification failed at LBA ${lba + i}: ${c.why ?? `generation ${c.sequence}, written after the institution, is in the image`}`);
-        }
-        checked++;
-      }
-    }
+    const checked = await verifyStamps(d, lun);
     const reference_sha256 = await fileSha256(files.reference, size);
     const secondary_sha256 = await fileSha256(files.secondary, size);
     step('verify', { reference_sha256, secondary_sha256, stamped_blocks_checked: checked });
@@ -191,12 +137,164 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       stamped_blocks_checked: checked,
     };
   } finally {
-    await workload?.stop().catch(() => 0);
     for (const s of sessions) await s.close().catch(() => undefined);
     await server.stop();
-    if (!opts.keep) {
-      for (const f of Object.values(files)) fs.rmSync(f, { force: true });
-      fs.rmSync(stateDir, { recursive: true, force: true });
+    if (!opts.keep) removeWorkFiles(files, stateDir);
+  }
+}
+
+/** The drill's files in the work folder: the three LUNs, the reference image, the target's state. */
+interface WorkFiles {
+  files: { source: string; obf: string; secondary: string; reference: string };
+  stateDir: string;
+}
+
+/** Creates the work folder and clears what an earlier drill left in it. */
+function prepareWorkDir(workDir: string): WorkFiles {
+  fs.mkdirSync(workDir, { recursive: true });
+  const files = {
+    source: path.join(workDir, 'source.img'),
+    obf: path.join(workDir, 'obf.img'),
+    secondary: path.join(workDir, 'secondary.img'),
+    reference: path.join(workDir, 'reference.img'),
+  };
+  const stateDir = path.join(workDir, 'state');
+  removeWorkFiles(files, stateDir);
+  return { files, stateDir };
+}
+
+function removeWorkFiles(files: WorkFiles['files'], stateDir: string): void {
+  for (const f of Object.values(files)) fs.rmSync(f, { force: true });
+  fs.rmSync(stateDir, { recursive: true, force: true });
+}
+
+/** A LUN's block length and size in blocks. */
+export interface LunBlocks {
+  blockSize: number;
+  blocks: number;
+}
+
+/** The LUN in pieces of 1 MiB (the last one shorter): first LBA and blocks of each. */
+function* mebibytes(lun: LunBlocks): Generator<{ lba: number; n: number }> {
+  const per = (1024 * 1024) / lun.blockSize;
+  for (let lba = 0; lba < lun.blocks; lba += per) yield { lba, n: Math.min(per, lun.blocks - lba) };
+}
+
+/** Drill step 1: every block of the source stamped with its LBA, generation 1, made durable. */
+async function writeSource(s: IscsiSession, lun: LunBlocks): Promise<void> {
+  for (const { lba, n } of mebibytes(lun)) await s.write16(BigInt(lba), stampBlocks(BigInt(lba), n, lun.blockSize, 1n));
+  await s.synchronizeCache16();
+}
+
+/**
+ * Drill step 2: a host that keeps writing stamped blocks (1, 8 or 64 at random LBAs) through the
+ * whole backup, of `generation` 2 until the drill sets it to 3 once the snapshot is instituted.
+ */
+class HostWorkload {
+  generation = 2n;
+  private stopped = false;
+  private writes = 0;
+  private readonly done: Promise<void>;
+
+  private constructor(
+    private readonly host: IscsiSession,
+    private readonly lun: LunBlocks,
+  ) {
+    this.done = this.loop();
+  }
+
+  /** Starts writing at once. */
+  static start(host: IscsiSession, lun: LunBlocks): HostWorkload {
+    return new HostWorkload(host, lun);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const n = [1, 8, 64][crypto.randomInt(3)];
+      const lba = crypto.randomInt(0, this.lun.blocks - n);
+      await this.host.write16(BigInt(lba), stampBlocks(BigInt(lba), n, this.lun.blockSize, this.generation));
+      this.writes++;
     }
   }
+
+  /** Stops after the write in flight; the number of writes made. */
+  async stop(): Promise<number> {
+    this.stopped = true;
+    await this.done;
+    return this.writes;
+  }
+}
+
+/** What the backup under writes gives the later steps. */
+interface Backup {
+  snap: { id: string; institute_pause_ms: number };
+  copy: XcopyCopyResult;
+  hostWrites: number;
+}
+
+/**
+ * Drill steps 2–5, the backup while `host` writes (a HostWorkload): institute the snapshot (602),
+ * copy the source to the secondary (604), terminate the snapshot (606), then stop the writes. The
+ * writes stop on any failure too, before the caller closes the sessions.
+ */
+async function backUpUnderWrites(
+  mgmt: ManagementClient,
+  host: IscsiSession,
+  lun: LunBlocks,
+  url: (lun: number) => string,
+  step: NonNullable<DrillOptions['onStep']>,
+): Promise<Backup> {
+  let workload: HostWorkload | undefined = HostWorkload.start(host, lun);
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    const snap = await mgmt.call<{ id: string; institute_pause_ms: number }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` });
+    workload.generation = 3n;
+    step('institute', { snapshot: snap.id, pause_ms: snap.institute_pause_ms });
+    const copy = await outboardCopy(url(0), url(2));
+    step('copy', { path: 'xcopy', bytes: Number(copy.xcopy_bytes), seconds: copy.seconds, extended_copy_commands: copy.extended_copy_commands });
+    const sealed = await terminate(mgmt, snap.id);
+    const hostWrites = await workload.stop();
+    workload = undefined;
+    step('terminate', { state: sealed.state, obf_records: sealed.records, obf_bytes: sealed.bytes, host_writes: hostWrites });
+    return { snap, copy, hostWrites };
+  } finally {
+    await workload?.stop().catch(() => 0);
+  }
+}
+
+/**
+ * Drill step 4 (604): the whole source to the secondary by EXTENDED COPY through the copy
+ * manager, ignoring the writes going on; a copy through the host fails the drill.
+ */
+async function outboardCopy(from: string, to: string): Promise<XcopyCopyResult> {
+  const copy = await xcopyCopy({ from, to });
+  if (copy.path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${copy.fallback_reason ?? 'unknown'})`);
+  return copy;
+}
+
+/** Drill step 5 (606): terminates the snapshot, which must end SEALED (its OBF complete). */
+async function terminate(mgmt: ManagementClient, id: string): Promise<{ state: string; records: number; bytes: number }> {
+  const sealed = await mgmt.call<{ state: string; records: number; bytes: number }>('snapshot_terminate', { id });
+  if (sealed.state !== 'SEALED') throw new AgentError('ERR_INTERNAL', `snapshot ${id} ended ${sealed.state}`);
+  return sealed;
+}
+
+/**
+ * Drill step 7, by stamp: every block of the secondary is its own LBA's stamp of generation 1
+ * or 2 (none written after the institution); the number of blocks checked.
+ */
+export async function verifyStamps(d: Pick<IscsiSession, 'read16'>, lun: LunBlocks): Promise<number> {
+  const bs = lun.blockSize;
+  let checked = 0;
+  for (const { lba, n } of mebibytes(lun)) {
+    const data = await d.read16(BigInt(lba), n);
+    for (let i = 0; i < n; i++) {
+      const c = checkBlock(data.subarray(i * bs, (i + 1) * bs), BigInt(lba + i));
+      if (!c.ok || c.sequence === undefined || c.sequence > 2n) {
+        throw new AgentError('ERR_INTERNAL', `drill verification failed at LBA ${lba + i}: ${c.why ?? `generation ${c.sequence}, written after the institution, is in the image`}`);
+      }
+      checked++;
+    }
+  }
+  return checked;
 }

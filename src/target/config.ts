@@ -1,6 +1,6 @@
 /**
  * The target's configuration, in the shape of targetcli/rtslib's saveconfig.json
- * (rtslib-fb doc/saveconfig.json.5) so that admins read it at a glance:
+ * (rtslib-fb's saveconfig.json(5) manual page) so that admins read it at a glance:
  *
  *   { "storage_objects": [ { "name", "plugin": "fileio"|"ramdisk"|"remote", "dev", "size", "wwn",
  *                            "attributes": { "block_size" } } ],
@@ -147,6 +147,22 @@ class Checker {
     }
   }
 
+  /** An array (absent = empty unless required), each item read by `item` under its own path. */
+  list<T>(v: unknown, path: string, item: (v: unknown, path: string) => T, optional = true): T[] {
+    return this.arr(v, path, optional).map((x, i) => item(x, `${path}[${i}]`));
+  }
+
+  /** The items' keys, in order; a key seen before fails at the item's key path. */
+  unique<T, K>(items: T[], key: (item: T) => K, keyPath: (i: number) => string, what: string): Set<K> {
+    const seen = new Set<K>();
+    items.forEach((item, i) => {
+      const k = key(item);
+      if (seen.has(k)) this.fail(keyPath(i), `duplicate ${what} ${String(k)}`);
+      seen.add(k);
+    });
+    return seen;
+  }
+
   chap(o: Json, path: string, prefix: string): ChapConfig | undefined {
     const u = o[`${prefix}userid`];
     const p = o[`${prefix}password`];
@@ -168,129 +184,143 @@ class Checker {
   }
 }
 
-/** Validates a parsed saveconfig.json-like document. */
+/**
+ * Validates a parsed saveconfig.json-like document, in document order (the first broken key is
+ * the one named): the storage objects, then the targets that export them, then discovery CHAP.
+ */
 export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   const c = new Checker(env);
   const root = c.obj(doc, '(root)');
   c.only(root, '(root)', ['storage_objects', 'targets', 'discovery_auth', 'fabric_modules']);
-  const storageObjects: StorageObjectConfig[] = c.arr(root.storage_objects, 'storage_objects').map((v, i) => {
-    const path = `storage_objects[${i}]`;
-    const o = c.obj(v, path);
-    c.only(o, path, ['name', 'plugin', 'dev', 'size', 'wwn', 'attributes', 'write_back', 'aio', 'readonly']);
-    const pluginName = c.str(o.plugin, `${path}.plugin`);
-    if (pluginName !== 'fileio' && pluginName !== 'ramdisk' && pluginName !== 'remote') {
-      c.fail(`${path}.plugin`, `unsupported plugin ${JSON.stringify(pluginName)} (fileio, ramdisk or remote)`);
-    }
-    const plugin = pluginName as StorageObjectConfig['plugin'];
-    const attrs = o.attributes === undefined ? {} : c.obj(o.attributes, `${path}.attributes`);
-    const blockSize = attrs.block_size === undefined ? 512 : c.int(attrs.block_size, `${path}.attributes.block_size`, 512, 4096);
-    if (blockSize !== 512 && blockSize !== 4096) c.fail(`${path}.attributes.block_size`, 'must be 512 or 4096');
-    let size: number | undefined;
-    if (o.size !== undefined) {
-      size = typeof o.size === 'string' ? parseSize(o.size, `${path}.size`) : c.int(o.size, `${path}.size`, 1, Number.MAX_SAFE_INTEGER);
-      if (size % blockSize !== 0) c.fail(`${path}.size`, `${size} is not a multiple of the block size ${blockSize}`);
-    }
-    const so: StorageObjectConfig = {
-      name: c.str(o.name, `${path}.name`),
-      plugin,
-      dev: o.dev === undefined ? undefined : c.str(o.dev, `${path}.dev`),
-      size,
-      wwn: o.wwn === undefined ? undefined : c.str(o.wwn, `${path}.wwn`),
-      blockSize: blockSize as 512 | 4096,
-      readOnly: c.bool(o.readonly, `${path}.readonly`, false),
-    };
-    if ((plugin === 'fileio' || plugin === 'remote') && !so.dev) c.fail(`${path}.dev`, `is required for plugin ${plugin}`);
-    if (plugin === 'remote' && !so.dev!.startsWith('iscsi://')) c.fail(`${path}.dev`, 'must be an iscsi:// URL for plugin remote');
-    if (plugin === 'ramdisk' && size === undefined) c.fail(`${path}.size`, 'is required for plugin ramdisk');
-    return so;
-  });
-  const names = new Set<string>();
-  storageObjects.forEach((so, i) => {
-    const key = `/backstores/${so.plugin}/${so.name}`;
-    if (names.has(key)) c.fail(`storage_objects[${i}].name`, `duplicate storage object ${key}`);
-    names.add(key);
-  });
+  const storageObjects = c.list(root.storage_objects, 'storage_objects', (v, path) => storageObject(c, v, path));
+  const names = c.unique(storageObjects, (so) => `/backstores/${so.plugin}/${so.name}`, (i) => `storage_objects[${i}].name`, 'storage object');
+  const targets = c.list(root.targets, 'targets', (v, path) => target(c, v, path, names));
+  c.unique(targets, (t) => t.wwn, (i) => `targets[${i}].wwn`, 'target');
+  return { storageObjects, targets, discoveryAuth: discoveryAuth(c, root.discovery_auth) };
+}
 
-  const targets: TargetConfig[] = c.arr(root.targets, 'targets').map((v, ti) => {
-    const tpath = `targets[${ti}]`;
-    const t = c.obj(v, tpath);
-    c.only(t, tpath, ['wwn', 'fabric', 'tpgs']);
-    const wwn = c.str(t.wwn, `${tpath}.wwn`);
-    if (!IQN.test(wwn)) c.fail(`${tpath}.wwn`, `${JSON.stringify(wwn)} is not an iSCSI name (iqn.YYYY-MM.reversed.domain[:name])`);
-    if (t.fabric !== undefined && t.fabric !== 'iscsi') c.fail(`${tpath}.fabric`, 'only "iscsi" is supported');
-    const tpgs: TpgConfig[] = c.arr(t.tpgs, `${tpath}.tpgs`, false).map((tv, gi) => {
-      const gpath = `${tpath}.tpgs[${gi}]`;
-      const g = c.obj(tv, gpath);
-      c.only(g, gpath, [
-        'tag', 'enable', 'portals', 'luns', 'node_acls', 'attributes', 'parameters',
-        'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password',
-      ]);
-      const attrs = g.attributes === undefined ? {} : c.obj(g.attributes, `${gpath}.attributes`);
-      const luns = c.arr(g.luns, `${gpath}.luns`).map((lv, li) => {
-        const lpath = `${gpath}.luns[${li}]`;
-        const l = c.obj(lv, lpath);
-        c.only(l, lpath, ['index', 'storage_object', 'alias']);
-        const so = c.str(l.storage_object, `${lpath}.storage_object`);
-        if (!names.has(so)) c.fail(`${lpath}.storage_object`, `${so} is not among storage_objects (${[...names].join(', ') || 'none'})`);
-        return { index: c.int(l.index, `${lpath}.index`, 0, 16383), storageObject: so };
-      });
-      const lunIdx = new Set<number>();
-      luns.forEach((l, li) => {
-        if (lunIdx.has(l.index)) c.fail(`${gpath}.luns[${li}].index`, `duplicate LUN ${l.index}`);
-        lunIdx.add(l.index);
-      });
-      const nodeAcls = c.arr(g.node_acls, `${gpath}.node_acls`).map((av, ai) => {
-        const apath = `${gpath}.node_acls[${ai}]`;
-        const a = c.obj(av, apath);
-        c.only(a, apath, ['node_wwn', 'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password', 'mapped_luns', 'attributes']);
-        const nodeWwn = c.str(a.node_wwn, `${apath}.node_wwn`);
-        if (!IQN.test(nodeWwn)) c.fail(`${apath}.node_wwn`, `${JSON.stringify(nodeWwn)} is not an iSCSI name`);
-        const mapped = c.arr(a.mapped_luns, `${apath}.mapped_luns`).map((mv, mi) => {
-          const mpath = `${apath}.mapped_luns[${mi}]`;
-          const m = c.obj(mv, mpath);
-          c.only(m, mpath, ['index', 'tpg_lun', 'write_protect']);
-          const tpgLun = c.int(m.tpg_lun, `${mpath}.tpg_lun`, 0, 16383);
-          if (!lunIdx.has(tpgLun)) c.fail(`${mpath}.tpg_lun`, `LUN ${tpgLun} is not among the tpg's luns`);
-          return { index: c.int(m.index, `${mpath}.index`, 0, 16383), tpgLun, writeProtect: c.bool(m.write_protect, `${mpath}.write_protect`, false) };
-        });
-        return { nodeWwn, chap: c.chap(a, apath, 'chap_'), mappedLuns: mapped };
-      });
-      const portals = c.arr(g.portals, `${gpath}.portals`).map((pv, pi) => {
-        const ppath = `${gpath}.portals[${pi}]`;
-        const p = c.obj(pv, ppath);
-        c.only(p, ppath, ['ip_address', 'port', 'iser', 'offload']);
-        return { ipAddress: c.str(p.ip_address, `${ppath}.ip_address`), port: c.int(p.port, `${ppath}.port`, 1, 65535) };
-      });
-      const params = g.parameters === undefined ? {} : c.obj(g.parameters, `${gpath}.parameters`);
-      const parameters: Record<string, string> = {};
-      for (const [k, pv] of Object.entries(params)) parameters[k] = typeof pv === 'number' ? String(pv) : c.str(pv, `${gpath}.parameters.${k}`);
-      return {
-        tag: g.tag === undefined ? 1 : c.int(g.tag, `${gpath}.tag`, 1, 65535),
-        enable: c.bool(g.enable, `${gpath}.enable`, true),
-        portals,
-        luns,
-        nodeAcls,
-        authentication: c.bool(attrs.authentication, `${gpath}.attributes.authentication`, false),
-        generateNodeAcls: c.bool(attrs.generate_node_acls, `${gpath}.attributes.generate_node_acls`, nodeAcls.length === 0),
-        demoModeWriteProtect: c.bool(attrs.demo_mode_write_protect, `${gpath}.attributes.demo_mode_write_protect`, false),
-        chap: c.chap(g, gpath, 'chap_'),
-        parameters,
-      };
-    });
-    return { wwn, tpgs };
-  });
-  const seen = new Set<string>();
-  targets.forEach((t, i) => {
-    if (seen.has(t.wwn)) c.fail(`targets[${i}].wwn`, `duplicate target ${t.wwn}`);
-    seen.add(t.wwn);
-  });
-  let discoveryAuth: ChapConfig | undefined;
-  if (root.discovery_auth !== undefined) {
-    const d = c.obj(root.discovery_auth, 'discovery_auth');
-    c.only(d, 'discovery_auth', ['enable', 'userid', 'password', 'mutual_userid', 'mutual_password']);
-    if (c.bool(d.enable, 'discovery_auth.enable', true)) discoveryAuth = c.chap(d, 'discovery_auth', '');
+/** One storage object (a backstore): its plugin, block size, size and where its data lives. */
+function storageObject(c: Checker, v: unknown, path: string): StorageObjectConfig {
+  const o = c.obj(v, path);
+  c.only(o, path, ['name', 'plugin', 'dev', 'size', 'wwn', 'attributes', 'write_back', 'aio', 'readonly']);
+  const pluginName = c.str(o.plugin, `${path}.plugin`);
+  if (pluginName !== 'fileio' && pluginName !== 'ramdisk' && pluginName !== 'remote') {
+    c.fail(`${path}.plugin`, `unsupported plugin ${JSON.stringify(pluginName)} (fileio, ramdisk or remote)`);
   }
-  return { storageObjects, targets, discoveryAuth };
+  const plugin = pluginName as StorageObjectConfig['plugin'];
+  const attrs = o.attributes === undefined ? {} : c.obj(o.attributes, `${path}.attributes`);
+  const blockSize = attrs.block_size === undefined ? 512 : c.int(attrs.block_size, `${path}.attributes.block_size`, 512, 4096);
+  if (blockSize !== 512 && blockSize !== 4096) c.fail(`${path}.attributes.block_size`, 'must be 512 or 4096');
+  let size: number | undefined;
+  if (o.size !== undefined) {
+    size = typeof o.size === 'string' ? parseSize(o.size, `${path}.size`) : c.int(o.size, `${path}.size`, 1, Number.MAX_SAFE_INTEGER);
+    if (size % blockSize !== 0) c.fail(`${path}.size`, `${size} is not a multiple of the block size ${blockSize}`);
+  }
+  const so: StorageObjectConfig = {
+    name: c.str(o.name, `${path}.name`),
+    plugin,
+    dev: o.dev === undefined ? undefined : c.str(o.dev, `${path}.dev`),
+    size,
+    wwn: o.wwn === undefined ? undefined : c.str(o.wwn, `${path}.wwn`),
+    blockSize: blockSize as 512 | 4096,
+    readOnly: c.bool(o.readonly, `${path}.readonly`, false),
+  };
+  if ((plugin === 'fileio' || plugin === 'remote') && !so.dev) c.fail(`${path}.dev`, `is required for plugin ${plugin}`);
+  if (plugin === 'remote' && !so.dev!.startsWith('iscsi://')) c.fail(`${path}.dev`, 'must be an iscsi:// URL for plugin remote');
+  if (plugin === 'ramdisk' && size === undefined) c.fail(`${path}.size`, 'is required for plugin ramdisk');
+  return so;
+}
+
+/** One iSCSI target: its name and its tpgs; `names` are the storage objects' paths. */
+function target(c: Checker, v: unknown, tpath: string, names: Set<string>): TargetConfig {
+  const t = c.obj(v, tpath);
+  c.only(t, tpath, ['wwn', 'fabric', 'tpgs']);
+  const wwn = c.str(t.wwn, `${tpath}.wwn`);
+  if (!IQN.test(wwn)) c.fail(`${tpath}.wwn`, `${JSON.stringify(wwn)} is not an iSCSI name (iqn.YYYY-MM.reversed.domain[:name])`);
+  if (t.fabric !== undefined && t.fabric !== 'iscsi') c.fail(`${tpath}.fabric`, 'only "iscsi" is supported');
+  const tpgs = c.list(t.tpgs, `${tpath}.tpgs`, (tv, gpath) => tpg(c, tv, gpath, names), false);
+  return { wwn, tpgs };
+}
+
+/**
+ * One target portal group: its LUNs (each a storage object), node ACLs (mapping those LUNs),
+ * portals, login parameters, then its attributes (demo mode when it has no ACL) and CHAP.
+ */
+function tpg(c: Checker, tv: unknown, gpath: string, names: Set<string>): TpgConfig {
+  const g = c.obj(tv, gpath);
+  c.only(g, gpath, [
+    'tag', 'enable', 'portals', 'luns', 'node_acls', 'attributes', 'parameters',
+    'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password',
+  ]);
+  const attrs = g.attributes === undefined ? {} : c.obj(g.attributes, `${gpath}.attributes`);
+  const luns = c.list(g.luns, `${gpath}.luns`, (lv, lpath) => tpgLun(c, lv, lpath, names));
+  const lunIdx = c.unique(luns, (l) => l.index, (li) => `${gpath}.luns[${li}].index`, 'LUN');
+  const nodeAcls = c.list(g.node_acls, `${gpath}.node_acls`, (av, apath) => nodeAcl(c, av, apath, lunIdx));
+  const portals = c.list(g.portals, `${gpath}.portals`, (pv, ppath) => portal(c, pv, ppath));
+  const parameters = loginParameters(c, g.parameters, `${gpath}.parameters`);
+  return {
+    tag: g.tag === undefined ? 1 : c.int(g.tag, `${gpath}.tag`, 1, 65535),
+    enable: c.bool(g.enable, `${gpath}.enable`, true),
+    portals,
+    luns,
+    nodeAcls,
+    authentication: c.bool(attrs.authentication, `${gpath}.attributes.authentication`, false),
+    generateNodeAcls: c.bool(attrs.generate_node_acls, `${gpath}.attributes.generate_node_acls`, nodeAcls.length === 0),
+    demoModeWriteProtect: c.bool(attrs.demo_mode_write_protect, `${gpath}.attributes.demo_mode_write_protect`, false),
+    chap: c.chap(g, gpath, 'chap_'),
+    parameters,
+  };
+}
+
+/** One LUN of a tpg: its number and the storage object behind it (one of `names`). */
+function tpgLun(c: Checker, lv: unknown, lpath: string, names: Set<string>): TpgConfig['luns'][number] {
+  const l = c.obj(lv, lpath);
+  c.only(l, lpath, ['index', 'storage_object', 'alias']);
+  const so = c.str(l.storage_object, `${lpath}.storage_object`);
+  if (!names.has(so)) c.fail(`${lpath}.storage_object`, `${so} is not among storage_objects (${[...names].join(', ') || 'none'})`);
+  return { index: c.int(l.index, `${lpath}.index`, 0, 16383), storageObject: so };
+}
+
+/** One node ACL: the initiator's name, its mapped LUNs (each one of the tpg's `lunIdx`) and CHAP. */
+function nodeAcl(c: Checker, av: unknown, apath: string, lunIdx: Set<number>): NodeAclConfig {
+  const a = c.obj(av, apath);
+  c.only(a, apath, ['node_wwn', 'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password', 'mapped_luns', 'attributes']);
+  const nodeWwn = c.str(a.node_wwn, `${apath}.node_wwn`);
+  if (!IQN.test(nodeWwn)) c.fail(`${apath}.node_wwn`, `${JSON.stringify(nodeWwn)} is not an iSCSI name`);
+  const mapped = c.list(a.mapped_luns, `${apath}.mapped_luns`, (mv, mpath) => mappedLun(c, mv, mpath, lunIdx));
+  return { nodeWwn, chap: c.chap(a, apath, 'chap_'), mappedLuns: mapped };
+}
+
+/** One mapped LUN of a node ACL: the number the initiator sees for one of the tpg's `lunIdx`. */
+function mappedLun(c: Checker, mv: unknown, mpath: string, lunIdx: Set<number>): MappedLunConfig {
+  const m = c.obj(mv, mpath);
+  c.only(m, mpath, ['index', 'tpg_lun', 'write_protect']);
+  const tpgLun = c.int(m.tpg_lun, `${mpath}.tpg_lun`, 0, 16383);
+  if (!lunIdx.has(tpgLun)) c.fail(`${mpath}.tpg_lun`, `LUN ${tpgLun} is not among the tpg's luns`);
+  return { index: c.int(m.index, `${mpath}.index`, 0, 16383), tpgLun, writeProtect: c.bool(m.write_protect, `${mpath}.write_protect`, false) };
+}
+
+/** One portal: the address and port the tpg listens on. */
+function portal(c: Checker, pv: unknown, ppath: string): PortalConfig {
+  const p = c.obj(pv, ppath);
+  c.only(p, ppath, ['ip_address', 'port', 'iser', 'offload']);
+  return { ipAddress: c.str(p.ip_address, `${ppath}.ip_address`), port: c.int(p.port, `${ppath}.port`, 1, 65535) };
+}
+
+/** The tpg's login parameters (key=value as the iSCSI login negotiates them); numbers become text. */
+function loginParameters(c: Checker, v: unknown, path: string): Record<string, string> {
+  const params = v === undefined ? {} : c.obj(v, path);
+  const parameters: Record<string, string> = {};
+  for (const [k, pv] of Object.entries(params)) parameters[k] = typeof pv === 'number' ? String(pv) : c.str(pv, `${path}.${k}`);
+  return parameters;
+}
+
+/** CHAP for discovery sessions, when the document has it and it is enabled (the default). */
+function discoveryAuth(c: Checker, v: unknown): ChapConfig | undefined {
+  if (v === undefined) return undefined;
+  const d = c.obj(v, 'discovery_auth');
+  c.only(d, 'discovery_auth', ['enable', 'userid', 'password', 'mutual_userid', 'mutual_password']);
+  return c.bool(d.enable, 'discovery_auth.enable', true) ? c.chap(d, 'discovery_auth', '') : undefined;
 }
 
 /**

@@ -80,3 +80,98 @@ describe('target config (saveconfig.json nouns)', () => {
     expect(() => quickConfig({ portal: '127.0.0.1:1', iqn: 'iqn.2026-11.io.example:q', luns: ['disk:/x'] })).toThrow(/--lun disk:\/x: must be file:PATH/);
   });
 });
+
+describe('target config: each part of the document', () => {
+  const doc = (over: Record<string, unknown> = {}) => ({
+    storage_objects: [{ name: 'd', plugin: 'ramdisk', size: '1M' }],
+    targets: [{ wwn: 'iqn.2026-11.io.example:t', tpgs: [{ luns: [{ index: 0, storage_object: '/backstores/ramdisk/d' }] }] }],
+    ...over,
+  });
+  const tpgWith = (tpg: Record<string, unknown>) => doc({ targets: [{ wwn: 'iqn.2026-11.io.example:t', tpgs: [{ luns: [{ index: 0, storage_object: '/backstores/ramdisk/d' }], ...tpg }] }] });
+
+  test('a tpg with nothing but a LUN gets the demo-mode defaults', () => {
+    expect(parseConfig(doc(), {}).targets[0].tpgs[0]).toEqual({
+      tag: 1,
+      enable: true,
+      portals: [],
+      luns: [{ index: 0, storageObject: '/backstores/ramdisk/d' }],
+      nodeAcls: [],
+      authentication: false,
+      generateNodeAcls: true,
+      demoModeWriteProtect: false,
+      chap: undefined,
+      parameters: {},
+    });
+  });
+
+  test('storage objects: block size, read-only, remote URL and the size a ramdisk needs', () => {
+    const so = (o: Record<string, unknown>) => () => parseConfig(doc({ storage_objects: [o], targets: [] }), {});
+    expect(so({ name: 'f', plugin: 'fileio', dev: '/x', size: 8192, attributes: { block_size: 4096 }, readonly: 1 })().storageObjects[0]).toEqual({
+      name: 'f',
+      plugin: 'fileio',
+      dev: '/x',
+      size: 8192,
+      wwn: undefined,
+      blockSize: 4096,
+      readOnly: true,
+    });
+    expect(so({ name: 'f', plugin: 'fileio', dev: '/x', attributes: { block_size: 1024 } })).toThrow(/^config storage_objects\[0\]\.attributes\.block_size: must be 512 or 4096$/);
+    expect(so({ name: 'r', plugin: 'remote', dev: '/dev/sdb' })).toThrow(/^config storage_objects\[0\]\.dev: must be an iscsi:\/\/ URL for plugin remote$/);
+    expect(so({ name: 'm', plugin: 'ramdisk' })).toThrow(/^config storage_objects\[0\]\.size: is required for plugin ramdisk$/);
+    // The first broken key in document order is the one named.
+    expect(so({ name: 'f', plugin: 'block' })).toThrow(/storage_objects\[0\]\.plugin: unsupported plugin/);
+  });
+
+  test('duplicates are refused: storage objects (before any target is read) and targets', () => {
+    const twice = [
+      { name: 'd', plugin: 'ramdisk', size: '1M' },
+      { name: 'd', plugin: 'ramdisk', size: '2M' },
+    ];
+    expect(() => parseConfig(doc({ storage_objects: twice, targets: [{ wwn: 'bad' }] }), {})).toThrow(
+      /^config storage_objects\[1\]\.name: duplicate storage object \/backstores\/ramdisk\/d$/,
+    );
+    const t = { wwn: 'iqn.2026-11.io.example:t', tpgs: [] };
+    expect(() => parseConfig(doc({ targets: [t, t] }), {})).toThrow(/^config targets\[1\]\.wwn: duplicate target iqn\.2026-11\.io\.example:t$/);
+    expect(() => parseConfig(doc({ targets: [{ wwn: 'iqn.2026-11.io.example:t' }] }), {})).toThrow(/^config targets\[0\]\.tpgs: must be an array$/);
+  });
+
+  test('tpg parameters, attributes, portals and tpg-wide CHAP', () => {
+    const tpg = parseConfig(
+      tpgWith({
+        tag: 3,
+        enable: false,
+        portals: [{ ip_address: '::1', port: 3261 }],
+        parameters: { MaxRecvDataSegmentLength: 65536, HeaderDigest: 'CRC32C' },
+        attributes: { authentication: true, demo_mode_write_protect: 1 },
+        chap_userid: 'u',
+        chap_password: 'env:S',
+      }),
+      { S: 'sixteen-chars-ok' },
+    ).targets[0].tpgs[0];
+    expect(tpg).toMatchObject({
+      tag: 3,
+      enable: false,
+      portals: [{ ipAddress: '::1', port: 3261 }],
+      parameters: { MaxRecvDataSegmentLength: '65536', HeaderDigest: 'CRC32C' },
+      authentication: true,
+      demoModeWriteProtect: true,
+      chap: { userid: 'u', password: 'sixteen-chars-ok' },
+    });
+    expect(() => parseConfig(tpgWith({ parameters: { HeaderDigest: true } }), {})).toThrow(/^config targets\[0\]\.tpgs\[0\]\.parameters\.HeaderDigest: must be a non-empty string$/);
+    expect(() => parseConfig(tpgWith({ portals: [{ ip_address: '::1', port: 1, mtu: 9000 }] }), {})).toThrow(/portals\[0\]\.mtu: unknown key \(expected one of: ip_address, port, iser, offload\)/);
+    expect(() => parseConfig(tpgWith({ enable: 'yes' }), {})).toThrow(/tpgs\[0\]\.enable: must be true\/false \(or 1\/0\), got "yes"/);
+  });
+
+  test('discovery_auth: CHAP when enabled (the default), nothing when disabled', () => {
+    const auth = { userid: 'd', password: 'discovery-secret', mutual_userid: 't', mutual_password: 'target-secret-1' };
+    expect(parseConfig(doc({ discovery_auth: auth }), {}).discoveryAuth).toEqual({
+      userid: 'd',
+      password: 'discovery-secret',
+      mutualUserid: 't',
+      mutualPassword: 'target-secret-1',
+    });
+    expect(parseConfig(doc({ discovery_auth: { ...auth, enable: 0 } }), {}).discoveryAuth).toBeUndefined();
+    expect(parseConfig(doc(), {}).discoveryAuth).toBeUndefined();
+    expect(() => parseConfig(doc({ discovery_auth: { enable: true, user: 'x' } }), {})).toThrow(/^config discovery_auth\.user: unknown key/);
+  });
+});
