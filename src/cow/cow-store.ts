@@ -11,7 +11,7 @@
  * the source. Reads are never blocked.
  */
 import { ArgumentError } from '../errors';
-import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
+import { StoreError, type BackingFile, type Extent, type Store, type StoreIdentity } from '../store/store';
 
 /** What a snapshot session puts in front of every change while it captures. */
 export interface ChangeGuard {
@@ -178,6 +178,11 @@ export class CowStore implements Store {
     } finally {
       this.leave();
     }
+  }
+
+  /** The file the wrapped store stands on: the filter adds no data of its own. */
+  backingFile(): BackingFile | undefined {
+    return this.inner.backingFile?.();
   }
 
   flush(): Promise<void> {

@@ -17,11 +17,11 @@ import crypto from 'node:crypto';
 import { AgentError } from '../errors';
 import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
-import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
 import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../util/fileops';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
+import type { HostWriteOutcome, SourceHostWrite } from './capture-commit';
 import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
 import {
   decodeSuperblock,

@@ -56,6 +56,43 @@ export interface Store {
    */
   notReady?(): StoreError | undefined;
   close(): Promise<void>;
+
+  // Optional capabilities. A filter (a store wrapping another, like the COW filter) forwards
+  // those it can to its child, applying its own rules; callers ask the store, never its class.
+
+  /**
+   * Optional: the regular file this store is, or stands on behind its filters (for checks on its
+   * path, and for native jobs on its raw descriptors: the COW filter's capture commit).
+   */
+  backingFile?(): BackingFile | undefined;
+}
+
+/**
+ * The regular file under a store (Store.backingFile), for what works on the file itself: checks
+ * on its path, and native jobs on the libuv thread pool that take its raw descriptors (the COW
+ * filter's capture commit, src/cow/capture-commit.ts). Such a job is counted from
+ * beginRequest() until the function it returned is called: close() waits for every one, so a
+ * descriptor is never closed (and its number reused by the next open) under a running job.
+ */
+export interface BackingFile {
+  /** The file's real path. */
+  readonly path: string;
+  readonly identity: StoreIdentity;
+  readonly blockSize: number;
+  readonly blocks: bigint;
+  readonly readOnly: boolean;
+  /** The descriptor the store reads and writes through. */
+  readonly fd: number;
+  /** Throws the store's not-ready error once it is closed or closing: check before a job starts. */
+  checkOpen(): void;
+  /** A descriptor opened O_DSYNC (a write through it is durable when it returns), opened on first use. */
+  dsyncFd(): number;
+  /** A read-only descriptor with no readahead (POSIX_FADV_RANDOM), opened on first use. */
+  randomReadFd(): number;
+  /** Counts one job on the descriptors as in flight; call the function returned, once, when it has ended. */
+  beginRequest(): () => void;
+  /** A failed request on the file (an errno error) as the store reports it: a StoreError. */
+  fail(err: unknown, op: 'read' | 'write', what: string): Error;
 }
 
 /** Why a store request failed, in the standard's words; the SCSI layer maps it to sense. */
