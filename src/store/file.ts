@@ -13,7 +13,7 @@ import { ArgumentError } from '../errors';
 import { copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole } from '../util/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
-import { StoreError, type BackingFile, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
+import { StoreError, type BackingFile, type Extent, type RangeCopy, type Store, type StoreFailure, type StoreIdentity } from './store';
 
 export interface FileStoreOptions {
   path: string;
@@ -342,6 +342,17 @@ export class FileStore implements Store, BackingFile {
     return this;
   }
 
+  /** The kernel copy's source side (Store.copyRangeTo): whatever `dst` stands on says whether it takes it. */
+  copyRangeTo(dst: Store): RangeCopy | undefined {
+    return dst.copyRangeFrom?.(this);
+  }
+
+  /** The kernel copy's destination side (Store.copyRangeFrom): from another file, copy_file_range. */
+  copyRangeFrom(src: Store): RangeCopy | undefined {
+    if (!(src instanceof FileStore)) return undefined;
+    return (lba, dstLba, count, opts) => src.copyFileRangeTo(this, lba, dstLba, count, opts).then(() => true);
+  }
+
   /**
    * Copies `count` blocks at `lba` of this file to `dstLba` of `dst` in the kernel
    * (copy_file_range), keeping holes holes: data extents are copied, hole extents are punched in
@@ -349,7 +360,7 @@ export class FileStore implements Store, BackingFile {
    * have the same block size; the ranges must not overlap when `dst` is this store. `fua`: the
    * destination is made durable before resolving.
    */
-  async copyRangeTo(dst: FileStore, lba: bigint, dstLba: bigint, count: bigint, opts: { fua?: boolean } = {}): Promise<void> {
+  private async copyFileRangeTo(dst: FileStore, lba: bigint, dstLba: bigint, count: bigint, opts: { fua?: boolean } = {}): Promise<void> {
     checkBigRange(this, lba, count);
     checkBigRange(dst, dstLba, count);
     if (dst.blockSize !== this.blockSize) throw new ArgumentError(`block sizes differ (${this.blockSize}, ${dst.blockSize})`);

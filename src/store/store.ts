@@ -58,14 +58,42 @@ export interface Store {
   close(): Promise<void>;
 
   // Optional capabilities. A filter (a store wrapping another, like the COW filter) forwards
-  // those it can to its child, applying its own rules; callers ask the store, never its class.
+  // those it can to its child, applying its own rules, as QEMU's filter drivers forward
+  // bdrv_co_copy_range to theirs; callers ask the store, never its class.
 
+  /**
+   * Optional: fills each `into` (whole blocks) from its LBA in one request off the event loop and
+   * returns each one's CRC32C — or, with `zeros`, undefined for one whose bytes are all zero (a
+   * snapshot's reads of original chunks: src/cow/original-reader.ts).
+   */
+  readChunks?(chunks: ReadonlyArray<{ lba: bigint; into: Buffer }>, opts: { zeros: boolean }): Promise<Array<number | undefined>>;
   /**
    * Optional: the regular file this store is, or stands on behind its filters (for checks on its
    * path, and for native jobs on its raw descriptors: the COW filter's capture commit).
    */
   backingFile?(): BackingFile | undefined;
+  /**
+   * Optional, the kernel copy's source side (QEMU's bdrv_co_copy_range_from): how to copy blocks
+   * of this store into `dst` with no data passing through user space, or undefined when these two
+   * stores cannot. A filter forwards it to its child; the store at the bottom asks
+   * `dst.copyRangeFrom(itself)`.
+   */
+  copyRangeTo?(dst: Store): RangeCopy | undefined;
+  /**
+   * Optional, the kernel copy's destination side (QEMU's bdrv_co_copy_range_to), asked by the
+   * store at the bottom of the source: a filter forwards it to its child and applies its own
+   * rules to each copy (the COW filter lets one through only while no snapshot captures).
+   */
+  copyRangeFrom?(src: Store): RangeCopy | undefined;
 }
+
+/**
+ * One kernel copy (Store.copyRangeTo): `count` blocks at the source's `lba` to the destination's
+ * `dstLba` (same block size, ranges not overlapping on one store), holes kept holes; `fua`: the
+ * destination is durable before it resolves. Resolves false, having copied nothing, when the
+ * destination refuses it now (the caller copies the range itself); rejects with a StoreError.
+ */
+export type RangeCopy = (lba: bigint, dstLba: bigint, count: bigint, opts?: { fua?: boolean }) => Promise<boolean>;
 
 /**
  * The regular file under a store (Store.backingFile), for what works on the file itself: checks
