@@ -25,6 +25,20 @@ async function halfWritten(bytes: number): Promise<{ path: string; store: FileSt
   return { path, store: await FileStore.open({ path }) };
 }
 
+type HalfWritten = Awaited<ReturnType<typeof halfWritten>>;
+
+/** Two 1 MiB half-written file stores for one test; both closed after it. */
+async function withTwoFiles(f: (a: HalfWritten, b: HalfWritten) => Promise<void>): Promise<void> {
+  const a = await halfWritten(MiB);
+  const b = await halfWritten(MiB);
+  try {
+    await f(a, b);
+  } finally {
+    await a.store.close();
+    await b.store.close();
+  }
+}
+
 describe('a COW filter over a file', () => {
   test('forwards the backing file; over memory there is none', async () => {
     const f = await halfWritten(MiB);
@@ -36,10 +50,8 @@ describe('a COW filter over a file', () => {
     }
   });
 
-  test('kernel copy: file → file through both filters, holes kept; none to or from memory', async () => {
-    const a = await halfWritten(MiB);
-    const b = await halfWritten(MiB);
-    try {
+  test('kernel copy: file → file through both filters, holes kept; none to or from memory', () =>
+    withTwoFiles(async (a, b) => {
       const src = new CowStore(a.store);
       const dst = new CowStore(b.store);
       const mem = new CowStore(new MemoryStore({ blocks: 2048n, blockSize: BS }));
@@ -51,16 +63,10 @@ describe('a COW filter over a file', () => {
       await expect(copy(512n, 0n, 1024n, { fua: true })).resolves.toBe(true);
       expect(fileBytes(b.path, 0, MiB / 2).equals(Buffer.concat([fileBytes(a.path, MiB / 4, MiB / 4), Buffer.alloc(MiB / 4)]))).toBe(true);
       expect((await b.store.extents(512n, 512n)).every((e) => !e.mapped)).toBe(true); // punched, not written
-    } finally {
-      await a.store.close();
-      await b.store.close();
-    }
-  });
+    }));
 
-  test('kernel copy into the filter: refused (false, nothing copied) while held or capturing; counted as a change in flight for a hold', async () => {
-    const a = await halfWritten(MiB);
-    const b = await halfWritten(MiB);
-    try {
+  test('kernel copy into the filter: refused (false, nothing copied) while held or capturing; counted as a change in flight for a hold', () =>
+    withTwoFiles(async (a, b) => {
       const dst = new CowStore(b.store);
       const copy = new CowStore(a.store).copyRangeTo(dst)!;
       const before = fileBytes(b.path, 0, MiB);
@@ -79,11 +85,7 @@ describe('a COW filter over a file', () => {
       expect(fileBytes(b.path, 0, MiB / 2).equals(fileBytes(a.path, 0, MiB / 2))).toBe(true);
       dst.release();
       await expect(running).resolves.toBe(true);
-    } finally {
-      await a.store.close();
-      await b.store.close();
-    }
-  });
+    }));
 
   test('the store below the filter goes to the session that claimed it, and no one else', () => {
     const mem = new MemoryStore({ blocks: 64n, blockSize: BS });
