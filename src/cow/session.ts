@@ -14,6 +14,7 @@
  *   protect-snapshot fails the change with sense and keeps the snapshot exact.
  */
 import crypto from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { AgentError } from '../errors';
 import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
@@ -92,8 +93,47 @@ export interface InstituteOptions {
   /** Snapshots this target knows have ended: an ACTIVE superblock of one is no longer in use. */
   endedHere?: (snapshotId: string) => boolean;
   log: Logger;
-  /** Test-only: runs while changes are held (the oracle copies the source's backing file here). */
-  onHeld?: (snapshotId: string) => Promise<void> | void;
+}
+
+/**
+ * The diagnostics channel (node:diagnostics_channel; docs/cow.md "The held event") a session
+ * publishes on at institution while the source's writes are held — drained, none admitted —
+ * before its capture is armed: a SnapshotHeldMessage. A diagnostic hook: the tests and the drill
+ * copy the source's backing file here, an oracle of the image made without the COW code.
+ */
+export const SNAPSHOT_HELD_CHANNEL = 'xcopy-agent:snapshot:held';
+
+export interface SnapshotHeldMessage {
+  snapshotId: string;
+  /** The source LUN's store (its COW filter): nothing changes it until the release. */
+  source: Store;
+  /**
+   * Keeps the writes held until `work` settles; call it from the subscriber itself (not later).
+   * A rejected `work` fails the institution (journalled ABANDONED). Subscribers must not throw:
+   * the channel reports a subscriber's exception as uncaught, not to the session.
+   */
+  hold(work: Promise<unknown>): void;
+}
+
+const heldChannel = diagnosticsChannel.channel(SNAPSHOT_HELD_CHANNEL);
+
+/** Publishes the held event (when anyone listens) and waits for the work its subscribers hold on. */
+async function publishHeld(snapshotId: string, source: Store): Promise<void> {
+  if (!heldChannel.hasSubscribers) return;
+  const work: Array<Promise<unknown>> = [];
+  let open = true;
+  const message: SnapshotHeldMessage = {
+    snapshotId,
+    source,
+    hold: (w) => {
+      if (!open) throw new Error(`snapshot ${snapshotId}: hold() after the held event was published`);
+      work.push(w);
+    },
+  };
+  heldChannel.publish(message);
+  open = false;
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 export interface SnapshotStatus {
@@ -389,7 +429,7 @@ export class SnapshotSession implements ChangeGuard {
     }
     let heldError: unknown;
     try {
-      await o.onHeld?.(id);
+      await publishHeld(id, src);
       src.arm(session);
     } catch (err) {
       heldError = err;

@@ -46,8 +46,6 @@ export interface ViewInfo {
 
 export interface ManagerOptions {
   log: Logger;
-  /** Test-only: runs while the source's writes are held at institution (the oracle's copy). */
-  onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
   /** Test-only: runs before a journalled session resumes after a restart. */
   beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
@@ -114,7 +112,6 @@ export class SnapshotManager {
   readonly model: TargetModel;
   readonly journal: FileJournal;
   private readonly log: Logger;
-  private readonly onHeld?: ManagerOptions['onHeld'];
   private readonly entries = new Map<string, Entry>();
   /** Journalled sessions not resumed yet after the restart, and those that could not be. */
   private readonly resuming = new Map<string, SessionRecord>();
@@ -131,7 +128,6 @@ export class SnapshotManager {
     this.model = model;
     this.journal = journal;
     this.log = opts.log;
-    this.onHeld = opts.onHeld;
     this.beforeResume = opts.beforeResume;
   }
 
@@ -384,7 +380,6 @@ export class SnapshotManager {
         overwriteObf: p.overwrite_obf === true,
         endedHere: (sid) => this.entries.get(sid)?.session.ended === true,
         log: this.log,
-        onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
       });
       this.entries.set(session.id, { session, ownedObf: owned, views: [] });
       return session.status();

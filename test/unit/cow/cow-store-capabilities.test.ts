@@ -2,19 +2,26 @@
  * What the COW filter forwards of its child's store capabilities, and what it keeps: the backing
  * file (Store.backingFile), the kernel copy (copyRangeTo / copyRangeFrom: transparent as a source;
  * as a destination only while no snapshot captures, counted as a change in flight for a hold);
- * and the store below it only to the session that claimed it (claimedStore).
+ * the store below it only to the session that claimed it (claimedStore); and the held event a
+ * session publishes on node:diagnostics_channel while the source's writes are held.
  */
 import crypto from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import fs from 'node:fs';
+import pino from 'pino';
 import { CowStore, type ChangeGuard } from '../../../src/cow/cow-store';
+import { SNAPSHOT_HELD_CHANNEL, SnapshotSession, type SessionJournal, type SnapshotHeldMessage } from '../../../src/cow/session';
 import { FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
+import { onSnapshotHeld } from '../../helpers/held';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
+const log = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
 const BS = 512;
 const files = tempFiles('cow-capabilities');
 
+const journal: SessionJournal = { save: async () => undefined };
 const guard: ChangeGuard = { beforeChange: async () => undefined };
 
 /** A file store of `bytes`: random data in the first half, a hole in the second. */
@@ -96,5 +103,55 @@ describe('a COW filter over a file', () => {
     expect(cow.claimedStore(guard)).toBe(mem);
     expect(cow.wraps(mem)).toBe(true);
     expect(cow.wraps(cow)).toBe(false);
+  });
+});
+
+describe('the held event', () => {
+  const source = () => new CowStore(new MemoryStore({ blocks: 4096n, blockSize: BS }));
+  const obf = () => new MemoryStore({ blocks: 16384n, blockSize: BS });
+
+  test('writes stay held until the work of every subscriber settles; hold() after the event throws', async () => {
+    const cow = source();
+    const order: string[] = [];
+    let late: SnapshotHeldMessage | undefined;
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const offA = onSnapshotHeld(async (held) => {
+      expect(held.source).toBe(cow);
+      expect(cow.held).toBe(true);
+      await slow;
+      order.push('a done');
+    }, cow);
+    const offB = onSnapshotHeld((held) => {
+      late = held;
+      order.push('b');
+    }, cow);
+    try {
+      const instituting = SnapshotSession.institute({ source: cow, sourceKey: 's', obf: obf(), obfSpec: 'm', journal, log });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(cow.held).toBe(true);
+      const write = cow.write(0n, Buffer.alloc(BS, 1)).then(() => order.push('write'));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(order).toEqual(['b']);
+      release();
+      const session = await instituting;
+      await write;
+      expect(order).toEqual(['b', 'a done', 'write']);
+      expect(session.status().records).toBe(1); // the held write was captured
+      expect(late?.snapshotId).toBe(session.id);
+      expect(() => late!.hold(Promise.resolve())).toThrow(/after the held event/);
+      await session.terminate();
+    } finally {
+      offA();
+      offB();
+    }
+  });
+
+  test('with no subscriber nothing waits, and only the named channel is used', async () => {
+    expect(diagnosticsChannel.hasSubscribers(SNAPSHOT_HELD_CHANNEL)).toBe(false);
+    const session = await SnapshotSession.institute({ source: source(), sourceKey: 's', obf: obf(), obfSpec: 'm', journal, log });
+    expect(session.state).toBe('ACTIVE');
+    await session.terminate();
+    expect(SNAPSHOT_HELD_CHANNEL).toBe('xcopy-agent:snapshot:held'); // documented in docs/cow.md
   });
 });
