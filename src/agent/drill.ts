@@ -6,8 +6,9 @@
  *  1. writes self-describing blocks (generation 1) to the source through the initiator;
  *  2. starts a host workload that keeps overwriting the source: generation-2 blocks until the
  *     institute call returns, generation 3 afterwards;
- *  3. institutes a snapshot (602) through the management API — the target copies the source's
- *     backing file while writes are held: the drill's reference, made without the COW code;
+ *  3. institutes a snapshot (602) through the management API — the drill copies the source's
+ *     backing file while the target holds its writes (the held event): the drill's reference,
+ *     made without the COW code;
  *  4. copies the whole source to the secondary with EXTENDED COPY through the copy manager
  *     (604), ignoring the writes going on;
  *  5. terminates the snapshot (606): the OBF is sealed;
@@ -19,6 +20,7 @@
  *     so its block shows the earlier generation).
  */
 import crypto from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError } from '../errors';
@@ -26,7 +28,7 @@ import { IscsiSession } from '../initiator/session';
 import { ManagementClient } from '../mgmt';
 import { freePort } from '../peers/tgt';
 import { quickConfig } from '../target/config';
-import { TargetServer } from '../target/server';
+import { SNAPSHOT_HELD_CHANNEL, TargetServer, type SnapshotHeldMessage } from '../target/server';
 import { logger } from '../util/log';
 import { applyObf } from './apply-obf';
 import { inquire, type InquireReport } from './inquire';
@@ -88,8 +90,6 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       log: logger(),
       stateDir,
       management: { listen: '127.0.0.1:0', tokenFile: path.join(stateDir, 'mgmt.token') },
-      // The reference: the source's bytes while writes are held at institution.
-      onHeld: async () => fs.promises.copyFile(files.source, files.reference),
     },
   );
   const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
@@ -100,6 +100,13 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     sessions.push(s);
     return s;
   };
+  // The reference: the source's bytes while writes are held at institution (the held event of
+  // this target's snapshots, docs/cow.md).
+  const onHeld = (m: unknown) => {
+    const held = m as SnapshotHeldMessage;
+    if ([...server.model.stores.values()].some((st) => st === held.source)) held.hold(fs.promises.copyFile(files.source, files.reference));
+  };
+  diagnosticsChannel.subscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
   try {
     const s = await open(0);
     const d = await open(2);
@@ -137,6 +144,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       stamped_blocks_checked: checked,
     };
   } finally {
+    diagnosticsChannel.unsubscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
     for (const s of sessions) await s.close().catch(() => undefined);
     await server.stop();
     if (!opts.keep) removeWorkFiles(files, stateDir);

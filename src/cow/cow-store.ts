@@ -9,9 +9,14 @@
  * capture is armed; `release()` lets the waiting changes in, each now behind the capture's
  * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
  * the source. Reads are never blocked.
+ *
+ * Nothing outside this file reaches the store it wraps: the session that claims the source gets
+ * it (claimedStore) to read originals from and to carry writes to; the store capabilities a
+ * caller may use (Store.backingFile, copyRangeTo/copyRangeFrom) are forwarded with this filter's
+ * rules applied.
  */
 import { ArgumentError } from '../errors';
-import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
+import { StoreError, type BackingFile, type Extent, type RangeCopy, type Store, type StoreIdentity } from '../store/store';
 
 /** What a snapshot session puts in front of every change while it captures. */
 export interface ChangeGuard {
@@ -166,18 +171,39 @@ export class CowStore implements Store {
   }
 
   /**
-   * Runs `fn` on the inner store as a change that needs no capture (the copy manager's kernel
-   * copy into an idle source): counted for drains, refused (undefined) while a capture is armed,
-   * a hold is on or changes are refused (not ready), so the caller takes the ordinary path.
+   * Runs `fn` (a change to the inner store) as a change that needs no capture: counted for
+   * drains, refused (undefined) while a capture is armed, a hold is on or changes are refused
+   * (not ready), so the caller takes the ordinary path.
    */
-  async passThrough<T>(fn: (inner: Store) => Promise<T>): Promise<T | undefined> {
+  private async passThrough<T>(fn: () => Promise<T>): Promise<T | undefined> {
     if (this.guard || this.gate || this.notReadyError) return undefined;
     this.inFlight++;
     try {
-      return await fn(this.inner);
+      return await fn();
     } finally {
       this.leave();
     }
+  }
+
+  /** The file the wrapped store stands on: the filter adds no data of its own. */
+  backingFile(): BackingFile | undefined {
+    return this.inner.backingFile?.();
+  }
+
+  /** As a kernel copy's source the filter is transparent: reads are never blocked. */
+  copyRangeTo(dst: Store): RangeCopy | undefined {
+    return this.inner.copyRangeTo?.(dst);
+  }
+
+  /**
+   * As a kernel copy's destination (the copy manager's copy_file_range into this LUN), a copy
+   * runs only while no snapshot captures the source and counts as a change in flight for a hold
+   * (passThrough); otherwise it resolves false and the caller writes through this filter.
+   */
+  copyRangeFrom(src: Store): RangeCopy | undefined {
+    const copy = this.inner.copyRangeFrom?.(src);
+    if (!copy) return undefined;
+    return async (lba, dstLba, count, opts) => (await this.passThrough(() => copy(lba, dstLba, count, opts))) === true;
   }
 
   flush(): Promise<void> {
@@ -246,6 +272,20 @@ export class CowStore implements Store {
     return this.owner !== undefined;
   }
 
+  /**
+   * The store this filter wraps, for the session that claimed the source only: it reads the
+   * originals there, and its capture commits carry hosts' writes there (capture-commit.ts).
+   */
+  claimedStore(owner: object): Store {
+    if (this.owner === undefined || this.owner !== owner) throw new Error('only the session that claimed the source reaches the store below its filter');
+    return this.inner;
+  }
+
+  /** True when `store` is the one this filter wraps (an OBF must not be its source's own store). */
+  wraps(store: Store): boolean {
+    return store === this.inner;
+  }
+
   /** Arms the capture of the owner. Only while held, only by the source's owner. */
   arm(guard: ChangeGuard & object): void {
     if (!this.gate) throw new Error('a capture is armed only while changes are held');
@@ -277,9 +317,12 @@ export class CowStore implements Store {
   }
 }
 
-/** The COW filter under a store, if it is one. */
-export function cowOf(store: Store): CowStore | undefined {
-  return store instanceof CowStore ? store : undefined;
+/**
+ * True when `store` is a COW filter whose source a snapshot has claimed, arms or holds: it cannot
+ * be an OBF now.
+ */
+export function isSnapshotSource(store: Store): boolean {
+  return store instanceof CowStore && (store.claimed || store.capturing || store.held);
 }
 
 /** A StoreError carrying exact sense, for a change refused by the protect-snapshot policy. */

@@ -7,10 +7,9 @@
  * Positions are given out at commit time, in queue order, so the log has no holes. Space for a
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
-import { CaptureReadError, FileStore, type HostWriteOutcome, type SourceHostWrite } from '../store/file';
 import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../native/fileops';
-import type { Store } from '../store/store';
-import { CowStore } from './cow-store';
+import type { BackingFile, Store } from '../store/store';
+import { CaptureReadError, commitCaptures, type HostWriteOutcome, type SourceHostWrite } from './capture-commit';
 import {
   encodeDataRecordHeader,
   encodeDataRecordHeaderWithoutCrc,
@@ -124,7 +123,7 @@ export class ObfAppender {
    * appendCapture's source and this OBF's file, when commits read the originals themselves, and
    * the chain that orders those commits for the host writes they carry.
    */
-  private captures?: { source: FileStore; obf: FileStore; spare: Buffer[]; chain: CaptureChain };
+  private captures?: { source: BackingFile; obf: BackingFile; spare: Buffer[]; chain: CaptureChain };
   /** Commits in flight that are not on the capture chain (their own writes from here). */
   private plainInFlight = 0;
 
@@ -156,16 +155,18 @@ export class ObfAppender {
   }
 
   /**
-   * Lets commits read the originals themselves (appendCapture) when both the source and this
-   * OBF are files and zero data is written (no deallocated gaps): then one thread-pool job per
-   * commit reads the originals, stores the record CRCs and writes the log (FileStore
-   * commitCaptures), and a capture costs the event loop no read round trip of its own. True
+   * Lets commits read the originals themselves (appendCapture) when the source is a file itself
+   * (the store below its COW filter, not a filter: the commits carry hosts' writes to it), this
+   * OBF stands on a file (Store.backingFile) and zero data is written (no deallocated gaps): then
+   * one thread-pool job per commit reads the originals, stores the record CRCs and writes the log
+   * (capture-commit.ts), and a capture costs the event loop no read round trip of its own. True
    * when set up.
    */
   readOriginalsFrom(source: Store): boolean {
-    const obf = this.store instanceof CowStore ? this.store.inner : this.store;
-    if (!(source instanceof FileStore) || !(obf instanceof FileStore) || this.zeroElision) return false;
-    this.captures = { source, obf, spare: [], chain: newCaptureChain() };
+    const file = source.backingFile?.();
+    const obf = this.store.backingFile?.();
+    if (file === undefined || (file as object) !== source || obf === undefined || this.zeroElision) return false;
+    this.captures = { source: file, obf, spare: [], chain: newCaptureChain() };
     return true;
   }
 
@@ -372,7 +373,7 @@ export class ObfAppender {
         const order = { chain: c.chain, ticket: takeCaptureTicket(c.chain) };
         // A batch with deallocated gaps (zero records) is durable only after the unmaps and the
         // flush below: its job must not make host writes (they stay the callers').
-        const done = await c.obf.commitCaptures(c.source, b.reads, b.runs, { order, hosts: b.gaps.length === 0 ? b.hosts : [] });
+        const done = await commitCaptures(c.obf, c.source, b.reads, b.runs, { order, hosts: b.gaps.length === 0 ? b.hosts : [] });
         for (const x of b.placed) {
           if (x.read !== undefined) x.crc = done.crcs[x.read];
           if (x.host !== undefined) x.rec.host = done.hosts[x.host];
@@ -489,7 +490,7 @@ interface Placed {
   host?: number;
 }
 
-/** A capture's original to read in its commit (FileStore commitCaptures). */
+/** A capture's original to read in its commit (commitCaptures). */
 interface CaptureRead {
   lba: bigint;
   into: Buffer;

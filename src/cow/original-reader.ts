@@ -3,15 +3,14 @@
  * copy-on-write; src/cow/session.ts commits what it returns to the OBF).
  *
  * A file source — the common case, and the one on the first-write hot path — is read without
- * costing the event loop more than one call per batch: the captures asked for in one turn of the
- * loop (the commands of one socket read) go to the thread pool together, where each chunk is
- * read, tested for all zeros and checksummed (CRC32C) by the native addon. The chunk buffers come
+ * costing the event loop more than one call per batch (Store.readChunks): the captures asked for
+ * in one turn of the loop (the commands of one socket read) go to the thread pool together, where
+ * each chunk is read, tested for all zeros and checksummed (CRC32C) by the native addon. The chunk buffers come
  * from a pool and go back to it when their record is committed, so a run of first writes does
  * not allocate 64 KiB per write for the garbage collector to chase. Other stores are read one
  * chunk at a time; a thin memory source's unmapped chunk is zeros without a read.
  */
 import { ArgumentError } from '../errors';
-import { FileStore } from '../store/file';
 import type { Store } from '../store/store';
 import { crc32c } from '../native/crc32c';
 
@@ -61,7 +60,7 @@ export class OriginalReader {
     if (!Number.isInteger(blocks) || blocks < 1 || blocks * this.source.blockSize > this.chunkBytes) {
       return Promise.reject(new ArgumentError(`an original is 1 to ${this.chunkBytes / this.source.blockSize} blocks, not ${blocks}`));
     }
-    if (this.source instanceof FileStore) {
+    if (this.source.readChunks) {
       return new Promise((resolve, reject) => {
         this.queue.push({ lba, blocks, resolve, reject });
         if (!this.scheduled) {
@@ -91,12 +90,12 @@ export class OriginalReader {
   }
 
   private async readBatch(batch: Wanted[]): Promise<void> {
-    const src = this.source as FileStore;
+    const src = this.source;
     const bufs = batch.map(() => this.spare.pop() ?? Buffer.allocUnsafe(this.chunkBytes));
     const chunks = batch.map((w, i) => ({ lba: w.lba, into: bufs[i].subarray(0, w.blocks * src.blockSize) }));
     let crcs: Array<number | undefined>;
     try {
-      crcs = await src.readChunks(chunks, { zeros: true });
+      crcs = await src.readChunks!(chunks, { zeros: true });
     } catch (err) {
       for (const b of bufs) this.giveBack(b);
       if (batch.length === 1) {

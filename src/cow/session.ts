@@ -14,15 +14,16 @@
  *   protect-snapshot fails the change with sense and keeps the snapshot exact.
  */
 import crypto from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { AgentError } from '../errors';
 import { SenseKey } from '../scsi/constants';
 import { encodeFixedSense } from '../scsi/sense';
-import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
 import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../native/fileops';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
-import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
+import type { HostWriteOutcome, SourceHostWrite } from './capture-commit';
+import { isSnapshotSource, refusedChange, type ChangeGuard, type CowStore } from './cow-store';
 import {
   decodeSuperblock,
   encodeSuperblock,
@@ -92,8 +93,47 @@ export interface InstituteOptions {
   /** Snapshots this target knows have ended: an ACTIVE superblock of one is no longer in use. */
   endedHere?: (snapshotId: string) => boolean;
   log: Logger;
-  /** Test-only: runs while changes are held (the oracle copies the source's backing file here). */
-  onHeld?: (snapshotId: string) => Promise<void> | void;
+}
+
+/**
+ * The diagnostics channel (node:diagnostics_channel; docs/cow.md "The held event") a session
+ * publishes on at institution while the source's writes are held — drained, none admitted —
+ * before its capture is armed: a SnapshotHeldMessage. A diagnostic hook: the tests and the drill
+ * copy the source's backing file here, an oracle of the image made without the COW code.
+ */
+export const SNAPSHOT_HELD_CHANNEL = 'xcopy-agent:snapshot:held';
+
+export interface SnapshotHeldMessage {
+  snapshotId: string;
+  /** The source LUN's store (its COW filter): nothing changes it until the release. */
+  source: Store;
+  /**
+   * Keeps the writes held until `work` settles; call it from the subscriber itself (not later).
+   * A rejected `work` fails the institution (journalled ABANDONED). Subscribers must not throw:
+   * the channel reports a subscriber's exception as uncaught, not to the session.
+   */
+  hold(work: Promise<unknown>): void;
+}
+
+const heldChannel = diagnosticsChannel.channel(SNAPSHOT_HELD_CHANNEL);
+
+/** Publishes the held event (when anyone listens) and waits for the work its subscribers hold on. */
+async function publishHeld(snapshotId: string, source: Store): Promise<void> {
+  if (!heldChannel.hasSubscribers) return;
+  const work: Array<Promise<unknown>> = [];
+  let open = true;
+  const message: SnapshotHeldMessage = {
+    snapshotId,
+    source,
+    hold: (w) => {
+      if (!open) throw new Error(`snapshot ${snapshotId}: hold() after the held event was published`);
+      work.push(w);
+    },
+  };
+  heldChannel.publish(message);
+  open = false;
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 export interface SnapshotStatus {
@@ -239,10 +279,12 @@ export class SnapshotSession implements ChangeGuard {
   private appender: ObfAppender;
   /** Source blocks per chunk. */
   private readonly chunkBlocks: bigint;
-  /** Reads the originals of chunks being captured. */
-  private readonly originals: OriginalReader;
-  /** File source and file OBF: the OBF commit reads the originals itself (ObfAppender.appendCapture). */
-  private readonly commitReadsOriginals: boolean;
+  /**
+   * Once the session has claimed its source (capturesFrom): the store below the source's filter,
+   * the reader of the originals of chunks being captured there, and whether the OBF commit reads
+   * them itself (a file source and a file OBF: ObfAppender.appendCapture).
+   */
+  private below: { store: Store; originals: OriginalReader; commitReads: boolean } | undefined;
   /**
    * Captured chunk → first OBF data block of its record (a number: memory grows with what was
    * captured, ≈ 40 bytes a chunk, never with the source's size).
@@ -269,9 +311,13 @@ export class SnapshotSession implements ChangeGuard {
     this.log = o.log.child({ snapshot: o.record.id });
     this.appender = o.appender;
     this.chunkBlocks = BigInt(o.record.chunkBytes / o.source.blockSize);
-    this.originals = new OriginalReader(o.source.inner, o.record.chunkBytes);
-    this.commitReadsOriginals = o.capturing && o.appender.readOriginalsFrom(o.source.inner);
     this.capturing = o.capturing;
+  }
+
+  /** Sets up the captures once the source is claimed: its filter hands over the store it wraps. */
+  private capturesFrom(source: CowStore): void {
+    const store = source.claimedStore(this);
+    this.below = { store, originals: new OriginalReader(store, this.record.chunkBytes), commitReads: this.appender.readOriginalsFrom(store) };
   }
 
   get state(): SnapshotState {
@@ -297,7 +343,7 @@ export class SnapshotSession implements ChangeGuard {
       throw new AgentError('ERR_INVALID_ARG', `the source (${src.blocks} blocks of ${sbs}) is not a whole number of the OBF's ${B}-byte blocks: use an OBF with ${sbs}-byte blocks`);
     }
     if (o.obf.readOnly) throw new AgentError('ERR_INVALID_ARG', `the OBF ${o.obfSpec} is read-only`);
-    if (o.obf === src || o.obf === src.inner) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
+    if (o.obf === src || src.wraps(o.obf)) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
     const minBlocks = 1n + 1n + BigInt(chunkBytes / B) + 2n;
     if (o.obf.blocks < minBlocks) throw new AgentError('ERR_INVALID_ARG', `the OBF ${o.obfSpec} has ${o.obf.blocks} blocks; at least ${minBlocks} are needed for one chunk`);
     const id = crypto.randomUUID();
@@ -340,10 +386,11 @@ export class SnapshotSession implements ChangeGuard {
     // not raced; an active snapshot's OBF is written below its filter (the capture commit), so
     // it cannot be a source, and a source cannot become an OBF.
     if (src.obfOf !== undefined) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} is the OBF of active snapshot ${src.obfOf}; it cannot be a source now`);
-    if (o.obf instanceof CowStore && (o.obf.claimed || o.obf.capturing || o.obf.held)) {
+    if (isSnapshotSource(o.obf)) {
       throw new AgentError('ERR_SNAPSHOT_STATE', `${o.obfSpec} is the source of an active snapshot; it cannot be an OBF now`);
     }
     if (!src.claim(session)) throw new AgentError('ERR_SNAPSHOT_STATE', `${o.sourceKey} already has an active snapshot; terminate it first`);
+    session.capturesFrom(src);
     session.protectObf(true);
     // A session that never ran: the journal and the superblock say ABANDONED where they still
     // can, or an ACTIVE entry of it would fence the source and its OBF at the next start.
@@ -382,7 +429,7 @@ export class SnapshotSession implements ChangeGuard {
     }
     let heldError: unknown;
     try {
-      await o.onHeld?.(id);
+      await publishHeld(id, src);
       src.arm(session);
     } catch (err) {
       heldError = err;
@@ -478,6 +525,7 @@ export class SnapshotSession implements ChangeGuard {
     for (const r of scan.records) session.where.set(Number(r.sourceLba / session.chunkBlocks), Number(r.dataLba));
     if (capturing) {
       if (!o.source.claim(session)) return gap('another snapshot of the same source was resumed first');
+      session.capturesFrom(o.source);
       session.protectObf(true);
       await o.source.hold(0).catch(() => undefined);
       o.source.arm(session);
@@ -543,7 +591,8 @@ export class SnapshotSession implements ChangeGuard {
    * with the source's write error. A COW timeout cancels the host write if it has not started.
    */
   async changeWith(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean> {
-    if (this.invalidating || !this.capturing || !this.commitReadsOriginals || this.source.inner.readOnly) return false;
+    const below = this.below;
+    if (this.invalidating || !this.capturing || !below?.commitReads || below.store.readOnly) return false;
     const bs = this.source.blockSize;
     let bytes = 0;
     for (const p of pieces) bytes += p.length;
@@ -582,7 +631,7 @@ export class SnapshotSession implements ChangeGuard {
 
   /** Capturing has ended: the pooled chunk buffers go (a session lives on until forgotten). */
   private releaseBuffers(): void {
-    this.originals.releaseBuffers();
+    this.below?.originals.releaseBuffers();
     this.appender.releaseBuffers();
   }
 
@@ -596,7 +645,8 @@ export class SnapshotSession implements ChangeGuard {
     const p = (async () => {
       const lba = BigInt(c) * this.chunkBlocks;
       const n = Number(this.source.blocks - lba < this.chunkBlocks ? this.source.blocks - lba : this.chunkBlocks);
-      if (this.commitReadsOriginals) {
+      const below = this.below!; // set before the capture is armed
+      if (below.commitReads) {
         const rec = await this.appender.appendCapture(lba, n, host?.write);
         if (host) host.outcome = rec.host;
         this.where.set(c, Number(rec.dataLba));
@@ -605,7 +655,7 @@ export class SnapshotSession implements ChangeGuard {
       }
       let original: Original;
       try {
-        original = await this.originals.read(lba, n);
+        original = await below.originals.read(lba, n);
       } catch (err) {
         throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
       }
@@ -860,7 +910,7 @@ export class SnapshotSession implements ChangeGuard {
         data.copy(dst, 0, skip, skip + n * bs);
         return;
       }
-      await this.source.inner.read(lba, n, dst);
+      await this.source.read(lba, n, dst);
       if (!this.where.has(c) && !this.inProgress.has(c) && this.capturing) return;
     }
   }

@@ -10,11 +10,10 @@
 import { constants as osConstants } from 'node:os';
 import fs from 'node:fs';
 import { ArgumentError } from '../errors';
-import { abandonCaptureTicket, captureCommit, copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole, type CaptureChain } from '../native/fileops';
-import { OBF_RECORD_CRC_OFFSET, OBF_RECORD_HEADER_LENGTH } from '../obf/format';
+import { copyFileRangeAsync, fadviseRandom, punchHole, readChunks, seekData, seekHole } from '../native/fileops';
 import { checkBigRange, checkBlockSize, checkRead, checkWrite, closedError, pushExtent, writeProtected } from './checks';
 import { naaFromSeed, serialFromSeed } from './identity';
-import { StoreError, type Extent, type Store, type StoreFailure, type StoreIdentity } from './store';
+import { StoreError, type BackingFile, type Extent, type RangeCopy, type Store, type StoreFailure, type StoreIdentity } from './store';
 
 export interface FileStoreOptions {
   path: string;
@@ -25,38 +24,6 @@ export interface FileStoreOptions {
   readOnly?: boolean;
 }
 
-/** commitCaptures failed reading the source (nothing was written to the OBF). */
-export class CaptureReadError extends StoreError {
-  /** The read (index into commitCaptures' `reads`) that failed, when known. */
-  readonly index: number | undefined;
-  constructor(failure: StoreFailure, message: string, options?: { cause?: unknown; index?: number }) {
-    super(failure, message, options);
-    this.index = options?.index;
-    Object.defineProperty(this, 'name', { value: 'CaptureReadError', enumerable: false });
-  }
-}
-
-/**
- * A change to the source that an OBF capture commit makes once its records are durable
- * (commitCaptures): the host's write that needed the capture.
- */
-export interface SourceHostWrite {
-  lba: bigint;
-  pieces: readonly Buffer[];
-  fua: boolean;
-  /** Cancellation cell shared with the job (src/native/fileops.ts CaptureHostWrite.state). */
-  state: Int32Array;
-}
-
-function piecesBytes(pieces: readonly Buffer[]): number {
-  let n = 0;
-  for (const p of pieces) n += p.length;
-  return n;
-}
-
-/** What became of a host write carried by a capture commit. */
-export type HostWriteOutcome = 'written' | 'not-written' | Error;
-
 /** Zeros written per request where punching is not supported. */
 const ZERO_CHUNK = 1024 * 1024;
 
@@ -65,7 +32,7 @@ const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
 );
 
 /** The errno name of a Node fs error (`code`) or a native one (positive `errno`). */
-function errnoName(err: unknown): string | undefined {
+export function errnoName(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as { code?: unknown; errno?: unknown };
   if (typeof e.code === 'string') return e.code;
@@ -104,7 +71,7 @@ function formatBytes(n: number): string {
   return unit ? `${n} bytes (${Number.isInteger(v) ? v : v.toFixed(2)} ${unit})` : `${n} bytes`;
 }
 
-export class FileStore implements Store {
+export class FileStore implements Store, BackingFile {
   readonly kind = 'file';
   readonly blockSize: number;
   readonly blocks: bigint;
@@ -114,10 +81,11 @@ export class FileStore implements Store {
   readonly unmapReadsZero = true;
   readonly path: string;
   private fh: fs.promises.FileHandle | undefined;
-  private readonly fd: number;
+  /** The descriptor of the FileHandle (BackingFile.fd). */
+  readonly fd: number;
   private punchSupported = true;
   private dsync: number | undefined;
-  private captureRead: number | undefined;
+  private randomRead: number | undefined;
   /** Requests on the raw descriptors in flight (close() waits for them; FileHandle.close only knows its own). */
   private busy = 0;
   private idleWaiters: Array<() => void> = [];
@@ -196,7 +164,8 @@ export class FileStore implements Store {
     return this.fh;
   }
 
-  private fail(err: unknown, op: 'read' | 'write', what: string): Error {
+  /** An error of a request on the file as a StoreError (BackingFile.fail). */
+  fail(err: unknown, op: 'read' | 'write', what: string): Error {
     if (err instanceof StoreError || err instanceof ArgumentError) return err;
     const failure = storeFailureOf(err, op);
     return new StoreError(failure, `${what} on ${this.identity.name} failed: ${(err as Error).message}`, { cause: err });
@@ -239,7 +208,7 @@ export class FileStore implements Store {
     this.busy++;
     try {
       return await readChunks(
-        this.captureReadFd(),
+        this.randomReadFd(),
         chunks.map((c) => c.into),
         chunks.map((c) => Number(c.lba) * this.blockSize),
         opts.zeros,
@@ -295,88 +264,6 @@ export class FileStore implements Store {
     } catch (err) {
       throw this.fail(err, 'write', `write of ${total / this.blockSize} blocks at LBA ${lba}`);
     } finally {
-      this.settled();
-    }
-  }
-
-  /**
-   * One OBF group commit of snapshot captures on this (the OBF's) file, in one thread-pool job:
-   * each original read from `source` into `reads[i].into` and its record CRC stored in
-   * `reads[i].header` (the header's CRC field), then every run written durably (a pwritev each
-   * on the O_DSYNC descriptor); then, given an `order` (a capture chain and the ticket this
-   * commit took on it), once the commits holding earlier tickets are durable too, each host
-   * write in `hosts` not cancelled made on `source` (the change that needed the capture).
-   * Resolves with the record CRCs and each host write's outcome. A failed read of the source is a
-   * CaptureReadError (nothing was written), a failed OBF write a write-error; in both cases no
-   * host write was made. Failing before its job is queued, it abandons the ticket (to the
-   * commits after it, a failed commit).
-   */
-  async commitCaptures(
-    source: FileStore,
-    reads: ReadonlyArray<{ lba: bigint; into: Buffer; header: Buffer }>,
-    runs: ReadonlyArray<{ lba: bigint; pieces: readonly Buffer[] }>,
-    opts: { order?: { chain: CaptureChain; ticket: number }; hosts?: ReadonlyArray<SourceHostWrite> } = {},
-  ): Promise<{ crcs: number[]; hosts: HostWriteOutcome[] }> {
-    const hosts = opts.hosts ?? [];
-    let job: ReturnType<typeof captureCommit>;
-    try {
-      for (const r of reads) checkRead(source, r.lba, r.into.length / source.blockSize, r.into);
-      for (const r of runs) {
-        const bytes = piecesBytes(r.pieces);
-        if (bytes % this.blockSize !== 0) throw new ArgumentError(`a run of ${bytes} bytes is not a whole number of ${this.blockSize}-byte blocks`);
-        checkBigRange(this, r.lba, BigInt(bytes / this.blockSize));
-      }
-      for (const h of hosts) {
-        const bytes = piecesBytes(h.pieces);
-        if (bytes === 0 || bytes % source.blockSize !== 0) throw new ArgumentError(`a host write of ${bytes} bytes is not a positive number of ${source.blockSize}-byte blocks`);
-        checkBigRange(source, h.lba, BigInt(bytes / source.blockSize));
-      }
-      source.handle();
-      this.handle();
-      if (this.readOnly) throw writeProtected(this.identity.name);
-      if (hosts.length > 0 && source.readOnly) throw writeProtected(source.identity.name);
-      job = captureCommit(
-        source.captureReadFd(),
-        reads.map((r) => ({ into: r.into, position: Number(r.lba) * source.blockSize, header: r.header })),
-        { headerLength: OBF_RECORD_HEADER_LENGTH, crcOffset: OBF_RECORD_CRC_OFFSET },
-        this.dsyncFd(),
-        // Fresh arrays: the job references them (and so the buffers) until it ends.
-        runs.map((r) => ({ position: Number(r.lba) * this.blockSize, pieces: [...r.pieces] })),
-        opts.order,
-        hosts.length > 0
-          ? { fd: source.fd, writes: hosts.map((h) => ({ position: Number(h.lba) * source.blockSize, pieces: [...h.pieces], fua: h.fua, state: h.state })) }
-          : undefined,
-      );
-    } catch (err) {
-      // No job got the ticket: finish it as failed, or every later host write would wait on it
-      // (or, worse, pass the gap this commit leaves).
-      if (opts.order) abandonCaptureTicket(opts.order.chain, opts.order.ticket);
-      throw err;
-    }
-    source.busy++;
-    this.busy++;
-    try {
-      const done = await job;
-      return {
-        crcs: done.crcs,
-        hosts: done.hosts.map((e, i): HostWriteOutcome => {
-          if (e === 0) return 'written';
-          if (e < 0) return 'not-written';
-          const h = hosts[i];
-          const err = Object.assign(new Error(`pwritev: ${ERRNO_NAMES[e] ?? `errno ${e}`}`), { errno: e, syscall: 'pwritev' });
-          return source.fail(err, 'write', `write of ${piecesBytes(h.pieces) / source.blockSize} blocks at LBA ${h.lba}`);
-        }),
-      };
-    } catch (err) {
-      const { phase, index } = err as { phase?: string; index?: number };
-      if (phase === 'read') {
-        const at = typeof index === 'number' ? reads[index]?.lba : undefined;
-        const e = source.fail(err, 'read', at !== undefined ? `capture read at LBA ${at}` : `capture read of ${reads.length} chunks`);
-        throw new CaptureReadError(e instanceof StoreError ? e.failure : { kind: 'read-error' }, e.message, { cause: err, index: typeof index === 'number' ? index : undefined });
-      }
-      throw this.fail(err, 'write', `capture commit of ${runs.length} runs`);
-    } finally {
-      source.settled();
       this.settled();
     }
   }
@@ -450,6 +337,22 @@ export class FileStore implements Store {
     return out;
   }
 
+  /** The file itself (Store.backingFile). */
+  backingFile(): BackingFile {
+    return this;
+  }
+
+  /** The kernel copy's source side (Store.copyRangeTo): whatever `dst` stands on says whether it takes it. */
+  copyRangeTo(dst: Store): RangeCopy | undefined {
+    return dst.copyRangeFrom?.(this);
+  }
+
+  /** The kernel copy's destination side (Store.copyRangeFrom): from another file, copy_file_range. */
+  copyRangeFrom(src: Store): RangeCopy | undefined {
+    if (!(src instanceof FileStore)) return undefined;
+    return (lba, dstLba, count, opts) => src.copyFileRangeTo(this, lba, dstLba, count, opts).then(() => true);
+  }
+
   /**
    * Copies `count` blocks at `lba` of this file to `dstLba` of `dst` in the kernel
    * (copy_file_range), keeping holes holes: data extents are copied, hole extents are punched in
@@ -457,7 +360,7 @@ export class FileStore implements Store {
    * have the same block size; the ranges must not overlap when `dst` is this store. `fua`: the
    * destination is made durable before resolving.
    */
-  async copyRangeTo(dst: FileStore, lba: bigint, dstLba: bigint, count: bigint, opts: { fua?: boolean } = {}): Promise<void> {
+  private async copyFileRangeTo(dst: FileStore, lba: bigint, dstLba: bigint, count: bigint, opts: { fua?: boolean } = {}): Promise<void> {
     checkBigRange(this, lba, count);
     checkBigRange(dst, dstLba, count);
     if (dst.blockSize !== this.blockSize) throw new ArgumentError(`block sizes differ (${this.blockSize}, ${dst.blockSize})`);
@@ -499,9 +402,9 @@ export class FileStore implements Store {
     if (!fh) return;
     this.fh = undefined;
     if (this.busy > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    const extra = [this.dsync, this.captureRead].filter((fd): fd is number => fd !== undefined);
+    const extra = [this.dsync, this.randomRead].filter((fd): fd is number => fd !== undefined);
     this.dsync = undefined;
-    this.captureRead = undefined;
+    this.randomRead = undefined;
     await fh.close();
     for (const fd of extra) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
   }
@@ -515,23 +418,34 @@ export class FileStore implements Store {
     }
   }
 
+  /** Throws not-ready once the store is closed or closing (BackingFile.checkOpen). */
+  checkOpen(): void {
+    this.handle();
+  }
+
+  /** Counts a request on the raw descriptors (BackingFile.beginRequest): close() waits for it. */
+  beginRequest(): () => void {
+    this.busy++;
+    return () => this.settled();
+  }
+
   /**
-   * The descriptor a snapshot's capture reads go through, opened on first use, with no
-   * readahead (POSIX_FADV_RANDOM on it alone): each reads one chunk at a random place, and
-   * readahead would read (or, over holes, zero-fill) pages no capture asked for, while the
-   * hosts' reads keep theirs on the main descriptor.
+   * The descriptor a snapshot's capture reads go through (readChunks, and the COW filter's
+   * capture commit), opened on first use, with no readahead (POSIX_FADV_RANDOM on it alone):
+   * each reads one chunk at a random place, and readahead would read (or, over holes, zero-fill)
+   * pages no capture asked for, while the hosts' reads keep theirs on the main descriptor.
    */
-  private captureReadFd(): number {
-    if (this.captureRead === undefined) {
+  randomReadFd(): number {
+    if (this.randomRead === undefined) {
       const fd = this.reopen(fs.constants.O_RDONLY);
       try {
         fadviseRandom(fd);
       } catch {
         // advice only: without it, reads are still right
       }
-      this.captureRead = fd;
+      this.randomRead = fd;
     }
-    return this.captureRead;
+    return this.randomRead;
   }
 
   /**
@@ -547,8 +461,8 @@ export class FileStore implements Store {
     }
   }
 
-  /** The O_DSYNC descriptor for FUA writes, opened on first use. */
-  private dsyncFd(): number {
+  /** The O_DSYNC descriptor for FUA writes (and OBF commits), opened on first use. */
+  dsyncFd(): number {
     if (this.dsync === undefined) this.dsync = this.reopen(fs.constants.O_RDWR | fs.constants.O_DSYNC);
     return this.dsync;
   }

@@ -56,6 +56,71 @@ export interface Store {
    */
   notReady?(): StoreError | undefined;
   close(): Promise<void>;
+
+  // Optional capabilities. A filter (a store wrapping another, like the COW filter) forwards
+  // those it can to its child, applying its own rules, as QEMU's filter drivers forward
+  // bdrv_co_copy_range to theirs; callers ask the store, never its class.
+
+  /**
+   * Optional: fills each `into` (whole blocks) from its LBA in one request off the event loop and
+   * returns each one's CRC32C — or, with `zeros`, undefined for one whose bytes are all zero (a
+   * snapshot's reads of original chunks: src/cow/original-reader.ts).
+   */
+  readChunks?(chunks: ReadonlyArray<{ lba: bigint; into: Buffer }>, opts: { zeros: boolean }): Promise<Array<number | undefined>>;
+  /**
+   * Optional: the regular file this store is, or stands on behind its filters (for checks on its
+   * path, and for native jobs on its raw descriptors: the COW filter's capture commit).
+   */
+  backingFile?(): BackingFile | undefined;
+  /**
+   * Optional, the kernel copy's source side (QEMU's bdrv_co_copy_range_from): how to copy blocks
+   * of this store into `dst` with no data passing through user space, or undefined when these two
+   * stores cannot. A filter forwards it to its child; the store at the bottom asks
+   * `dst.copyRangeFrom(itself)`.
+   */
+  copyRangeTo?(dst: Store): RangeCopy | undefined;
+  /**
+   * Optional, the kernel copy's destination side (QEMU's bdrv_co_copy_range_to), asked by the
+   * store at the bottom of the source: a filter forwards it to its child and applies its own
+   * rules to each copy (the COW filter lets one through only while no snapshot captures).
+   */
+  copyRangeFrom?(src: Store): RangeCopy | undefined;
+}
+
+/**
+ * One kernel copy (Store.copyRangeTo): `count` blocks at the source's `lba` to the destination's
+ * `dstLba` (same block size, ranges not overlapping on one store), holes kept holes; `fua`: the
+ * destination is durable before it resolves. Resolves false, having copied nothing, when the
+ * destination refuses it now (the caller copies the range itself); rejects with a StoreError.
+ */
+export type RangeCopy = (lba: bigint, dstLba: bigint, count: bigint, opts?: { fua?: boolean }) => Promise<boolean>;
+
+/**
+ * The regular file under a store (Store.backingFile), for what works on the file itself: checks
+ * on its path, and native jobs on the libuv thread pool that take its raw descriptors (the COW
+ * filter's capture commit, src/cow/capture-commit.ts). Such a job is counted from
+ * beginRequest() until the function it returned is called: close() waits for every one, so a
+ * descriptor is never closed (and its number reused by the next open) under a running job.
+ */
+export interface BackingFile {
+  /** The file's real path. */
+  readonly path: string;
+  readonly identity: StoreIdentity;
+  readonly blockSize: number;
+  readonly blocks: bigint;
+  readonly readOnly: boolean;
+  /** The descriptor the store reads and writes through. */
+  readonly fd: number;
+  /** Throws the store's not-ready error once it is closed or closing: check before a job starts. */
+  checkOpen(): void;
+  /** A descriptor opened O_DSYNC (a write through it is durable when it returns), opened on first use. */
+  dsyncFd(): number;
+  /** A read-only descriptor with no readahead (POSIX_FADV_RANDOM), opened on first use. */
+  randomReadFd(): number;
+  /** Counts one job on the descriptors as in flight; call the function returned, once, when it has ended. */
+  beginRequest(): () => void;
+  /** A failed request on the file (an errno error) as the store reports it: a StoreError. */
+  fail(err: unknown, op: 'read' | 'write', what: string): Error;
 }
 
 /** Why a store request failed, in the standard's words; the SCSI layer maps it to sense. */

@@ -16,9 +16,11 @@ import type { TextPair } from './iscsi/text';
 import { TargetModel } from './target';
 import { copyManagerOf } from '../xcopy';
 import { SnapshotManager } from './snapshots/manager';
-import type { Store } from '../store/store';
 import { ManagementServer } from '../mgmt';
 import { managementMethods } from './management';
+
+/** The event of a snapshot's writes being held at institution (docs/cow.md "The held event"). */
+export { SNAPSHOT_HELD_CHANNEL, type SnapshotHeldMessage } from '../cow/session';
 
 export interface ServerOptions {
   log?: Logger;
@@ -36,8 +38,6 @@ export interface ServerOptions {
   stateDir?: string;
   /** The management API (needs stateDir): listen = HOST:PORT on loopback or unix:/path. */
   management?: { listen: string; token?: string; tokenFile?: string };
-  /** Test-only: runs while a source's writes are held at institution. */
-  onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
   /** Test-only: runs before a journalled session resumes after a restart. */
   beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
@@ -83,7 +83,7 @@ export class TargetServer implements ConnectionHost {
       if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
       // Sources of journalled sessions refuse changes from here until their session has resumed
       // (COW re-armed), which happens in the background while the target serves.
-      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, onHeld: opts.onHeld, beforeResume: opts.beforeResume });
+      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, beforeResume: opts.beforeResume });
       if (opts.management && server.snapshots) {
         server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
         log.info({ url: server.management.url }, 'management API listening');

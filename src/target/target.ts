@@ -98,7 +98,13 @@ export class TargetNode {
 /** Everything the configuration describes, opened. */
 export class TargetModel {
   readonly nodes = new Map<string, TargetNode>();
-  readonly stores = new Map<string, Store>();
+  /**
+   * Storage object key (/backstores/PLUGIN/NAME) → its store as the LUNs see it: the COW filter
+   * this model put in front of the store it opened (the snapshot manager claims and arms it).
+   */
+  readonly stores = new Map<string, CowStore>();
+  /** Storage object key → the kind of the store opened for it ('file', 'memory', 'remote'). */
+  readonly backingKinds = new Map<string, string>();
   readonly config: Config;
 
   private constructor(config: Config) {
@@ -121,6 +127,7 @@ export class TargetModel {
         }
         // Every store sits behind a COW filter, idle until a snapshot of it is instituted.
         model.stores.set(key, new CowStore(store));
+        model.backingKinds.set(key, store.kind);
         log.info({ storage_object: key, kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
       }
       for (const t of config.targets) {
@@ -142,8 +149,8 @@ export class TargetModel {
           for (const l of g.luns) {
             const store = model.stores.get(l.storageObject);
             if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${l.index} of ${t.wwn} names ${l.storageObject}, which is not open`);
-            const inner = store instanceof CowStore ? store.inner : store;
-            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES, atomicWrite: inner.kind === 'memory' });
+            const atomicWrite = model.backingKinds.get(l.storageObject) === 'memory';
+            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES, atomicWrite });
             enableCopyManager(lu, cm);
             tpg.luns.set(l.index, lu);
           }

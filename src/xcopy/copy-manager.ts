@@ -43,8 +43,6 @@ import {
 } from '../scsi/xcopy';
 import { DecodeError, ArgumentError } from '../errors';
 import { StoreError, type Store } from '../store/store';
-import { FileStore } from '../store/file';
-import { cowOf } from '../cow/cow-store';
 import {
   Sense,
   SenseError,
@@ -601,8 +599,9 @@ export class CopyManager {
   }
 
   /**
-   * Moves one segment, chunk by chunk, several chunks in flight. File store → file store (same
-   * block size, no overlap): copy_file_range in the kernel, holes kept holes (FileStore.copyRangeTo).
+   * Moves one segment, chunk by chunk, several chunks in flight. Stores that offer a kernel copy
+   * to each other (Store.copyRangeTo: file → file, also behind COW filters; same block size, no
+   * overlap): copy_file_range, holes kept holes.
    * Otherwise through the buffer pool; a zero-filled source chunk is not written where the
    * destination already reads zeros (unmapped, LBPRZ), and is deallocated instead of written where
    * the destination's unmapped blocks read zeros. Throws CopyAbortError (THIRD PARTY DEVICE
@@ -613,9 +612,8 @@ export class CopyManager {
     const dbs = p.dst.blockSize;
     const unit = lcm(sbs, dbs);
     const overlap = p.src.store === p.dst.store && p.srcByte < p.dstByte + p.bytes && p.dstByte < p.srcByte + p.bytes;
-    const srcFile = fileStoreUnder(p.src.store);
-    const dstFile = fileStoreUnder(p.dst.store);
-    const kernel = this.kernelCopy && !overlap && sbs === dbs && srcFile !== undefined && dstFile !== undefined;
+    const kernelCopy = this.kernelCopy && !overlap && sbs === dbs ? p.src.store.copyRangeTo?.(p.dst.store) : undefined;
+    const kernel = kernelCopy !== undefined;
     // Kernel copies need no pool buffer; bigger pieces cost fewer system calls and stay abortable.
     const piece = kernel ? 4 * this.pool.bufferBytes : this.pool.bufferBytes;
     const chunk = BigInt(Math.max(unit, Math.floor(piece / unit) * unit));
@@ -637,16 +635,12 @@ export class CopyManager {
         const srcLba = (p.srcByte + off) / BigInt(sbs);
         const dstLba = (p.dstByte + off) / BigInt(dbs);
         const dstBlocks = len / BigInt(dbs);
-        // Into a COW-filtered destination the kernel copy runs only while no snapshot captures
-        // it (and counts as a change in flight for a hold); otherwise the chunk takes the pool.
+        // The destination may refuse the kernel copy now (a COW-filtered one while a snapshot
+        // captures it); then the chunk takes the pool.
         let copied = false;
-        if (kernel) {
+        if (kernelCopy) {
           try {
-            copied = await p.dst.locks.with(dstLba, dstBlocks, async () => {
-              const run = () => srcFile!.copyRangeTo(dstFile!, srcLba, dstLba, dstBlocks, { fua }).then(() => true);
-              const cow = cowOf(p.dst.store);
-              return cow ? (await cow.passThrough(run)) === true : run();
-            });
+            copied = await p.dst.locks.with(dstLba, dstBlocks, () => kernelCopy(srcLba, dstLba, dstBlocks, { fua }));
           } catch (err) {
             throw ioAbort(err, sideOfKernelCopyError(err), segment);
           }
@@ -815,12 +809,6 @@ function ioAbort(err: unknown, side: 'source' | 'destination', segment: number):
       ? { source: side, status: ScsiStatus.CHECK_CONDITION, sense: buildSense(mapped.reason, mapped.details) }
       : { source: side, status: mapped.status, sense: mapped.sense };
   return new CopyAbortError({ reason: XcopySense.THIRD_PARTY_DEVICE_FAILURE, segment, forwarded, message: `${side} failed: ${err.message}` });
-}
-
-/** The file store a LU's store is, or wraps (the COW filter), if any. */
-function fileStoreUnder(store: Store): FileStore | undefined {
-  const inner = cowOf(store)?.inner ?? store;
-  return inner instanceof FileStore ? inner : undefined;
 }
 
 /** copy_file_range does not say which file failed: no space or read-only is the destination's. */

@@ -3,7 +3,7 @@
  * command line: the session resumes from the OBF (captured-chunk map rebuilt from the log's valid
  * prefix) and the image — the source now with every OBF record laid over it, rebuilt here from
  * the files — still equals the source's backing file as the target copied it while writes were
- * held (XCOPY_TEST_HOLD_COPY_DIR). An OBF that no longer belongs to the snapshot after a
+ * held (test/helpers/hold-copy.js, preloaded into the target). An OBF that no longer belongs to the snapshot after a
  * crash makes it INVALID with reason TRACKING_GAP, never silently wrong.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +18,8 @@ import { freePort } from '../../src/peers/tgt';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const BIN = path.resolve(__dirname, '../../bin/xcopy-agent');
+/** Copies the source's backing file while a snapshot's writes are held (the oracle). */
+const HOLD_COPY = path.resolve(__dirname, '../helpers/hold-copy.js');
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:crash';
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
@@ -40,8 +42,9 @@ afterAll(() => removeDir(dir));
 /** Starts `xcopy-agent target` and resolves when it listens (portal and management API). */
 async function startTarget(): Promise<{ child: ChildProcess; client: ManagementClient }> {
   const child = spawn(
-    BIN,
+    process.execPath,
     [
+      '--require', HOLD_COPY, BIN,
       'target', '--json',
       '--portal', `127.0.0.1:${port}`, '--iqn', IQN,
       '--lun', `file:${path.join(dir, 'src.img')}`,

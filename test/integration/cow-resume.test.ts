@@ -21,6 +21,7 @@ import { freePort } from '../../src/peers/tgt';
 import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
+import { onSnapshotHeld } from '../helpers/held';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:resume';
@@ -33,22 +34,30 @@ let port: number;
 const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
 const TUR = Buffer.alloc(6);
 
+/** What the latest start() runs while a snapshot's writes are held (default: the oracle copy). */
+let heldWork: ((held: { snapshotId: string; path?: string }) => Promise<void>) | undefined;
+let offHeld: (() => void) | undefined;
+
 beforeAll(async () => {
   dir = tempDir('cow-resume');
   fs.writeFileSync(path.join(dir, 'src.img'), crypto.randomBytes(SIZE));
   fs.mkdirSync(path.join(dir, 'oracle'));
   port = await freePort();
+  offHeld = onSnapshotHeld((held) => heldWork?.({ snapshotId: held.snapshotId, path: held.source.backingFile?.()?.path }));
 });
-afterAll(() => removeDir(dir));
+afterAll(() => {
+  offHeld?.();
+  removeDir(dir);
+});
 
 function start(beforeResume?: (id: string) => Promise<void>, onHeld?: (id: string) => Promise<void>): Promise<TargetServer> {
+  heldWork = onHeld ? (held) => onHeld(held.snapshotId) : async (held) => fs.promises.copyFile(held.path!, path.join(dir, 'oracle', `${held.snapshotId}.img`));
   return TargetServer.start(
     quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${path.join(dir, 'src.img')}`, `file:${path.join(dir, 'obf.img')}:32M`, 'memory:1M'] }),
     {
       log: pino({ level: 'silent' }),
       stateDir: path.join(dir, 'state'),
       management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
-      onHeld: onHeld ? (_source, id) => onHeld(id) : async (source, id) => fs.promises.copyFile((source as unknown as { path: string }).path, path.join(dir, 'oracle', `${id}.img`)),
       beforeResume,
     },
   );

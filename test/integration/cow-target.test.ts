@@ -23,6 +23,7 @@ import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '
 import { encodeExtendedCopyLid1 } from '../../src/scsi/xcopy';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
+import { onSnapshotHeld } from '../helpers/held';
 import { xorshift } from '../helpers/rng';
 import { removeDir, tempDir } from '../helpers/tmp';
 
@@ -39,6 +40,7 @@ let port: number;
 let srcPath: string;
 let secPath: string;
 let token: string;
+let offHeld: (() => void) | undefined;
 const url = (lun: number) => `iscsi://127.0.0.1:${port}/${IQN}/${lun}`;
 
 beforeAll(async () => {
@@ -58,17 +60,19 @@ beforeAll(async () => {
       log: pino({ level: 'silent' }),
       stateDir: path.join(dir, 'state'),
       management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
-      onHeld: async (source, id) => {
-        const p = (source as { path?: string }).path;
-        if (p) await fs.promises.copyFile(p, path.join(dir, 'oracle', `${id}.img`));
-      },
     },
   );
+  // The oracle: a file source's backing file, copied while the snapshot's writes are held.
+  offHeld = onSnapshotHeld(async (held) => {
+    const p = held.source.backingFile?.()?.path;
+    if (p) await fs.promises.copyFile(p, path.join(dir, 'oracle', `${held.snapshotId}.img`));
+  });
   token = fs.readFileSync(path.join(dir, 'state', 'mgmt.token'), 'utf8').trim();
   client = new ManagementClient({ url: server.management!.url, token });
 });
 
 afterAll(async () => {
+  offHeld?.();
   await server?.stop();
   removeDir(dir);
 });

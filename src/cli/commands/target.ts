@@ -4,8 +4,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { FileStore } from '../../store/file';
-import type { Store } from '../../store/store';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { parseConfig, quickConfig, type Config } from '../../target/config';
@@ -65,19 +63,6 @@ function loadConfig(argv: Args): Config {
   return quickConfig({ portal: argv.portal, iqn: argv.iqn, luns: argv.lun });
 }
 
-/**
- * Test-only (XCOPY_TEST_HOLD_COPY_DIR; not XCOPY_AGENT_*, which yargs reads as options): while a snapshot's writes are held at institution,
- * copy the source's backing file to DIR/<snapshot id>.img — the oracle the COW tests compare the
- * snapshot with, made without the COW code.
- */
-function testHoldCopy(): ((source: Store, id: string) => Promise<void>) | undefined {
-  const dir = process.env.XCOPY_TEST_HOLD_COPY_DIR;
-  if (!dir) return undefined;
-  return async (source, id) => {
-    if (source instanceof FileStore) await fs.promises.copyFile(source.path, path.join(dir, `${id}.img`));
-  };
-}
-
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
@@ -89,7 +74,6 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       log,
       stateDir,
       management: argv.mgmt ? { listen: argv.mgmt, tokenFile: argv.mgmtTokenFile ?? path.join(stateDir!, 'mgmt.token') } : undefined,
-      onHeld: testHoldCopy(),
     });
     const portals = server.listening.map((l) => `${l.host}:${l.port}`);
     out.record('progress', { event: 'listening', portals, targets: config.targets.map((t) => t.wwn) });

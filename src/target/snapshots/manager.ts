@@ -15,7 +15,7 @@ import { LogicalUnit, reportedLunsChanged } from '../scsi';
 import type { TargetModel, TargetPortalGroup } from '../target';
 import type { Logger } from '../../util/log';
 import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../../xcopy';
-import { CowStore, refusedChange } from '../../cow/cow-store';
+import { refusedChange, type CowStore } from '../../cow/cow-store';
 import { FileJournal } from '../../cow/journal';
 import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from '../../cow/session';
 import { SnapshotViewStore } from '../../cow/view-store';
@@ -46,8 +46,6 @@ export interface ViewInfo {
 
 export interface ManagerOptions {
   log: Logger;
-  /** Test-only: runs while the source's writes are held at institution (the oracle's copy). */
-  onHeld?: (source: Store, snapshotId: string) => Promise<void> | void;
   /** Test-only: runs before a journalled session resumes after a restart. */
   beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
@@ -87,7 +85,7 @@ export interface PendingSnapshot {
 
 /** The backing file of a store (a file store, or one under its COW filter), if any. */
 function backingPath(st: Store | undefined): string | undefined {
-  return ((st instanceof CowStore ? st.inner : st) as { path?: string } | undefined)?.path;
+  return st?.backingFile?.()?.path;
 }
 
 /** The backing file a session's OBF spec names (a file: spec, or a file LUN's key), if any. */
@@ -114,7 +112,6 @@ export class SnapshotManager {
   readonly model: TargetModel;
   readonly journal: FileJournal;
   private readonly log: Logger;
-  private readonly onHeld?: ManagerOptions['onHeld'];
   private readonly entries = new Map<string, Entry>();
   /** Journalled sessions not resumed yet after the restart, and those that could not be. */
   private readonly resuming = new Map<string, SessionRecord>();
@@ -131,7 +128,6 @@ export class SnapshotManager {
     this.model = model;
     this.journal = journal;
     this.log = opts.log;
-    this.onHeld = opts.onHeld;
     this.beforeResume = opts.beforeResume;
   }
 
@@ -158,14 +154,14 @@ export class SnapshotManager {
       m.resuming.set(rec.id, rec);
       if (!capturingRecord(rec)) continue;
       const source = model.stores.get(rec.source);
-      if (source instanceof CowStore) {
+      if (source) {
         let ids = m.fenced.get(source);
         if (!ids) m.fenced.set(source, (ids = new Set()));
         ids.add(rec.id);
         source.setNotReady(refusedChange(notReadySense(0x01), `${rec.source} is resuming snapshot ${rec.id} after a restart`));
       }
       const obf = model.stores.get(rec.obf);
-      if (obf instanceof CowStore) obf.obfOf = rec.id;
+      if (obf) obf.obfOf = rec.id;
     }
     m.resumed = (async () => {
       for (const rec of order) {
@@ -182,7 +178,7 @@ export class SnapshotManager {
           const why = (err as Error).message;
           m.unresumable.set(rec.id, { record: rec, why });
           const source = model.stores.get(rec.source);
-          if (capturingRecord(rec) && source instanceof CowStore) {
+          if (capturingRecord(rec) && source) {
             source.setNotReady(refusedChange(notReadySense(0x03), `snapshot ${rec.id} could not be resumed: ${why}`));
             m.log.error({ snapshot: rec.id, source: rec.source, err: why }, 'snapshot could not be resumed after the restart: its source refuses writes (NOT READY) until the OBF is fixed and the target restarted');
           } else {
@@ -206,10 +202,10 @@ export class SnapshotManager {
     const e = this.entries.get(rec.id);
     if (!e?.session.capturing) {
       const o = this.model.stores.get(rec.obf);
-      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
+      if (o && o.obfOf === rec.id) o.obfOf = undefined;
     }
     const source = this.model.stores.get(rec.source);
-    if (!(source instanceof CowStore)) return;
+    if (!source) return;
     const ids = this.fenced.get(source);
     ids?.delete(rec.id);
     if (ids && ids.size > 0) return;
@@ -243,7 +239,7 @@ export class SnapshotManager {
 
   private async resume(rec: SessionRecord): Promise<void> {
     const source = this.model.stores.get(rec.source);
-    if (!(source instanceof CowStore)) {
+    if (!source) {
       rec.state = rec.state === 'ACTIVE' || rec.state === 'MARKED' ? 'INVALID' : rec.state;
       if (rec.state === 'INVALID' && !rec.reason) {
         rec.reason = 'TRACKING_GAP';
@@ -252,7 +248,7 @@ export class SnapshotManager {
       await this.journal.save(rec);
       this.log.warn({ snapshot: rec.id, source: rec.source }, 'snapshot source not configured; kept in the journal only');
       const o = this.model.stores.get(rec.obf);
-      if (o instanceof CowStore && o.obfOf === rec.id) o.obfOf = undefined;
+      if (o && o.obfOf === rec.id) o.obfOf = undefined;
       return;
     }
     let obf: Store | undefined;
@@ -308,10 +304,11 @@ export class SnapshotManager {
 
   async institute(p: InstituteParams): Promise<SnapshotStatus> {
     const src = this.resolveLun(p.source);
-    if (!(src.lu.store instanceof CowStore)) {
+    // The LUNs of the model's storage objects sit behind their COW filters; a view does not.
+    const cow = this.model.stores.get(src.key);
+    if (!cow) {
       throw new AgentError('ERR_INVALID_ARG', `${src.tpg.node.name}/${src.lun} is not a source LUN (a snapshot view cannot itself be snapshotted)`);
     }
-    const cow = src.lu.store;
     const notReady = cow.notReady();
     if (notReady) throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is not ready: ${notReady.message}`);
     for (const e of this.entries.values()) {
@@ -324,7 +321,7 @@ export class SnapshotManager {
     let obfSpec: string;
     // Capturing, or still ending (its SEAL, INVALID superblock or last commits not written yet).
     const active = [...this.entries.values()].filter((e) => !e.session.ended);
-    if (active.some((e) => e.session.obf === cow || e.session.obf === cow.inner)) {
+    if (active.some((e) => e.session.obf === cow || cow.wraps(e.session.obf))) {
       throw new AgentError('ERR_SNAPSHOT_STATE', `${src.tpg.node.name}/${src.lun} is the OBF of an active snapshot; it cannot be a source now`);
     }
     if (typeof p.obf === 'string' && !/^[^/]+\/\d+$/.test(p.obf)) {
@@ -340,7 +337,7 @@ export class SnapshotManager {
       const o = this.resolveLun(p.obf as LunRef);
       if (o.lu.store === cow) throw new AgentError('ERR_INVALID_ARG', 'the OBF must not be the source LUN');
       if (o.lu.store instanceof SnapshotViewStore) throw new AgentError('ERR_INVALID_ARG', 'a snapshot view is read-only; it cannot be an OBF');
-      if (o.lu.store instanceof CowStore && o.lu.store.claimed) {
+      if (this.model.stores.get(o.key)?.claimed) {
         throw new AgentError('ERR_SNAPSHOT_STATE', `${JSON.stringify(p.obf)} is the source of an active snapshot; it cannot be an OBF now`);
       }
       obf = o.lu.store;
@@ -355,10 +352,9 @@ export class SnapshotManager {
       await owned?.close().catch(() => undefined);
       throw new AgentError('ERR_SNAPSHOT_STATE', `that OBF is snapshot ${pendingOwner.id}'s, which ${this.resuming.has(pendingOwner.id) ? 'is resuming after a restart; retry shortly' : 'could not be resumed after the restart'}`);
     }
-    const clash = active.find((e) => {
-      const other = e.session.obf instanceof CowStore ? e.session.obf.inner : e.session.obf;
-      return other === obf || other === (obf instanceof CowStore ? obf.inner : obf) || (obfPath !== undefined && backingPath(other) === obfPath);
-    });
+    // The same OBF: the same store (a LUN's, or one opened here: never one under another's
+    // filter), or the same backing file reached another way.
+    const clash = active.find((e) => e.session.obf === obf || (obfPath !== undefined && backingPath(e.session.obf) === obfPath));
     if (clash) {
       await owned?.close().catch(() => undefined);
       const s = clash.session;
@@ -384,7 +380,6 @@ export class SnapshotManager {
         overwriteObf: p.overwrite_obf === true,
         endedHere: (sid) => this.entries.get(sid)?.session.ended === true,
         log: this.log,
-        onHeld: this.onHeld ? (sid: string) => this.onHeld!(cow.inner, sid) : undefined,
       });
       this.entries.set(session.id, { session, ownedObf: owned, views: [] });
       return session.status();
@@ -539,7 +534,6 @@ export class SnapshotManager {
     for (const tpg of this.model.allTpgs()) {
       for (const [lun, lu] of [...tpg.luns].sort((a, b) => a[0] - b[0])) {
         const key = this.keyOf(lu.store);
-        const inner = lu.store instanceof CowStore ? lu.store.inner : lu.store;
         const snap = [...this.entries.values()].find((e) => e.session.source === lu.store && (e.session.state === 'ACTIVE' || e.session.state === 'MARKED'));
         const viewOf = lu.store instanceof SnapshotViewStore ? lu.store.session.id : undefined;
         out.push({
@@ -547,8 +541,9 @@ export class SnapshotManager {
           tpg: tpg.tag,
           lun,
           ...(key ? { storage_object: key } : {}),
-          kind: inner.kind,
-          name: inner.identity.name,
+          // What the storage object is (file, memory, remote), not its filter.
+          kind: (key !== undefined ? this.model.backingKinds.get(key) : undefined) ?? lu.store.kind,
+          name: lu.store.identity.name,
           blocks: lu.store.blocks.toString(),
           block_size: lu.blockSize,
           naa: lu.naa.toString('hex'),

@@ -1,5 +1,5 @@
 /**
- * Captures whose originals the OBF commit reads itself: FileStore.commitCaptures (one thread-pool
+ * Captures whose originals the OBF commit reads itself: commitCaptures (one thread-pool
  * job: pread each original, store the record CRC in its header, pwritev the runs on the O_DSYNC
  * descriptor), encodeDataRecordHeaderWithoutCrc, ObfAppender.readOriginalsFrom/appendCapture
  * (group commit, pooled capture buffers, a failed source read and what the log looks like after
@@ -34,7 +34,9 @@ import { scanLog, type ObfScan } from '../../../src/obf/log';
 import { ObfAppender, SourceReadError, type CommittedRecord } from '../../../src/cow/obf-writer';
 import { SnapshotSession, type SessionJournal, type SessionRecord } from '../../../src/cow/session';
 import { EncodeError } from '../../../src/errors';
-import { CaptureReadError, FileStore } from '../../../src/store/file';
+import * as captureModule from '../../../src/cow/capture-commit';
+import { CaptureReadError, commitCaptures } from '../../../src/cow/capture-commit';
+import { FileStore } from '../../../src/store/file';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
 import { referenceCrc32c } from '../../helpers/crc32c';
@@ -138,10 +140,10 @@ async function checkLog(fx: { src: { path: string }; obfPath: string; obfFile: F
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. FileStore.commitCaptures
+// 1. commitCaptures
 // ---------------------------------------------------------------------------------------------
 
-describe('FileStore.commitCaptures', () => {
+describe('commitCaptures', () => {
   const T0 = 1_700_000_000_000;
 
   /** Headers (CRC field zero) and read buffers for captures of [lba, bytes) of the source. */
@@ -174,7 +176,8 @@ describe('FileStore.commitCaptures', () => {
       const runA = 1n; // [h0, d0, h1, d1]
       const runB = runA + 2n * BigInt(RECORD_BLOCKS) + 5n; // after a 5-block gap: [MARKER, h2, d2]
       const spy = jest.spyOn(fileops, 'captureCommit');
-      const { crcs, hosts } = await obf.commitCaptures(
+      const { crcs, hosts } = await commitCaptures(
+        obf,
         src.store,
         caps.map((c) => ({ lba: c.lba, into: c.into, header: c.header })),
         [
@@ -218,16 +221,15 @@ describe('FileStore.commitCaptures', () => {
       for (const bad of [2n, 3n]) {
         const caps = captures(src.store, snapshotId, [{ lba: 0n, bytes: CHUNK }, { lba: bad * 128n, bytes: CHUNK }], geometry);
         const at = 10n;
-        const err = await obf
-          .commitCaptures(
-            src.store,
-            caps.map((c) => ({ lba: c.lba, into: c.into, header: c.header })),
-            [{ lba: at, pieces: caps.flatMap((c) => [c.header, c.into]) }],
-          )
-          .then(
-            () => undefined,
-            (e: unknown) => e,
-          );
+        const err = await commitCaptures(
+          obf,
+          src.store,
+          caps.map((c) => ({ lba: c.lba, into: c.into, header: c.header })),
+          [{ lba: at, pieces: caps.flatMap((c) => [c.header, c.into]) }],
+        ).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(err).toBeInstanceOf(CaptureReadError);
         expect(err).toBeInstanceOf(StoreError);
         expect((err as Error).name).toBe('CaptureReadError');
@@ -244,14 +246,14 @@ describe('FileStore.commitCaptures', () => {
       const spy = jest.spyOn(fileops, 'captureCommit');
       // run 2 crosses the end of the OBF; run 1 is fine
       await expect(
-        obf.commitCaptures(src.store, reads, [
+        commitCaptures(obf, src.store, reads, [
           { lba: 100n, pieces: [caps[0].header, caps[0].into] },
           { lba: obf.blocks - 10n, pieces: [caps[1].header, caps[1].into] },
         ]),
       ).rejects.toMatchObject({ failure: { kind: 'lba-out-of-range' } });
       // a read past the source's capacity
       const past = { lba: src.store.blocks - 8n, into: Buffer.alloc(CHUNK, 0xee), header: Buffer.from(caps[0].header) };
-      await expect(obf.commitCaptures(src.store, [reads[0], past], [{ lba: 100n, pieces: [caps[0].header, caps[0].into] }])).rejects.toMatchObject({
+      await expect(commitCaptures(obf, src.store, [reads[0], past], [{ lba: 100n, pieces: [caps[0].header, caps[0].into] }])).rejects.toMatchObject({
         failure: { kind: 'lba-out-of-range' },
       });
       expect(spy).not.toHaveBeenCalled();
@@ -344,7 +346,7 @@ describe('ObfAppender with commits that read the originals', () => {
     // 50 whole chunks and a short 51st (24 KiB at the end of the source)
     const fx = await appenderFixture(N, { tailBytes: 24 * KiB });
     try {
-      const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
+      const spy = jest.spyOn(captureModule, 'commitCaptures');
       const order = Array.from({ length: N + 1 }, (_, i) => i);
       for (let i = order.length - 1; i > 0; i--) {
         const j = r.int(i + 1);
@@ -398,12 +400,12 @@ describe('ObfAppender with commits that read the originals', () => {
     const N = 200;
     const fx = await appenderFixture(N);
     try {
-      const real = FileStore.prototype.commitCaptures;
+      const real = captureModule.commitCaptures;
       const inUse = new Set<ArrayBufferLike>();
       const seen = new Set<ArrayBufferLike>();
       let shared = 0;
       let jobs = 0;
-      jest.spyOn(FileStore.prototype, 'commitCaptures').mockImplementation(async function (this: FileStore, source, reads, runs) {
+      jest.spyOn(captureModule, 'commitCaptures').mockImplementation(async (obf, source, reads, runs) => {
         jobs++;
         const bufs = reads.map((x) => x.into.buffer);
         for (const b of bufs) {
@@ -412,7 +414,7 @@ describe('ObfAppender with commits that read the originals', () => {
           seen.add(b);
         }
         try {
-          return await real.call(this, source, reads, runs);
+          return await real(obf, source, reads, runs);
         } finally {
           for (const b of bufs) inUse.delete(b);
         }
@@ -464,7 +466,7 @@ describe('a source read failure in a capture commit', () => {
     try {
       await fx.appender.appendCapture(lbaOf(0), CHUNK_BLOCKS);
       const restore = cut(fx.src.path, 10);
-      const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
+      const spy = jest.spyOn(captureModule, 'commitCaptures');
       // chunk 1 commits alone; 12 (past EOF), 2 and 3 wait for it and go together
       const ps = [1, 12, 2, 3].map((c) => fx.appender.appendCapture(lbaOf(c), CHUNK_BLOCKS));
       const out = await Promise.allSettled(ps);
@@ -476,7 +478,7 @@ describe('a source read failure in a capture commit', () => {
       expect((e.cause as CaptureReadError).index).toBe(0);
       expect(e.message).toMatch(new RegExp(`LBA ${12 * CHUNK_BLOCKS}`));
       // the failed batch [12, 2, 3] and its retry [2, 3]
-      expect(spy.mock.calls.map((c) => c[1].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [12, 2, 3], [2, 3]]);
+      expect(spy.mock.calls.map((c) => c[2].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [12, 2, 3], [2, 3]]);
       expect(fx.appender.state.dataRecords).toBe(4n);
       restore();
       const again = [12, 13, 4];
@@ -544,7 +546,7 @@ test('session over file stores: random concurrent writes; the view and source + 
   const obfFile = await FileStore.open({ path: obfPath, size: 10 * MiB });
   const cow = new CowStore(src.store);
   const obf = new CowStore(obfFile);
-  const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
+  const spy = jest.spyOn(captureModule, 'commitCaptures');
   try {
     const session = await SnapshotSession.institute({ source: cow, sourceKey: '/backstores/fileio/src', obf, obfSpec: `file:${obfPath}`, journal: new MemJournal(), log });
     const oracle = fs.readFileSync(src.path); // no write is in flight yet

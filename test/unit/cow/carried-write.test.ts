@@ -2,7 +2,7 @@
  * Host writes carried by capture commits: a first write to a chunk (file source, file OBF) is
  * made on the source by the OBF commit's own thread-pool job, once the record and every record
  * before it are durable (src/native/fileops.ts captureCommit with a chain and hosts,
- * FileStore.commitCaptures, ObfAppender.appendCapture's `host`, SnapshotSession.changeWith).
+ * commitCaptures, ObfAppender.appendCapture's `host`, SnapshotSession.changeWith).
  *
  * Checked independently of the code under test: bytes read back with fs, record data against a
  * copy of the source taken before any write, the log with the format's scanner.
@@ -10,6 +10,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import pino from 'pino';
+import * as captureModule from '../../../src/cow/capture-commit';
+import { commitCaptures } from '../../../src/cow/capture-commit';
 import { CowStore } from '../../../src/cow/cow-store';
 import { decodeSuperblock, encodeDataRecordHeaderWithoutCrc, encodeSuperblock, OBF_LOG_START_LBA, OBF_RECORD_CRC_OFFSET, OBF_RECORD_HEADER_LENGTH, RollingHash, type ObfSuperblock } from '../../../src/obf/format';
 import { scanLog } from '../../../src/obf/log';
@@ -75,7 +77,7 @@ const order = (chain: fileops.CaptureChain) => ({ chain, ticket: fileops.takeCap
 
 const hostWrite = (lba: bigint, data: Buffer, fua = false) => ({ lba, pieces: [data.subarray(0, 1024), data.subarray(1024)], fua, state: new Int32Array(1) });
 
-describe('FileStore.commitCaptures with host writes', () => {
+describe('commitCaptures with host writes', () => {
   test('the host writes are made after the records: the OBF holds the originals, the source the new bytes', () =>
     withFiles(4 * CHUNK, 1024 * KiB, async ({ src, obf, obfPath }) => {
       const a = capture(src.store, 1, 1n, 1n);
@@ -83,7 +85,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       const dataA = crypto.randomBytes(8 * KiB);
       const dataB = crypto.randomBytes(4 * KiB);
       const hosts = [hostWrite(BigInt(CHUNK_BLOCKS) + 4n, dataA), hostWrite(3n * BigInt(CHUNK_BLOCKS), dataB, true)];
-      const done = await obf.commitCaptures(src.store, [a.read, b.read], [{ lba: 1n, pieces: [...a.run.pieces, ...b.run.pieces] }], { order: order(fileops.newCaptureChain()), hosts });
+      const done = await commitCaptures(obf, src.store, [a.read, b.read], [{ lba: 1n, pieces: [...a.run.pieces, ...b.run.pieces] }], { order: order(fileops.newCaptureChain()), hosts });
       expect(done.hosts).toEqual(['written', 'written']);
       expect(hosts.map((h) => h.state[0])).toEqual([fileops.HOST_WRITE_STARTED, fileops.HOST_WRITE_STARTED]);
       // the records: the chunks as they were before the host writes
@@ -102,11 +104,11 @@ describe('FileStore.commitCaptures with host writes', () => {
       const a = capture(src.store, 0, 1n, 1n);
       const h = hostWrite(0n, crypto.randomBytes(4 * KiB));
       expect(Atomics.compareExchange(h.state, 0, fileops.HOST_WRITE_PENDING, fileops.HOST_WRITE_CANCELLED)).toBe(fileops.HOST_WRITE_PENDING);
-      const done = await obf.commitCaptures(src.store, [a.read], [a.run], { order: order(fileops.newCaptureChain()), hosts: [h] });
+      const done = await commitCaptures(obf, src.store, [a.read], [a.run], { order: order(fileops.newCaptureChain()), hosts: [h] });
       expect(done.hosts).toEqual(['not-written']);
       expect(h.state[0]).toBe(fileops.HOST_WRITE_CANCELLED);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
-      await expect(obf.commitCaptures(src.store, [a.read], [a.run], { hosts: [hostWrite(0n, Buffer.alloc(BS))] })).rejects.toThrow(/capture chain/);
+      await expect(commitCaptures(obf, src.store, [a.read], [a.run], { hosts: [hostWrite(0n, Buffer.alloc(BS))] })).rejects.toThrow(/capture chain/);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
     }));
 
@@ -121,8 +123,8 @@ describe('FileStore.commitCaptures with host writes', () => {
       const a = capture(bad.store, 0, 1n, 1n);
       const b = capture(good.store, 1, 1n + BigInt(RECORD_BLOCKS), 2n);
       const hb = hostWrite(BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
-      const first = obf.commitCaptures(bad.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(0n, Buffer.alloc(BS, 1))] });
-      const second = obf.commitCaptures(good.store, [b.read], [b.run], { order: order(chain), hosts: [hb] });
+      const first = commitCaptures(obf, bad.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(0n, Buffer.alloc(BS, 1))] });
+      const second = commitCaptures(obf, good.store, [b.read], [b.run], { order: order(chain), hosts: [hb] });
       await expect(first).rejects.toMatchObject({ name: 'CaptureReadError' });
       const done = await second;
       expect(done.hosts).toEqual(['not-written']);
@@ -130,7 +132,7 @@ describe('FileStore.commitCaptures with host writes', () => {
       expect(sha(fileBytes(obfPath, (2 + RECORD_BLOCKS) * BS, CHUNK))).toBe(sha(good.original.subarray(CHUNK)));
       expect(sha(fs.readFileSync(good.path))).toBe(sha(good.original));
       // A new chain starts over.
-      const again = await obf.commitCaptures(good.store, [b.read], [b.run], { order: order(fileops.newCaptureChain()), hosts: [hb] });
+      const again = await commitCaptures(obf, good.store, [b.read], [b.run], { order: order(fileops.newCaptureChain()), hosts: [hb] });
       expect(again.hosts).toEqual(['written']);
     } finally {
       await bad.store.close();
@@ -174,11 +176,11 @@ describe('FileStore.commitCaptures with host writes', () => {
       const b = capture(src.store, 1, 1n + BigInt(RECORD_BLOCKS), 2n);
       const c = capture(src.store, 2, 1n + 2n * BigInt(RECORD_BLOCKS), 3n);
       // 1: a host write past the end of the source (refused before any job); 2: a malformed state cell.
-      await expect(obf.commitCaptures(src.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(src.store.blocks, Buffer.alloc(BS))] })).rejects.toThrow();
+      await expect(commitCaptures(obf, src.store, [a.read], [a.run], { order: order(chain), hosts: [hostWrite(src.store.blocks, Buffer.alloc(BS))] })).rejects.toThrow();
       const bad = { ...hostWrite(BigInt(CHUNK_BLOCKS), Buffer.alloc(BS)), state: [0] as unknown as Int32Array };
-      await expect(obf.commitCaptures(src.store, [b.read], [b.run], { order: order(chain), hosts: [bad] })).rejects.toThrow(/Int32Array/);
+      await expect(commitCaptures(obf, src.store, [b.read], [b.run], { order: order(chain), hosts: [bad] })).rejects.toThrow(/Int32Array/);
       const h = hostWrite(2n * BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
-      const done = await obf.commitCaptures(src.store, [c.read], [c.run], { order: order(chain), hosts: [h] });
+      const done = await commitCaptures(obf, src.store, [c.read], [c.run], { order: order(chain), hosts: [h] });
       expect(done.hosts).toEqual(['not-written']);
       expect(h.state[0]).toBe(fileops.HOST_WRITE_PENDING);
       expect(sha(fs.readFileSync(src.path))).toBe(sha(src.original));
@@ -195,10 +197,10 @@ describe('FileStore.commitCaptures with host writes', () => {
         // Jobs are queued in ticket order (as the appender does); ticket 2 is abandoned before
         // ticket 1 ends, or run after it.
         const h = hostWrite(2n * BigInt(CHUNK_BLOCKS), crypto.randomBytes(4 * KiB));
-        const first = obf.commitCaptures(src.store, [a.read], [a.run], { order: t1 });
+        const first = commitCaptures(obf, src.store, [a.read], [a.run], { order: t1 });
         if (abandonSecond) fileops.abandonCaptureTicket(chain, t2.ticket);
-        const second = abandonSecond ? Promise.resolve() : obf.commitCaptures(src.store, [b.read], [b.run], { order: t2 });
-        const third = obf.commitCaptures(src.store, [c.read], [c.run], { order: t3, hosts: [h] }); // waits for 1 and 2
+        const second = abandonSecond ? Promise.resolve() : commitCaptures(obf, src.store, [b.read], [b.run], { order: t2 });
+        const third = commitCaptures(obf, src.store, [c.read], [c.run], { order: t3, hosts: [h] }); // waits for 1 and 2
         await Promise.all([first, second]);
         expect((await third).hosts).toEqual([abandonSecond ? 'not-written' : 'written']);
         expect(fileBytes(src.path, 2 * CHUNK, h.pieces[0].length).equals(h.pieces[0])).toBe(!abandonSecond);
@@ -245,7 +247,7 @@ describe('ObfAppender.appendCapture with a host write', () => {
     const fx = await fixture({ depth: 4, minOverlapRecords: 2 });
     try {
       fs.truncateSync(fx.src.path, 6 * CHUNK); // chunk 7 now reads past the end of the file
-      const spy = jest.spyOn(FileStore.prototype, 'commitCaptures');
+      const spy = jest.spyOn(captureModule, 'commitCaptures');
       const writes = [1, 7, 2, 3].map((c) => ({ c, data: crypto.randomBytes(4 * KiB) }));
       const hosts = writes.map((w) => hostWrite(BigInt(w.c * CHUNK_BLOCKS), w.data));
       const out = await Promise.allSettled(writes.map((w, i) => fx.appender.appendCapture(BigInt(w.c * CHUNK_BLOCKS), CHUNK_BLOCKS, hosts[i])));
@@ -253,7 +255,7 @@ describe('ObfAppender.appendCapture with a host write', () => {
       expect(out.map((o) => (o.status === 'fulfilled' ? o.value.host : undefined))).toEqual(['written', undefined, 'written', 'written']);
       expect(hosts[1].state[0]).toBe(fileops.HOST_WRITE_PENDING); // still the caller's (refused or made uncaptured)
       // chunk 1 alone, then [7, 2, 3] (fails reading 7: nothing written), then the retry of [2, 3]
-      expect(spy.mock.calls.map((c) => c[1].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [7, 2, 3], [2, 3]]);
+      expect(spy.mock.calls.map((c) => c[2].map((r) => Number(r.lba) / CHUNK_BLOCKS))).toEqual([[1], [7, 2, 3], [2, 3]]);
       const now = fs.readFileSync(fx.src.path);
       expect(now.length).toBe(6 * CHUNK);
       const want = Buffer.from(fx.src.original.subarray(0, 6 * CHUNK));

@@ -17,6 +17,7 @@ import { StoreError, type Store } from '../../../src/store/store';
 import pino from 'pino';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
+import { whileHeld } from '../../helpers/held';
 
 const log = pino({ level: 'silent' });
 const KiB = 1024;
@@ -80,20 +81,22 @@ async function setup(o: { sourceMiB?: number; obfBlocks?: bigint; chunk?: number
   const obf = new FaultyStore(obfMem);
   const journal = new MemJournal();
   let oracle: Buffer | undefined;
-  const session = await SnapshotSession.institute({
-    source: cow,
-    sourceKey: '/backstores/ramdisk/src',
-    obf,
-    obfSpec: 'memory:32M',
-    journal,
-    chunkBytes: o.chunk ?? 64 * KiB,
-    policy: o.policy,
-    cowTimeoutMs: o.cowTimeoutMs,
-    log,
-    onHeld: async () => {
-      oracle = await readAll(inner);
-    },
-  });
+  const heldCopy = async () => {
+    oracle = await readAll(inner);
+  };
+  const session = await whileHeld(cow, heldCopy, () =>
+    SnapshotSession.institute({
+      source: cow,
+      sourceKey: '/backstores/ramdisk/src',
+      obf,
+      obfSpec: 'memory:32M',
+      journal,
+      chunkBytes: o.chunk ?? 64 * KiB,
+      policy: o.policy,
+      cowTimeoutMs: o.cowTimeoutMs,
+      log,
+    }),
+  );
   return { inner, cow, obf, obfMem, journal, session, oracle: oracle! };
 }
 
@@ -171,10 +174,9 @@ test('hold: writes in flight drain before arming, writes arriving meanwhile wait
   const inflight = cow.write(0n, Buffer.alloc(512, 1)); // stalls in the store
   const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
   let heldSaw: number | undefined;
-  const instituting = SnapshotSession.institute({
-    source: cow, sourceKey: 's', obf, obfSpec: 'memory', journal: new MemJournal(), log,
-    onHeld: () => { heldSaw = slow.writes; },
-  });
+  const instituting = whileHeld(cow, () => { heldSaw = slow.writes; }, () =>
+    SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'memory', journal: new MemJournal(), log }),
+  );
   await new Promise((r) => setTimeout(r, 20));
   expect(cow.held).toBe(true);
   const late = cow.write(128n, Buffer.alloc(512, 2)); // waits at the door
@@ -407,13 +409,13 @@ describe('races and failures found in review', () => {
     void obf;
   });
 
-  test('onHeld failing: institute fails, the source is free again, the journal says ABANDONED', async () => {
+  test('work held on at the held event failing: institute fails, the source is free again, the journal says ABANDONED', async () => {
     const inner = new MemoryStore({ blocks: 16384n, blockSize: 512 });
     const cow = new CowStore(inner);
     const journal = new MemJournal();
     const obf = new MemoryStore({ blocks: 65536n, blockSize: 512 });
     await expect(
-      SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal, log, onHeld: () => { throw new Error('copy failed'); } }),
+      whileHeld(cow, () => { throw new Error('copy failed'); }, () => SnapshotSession.institute({ source: cow, sourceKey: 's', obf, obfSpec: 'm', journal, log })),
     ).rejects.toThrow(/while writes were held: copy failed/);
     expect(cow.claimed || cow.capturing || cow.held).toBe(false);
     expect(journal.last()).toMatchObject({ state: 'INVALID', reason: 'ABANDONED' });
@@ -456,10 +458,9 @@ test('thin source: an unmapped chunk is captured as zeros without a read, its da
   const obfMem = new MemoryStore({ blocks: 65536n, blockSize: 512 });
   await obfMem.write(0n, Buffer.alloc(32 * MiB, 0xee)); // an OBF reused: old bytes everywhere
   let oracle!: Buffer;
-  const session = await SnapshotSession.institute({
-    source: cow, sourceKey: 's', obf: obfMem, obfSpec: 'm', journal: new MemJournal(), log, overwriteObf: true,
-    onHeld: async () => { oracle = await readAll(inner); },
-  });
+  const session = await whileHeld(cow, async () => { oracle = await readAll(inner); }, () =>
+    SnapshotSession.institute({ source: cow, sourceKey: 's', obf: obfMem, obfSpec: 'm', journal: new MemJournal(), log, overwriteObf: true }),
+  );
   await cow.write(0n, crypto.randomBytes(512)); // mapped chunk: read
   await cow.write(BigInt(100 * 128), crypto.randomBytes(512)); // unmapped chunk: zeros, no read
   await cow.write(BigInt(127 * 128 + 5), crypto.randomBytes(512)); // far from it (the memory store maps in larger pieces)
