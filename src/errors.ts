@@ -4,6 +4,8 @@
  * to one documented CLI exit status (see README "Exit status"). SCSI-caused failures follow
  * ddpt/sg3_utils' numbering by sense key, so scripts need no new table.
  */
+// Only the const enum (inlined by tsc): this module sits below src/scsi/, whose codecs import it.
+import { SenseKey } from './scsi/constants';
 
 /** CLI exit statuses. Values 2..15 follow ddpt's sense-key numbering. */
 export const ExitStatus = {
@@ -128,22 +130,24 @@ export class IscsiError extends AgentError {
 /** Sense key → exit status (ddpt numbering). */
 export function exitStatusOfSense(senseKey: number, asc?: number, ascq?: number): ExitStatusValue {
   switch (senseKey) {
-    case 0x2:
+    case SenseKey.NOT_READY:
       return ExitStatus.NOT_READY;
-    case 0x3:
-    case 0x4:
+    case SenseKey.MEDIUM_ERROR:
+    case SenseKey.HARDWARE_ERROR:
       return ExitStatus.MEDIUM_HARDWARE;
-    case 0x5:
+    case SenseKey.ILLEGAL_REQUEST:
+      // INVALID COMMAND OPERATION CODE (20h/00h, Sense.INVALID_COMMAND_OPERATION_CODE; the
+      // sense-reasons table sits above this module, and a test keeps the two in step).
       return asc === 0x20 && ascq === 0x00 ? ExitStatus.INVALID_OPCODE : ExitStatus.ILLEGAL_REQUEST;
-    case 0x6:
+    case SenseKey.UNIT_ATTENTION:
       return ExitStatus.UNIT_ATTENTION;
-    case 0x7:
+    case SenseKey.DATA_PROTECT:
       return ExitStatus.DATA_PROTECT;
-    case 0xa:
+    case SenseKey.COPY_ABORTED:
       return ExitStatus.COPY_ABORTED;
-    case 0xb:
+    case SenseKey.ABORTED_COMMAND:
       return ExitStatus.ABORTED_COMMAND;
-    case 0xe:
+    case SenseKey.MISCOMPARE:
       return ExitStatus.MISCOMPARE;
     default:
       return ExitStatus.SCSI_OTHER;

@@ -282,7 +282,10 @@ export function cowOf(store: Store): CowStore | undefined {
   return store instanceof CowStore ? store : undefined;
 }
 
-/** A StoreError carrying exact sense, for a change refused by the protect-snapshot policy. */
-export function refusedChange(sense: Buffer, message: string): StoreError {
-  return new StoreError({ kind: 'forwarded', status: 0x02, sense }, message);
+/** Why the COW filter refuses a change or says its source is not ready (the SCSI layer maps it to sense). */
+export type RefusalKind = 'no-space' | 'command-timeout' | 'hardware-write-error' | 'not-ready-becoming-ready' | 'not-ready-manual-intervention';
+
+/** A StoreError for a change refused by the protect-snapshot policy, or a source not ready. */
+export function refusedChange(kind: RefusalKind, message: string): StoreError {
+  return new StoreError({ kind }, message);
 }

@@ -15,14 +15,12 @@
  */
 import crypto from 'node:crypto';
 import { AgentError } from '../errors';
-import { SenseKey } from '../scsi/constants';
-import { encodeFixedSense } from '../scsi/sense';
 import type { HostWriteOutcome, SourceHostWrite } from '../store/file';
 import { StoreError, type Store } from '../store/store';
 import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../util/fileops';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
-import { CowStore, refusedChange, type ChangeGuard } from './cow-store';
+import { CowStore, refusedChange, type ChangeGuard, type RefusalKind } from './cow-store';
 import {
   decodeSuperblock,
   encodeSuperblock,
@@ -150,19 +148,20 @@ const REASON_OF: Record<SnapshotReason, ObfReason> = {
 };
 
 /**
- * The sense a change refused under protect-snapshot gets: OBF full → DATA PROTECT, SPACE
- * ALLOCATION FAILED WRITE PROTECT (27h/07h, what a thin LUN out of space answers); COW timeout →
- * ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h, hosts retry it); OBF or source I/O
- * error → HARDWARE ERROR, WRITE ERROR (0Ch/00h). The source is unchanged in each case.
+ * Why a change refused under protect-snapshot fails (the SCSI layer gives the sense): OBF full →
+ * no-space, DATA PROTECT, SPACE ALLOCATION FAILED WRITE PROTECT (27h/07h, what a thin LUN out of
+ * space answers); COW timeout → command-timeout, ABORTED COMMAND, COMMAND TIMEOUT DURING
+ * PROCESSING (2Eh/02h, hosts retry it); OBF or source I/O error → hardware-write-error, HARDWARE
+ * ERROR, WRITE ERROR (0Ch/00h). The source is unchanged in each case.
  */
-function refusalSense(reason: SnapshotReason): Buffer {
+function refusalKind(reason: SnapshotReason): RefusalKind {
   switch (reason) {
     case 'OBF_FULL':
-      return encodeFixedSense({ senseKey: SenseKey.DATA_PROTECT, asc: 0x27, ascq: 0x07 });
+      return 'no-space';
     case 'COW_TIMEOUT':
-      return encodeFixedSense({ senseKey: SenseKey.ABORTED_COMMAND, asc: 0x2e, ascq: 0x02 });
+      return 'command-timeout';
     default:
-      return encodeFixedSense({ senseKey: SenseKey.HARDWARE_ERROR, asc: 0x0c, ascq: 0x00 });
+      return 'hardware-write-error';
   }
 }
 
@@ -528,7 +527,7 @@ export class SnapshotSession implements ChangeGuard {
     const detail = (err as Error).message;
     if (this.record.policy === 'protect-snapshot') {
       this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
-      throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+      throw refusedChange(refusalKind(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
     }
     await this.invalidate(reason, detail);
   }

@@ -196,7 +196,7 @@ describe('READ / WRITE', () => {
     expectSense(await run(f, blockCdb('read', 16, 62, 3)), LBA_OUT_OF_RANGE);
   });
 
-  test('a store failure becomes the sense of its kind (read error, forwarded sense)', async () => {
+  test('a store failure becomes the sense of its kind (read error, COW refusals, forwarded sense)', async () => {
     const { StoreError } = await import('../../../../src/store/store');
     const mem = new MemoryStore({ blocks: 64n, blockSize: 512 });
     const store = Object.create(mem) as MemoryStore;
@@ -213,6 +213,15 @@ describe('READ / WRITE', () => {
     expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 2, asc: 0x04, ascq: 0 });
     failure = { kind: 'no-space' };
     expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 7, asc: 0x27, ascq: 0x07 });
+    // The COW filter's refusals and not-ready states (SPC-4 r37 Annex D, SPC-5 r19 Annex F).
+    failure = { kind: 'hardware-write-error' };
+    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 4, asc: 0x0c, ascq: 0 });
+    failure = { kind: 'command-timeout' };
+    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 0xb, asc: 0x2e, ascq: 0x02 });
+    failure = { kind: 'not-ready-becoming-ready' };
+    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 2, asc: 0x04, ascq: 0x01 });
+    failure = { kind: 'not-ready-manual-intervention' };
+    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 2, asc: 0x04, ascq: 0x03 });
     const remote = hexb('70 00 0b 00 00 00 00 0a 00 00 00 00 47 03 00 00 00 00');
     failure = { kind: 'forwarded', status: 0x02, sense: remote };
     expect(await run(f, blockCdb('read', 10, 0, 1))).toEqual({ status: 0x02, sense: remote });
