@@ -26,6 +26,7 @@
  * and destination ranges that overlap on the same store are copied one chunk at a time in the
  * direction that never reads a block after overwriting it (memmove).
  */
+import { decodeExtendedCopyCdb, decodeReceiveCopyResultsCdb } from '../scsi/cdb';
 import { ScsiStatus } from '../scsi/constants';
 import { bytesToTransferCount, CopyManagerStatus, encodeCopyStatusLid1, encodeFailedSegmentDetails, encodeOperatingParameters, type OperatingParameters } from '../scsi/copy-results';
 import { encodeThirdPartyCopy } from '../scsi/vpd-third-party-copy';
@@ -294,7 +295,7 @@ export class CopyManager {
 
   async extendedCopy(ctx: CommandContext): Promise<CommandResult> {
     const { lu, cdb, nexus } = ctx;
-    const parameterListLength = cdb.readUInt32BE(10);
+    const { parameterListLength } = decodeExtendedCopyCdb(cdb);
     // 1. SPC-2 7.2.1: a PARAMETER LIST LENGTH of zero is not an error.
     if (parameterListLength === 0) return { dataOutLength: 0 };
     const data = ctx.req.dataOut ?? Buffer.alloc(0);
@@ -718,9 +719,7 @@ export class CopyManager {
 
   async receiveCopyResults(ctx: CommandContext): Promise<CommandResult> {
     const { lu, cdb, nexus } = ctx;
-    const sa = cdb[1] & 0x1f;
-    const listId = cdb[2];
-    const allocationLength = cdb.readUInt32BE(10);
+    const { serviceAction: sa, listIdentifier: listId, allocationLength } = decodeReceiveCopyResultsCdb(cdb);
     let data: Buffer;
     switch (sa) {
       case 0x03:
