@@ -10,7 +10,7 @@
  * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
  * the source. Reads are never blocked.
  */
-import { ArgumentError } from '../errors';
+import { AgentError, ArgumentError } from '../errors';
 import { StoreError, type Extent, type Store, type StoreIdentity } from '../store/store';
 
 /** What a snapshot session puts in front of every change while it captures. */
@@ -30,10 +30,9 @@ export interface ChangeGuard {
   changeWith?(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean>;
 }
 
-export class HoldTimeoutError extends Error {
+export class HoldTimeoutError extends AgentError {
   constructor(message: string) {
-    super(message);
-    Object.defineProperty(this, 'name', { value: 'HoldTimeoutError', enumerable: false });
+    super('ERR_HOLD_TIMEOUT', message);
   }
 }
 

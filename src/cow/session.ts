@@ -119,7 +119,11 @@ export interface SnapshotStatus {
   marker_sequence?: number;
 }
 
-class CaptureTimeout extends Error {}
+class CaptureTimeout extends AgentError {
+  constructor(message: string) {
+    super('ERR_COW_TIMEOUT', message);
+  }
+}
 
 /** An institute that failed after its session was journalled: the journal says ABANDONED. */
 export class InstituteFailedError extends AgentError {
@@ -369,7 +373,7 @@ export class SnapshotSession implements ChangeGuard {
       if (sbWritten) return abandon(why);
       src.unclaim(session);
       session.protectObf(false);
-      if (err instanceof AgentError) throw err;
+      if (err instanceof AgentError && !(err instanceof StoreError)) throw err;
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.

@@ -9,6 +9,7 @@
  *   (a remote LUN's own sense is forwarded as is);
  * - be safe under concurrent requests (the SCSI layer issues many at once).
  */
+import { AgentError } from '../errors';
 
 export interface StoreIdentity {
   /** Stable identity of the backing object (e.g. "file:/path" or "iscsi://host/iqn/lun"). */
@@ -82,13 +83,12 @@ export type StoreFailure =
   /** The raw sense (and status) a remote LUN answered with, forwarded unchanged. */
   | { kind: 'forwarded'; status: number; sense?: Buffer };
 
-export class StoreError extends Error {
+/** A store request failed (code ERR_STORE); `failure` says why, for the SCSI layer's sense. */
+export class StoreError extends AgentError {
   readonly failure: StoreFailure;
   constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_STORE', message, options);
     this.failure = failure;
-    // configurable: subclasses (CaptureReadError) name themselves the same way.
-    Object.defineProperty(this, 'name', { value: 'StoreError', enumerable: false, configurable: true });
   }
 }
 

@@ -6,6 +6,7 @@
  * The copy manager throws a SenseError with these details; the SCSI layer's buildSense writes
  * them in fixed or descriptor format, as the LU's D_SENSE asks.
  */
+import { AgentError } from '../errors';
 import { SenseDataSource } from '../scsi/sense';
 import type { SenseDetails, SenseReason } from '../scsi/sense-reasons';
 
@@ -26,12 +27,12 @@ export interface CopyAbort {
   message: string;
 }
 
-export class CopyAbortError extends Error {
+/** The copy manager stopped a copy in a segment (code ERR_XCOPY_ABORTED); it answers COPY ABORTED. */
+export class CopyAbortError extends AgentError {
   readonly abort: CopyAbort;
   constructor(abort: CopyAbort) {
-    super(`${abort.reason.name} in segment ${abort.segment}: ${abort.message}`);
+    super('ERR_XCOPY_ABORTED', `${abort.reason.name} in segment ${abort.segment}: ${abort.message}`);
     this.abort = abort;
-    Object.defineProperty(this, 'name', { value: 'CopyAbortError', enumerable: false });
   }
 }
 

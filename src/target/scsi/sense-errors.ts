@@ -9,6 +9,7 @@
  * format the logical unit's D_SENSE asks for; a remote LUN's status and sense are forwarded
  * unchanged.
  */
+import { AgentError } from '../../errors';
 import { ScsiStatus } from '../../scsi/constants';
 import { Sense, buildSense, type SenseDetails, type SenseReason } from '../../scsi/sense-reasons';
 import { StoreError, type StoreFailure } from '../../store/store';
@@ -17,8 +18,8 @@ import type { ScsiReply } from './types';
 // The command layer names reasons from the one table in src/scsi/ (re-exported for its handlers).
 export { Sense, buildSense, type FieldPointer, type SenseDetails, type SenseName, type SenseReason } from '../../scsi/sense-reasons';
 
-/** A command ends in CHECK CONDITION with this sense. */
-export class SenseError extends Error {
+/** A command ends in CHECK CONDITION with this sense (code ERR_SCSI_CHECK_CONDITION, as IscsiError's). */
+export class SenseError extends AgentError {
   readonly reason: SenseReason;
   readonly details: SenseDetails;
   /**
@@ -27,10 +28,9 @@ export class SenseError extends Error {
    */
   dataOutLength?: number;
   constructor(senseReason: SenseReason, details: SenseDetails = {}, message?: string) {
-    super(message ?? describeReason(senseReason, details));
+    super('ERR_SCSI_CHECK_CONDITION', message ?? describeReason(senseReason, details));
     this.reason = senseReason;
     this.details = details;
-    Object.defineProperty(this, 'name', { value: 'SenseError', enumerable: false });
   }
 
   /** The reason's sense key, ASC and ASCQ, named as on IscsiError (so `senseIs` reads both). */
@@ -47,13 +47,12 @@ export class SenseError extends Error {
   }
 }
 
-/** A command ends with a status that carries no sense (RESERVATION CONFLICT, TASK ABORTED, BUSY). */
-export class StatusError extends Error {
+/** A command ends with a status that carries no sense (RESERVATION CONFLICT, TASK ABORTED, BUSY): ERR_SCSI_STATUS. */
+export class StatusError extends AgentError {
   readonly status: number;
   constructor(status: number, message?: string) {
-    super(message ?? `status 0x${status.toString(16).padStart(2, '0')}`);
+    super('ERR_SCSI_STATUS', message ?? `status 0x${status.toString(16).padStart(2, '0')}`);
     this.status = status;
-    Object.defineProperty(this, 'name', { value: 'StatusError', enumerable: false });
   }
 }
 
