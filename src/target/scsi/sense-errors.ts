@@ -22,6 +22,10 @@ export { Sense, buildSense, type FieldPointer, type SenseDetails, type SenseName
 export class SenseError extends AgentError {
   readonly reason: SenseReason;
   readonly details: SenseDetails;
+  /** The reason's sense key, ASC and ASCQ, named as on IscsiError (so `senseIs` reads both). */
+  readonly senseKey: number;
+  readonly asc: number;
+  readonly ascq: number;
   /**
    * Set when the command had Data-Out and the error came after its length was known, so the
    * reply still tells the transport how much the CDB asked for (see ScsiReply.dataOutLength).
@@ -31,19 +35,7 @@ export class SenseError extends AgentError {
     super('ERR_SCSI_CHECK_CONDITION', message ?? describeReason(senseReason, details));
     this.reason = senseReason;
     this.details = details;
-  }
-
-  /** The reason's sense key, ASC and ASCQ, named as on IscsiError (so `senseIs` reads both). */
-  get senseKey(): number {
-    return this.reason.key;
-  }
-
-  get asc(): number {
-    return this.reason.asc;
-  }
-
-  get ascq(): number {
-    return this.reason.ascq;
+    ({ key: this.senseKey, asc: this.asc, ascq: this.ascq } = senseReason);
   }
 }
 
