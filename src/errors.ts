@@ -4,6 +4,8 @@
  * to one documented CLI exit status (see README "Exit status"). SCSI-caused failures follow
  * ddpt/sg3_utils' numbering by sense key, so scripts need no new table.
  */
+// Only the const enum (inlined by tsc): this module sits below src/scsi/, whose codecs import it.
+import { SenseKey } from './scsi/constants';
 
 /** CLI exit statuses. Values 2..15 follow ddpt's sense-key numbering. */
 export const ExitStatus = {
@@ -55,10 +57,20 @@ export const ErrorCodes = {
   ERR_MGMT_RPC: ExitStatus.INTERNAL, // a JSON-RPC error without a registry code
   ERR_SNAPSHOT_NOT_FOUND: ExitStatus.USAGE,
   ERR_SNAPSHOT_STATE: ExitStatus.USAGE, // the snapshot is not in a state that allows the operation
+  ERR_STORE: ExitStatus.MEDIUM_HARDWARE, // a backing store request failed (StoreError; the SCSI layer answers its kind's sense)
+  ERR_XCOPY_ABORTED: ExitStatus.COPY_ABORTED, // the copy manager stopped an EXTENDED COPY in a segment (COPY ABORTED)
+  ERR_HOLD_TIMEOUT: ExitStatus.TIMEOUT, // writes in flight did not drain while a snapshot held its source
+  ERR_COW_TIMEOUT: ExitStatus.TIMEOUT, // a COW capture took longer than the policy's timeout
+  ERR_OBF_FULL: ExitStatus.DATA_PROTECT, // the OBF has no room for a record (as SPACE ALLOCATION FAILED WRITE PROTECT)
+  ERR_OBF_IO: ExitStatus.MEDIUM_HARDWARE, // writing the OBF failed
+  ERR_SOURCE_READ: ExitStatus.MEDIUM_HARDWARE, // reading the original of a chunk from the source failed
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
-/** Base of every error the project raises on purpose. */
+/**
+ * Base of every error the project raises on purpose; docs/errors.md lists the classes below it,
+ * their codes, who throws them and their exit statuses.
+ */
 export class AgentError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -128,22 +140,24 @@ export class IscsiError extends AgentError {
 /** Sense key → exit status (ddpt numbering). */
 export function exitStatusOfSense(senseKey: number, asc?: number, ascq?: number): ExitStatusValue {
   switch (senseKey) {
-    case 0x2:
+    case SenseKey.NOT_READY:
       return ExitStatus.NOT_READY;
-    case 0x3:
-    case 0x4:
+    case SenseKey.MEDIUM_ERROR:
+    case SenseKey.HARDWARE_ERROR:
       return ExitStatus.MEDIUM_HARDWARE;
-    case 0x5:
+    case SenseKey.ILLEGAL_REQUEST:
+      // INVALID COMMAND OPERATION CODE (20h/00h, Sense.INVALID_COMMAND_OPERATION_CODE; the
+      // sense-reasons table sits above this module, and a test keeps the two in step).
       return asc === 0x20 && ascq === 0x00 ? ExitStatus.INVALID_OPCODE : ExitStatus.ILLEGAL_REQUEST;
-    case 0x6:
+    case SenseKey.UNIT_ATTENTION:
       return ExitStatus.UNIT_ATTENTION;
-    case 0x7:
+    case SenseKey.DATA_PROTECT:
       return ExitStatus.DATA_PROTECT;
-    case 0xa:
+    case SenseKey.COPY_ABORTED:
       return ExitStatus.COPY_ABORTED;
-    case 0xb:
+    case SenseKey.ABORTED_COMMAND:
       return ExitStatus.ABORTED_COMMAND;
-    case 0xe:
+    case SenseKey.MISCOMPARE:
       return ExitStatus.MISCOMPARE;
     default:
       return ExitStatus.SCSI_OTHER;
@@ -152,8 +166,10 @@ export function exitStatusOfSense(senseKey: number, asc?: number, ascq?: number)
 
 /** The exit status a CLI command returns for an error. Unknown errors are bugs. */
 export function exitStatusOf(err: unknown): ExitStatusValue {
-  if (err instanceof IscsiError && err.code === 'ERR_SCSI_CHECK_CONDITION' && err.senseKey !== undefined) {
-    return exitStatusOfSense(err.senseKey, err.asc, err.ascq);
+  // CHECK CONDITION, from a peer (IscsiError) or answered by our target (SenseError): by sense key.
+  if (err instanceof AgentError && err.code === 'ERR_SCSI_CHECK_CONDITION') {
+    const s = err as AgentError & { senseKey?: number; asc?: number; ascq?: number };
+    if (s.senseKey !== undefined) return exitStatusOfSense(s.senseKey, s.asc, s.ascq);
   }
   if (err instanceof AgentError) return ErrorCodes[err.code];
   // Errors carrying a registry code from elsewhere (e.g. the management API's remote errors).

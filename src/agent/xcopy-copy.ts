@@ -14,7 +14,9 @@
  * RECEIVE COPY STATUS(LID1), 6.3 COPY OPERATION ABORT.
  */
 import { AgentError, IscsiError } from '../errors';
+import { SenseKey } from '../scsi/constants';
 import { transferCountToBytes, type OperatingParameters } from '../scsi/copy-results';
+import { Sense, senseIs } from '../scsi/sense-reasons';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { cscdOfLun } from './apply-obf';
@@ -58,8 +60,8 @@ export interface XcopyCopyResult {
 /** An answer that means "this copy manager cannot do it": fall back to host I/O. */
 function isFallbackCondition(err: unknown): boolean {
   if (!(err instanceof IscsiError) || err.code !== 'ERR_SCSI_CHECK_CONDITION') return false;
-  if (err.senseKey === 0x0a && ((err.asc === 0x0d && err.ascq === 0x02) || (err.asc === 0x08 && err.ascq === 0x04))) return true;
-  return err.senseKey === 0x05 && err.asc === 0x20 && err.ascq === 0x00; // no EXTENDED COPY at all
+  if (senseIs(err, Sense.COPY_TARGET_DEVICE_NOT_REACHABLE) || senseIs(err, Sense.UNREACHABLE_COPY_TARGET)) return true;
+  return senseIs(err, Sense.INVALID_COMMAND_OPERATION_CODE); // no EXTENDED COPY at all
 }
 
 /**
@@ -234,7 +236,7 @@ export async function operatingParametersOf(bridge: Pick<IscsiSession, 'operatin
   try {
     return await bridge.operatingParameters();
   } catch (err) {
-    if (isFallbackCondition(err) || (err instanceof IscsiError && err.senseKey === 0x05)) {
+    if (isFallbackCondition(err) || (err instanceof IscsiError && err.senseKey === SenseKey.ILLEGAL_REQUEST)) {
       return undefined;
     }
     throw err;

@@ -15,7 +15,7 @@
  * caller may use (Store.backingFile, copyRangeTo/copyRangeFrom) are forwarded with this filter's
  * rules applied.
  */
-import { ArgumentError } from '../errors';
+import { AgentError, ArgumentError } from '../errors';
 import { StoreError, type BackingFile, type Extent, type RangeCopy, type Store, type StoreIdentity } from '../store/store';
 
 /** What a snapshot session puts in front of every change while it captures. */
@@ -35,10 +35,9 @@ export interface ChangeGuard {
   changeWith?(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean>;
 }
 
-export class HoldTimeoutError extends Error {
+export class HoldTimeoutError extends AgentError {
   constructor(message: string) {
-    super(message);
-    Object.defineProperty(this, 'name', { value: 'HoldTimeoutError', enumerable: false });
+    super('ERR_HOLD_TIMEOUT', message);
   }
 }
 
@@ -325,7 +324,10 @@ export function isSnapshotSource(store: Store): boolean {
   return store instanceof CowStore && (store.claimed || store.capturing || store.held);
 }
 
-/** A StoreError carrying exact sense, for a change refused by the protect-snapshot policy. */
-export function refusedChange(sense: Buffer, message: string): StoreError {
-  return new StoreError({ kind: 'forwarded', status: 0x02, sense }, message);
+/** Why the COW filter refuses a change or says its source is not ready (the SCSI layer maps it to sense). */
+export type RefusalKind = 'no-space' | 'command-timeout' | 'hardware-write-error' | 'not-ready-becoming-ready' | 'not-ready-manual-intervention';
+
+/** A StoreError for a change refused by the protect-snapshot policy, or a source not ready. */
+export function refusedChange(kind: RefusalKind, message: string): StoreError {
+  return new StoreError({ kind }, message);
 }

@@ -7,6 +7,7 @@
  * Positions are given out at commit time, in queue order, so the log has no holes. Space for a
  * MARKER and a SEAL (one block each) is always kept free, so a full OBF can still be sealed.
  */
+import { AgentError } from '../errors';
 import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../native/fileops';
 import type { BackingFile, Store } from '../store/store';
 import { CaptureReadError, commitCaptures, type HostWriteOutcome, type SourceHostWrite } from './capture-commit';
@@ -21,25 +22,22 @@ import {
   type ObfSuperblock,
 } from '../obf/format';
 
-export class ObfFullError extends Error {
+export class ObfFullError extends AgentError {
   constructor(message: string) {
-    super(message);
-    Object.defineProperty(this, 'name', { value: 'ObfFullError', enumerable: false });
+    super('ERR_OBF_FULL', message);
   }
 }
 
 /** The original of a chunk could not be read from the source. */
-export class SourceReadError extends Error {
+export class SourceReadError extends AgentError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    Object.defineProperty(this, 'name', { value: 'SourceReadError', enumerable: false });
+    super('ERR_SOURCE_READ', message, options);
   }
 }
 
-export class ObfIoError extends Error {
+export class ObfIoError extends AgentError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    Object.defineProperty(this, 'name', { value: 'ObfIoError', enumerable: false });
+    super('ERR_OBF_IO', message, options);
   }
 }
 

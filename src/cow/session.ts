@@ -16,14 +16,12 @@
 import crypto from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { AgentError } from '../errors';
-import { SenseKey } from '../scsi/constants';
-import { encodeFixedSense } from '../scsi/sense';
 import { StoreError, type Store } from '../store/store';
 import { HOST_WRITE_CANCELLED, HOST_WRITE_PENDING } from '../native/fileops';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
 import type { HostWriteOutcome, SourceHostWrite } from './capture-commit';
-import { isSnapshotSource, refusedChange, type ChangeGuard, type CowStore } from './cow-store';
+import { isSnapshotSource, refusedChange, type ChangeGuard, type CowStore, type RefusalKind } from './cow-store';
 import {
   decodeSuperblock,
   encodeSuperblock,
@@ -161,7 +159,11 @@ export interface SnapshotStatus {
   marker_sequence?: number;
 }
 
-class CaptureTimeout extends Error {}
+class CaptureTimeout extends AgentError {
+  constructor(message: string) {
+    super('ERR_COW_TIMEOUT', message);
+  }
+}
 
 /** An institute that failed after its session was journalled: the journal says ABANDONED. */
 export class InstituteFailedError extends AgentError {
@@ -190,19 +192,20 @@ const REASON_OF: Record<SnapshotReason, ObfReason> = {
 };
 
 /**
- * The sense a change refused under protect-snapshot gets: OBF full → DATA PROTECT, SPACE
- * ALLOCATION FAILED WRITE PROTECT (27h/07h, what a thin LUN out of space answers); COW timeout →
- * ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h, hosts retry it); OBF or source I/O
- * error → HARDWARE ERROR, WRITE ERROR (0Ch/00h). The source is unchanged in each case.
+ * Why a change refused under protect-snapshot fails (the SCSI layer gives the sense): OBF full →
+ * no-space, DATA PROTECT, SPACE ALLOCATION FAILED WRITE PROTECT (27h/07h, what a thin LUN out of
+ * space answers); COW timeout → command-timeout, ABORTED COMMAND, COMMAND TIMEOUT DURING
+ * PROCESSING (2Eh/02h, hosts retry it); OBF or source I/O error → hardware-write-error, HARDWARE
+ * ERROR, WRITE ERROR (0Ch/00h). The source is unchanged in each case.
  */
-function refusalSense(reason: SnapshotReason): Buffer {
+function refusalKind(reason: SnapshotReason): RefusalKind {
   switch (reason) {
     case 'OBF_FULL':
-      return encodeFixedSense({ senseKey: SenseKey.DATA_PROTECT, asc: 0x27, ascq: 0x07 });
+      return 'no-space';
     case 'COW_TIMEOUT':
-      return encodeFixedSense({ senseKey: SenseKey.ABORTED_COMMAND, asc: 0x2e, ascq: 0x02 });
+      return 'command-timeout';
     default:
-      return encodeFixedSense({ senseKey: SenseKey.HARDWARE_ERROR, asc: 0x0c, ascq: 0x00 });
+      return 'hardware-write-error';
   }
 }
 
@@ -417,7 +420,7 @@ export class SnapshotSession implements ChangeGuard {
       if (sbWritten) return abandon(why);
       src.unclaim(session);
       session.protectObf(false);
-      if (err instanceof AgentError) throw err;
+      if (err instanceof AgentError && !(err instanceof StoreError)) throw err;
       throw new AgentError('ERR_SNAPSHOT_STATE', `institute failed: ${why}`);
     }
     // The hold: new changes wait, changes in flight drain, COW is armed, changes go on.
@@ -576,7 +579,7 @@ export class SnapshotSession implements ChangeGuard {
     const detail = (err as Error).message;
     if (this.record.policy === 'protect-snapshot') {
       this.log.warn({ reason, detail, lba: lba.toString(), blocks: count.toString() }, 'write refused to keep the snapshot exact (protect-snapshot)');
-      throw refusedChange(refusalSense(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
+      throw refusedChange(refusalKind(reason), `snapshot ${this.id}: ${reason}: ${detail}`);
     }
     await this.invalidate(reason, detail);
   }

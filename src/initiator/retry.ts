@@ -3,6 +3,8 @@
  * in one place too): BUSY, TASK SET FULL and UNIT ATTENTION are retried a bounded number of times
  * after a randomized exponential backoff; everything else is final.
  */
+import { ScsiStatus, SenseKey } from '../scsi/constants';
+
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
   maxAttempts: number;
@@ -14,10 +16,6 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 5, maxDelayMs: 1000 };
 export const NO_RETRY: RetryPolicy = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
 
-const BUSY = 0x08;
-const TASK_SET_FULL = 0x28;
-const CHECK_CONDITION = 0x02;
-const UNIT_ATTENTION = 0x6;
 
 /**
  * Milliseconds to wait before attempt `attempt + 1`, or undefined when the outcome is final.
@@ -33,11 +31,11 @@ export function retryDelay(
 ): number | undefined {
   if (attempt >= policy.maxAttempts) return undefined;
   const retryable =
-    scsiStatus === BUSY ||
-    scsiStatus === TASK_SET_FULL ||
-    (scsiStatus === CHECK_CONDITION && senseKey === UNIT_ATTENTION);
+    scsiStatus === ScsiStatus.BUSY ||
+    scsiStatus === ScsiStatus.TASK_SET_FULL ||
+    (scsiStatus === ScsiStatus.CHECK_CONDITION && senseKey === SenseKey.UNIT_ATTENTION);
   if (!retryable) return undefined;
-  if (scsiStatus === CHECK_CONDITION && attempt === 1) return 0;
+  if (scsiStatus === ScsiStatus.CHECK_CONDITION && attempt === 1) return 0;
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   return Math.floor(random() * ceiling);
 }

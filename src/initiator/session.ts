@@ -31,6 +31,7 @@ import { decodeStandardInquiry, type DecodedStandardInquiry } from '../scsi/inqu
 import { decodeReadCapacity16, type ReadCapacity16Data } from '../scsi/read-capacity';
 import { decodeReportLuns } from '../scsi/report-luns';
 import { decodeSense, describeSense, type SenseData } from '../scsi/sense';
+import { Sense, senseIs } from '../scsi/sense-reasons';
 import {
   decodeBlockLimits,
   decodeDeviceIdentification,
@@ -236,11 +237,11 @@ export class IscsiSession {
       timeoutMs,
       retry: { ...this.retry, maxAttempts: Math.max(this.retry.maxAttempts, 11) },
     });
-    if (tur.status === ScsiStatus.CHECK_CONDITION && tur.sense?.asc === 0x25 && tur.sense.ascq === 0x00) {
+    if (tur.status === ScsiStatus.CHECK_CONDITION && senseIs(tur.sense, Sense.LOGICAL_UNIT_NOT_SUPPORTED)) {
       throw await this.noSuchLun('LOGICAL UNIT NOT SUPPORTED');
     }
     const inq = await this.inquiry({ timeoutMs }).catch(async (err: unknown) => {
-      if (err instanceof IscsiError && err.asc === 0x25) throw await this.noSuchLun('LOGICAL UNIT NOT SUPPORTED');
+      if (senseIs(err, Sense.LOGICAL_UNIT_NOT_SUPPORTED)) throw await this.noSuchLun('LOGICAL UNIT NOT SUPPORTED');
       throw err;
     });
     // SPC-4 6.6.2: PERIPHERAL QUALIFIER 011b = no logical unit at this LUN.

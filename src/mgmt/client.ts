@@ -6,20 +6,21 @@
  * whether a method ran locally or behind the API.
  */
 import http from 'node:http';
-import { ArgumentError } from '../errors';
+import { AgentError, ArgumentError, ErrorCodes, type ErrorCode } from '../errors';
 import { parseResponse, toJson } from './jsonrpc';
 import { checkToken } from './token';
 
-export type ManagementErrorCode =
-  | 'ERR_MGMT_UNAUTHORIZED' // HTTP 401: the token is missing or wrong
-  | 'ERR_MGMT_UNREACHABLE' // no connection (refused, no socket file, reset)
-  | 'ERR_MGMT_TIMEOUT' // no response within timeoutMs
-  | 'ERR_MGMT_PROTOCOL' // an answer that is not a JSON-RPC response (404, 413, bad JSON...)
-  | 'ERR_MGMT_RPC'; // a JSON-RPC error without a registry code (-32601, -32602, -32603...)
+/** The transport's own codes (their meanings and exit statuses are in the registry, src/errors.ts). */
+export type ManagementErrorCode = Extract<ErrorCode, `ERR_MGMT_${string}`>;
 
-export class ManagementError extends Error {
-  /** A ManagementErrorCode, or the remote registry code of an application error. */
-  readonly code: string;
+/**
+ * A management call failed. `code` is a ManagementErrorCode, or the remote registry code of an
+ * application error; a remote code this build does not register is ERR_MGMT_RPC, and
+ * `remoteCode` keeps it as sent.
+ */
+export class ManagementError extends AgentError {
+  /** The code of the remote error as sent, when it was not a registry code here. */
+  readonly remoteCode?: string;
   /** The JSON-RPC error code, when the server answered with a JSON-RPC error. */
   readonly rpcCode?: number;
   /** The JSON-RPC error data, as sent. */
@@ -27,12 +28,12 @@ export class ManagementError extends Error {
   /** The HTTP status, when the server answered. */
   readonly httpStatus?: number;
   constructor(code: string, message: string, extra: { rpcCode?: number; data?: unknown; httpStatus?: number; cause?: unknown } = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.code = code;
+    const known = Object.prototype.hasOwnProperty.call(ErrorCodes, code);
+    super(known ? (code as ErrorCode) : 'ERR_MGMT_RPC', message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    if (!known) this.remoteCode = code;
     if (extra.rpcCode !== undefined) this.rpcCode = extra.rpcCode;
     if (extra.data !== undefined) this.data = extra.data;
     if (extra.httpStatus !== undefined) this.httpStatus = extra.httpStatus;
-    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false });
   }
 }
 

@@ -11,6 +11,7 @@
  * (`12n` → `"12"`): JSON numbers lose precision above 2^53, and LBAs and byte counts do not fit
  * that. Clients convert back with BigInt(s) where they need to.
  */
+import { AgentError } from '../errors';
 
 /** Error codes of JSON-RPC 2.0 section 5.1, and the one server error code we use. */
 export const RpcErrorCode = {
@@ -58,15 +59,15 @@ export type JsonRpcResponse = JsonRpcSuccess | JsonRpcFailure;
  * Thrown by a method handler to answer with a chosen JSON-RPC error, e.g.
  * `throw new RpcError(RpcErrorCode.INVALID_PARAMS, 'params.lun: must be an integer', { field: 'lun' })`.
  */
-export class RpcError extends Error {
+export class RpcError extends AgentError {
   readonly rpcCode: number;
   readonly data?: unknown;
   constructor(rpcCode: number, message: string, data?: unknown) {
-    super(message);
+    // The client turns this answer into a ManagementError with the same registry code.
+    super('ERR_MGMT_RPC', message);
     if (!Number.isSafeInteger(rpcCode)) throw new TypeError(`RpcError: code must be an integer, got ${rpcCode}`);
     this.rpcCode = rpcCode;
     if (data !== undefined) this.data = data;
-    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false });
   }
 }
 

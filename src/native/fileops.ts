@@ -144,7 +144,7 @@ export const HOST_WRITE_STARTED = 2;
  * writing). Resolves with the record CRCs and, per host write, 0 (written), an errno, or -1 (not
  * written: cancelled, or an earlier commit of the chain failed); rejects with `phase` 'read' (the
  * source) or 'write' (the OBF), no host write made. Throws (synchronously) when no job was
- * queued: then abandon the ticket. See src/store/file.ts commitCaptures.
+ * queued: then abandon the ticket. See src/cow/capture-commit.ts commitCaptures.
  */
 export function captureCommit(
   srcFd: number,

@@ -542,7 +542,7 @@ export function encodeRecordHeader(
  * The header block of a DATA record of `dataBytes` whose data is not read yet: every field but
  * the CRC (bytes 124–127, left zero). Whoever fills the data stores the CRC — CRC32C over header
  * bytes 0–123 continued over the data — before the record is written (the native capture commit
- * does, src/store/file.ts commitCaptures).
+ * does, src/cow/capture-commit.ts commitCaptures).
  */
 export function encodeDataRecordHeaderWithoutCrc(fields: ObfDataRecordFields, dataBytes: number, geometry: ObfRecordGeometry): Buffer {
   if (!Number.isInteger(dataBytes) || dataBytes <= 0 || dataBytes % geometry.blockSize !== 0) {

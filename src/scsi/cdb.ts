@@ -1,5 +1,6 @@
 /**
- * Command descriptor blocks the agent sends and the target parses: encode and decode.
+ * Command descriptor blocks the agent sends and the target parses: encode and decode, one
+ * decoder per CDB layout, used by the target's handlers (and the copy manager's).
  *
  * Pure codec, no I/O. Decoders check the OPERATION CODE (byte 0), the SERVICE ACTION where the
  * command has one (byte 1), and the length, and throw DecodeError otherwise; they do not judge
@@ -59,10 +60,6 @@ export function cdbLengthOfOpcode(opcode: number): number | undefined {
 // TEST UNIT READY (SPC-4 TEST UNIT READY command): 6 bytes, bytes 1–4 reserved
 // ---------------------------------------------------------------------------------------------
 
-export interface TestUnitReadyCdb {
-  control: number;
-}
-
 const TUR = 'TEST UNIT READY CDB';
 
 export function encodeTestUnitReadyCdb(p: { control?: number } = {}): Buffer {
@@ -70,11 +67,6 @@ export function encodeTestUnitReadyCdb(p: { control?: number } = {}): Buffer {
   cdb[0] = Opcode.TEST_UNIT_READY;
   cdb[5] = uintUpTo(TUR, 'control', p.control, 0xff);
   return cdb;
-}
-
-export function decodeTestUnitReadyCdb(cdb: Buffer): TestUnitReadyCdb {
-  expect(TUR, cdb, 6, Opcode.TEST_UNIT_READY);
-  return { control: cdb[5] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,29 +144,56 @@ export function decodeReadCapacity16Cdb(cdb: Buffer): ReadCapacity16Cdb {
 }
 
 // ---------------------------------------------------------------------------------------------
-// READ(16) (SBC-3 5.13) and WRITE(16) (SBC-3 5.35): byte 1 RDPROTECT/WRPROTECT (7:5), DPO (4),
-// FUA (3); bytes 2–9 LOGICAL BLOCK ADDRESS; 10–13 TRANSFER LENGTH; byte 14 bits 4:0 GROUP NUMBER.
+// Block-addressed CDBs (SBC-3 r36 5.1): READ, WRITE, VERIFY, WRITE AND VERIFY, ORWRITE, PRE-FETCH,
+// SYNCHRONIZE CACHE and WRITE SAME in their 6-, 10-, 12- and 16-byte forms share one layout per
+// length; the agent builds READ(16), WRITE(16) and SYNCHRONIZE CACHE(16), the target decodes
+// every form with decodeBlockCdb.
 // ---------------------------------------------------------------------------------------------
 
-export interface Read16Cdb {
+/** A decoded block-addressed CDB. */
+export interface BlockCdb {
+  /** LOGICAL BLOCK ADDRESS. */
   lba: bigint;
-  transferLength: number;
-  dpo: boolean;
-  fua: boolean;
-  rdprotect: number;
-  groupNumber: number;
-  control: number;
+  /** TRANSFER LENGTH / NUMBER OF LOGICAL BLOCKS / PREFETCH LENGTH, in blocks. */
+  count: number;
+  /** Byte 1 (protection field, DPO, FUA, BYTCHK, IMMED, ... per command); 0 for 6-byte CDBs. */
+  flags: number;
+  /** GROUP NUMBER (SBC-3 grouping function). */
+  group: number;
+  /** CDB byte offsets of the LBA and count fields, for field pointers. */
+  lbaByte: number;
+  countByte: number;
 }
 
-export interface Write16Cdb {
-  lba: bigint;
-  transferLength: number;
-  dpo: boolean;
-  fua: boolean;
-  wrprotect: number;
-  groupNumber: number;
-  control: number;
+/**
+ * Decodes the LBA and count of a block-addressed CDB by its length (SBC-3 r36 5.1). The caller
+ * has matched the OPERATION CODE to its command; the CONTROL byte is not read.
+ * - 6 bytes: LBA in byte 1 bits 4:0 and bytes 2–3, count in byte 4 (0 means 256 for READ(6)
+ *   and WRITE(6), SBC-3 r36 5.10 and 5.32; pass `zeroMeans256`);
+ * - 10 bytes: LBA bytes 2–5, GROUP NUMBER byte 6, count bytes 7–8;
+ * - 12 bytes: LBA bytes 2–5, count bytes 6–9, GROUP NUMBER byte 10;
+ * - 16 bytes: LBA bytes 2–9, count bytes 10–13, GROUP NUMBER byte 14.
+ */
+export function decodeBlockCdb(cdb: Buffer, cdbLength: 6 | 10 | 12 | 16, zeroMeans256 = false): BlockCdb {
+  if (cdb.length < cdbLength) throw new DecodeError('block CDB', cdb.length, `CDB is ${cdb.length} bytes, expected ${cdbLength}`);
+  switch (cdbLength) {
+    case 6: {
+      const lba = BigInt(((cdb[1] & 0x1f) << 16) | cdb.readUInt16BE(2));
+      const count = cdb[4] === 0 && zeroMeans256 ? 256 : cdb[4];
+      return { lba, count, flags: 0, group: 0, lbaByte: 1, countByte: 4 };
+    }
+    case 10:
+      return { lba: BigInt(cdb.readUInt32BE(2)), count: cdb.readUInt16BE(7), flags: cdb[1], group: cdb[6] & 0x1f, lbaByte: 2, countByte: 7 };
+    case 12:
+      return { lba: BigInt(cdb.readUInt32BE(2)), count: cdb.readUInt32BE(6), flags: cdb[1], group: cdb[10] & 0x1f, lbaByte: 2, countByte: 6 };
+    case 16:
+      return { lba: cdb.readBigUInt64BE(2), count: cdb.readUInt32BE(10), flags: cdb[1], group: cdb[14] & 0x1f, lbaByte: 2, countByte: 10 };
+  }
 }
+
+// READ(16) (SBC-3 r36 5.13) and WRITE(16) (SBC-3 r36 5.35): byte 1 RDPROTECT/WRPROTECT (7:5),
+// DPO (4), FUA (3); bytes 2–9 LOGICAL BLOCK ADDRESS; 10–13 TRANSFER LENGTH; byte 14 bits 4:0
+// GROUP NUMBER.
 
 export interface Read16CdbInput {
   lba: bigint;
@@ -196,16 +215,6 @@ export interface Write16CdbInput {
   control?: number;
 }
 
-interface Rw16 {
-  lba: bigint;
-  transferLength: number;
-  dpo: boolean;
-  fua: boolean;
-  protect: number;
-  groupNumber: number;
-  control: number;
-}
-
 function encodeRw16(
   structure: string,
   opcode: number,
@@ -224,19 +233,6 @@ function encodeRw16(
   return cdb;
 }
 
-function decodeRw16(structure: string, opcode: number, cdb: Buffer): Rw16 {
-  expect(structure, cdb, 16, opcode);
-  return {
-    lba: cdb.readBigUInt64BE(2),
-    transferLength: cdb.readUInt32BE(10),
-    dpo: (cdb[1] & 0x10) !== 0,
-    fua: (cdb[1] & 0x08) !== 0,
-    protect: cdb[1] >> 5,
-    groupNumber: cdb[14] & 0x1f,
-    control: cdb[15],
-  };
-}
-
 const R16 = 'READ(16) CDB';
 const W16 = 'WRITE(16) CDB';
 
@@ -244,32 +240,14 @@ export function encodeRead16Cdb(p: Read16CdbInput): Buffer {
   return encodeRw16(R16, Opcode.READ_16, 'rdprotect', p, p.rdprotect);
 }
 
-export function decodeRead16Cdb(cdb: Buffer): Read16Cdb {
-  const { protect, ...rest } = decodeRw16(R16, Opcode.READ_16, cdb);
-  return { ...rest, rdprotect: protect };
-}
-
 export function encodeWrite16Cdb(p: Write16CdbInput): Buffer {
   return encodeRw16(W16, Opcode.WRITE_16, 'wrprotect', p, p.wrprotect);
-}
-
-export function decodeWrite16Cdb(cdb: Buffer): Write16Cdb {
-  const { protect, ...rest } = decodeRw16(W16, Opcode.WRITE_16, cdb);
-  return { ...rest, wrprotect: protect };
 }
 
 // ---------------------------------------------------------------------------------------------
 // SYNCHRONIZE CACHE(16) (SBC-3 5.27): byte 1 bit 1 IMMED; bytes 2–9 LOGICAL BLOCK ADDRESS;
 // 10–13 NUMBER OF LOGICAL BLOCKS (0 = to the end of the medium); byte 14 bits 4:0 GROUP NUMBER.
 // ---------------------------------------------------------------------------------------------
-
-export interface SynchronizeCache16Cdb {
-  immed: boolean;
-  lba: bigint;
-  numberOfBlocks: number;
-  groupNumber: number;
-  control: number;
-}
 
 const SC16 = 'SYNCHRONIZE CACHE(16) CDB';
 
@@ -284,17 +262,6 @@ export function encodeSynchronizeCache16Cdb(
   cdb[14] = uintUpTo(SC16, 'groupNumber', p.groupNumber, 0x1f);
   cdb[15] = uintUpTo(SC16, 'control', p.control, 0xff);
   return cdb;
-}
-
-export function decodeSynchronizeCache16Cdb(cdb: Buffer): SynchronizeCache16Cdb {
-  expect(SC16, cdb, 16, Opcode.SYNCHRONIZE_CACHE_16);
-  return {
-    immed: (cdb[1] & 0x02) !== 0,
-    lba: cdb.readBigUInt64BE(2),
-    numberOfBlocks: cdb.readUInt32BE(10),
-    groupNumber: cdb[14] & 0x1f,
-    control: cdb[15],
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +330,7 @@ export function decodeExtendedCopyCdb(cdb: Buffer): ExtendedCopyCdb {
 export function encodeCopyOperationAbortCdb(p: { listIdentifier: number; control?: number }): Buffer {
   const cdb = Buffer.alloc(16);
   cdb[0] = Opcode.EXTENDED_COPY;
-  cdb[1] = 0x1c;
+  cdb[1] = ExtendedCopySa.COPY_OPERATION_ABORT;
   cdb.writeUInt32BE(uintUpTo('COPY OPERATION ABORT CDB', 'listIdentifier', p.listIdentifier, 0xffff_ffff, true), 2);
   cdb[15] = uintUpTo('COPY OPERATION ABORT CDB', 'control', p.control, 0xff);
   return cdb;

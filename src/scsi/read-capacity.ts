@@ -82,14 +82,6 @@ export function encodeReadCapacity16(
   return out;
 }
 
-/** Decodes READ CAPACITY(10) parameter data (8 bytes; fewer is a DecodeError). */
-export function decodeReadCapacity10(buf: Buffer): ReadCapacity10Data {
-  if (buf.length < READ_CAPACITY_10_DATA_LENGTH) {
-    throw new DecodeError(RC10, buf.length, `need 8 bytes, got ${buf.length}`);
-  }
-  return { returnedLogicalBlockAddress: BigInt(buf.readUInt32BE(0)), logicalBlockLength: buf.readUInt32BE(4) };
-}
-
 /**
  * Encodes READ CAPACITY(10) parameter data. The caller clamps: SBC-3 5.15.2 says a last LBA
  * above FFFFFFFEh is reported as FFFFFFFFh ({@link readCapacity10Lba} does that).

@@ -76,12 +76,6 @@ export function lunNumberAt(buf: Buffer, offset = 0): LunNumber | undefined {
   }
 }
 
-/** Decodes one 8-byte LUN field: a number when single-level, else a copy of the raw bytes. */
-export function decodeLun(buf: Buffer, offset = 0): LunNumber | Buffer {
-  const n = lunNumberAt(buf, offset);
-  return n ?? Buffer.from(buf.subarray(offset, offset + 8));
-}
-
 /**
  * Decodes REPORT LUNS parameter data (SPC-4 6.33.2): LUN LIST LENGTH (bytes 0–3), 4 reserved
  * bytes, then 8-byte LUNs. A list cut short by the allocation length is accepted: the whole
@@ -99,9 +93,10 @@ export function decodeReportLuns(buf: Buffer): ReportLunsData {
   const luns: LunNumber[] = [];
   const otherLuns: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const entry = decodeLun(buf, 8 + 8 * i);
-    if (typeof entry === 'number') luns.push(entry);
-    else otherLuns.push(entry);
+    const at = 8 + 8 * i;
+    const n = lunNumberAt(buf, at); // single-level: a number; else the raw 8 bytes, copied
+    if (n !== undefined) luns.push(n);
+    else otherLuns.push(Buffer.from(buf.subarray(at, at + 8)));
   }
   return { listLength, luns, otherLuns };
 }

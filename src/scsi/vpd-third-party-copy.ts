@@ -302,15 +302,6 @@ function encodeDescriptor(d: ThirdPartyCopyDescriptor, index: number): Buffer {
   return out;
 }
 
-/** Does the page's Supported Commands descriptor list `opcode` with `serviceAction`? (libiscsi's check) */
-export function thirdPartyCopySupports(page: ThirdPartyCopyPage, opcode: number, serviceAction: number): boolean {
-  return page.descriptors.some(
-    (d) =>
-      d.kind === 'supportedCommands' &&
-      d.commands.some((c) => c.opcode === opcode && c.serviceActions.includes(serviceAction)),
-  );
-}
-
 function hex4(n: number): string {
   return n.toString(16).toUpperCase().padStart(4, '0');
 }

@@ -37,8 +37,8 @@ const VPD_PAGE_NAMES: ReadonlyMap<number, string> = new Map([
   [0xb3, 'Referrals'],
 ]);
 
-/** The standard's name of a VPD page, for logs. */
-export function vpdPageName(pageCode: number): string {
+/** The standard's name of a VPD page, for messages. */
+function vpdPageName(pageCode: number): string {
   return VPD_PAGE_NAMES.get(pageCode) ?? `VPD page ${hex2(pageCode)}h`;
 }
 
@@ -68,7 +68,7 @@ export interface VpdPageParts {
 }
 
 /** SPC-4 7.8.2: decode the 4-byte VPD page header; optionally insist on a page code. */
-export function decodeVpdHeader(buf: Buffer, expectedPageCode?: number, structure = 'VPD page'): VpdPageHeader {
+function decodeVpdHeader(buf: Buffer, expectedPageCode?: number, structure = 'VPD page'): VpdPageHeader {
   if (buf.length < 4) {
     throw new DecodeError(structure, buf.length, `page header needs 4 bytes, got ${buf.length}`);
   }
@@ -206,30 +206,6 @@ export const enum ProtocolIdentifier {
   ISCSI = 0x5,
   SAS = 0x6,
   NONE = 0xf,
-}
-
-const DESIGNATOR_TYPE_NAMES = [
-  'vendor specific',
-  'T10 vendor ID',
-  'EUI-64',
-  'NAA',
-  'relative target port identifier',
-  'target port group',
-  'logical unit group',
-  'MD5 logical unit identifier',
-  'SCSI name string',
-];
-const ASSOCIATION_NAMES = ['logical unit', 'target port', 'target device'];
-const CODE_SET_NAMES = ['reserved', 'binary', 'ASCII', 'UTF-8'];
-
-export function designatorTypeName(type: number): string {
-  return DESIGNATOR_TYPE_NAMES[type] ?? `designator type ${hex2(type)}h`;
-}
-export function associationName(association: number): string {
-  return ASSOCIATION_NAMES[association] ?? 'reserved association';
-}
-export function codeSetName(codeSet: number): string {
-  return CODE_SET_NAMES[codeSet] ?? `code set ${hex2(codeSet)}h`;
 }
 
 /** A designation descriptor (SPC-4 7.8.6.1, Table 596). */
@@ -499,36 +475,6 @@ export interface BlockDeviceCharacteristics {
   fuab: boolean;
   /** VBULS (byte 8 bit 0). */
   vbuls: boolean;
-}
-
-export interface DecodedBlockDeviceCharacteristics extends BlockDeviceCharacteristics, Peripheral {
-  pageLength: number;
-  truncated: boolean;
-}
-
-/** SBC-3 6.6.2; absent fields read as 0. */
-export function decodeBlockDeviceCharacteristics(buf: Buffer): DecodedBlockDeviceCharacteristics {
-  const { header, body, truncated } = splitVpdPage(
-    buf,
-    VpdPageCode.BLOCK_DEVICE_CHARACTERISTICS,
-    BLOCK_DEVICE_CHARACTERISTICS,
-  );
-  const f = fieldReader(body, 4);
-  const b7 = f.u8(7);
-  const b8 = f.u8(8);
-  return {
-    peripheralQualifier: header.peripheralQualifier,
-    peripheralDeviceType: header.peripheralDeviceType,
-    pageLength: header.pageLength,
-    truncated,
-    mediumRotationRate: f.u16(4),
-    productType: f.u8(6),
-    wabereq: b7 >> 6,
-    wacereq: (b7 >> 4) & 0x3,
-    nominalFormFactor: b7 & 0x0f,
-    fuab: (b8 & 0x02) !== 0,
-    vbuls: (b8 & 0x01) !== 0,
-  };
 }
 
 /** SBC-3 6.6.2: PAGE LENGTH 003Ch. */

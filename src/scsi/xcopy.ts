@@ -94,40 +94,8 @@ const CSCD_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
   [0xff, 'extension'],
 ]);
 
-const SEGMENT_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
-  [0x00, 'block→stream'],
-  [0x01, 'stream→block'],
-  [0x02, 'block→block'],
-  [0x03, 'stream→stream'],
-  [0x04, 'inline→stream'],
-  [0x05, 'embedded→stream'],
-  [0x06, 'stream→discard'],
-  [0x07, 'verify CSCD'],
-  [0x08, 'block<o>→stream'],
-  [0x09, 'stream→block<o>'],
-  [0x0a, 'block<o>→block<o>'],
-  [0x0b, 'block→stream+application client'],
-  [0x0c, 'stream→block+application client'],
-  [0x0d, 'block→block+application client'],
-  [0x0e, 'stream→stream+application client'],
-  [0x0f, 'stream→discard+application client'],
-  [0x10, 'write filemarks'],
-  [0x11, 'space'],
-  [0x12, 'locate'],
-  [0x13, 'tape image copy'],
-  [0x14, 'register persistent reservation key'],
-  [0x15, 'third party persistent reservations source I_T nexus'],
-  [0x16, 'block image copy'],
-  [0xbe, 'populate ROD from block ranges'],
-  [0xbf, 'populate ROD from one block range'],
-]);
-
-export function cscdTypeName(typeCode: number): string {
+function cscdTypeName(typeCode: number): string {
   return CSCD_TYPE_NAMES.get(typeCode) ?? `CSCD descriptor type ${hex2(typeCode)}h`;
-}
-
-export function segmentTypeName(typeCode: number): string {
-  return SEGMENT_TYPE_NAMES.get(typeCode) ?? `segment descriptor type ${hex2(typeCode)}h`;
 }
 
 /**
@@ -136,7 +104,7 @@ export function segmentTypeName(typeCode: number): string {
  * no defined length; 32 is assumed, and the copy manager rejects it at its offset (26h/07h)
  * before anything after it matters.
  */
-export function cscdDescriptorLength(typeCode: number): number {
+function cscdDescriptorLength(typeCode: number): number {
   return typeCode === CscdTypeCode.IPV6 || typeCode === CscdTypeCode.IP_COPY_SERVICE ? 64 : 32;
 }
 

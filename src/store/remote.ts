@@ -17,6 +17,7 @@
 import { ArgumentError, IscsiError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { ScsiStatus } from '../scsi/constants';
+import { Sense, senseIs } from '../scsi/sense-reasons';
 import type { ReadCapacity16Data } from '../scsi/read-capacity';
 import { decodeBlockLimits, decodeLogicalBlockProvisioning, type DecodedBlockLimits, type DecodedLogicalBlockProvisioning } from '../scsi/vpd';
 import { checkBigRange, checkReadArgs, checkWriteArgs, closedError, MAX_REQUEST_BLOCKS, pushExtent, writeProtected } from './checks';
@@ -56,7 +57,7 @@ export function storeErrorOf(err: unknown, what: string): unknown {
 
 /** ILLEGAL REQUEST with INVALID COMMAND OPERATION CODE (20h/00h) or INVALID FIELD IN CDB (24h/00h). */
 function isUnsupported(err: unknown): boolean {
-  return err instanceof IscsiError && err.senseKey === 0x5 && (err.asc === 0x20 || err.asc === 0x24) && err.ascq === 0x00;
+  return err instanceof IscsiError && (senseIs(err, Sense.INVALID_COMMAND_OPERATION_CODE) || senseIs(err, Sense.INVALID_FIELD_IN_CDB));
 }
 
 // ---------------------------------------------------------------------------------------------

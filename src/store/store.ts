@@ -9,6 +9,7 @@
  *   (a remote LUN's own sense is forwarded as is);
  * - be safe under concurrent requests (the SCSI layer issues many at once).
  */
+import { AgentError } from '../errors';
 
 export interface StoreIdentity {
   /** Stable identity of the backing object (e.g. "file:/path" or "iscsi://host/iqn/lun"). */
@@ -123,24 +124,36 @@ export interface BackingFile {
   fail(err: unknown, op: 'read' | 'write', what: string): Error;
 }
 
-/** Why a store request failed, in the standard's words; the SCSI layer maps it to sense. */
+/**
+ * Why a store request failed, in the standard's words. The SCSI layer maps each kind to one
+ * sense reason of the shared table (target/scsi/sense-errors.ts senseOfStoreError) and writes it
+ * in the format the initiator's D_SENSE asks for; only `forwarded` carries sense bytes of its own.
+ */
 export type StoreFailure =
   | { kind: 'lba-out-of-range' }
   | { kind: 'read-error' }
   | { kind: 'write-error' }
+  /** A write the device (not its medium) could not make: a COW capture failed (OBF or source I/O). */
+  | { kind: 'hardware-write-error' }
   | { kind: 'write-protected' }
   | { kind: 'not-ready' }
+  /** Not ready for a while, hosts retry: a snapshot's source resuming after a restart. */
+  | { kind: 'not-ready-becoming-ready' }
+  /** Not ready until someone acts: a snapshot's source whose session could not be resumed. */
+  | { kind: 'not-ready-manual-intervention' }
+  /** Out of space (ENOSPC), or the COW filter's OBF full under protect-snapshot. */
   | { kind: 'no-space' }
+  /** The request took too long to process; hosts retry (a COW capture timed out). */
+  | { kind: 'command-timeout' }
   /** The raw sense (and status) a remote LUN answered with, forwarded unchanged. */
   | { kind: 'forwarded'; status: number; sense?: Buffer };
 
-export class StoreError extends Error {
+/** A store request failed (code ERR_STORE); `failure` says why, for the SCSI layer's sense. */
+export class StoreError extends AgentError {
   readonly failure: StoreFailure;
   constructor(failure: StoreFailure, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_STORE', message, options);
     this.failure = failure;
-    // configurable: subclasses (CaptureReadError) name themselves the same way.
-    Object.defineProperty(this, 'name', { value: 'StoreError', enumerable: false, configurable: true });
   }
 }
 

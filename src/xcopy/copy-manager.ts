@@ -26,6 +26,7 @@
  * and destination ranges that overlap on the same store are copied one chunk at a time in the
  * direction that never reads a block after overwriting it (memmove).
  */
+import { decodeExtendedCopyCdb, decodeReceiveCopyResultsCdb } from '../scsi/cdb';
 import { ScsiStatus } from '../scsi/constants';
 import { bytesToTransferCount, CopyManagerStatus, encodeCopyStatusLid1, encodeFailedSegmentDetails, encodeOperatingParameters, type OperatingParameters } from '../scsi/copy-results';
 import { encodeThirdPartyCopy } from '../scsi/vpd-third-party-copy';
@@ -58,7 +59,7 @@ import { invalidCdbField, senseOfStoreError } from '../target/scsi/sense-errors'
 import { logger, type Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
 import { BufferPool } from './buffer-pool';
-import { copyAbortedDetails, CopyAbortError, XcopySense, type CopyAbort, type ForwardedSense } from './sense';
+import { copyAbortedDetails, CopyAbortError, type CopyAbort, type ForwardedSense } from './sense';
 
 const MiB = 1024 * 1024;
 
@@ -292,7 +293,7 @@ export class CopyManager {
 
   async extendedCopy(ctx: CommandContext): Promise<CommandResult> {
     const { lu, cdb, nexus } = ctx;
-    const parameterListLength = cdb.readUInt32BE(10);
+    const { parameterListLength } = decodeExtendedCopyCdb(cdb);
     // 1. SPC-2 7.2.1: a PARAMETER LIST LENGTH of zero is not an error.
     if (parameterListLength === 0) return { dataOutLength: 0 };
     const data = ctx.req.dataOut ?? Buffer.alloc(0);
@@ -320,7 +321,7 @@ export class CopyManager {
     if (tracked && lists.get(h.listIdentifier)?.state === 'running') {
       this.counters.rejected++;
       throw this.withLength(
-        new SenseError(XcopySense.OPERATION_IN_PROGRESS, { field: { paramByte: 0, bit: 7 } }, `LIST IDENTIFIER ${h.listIdentifier} is in use by a running EXTENDED COPY`),
+        new SenseError(Sense.OPERATION_IN_PROGRESS, { field: { paramByte: 0, bit: 7 } }, `LIST IDENTIFIER ${h.listIdentifier} is in use by a running EXTENDED COPY`),
         parameterListLength,
       );
     }
@@ -328,7 +329,7 @@ export class CopyManager {
     if (this.running >= this.limits.maxConcurrentCopies) {
       this.counters.rejected++;
       throw this.withLength(
-        new SenseError(XcopySense.INSUFFICIENT_RESOURCES, {}, `${this.running} copies are running, the most this copy manager runs at once (retry when one ends)`),
+        new SenseError(Sense.INSUFFICIENT_RESOURCES, {}, `${this.running} copies are running, the most this copy manager runs at once (retry when one ends)`),
         parameterListLength,
       );
     }
@@ -450,7 +451,7 @@ export class CopyManager {
     }
     // 4.
     if (h.inlineDataLength > 0) {
-      throw new SenseError(XcopySense.INLINE_DATA_LENGTH_EXCEEDED, { field: { paramByte: 12, bit: 7 } }, `INLINE DATA LENGTH ${h.inlineDataLength} exceeds 0`);
+      throw new SenseError(Sense.INLINE_DATA_LENGTH_EXCEEDED, { field: { paramByte: 12, bit: 7 } }, `INLINE DATA LENGTH ${h.inlineDataLength} exceeds 0`);
     }
     // 5.
     const needed = 16 + h.cscdDescriptorListLength + h.segmentDescriptorListLength + h.inlineDataLength;
@@ -467,20 +468,20 @@ export class CopyManager {
     }
     // 6., 7.
     if (d.cscdDescriptors.length > l.maxCscdDescriptors) {
-      throw new SenseError(XcopySense.TOO_MANY_TARGET_DESCRIPTORS, { field: { paramByte: 2, bit: 7 } }, `${d.cscdDescriptors.length} CSCD descriptors exceed ${l.maxCscdDescriptors}`);
+      throw new SenseError(Sense.TOO_MANY_TARGET_DESCRIPTORS, { field: { paramByte: 2, bit: 7 } }, `${d.cscdDescriptors.length} CSCD descriptors exceed ${l.maxCscdDescriptors}`);
     }
     if (d.segmentDescriptors.length > l.maxSegmentDescriptors) {
-      throw new SenseError(XcopySense.TOO_MANY_SEGMENT_DESCRIPTORS, { field: { paramByte: 8, bit: 7 } }, `${d.segmentDescriptors.length} segment descriptors exceed ${l.maxSegmentDescriptors}`);
+      throw new SenseError(Sense.TOO_MANY_SEGMENT_DESCRIPTORS, { field: { paramByte: 8, bit: 7 } }, `${d.segmentDescriptors.length} segment descriptors exceed ${l.maxSegmentDescriptors}`);
     }
     // 8.
     for (const c of d.cscdDescriptors) {
       if (c.typeCode !== CscdTypeCode.IDENTIFICATION) {
-        throw new SenseError(XcopySense.UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE, { field: { paramByte: c.offset, bit: 7 } }, `CSCD descriptor type ${hex(c.typeCode)}h is not supported (only E4h)`);
+        throw new SenseError(Sense.UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE, { field: { paramByte: c.offset, bit: 7 } }, `CSCD descriptor type ${hex(c.typeCode)}h is not supported (only E4h)`);
       }
     }
     for (const s of d.segmentDescriptors) {
       if (s.typeCode !== SegmentTypeCode.BLOCK_TO_BLOCK && s.typeCode !== SegmentTypeCode.BLOCK_OFFSET_TO_BLOCK_OFFSET) {
-        throw new SenseError(XcopySense.UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE, { field: { paramByte: s.offset, bit: 7 } }, `segment descriptor type ${hex(s.typeCode)}h is not supported (02h and 0Ah are)`);
+        throw new SenseError(Sense.UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE, { field: { paramByte: s.offset, bit: 7 } }, `segment descriptor type ${hex(s.typeCode)}h is not supported (02h and 0Ah are)`);
       }
     }
     // 9.
@@ -536,14 +537,14 @@ export class CopyManager {
     const sbs = BigInt(src.lu.blockSize);
     const dbs = BigInt(dst.lu.blockSize);
     if (bytes % sbs !== 0n || bytes % dbs !== 0n || srcByte % sbs !== 0n || dstByte % dbs !== 0n) {
-      abort(XcopySense.UNEXPECTED_INEXACT_SEGMENT, `${bytes} bytes from byte ${srcByte} to byte ${dstByte} are not whole blocks (${sbs}/${dbs})`);
+      abort(Sense.UNEXPECTED_INEXACT_SEGMENT, `${bytes} bytes from byte ${srcByte} to byte ${dstByte} are not whole blocks (${sbs}/${dbs})`);
     }
     // A range past the end: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (LIO's code, and one
     // libiscsi's ValidSegDescr accepts), with the device's own LBA OUT OF RANGE forwarded.
     for (const [side, lu, at] of [['source', src.lu, srcByte], ['destination', dst.lu, dstByte]] as const) {
       const end = (at + bytes) / BigInt(lu.blockSize);
       if (end > lu.store.blocks) {
-        abort(XcopySense.COPY_TARGET_DEVICE_NOT_REACHABLE, `${side} blocks ${at / BigInt(lu.blockSize)}..${end} lie past the end (${lu.store.blocks} blocks)`, {
+        abort(Sense.COPY_TARGET_DEVICE_NOT_REACHABLE, `${side} blocks ${at / BigInt(lu.blockSize)}..${end} lie past the end (${lu.store.blocks} blocks)`, {
           segmentField: side === 'source' ? 12 : 20,
           forwarded: { source: side, status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.LOGICAL_BLOCK_ADDRESS_OUT_OF_RANGE) },
         });
@@ -551,7 +552,7 @@ export class CopyManager {
     }
     const why = dst.lu.writeProtection(dst.writeProtect ? { ...ctx.req, writeProtect: true } : undefined);
     if (why !== undefined) {
-      abort(XcopySense.THIRD_PARTY_DEVICE_FAILURE, `destination is write protected (${why.name})`, {
+      abort(Sense.THIRD_PARTY_DEVICE_FAILURE, `destination is write protected (${why.name})`, {
         forwarded: { source: 'destination', status: ScsiStatus.CHECK_CONDITION, sense: buildSense(why) },
       });
     }
@@ -570,7 +571,7 @@ export class CopyManager {
       // The security event of issue 4: log who tried to name what.
       this.counters.unreachable++;
       this.log.warn({ initiator: ctx.nexus.initiatorName, lun: ctx.req.lun, segment, cscd_id: id, reason: message }, 'EXTENDED COPY names a logical unit this initiator cannot reach');
-      throw new CopyAbortError({ reason: XcopySense.COPY_TARGET_DEVICE_NOT_REACHABLE, segment, segmentField: field, message });
+      throw new CopyAbortError({ reason: Sense.COPY_TARGET_DEVICE_NOT_REACHABLE, segment, segmentField: field, message });
     };
     let found: { lu: LogicalUnit; writeProtect: boolean } | undefined;
     if (id === CSCD_ID_RECEIVING_LU) {
@@ -580,7 +581,7 @@ export class CopyManager {
       if (c === undefined) notReachable(`CSCD descriptor id ${id} names no descriptor (${d.cscdDescriptors.length} given)`);
       const e4 = c.descriptor as IdentificationCscd;
       if (e4.peripheralDeviceType !== 0x00) {
-        throw new CopyAbortError({ reason: XcopySense.INCORRECT_COPY_TARGET_DEVICE_TYPE, segment, segmentField: field, message: `CSCD ${id} has peripheral device type ${hex(e4.peripheralDeviceType)}h, the logical units here are disks (00h)` });
+        throw new CopyAbortError({ reason: Sense.INCORRECT_COPY_TARGET_DEVICE_TYPE, segment, segmentField: field, message: `CSCD ${id} has peripheral device type ${hex(e4.peripheralDeviceType)}h, the logical units here are disks (00h)` });
       }
       found = this.candidates(ctx).find((cand) => matches(cand.lu, ctx.nexus, e4));
       if (found === undefined) notReachable(`no logical unit reachable by ${ctx.nexus.initiatorName} has the designator of CSCD ${id}`);
@@ -712,9 +713,7 @@ export class CopyManager {
 
   async receiveCopyResults(ctx: CommandContext): Promise<CommandResult> {
     const { lu, cdb, nexus } = ctx;
-    const sa = cdb[1] & 0x1f;
-    const listId = cdb[2];
-    const allocationLength = cdb.readUInt32BE(10);
+    const { serviceAction: sa, listIdentifier: listId, allocationLength } = decodeReceiveCopyResultsCdb(cdb);
     let data: Buffer;
     switch (sa) {
       case 0x03:
@@ -808,7 +807,7 @@ function ioAbort(err: unknown, side: 'source' | 'destination', segment: number):
     mapped instanceof SenseError
       ? { source: side, status: ScsiStatus.CHECK_CONDITION, sense: buildSense(mapped.reason, mapped.details) }
       : { source: side, status: mapped.status, sense: mapped.sense };
-  return new CopyAbortError({ reason: XcopySense.THIRD_PARTY_DEVICE_FAILURE, segment, forwarded, message: `${side} failed: ${err.message}` });
+  return new CopyAbortError({ reason: Sense.THIRD_PARTY_DEVICE_FAILURE, segment, forwarded, message: `${side} failed: ${err.message}` });
 }
 
 /** copy_file_range does not say which file failed: no space or read-only is the destination's. */

@@ -1,32 +1,14 @@
 /**
- * The sense reasons of the copy manager (SPC-4 Annex D names; xcopy-spec §5) and the COPY ABORTED
- * sense data it builds itself: the failing segment number in COMMAND-SPECIFIC INFORMATION, a
+ * The COPY ABORTED sense data the copy manager builds itself (its reasons are in the one table,
+ * `Sense` in src/scsi/sense-reasons.ts): the failing segment number in COMMAND-SPECIFIC INFORMATION, a
  * segment pointer in SENSE KEY SPECIFIC (SPC-4 4.5.2.4.5) and, in descriptor format, the failing
  * device's own sense in a forwarded sense data descriptor (SPC-4 4.5.2.9; what CTL does).
  * The copy manager throws a SenseError with these details; the SCSI layer's buildSense writes
  * them in fixed or descriptor format, as the LU's D_SENSE asks.
  */
-import { SenseKey } from '../scsi/constants';
+import { AgentError } from '../errors';
 import { SenseDataSource } from '../scsi/sense';
-import { senseReason as reason, type SenseDetails, type SenseReason } from '../target/scsi';
-
-export const XcopySense = {
-  // ILLEGAL REQUEST: parameter list checks, before any segment is processed (SPC-2 7.2.2).
-  OPERATION_IN_PROGRESS: reason(SenseKey.ILLEGAL_REQUEST, 0x00, 0x16, 'OPERATION IN PROGRESS'),
-  TOO_MANY_TARGET_DESCRIPTORS: reason(SenseKey.ILLEGAL_REQUEST, 0x26, 0x06, 'TOO MANY TARGET DESCRIPTORS'),
-  UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: reason(SenseKey.ILLEGAL_REQUEST, 0x26, 0x07, 'UNSUPPORTED TARGET DESCRIPTOR TYPE CODE'),
-  TOO_MANY_SEGMENT_DESCRIPTORS: reason(SenseKey.ILLEGAL_REQUEST, 0x26, 0x08, 'TOO MANY SEGMENT DESCRIPTORS'),
-  UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: reason(SenseKey.ILLEGAL_REQUEST, 0x26, 0x09, 'UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE'),
-  INLINE_DATA_LENGTH_EXCEEDED: reason(SenseKey.ILLEGAL_REQUEST, 0x26, 0x0b, 'INLINE DATA LENGTH EXCEEDED'),
-  // More copies than MAXIMUM CONCURRENT COPIES advertises (SPC-4 6.18.4): the command is refused,
-  // nothing is copied; the initiator may retry when one finishes.
-  INSUFFICIENT_RESOURCES: reason(SenseKey.ILLEGAL_REQUEST, 0x55, 0x03, 'INSUFFICIENT RESOURCES'),
-  // COPY ABORTED: during segment processing.
-  THIRD_PARTY_DEVICE_FAILURE: reason(SenseKey.COPY_ABORTED, 0x0d, 0x01, 'THIRD PARTY DEVICE FAILURE'),
-  COPY_TARGET_DEVICE_NOT_REACHABLE: reason(SenseKey.COPY_ABORTED, 0x0d, 0x02, 'COPY TARGET DEVICE NOT REACHABLE'),
-  INCORRECT_COPY_TARGET_DEVICE_TYPE: reason(SenseKey.COPY_ABORTED, 0x0d, 0x03, 'INCORRECT COPY TARGET DEVICE TYPE'),
-  UNEXPECTED_INEXACT_SEGMENT: reason(SenseKey.COPY_ABORTED, 0x26, 0x0a, 'UNEXPECTED INEXACT SEGMENT'),
-} as const;
+import type { SenseDetails, SenseReason } from '../scsi/sense-reasons';
 
 /** The sense (and status) a copy source or destination failed with, to forward. */
 export interface ForwardedSense {
@@ -45,12 +27,12 @@ export interface CopyAbort {
   message: string;
 }
 
-export class CopyAbortError extends Error {
+/** The copy manager stopped a copy in a segment (code ERR_XCOPY_ABORTED); it answers COPY ABORTED. */
+export class CopyAbortError extends AgentError {
   readonly abort: CopyAbort;
   constructor(abort: CopyAbort) {
-    super(`${abort.reason.name} in segment ${abort.segment}: ${abort.message}`);
+    super('ERR_XCOPY_ABORTED', `${abort.reason.name} in segment ${abort.segment}: ${abort.message}`);
     this.abort = abort;
-    Object.defineProperty(this, 'name', { value: 'CopyAbortError', enumerable: false });
   }
 }
 

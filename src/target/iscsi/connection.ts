@@ -8,7 +8,8 @@
 import type net from 'node:net';
 import { DecodeError } from '../../errors';
 import type { Logger } from '../../util/log';
-import { encodeFixedSense } from '../../scsi/sense';
+import { ScsiStatus } from '../../scsi/constants';
+import { Sense, buildSense } from '../../scsi/sense-reasons';
 import { executeOnView } from '../scsi/dispatch';
 import type { ScsiReply } from '../scsi/types';
 import { LOGIN_MAX_DATA_SEGMENT_LENGTH, PduFramer, encodeFrame, type FramedPdu } from './framer';
@@ -564,7 +565,7 @@ export class Connection {
     if (task.write && task.edtl > 0) {
       if (task.edtl > this.host.maxCommandBytes) {
         // Too much data for one command: refuse before asking for it (SPC-4 INSUFFICIENT RESOURCES).
-        this.completeWith(task, { status: 0x02, sense: fixedSense(0x05, 0x55, 0x03) });
+        this.completeWith(task, { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.INSUFFICIENT_RESOURCES) });
         // Unsolicited data may still arrive for this ITT; it is dropped as unknown.
         return;
       }
@@ -630,7 +631,7 @@ export class Connection {
       this.log.debug({ itt: task.itt, data_sn: pdu.dataSN, expected: task.dataSN, end, edtl: task.edtl }, 'bad Data-Out sequence');
       this.reject(raw, RejectReason.PROTOCOL_ERROR);
       task.buffer = undefined;
-      this.completeWith(task, { status: 0x02, sense: fixedSense(0x0b, 0x4b, 0x00) });
+      this.completeWith(task, { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.DATA_PHASE_ERROR) });
       return;
     }
     task.dataSN++;
@@ -680,7 +681,7 @@ export class Connection {
       });
     } catch (err) {
       this.log.error({ err: (err as Error).stack, cdb: task.cdb.toString('hex') }, 'SCSI layer threw: answering HARDWARE ERROR');
-      reply = { status: 0x02, sense: fixedSense(0x04, 0x44, 0x00) }; // INTERNAL TARGET FAILURE
+      reply = { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.INTERNAL_TARGET_FAILURE) };
     }
     this.completeWith(task, reply);
   }
@@ -693,12 +694,12 @@ export class Connection {
     const p = this.params!;
     const data = reply.data && task.read ? reply.data : undefined;
     // RFC 7143 11.4.5: residuals compare what the command moved (or wanted to) with the EDTL.
-    const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === 0x00 && task.edtl > 0 ? 0 : undefined;
+    const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === ScsiStatus.GOOD && task.edtl > 0 ? 0 : undefined;
     const sendLen = data ? Math.min(data.length, task.edtl) : 0;
     const overflow = moved !== undefined && moved > task.edtl;
     const underflow = moved !== undefined && moved < task.edtl;
     const residual = moved === undefined ? 0 : Math.abs(moved - task.edtl);
-    const good = reply.status === 0x00 && !reply.sense;
+    const good = reply.status === ScsiStatus.GOOD && !reply.sense;
     if (data && sendLen > 0) {
       const seg = p.initiatorMaxRecvDataSegmentLength;
       let dataSN = 0;
@@ -928,9 +929,4 @@ export class Connection {
     this.held.clear();
     this.host.detach(this);
   }
-}
-
-/** Fixed-format sense (SPC-4 4.5.3) for the few answers the transport makes itself. */
-function fixedSense(senseKey: number, asc: number, ascq: number): Buffer {
-  return encodeFixedSense({ senseKey, asc, ascq });
 }

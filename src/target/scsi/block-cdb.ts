@@ -1,71 +1,15 @@
 /**
- * The one decoder of the block-addressed CDB layouts (SBC-3 5.x: the 6-, 10-, 12- and 16-byte
- * forms of READ, WRITE, VERIFY, WRITE AND VERIFY, ORWRITE, PRE-FETCH, SYNCHRONIZE CACHE, WRITE
- * SAME) and the one LBA range check (SBC-3 4.5) every handler uses. Parse here, execute in the
- * handler: a handler receives numbers it can trust.
+ * What every block command handler shares: the decoder of the block-addressed CDB layouts
+ * (decodeBlockCdb, from src/scsi/cdb.ts: the 6-, 10-, 12- and 16-byte forms of READ, WRITE,
+ * VERIFY, WRITE AND VERIFY, ORWRITE, PRE-FETCH, SYNCHRONIZE CACHE, WRITE SAME) and the one LBA
+ * range check (SBC-3 4.5). Parse here, execute in the handler: a handler receives numbers it
+ * can trust.
  */
 import type { LogicalUnit } from './logical-unit';
 import { Sense, SenseError, invalidCdbField } from './sense-errors';
 
-/** A decoded block-addressed CDB. */
-export interface BlockCdb {
-  /** LOGICAL BLOCK ADDRESS. */
-  lba: bigint;
-  /** TRANSFER LENGTH / NUMBER OF LOGICAL BLOCKS / PREFETCH LENGTH, in blocks. */
-  count: number;
-  /** Byte 1 (protection field, DPO, FUA, BYTCHK, IMMED, ... per command). */
-  flags: number;
-  /** GROUP NUMBER (SBC-3 grouping function); ignored by this device server. */
-  group: number;
-  /** CDB byte offsets of the LBA and count fields, for field pointers. */
-  lbaByte: number;
-  countByte: number;
-}
-
-/**
- * Decodes the LBA and count of a block-addressed CDB by its length (SBC-3 5.1):
- * - 6 bytes: LBA in byte 1 bits 4:0 and bytes 2–3, count in byte 4 (0 means 256 for READ(6)
- *   and WRITE(6), SBC-3 5.10 and 5.32; pass `zeroMeans256`);
- * - 10 bytes: LBA bytes 2–5, GROUP NUMBER byte 6, count bytes 7–8;
- * - 12 bytes: LBA bytes 2–5, count bytes 6–9, GROUP NUMBER byte 10;
- * - 16 bytes: LBA bytes 2–9, count bytes 10–13, GROUP NUMBER byte 14.
- */
-export function decodeBlockCdb(cdb: Buffer, cdbLength: 6 | 10 | 12 | 16, zeroMeans256 = false): BlockCdb {
-  switch (cdbLength) {
-    case 6: {
-      const lba = BigInt(((cdb[1] & 0x1f) << 16) | cdb.readUInt16BE(2));
-      const count = cdb[4] === 0 && zeroMeans256 ? 256 : cdb[4];
-      return { lba, count, flags: 0, group: 0, lbaByte: 1, countByte: 4 };
-    }
-    case 10:
-      return {
-        lba: BigInt(cdb.readUInt32BE(2)),
-        count: cdb.readUInt16BE(7),
-        flags: cdb[1],
-        group: cdb[6] & 0x1f,
-        lbaByte: 2,
-        countByte: 7,
-      };
-    case 12:
-      return {
-        lba: BigInt(cdb.readUInt32BE(2)),
-        count: cdb.readUInt32BE(6),
-        flags: cdb[1],
-        group: cdb[10] & 0x1f,
-        lbaByte: 2,
-        countByte: 6,
-      };
-    case 16:
-      return {
-        lba: cdb.readBigUInt64BE(2),
-        count: cdb.readUInt32BE(10),
-        flags: cdb[1],
-        group: cdb[14] & 0x1f,
-        lbaByte: 2,
-        countByte: 10,
-      };
-  }
-}
+// The decoder itself is src/scsi's, shared with the agent's encoders; re-exported for handlers.
+export { decodeBlockCdb, type BlockCdb } from '../../scsi/cdb';
 
 /**
  * SBC-3 4.5: the range [lba, lba + count) must lie inside the medium, else ILLEGAL REQUEST,

@@ -9,7 +9,8 @@
  *   SUPPORTED (SPC-4 6.39);
  * - every other command ends in CHECK CONDITION, ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED.
  */
-import { ScsiStatus } from '../../scsi/constants';
+import { decodeInquiryCdb } from '../../scsi/cdb';
+import { Opcode, ScsiStatus } from '../../scsi/constants';
 import { encodeSupportedVpdPages } from '../../scsi/vpd';
 import { NO_LU_PERIPHERAL, standardInquiryData } from './commands/inquiry';
 import { reportLunsData } from './commands/report-luns';
@@ -23,26 +24,23 @@ export const NO_LU_IDENTITY = { vendor: 'XCOPYAGT', product: 'xcopy-agent', revi
 function absentLun(view: ReadonlyMap<number, LogicalUnit>, req: ScsiRequest): ScsiReply {
   const cdb = req.cdb;
   switch (cdb.length > 0 ? cdb[0] : -1) {
-    case 0x12: {
-      // INQUIRY
+    case Opcode.INQUIRY: {
       if (cdb.length < 6) throw invalidCdbField(0, 7);
-      const evpd = (cdb[1] & 0x01) !== 0;
-      const allocationLength = cdb.readUInt16BE(3);
+      const { evpd, pageCode, allocationLength } = decodeInquiryCdb(cdb);
       let data: Buffer;
       if (!evpd) {
-        if (cdb[2] !== 0) throw invalidCdbField(2, 7, 'PAGE CODE must be zero when EVPD is zero');
+        if (pageCode !== 0) throw invalidCdbField(2, 7, 'PAGE CODE must be zero when EVPD is zero');
         data = standardInquiryData(NO_LU_IDENTITY, NO_LU_PERIPHERAL);
       } else {
-        if (cdb[2] !== 0x00) throw invalidCdbField(2, 7, 'only VPD page 00h exists where there is no logical unit');
+        if (pageCode !== 0x00) throw invalidCdbField(2, 7, 'only VPD page 00h exists where there is no logical unit');
         data = encodeSupportedVpdPages([0x00], NO_LU_PERIPHERAL);
       }
       return { status: ScsiStatus.GOOD, data: data.subarray(0, allocationLength) };
     }
-    case 0xa0: // REPORT LUNS
+    case Opcode.REPORT_LUNS:
       if (cdb.length < 12) throw invalidCdbField(0, 7);
       return { status: ScsiStatus.GOOD, data: reportLunsData(cdb, view.keys()) };
-    case 0x03: {
-      // REQUEST SENSE
+    case Opcode.REQUEST_SENSE: {
       if (cdb.length < 6) throw invalidCdbField(0, 7);
       const data = buildSense(Sense.LOGICAL_UNIT_NOT_SUPPORTED, {}, (cdb[1] & 0x01) !== 0);
       return { status: ScsiStatus.GOOD, data: data.subarray(0, cdb[4]) };

@@ -8,4 +8,4 @@ export { executeOnView, reportedLunsChanged } from './dispatch';
 export { DEFAULT_OPCODES, command, serviceActions, withOpcodes } from './opcodes';
 export type { CommandContext, CommandResult, CommandSpec, Handler, OpcodeEntry, OpcodeTable, ServiceActionGroup } from './command';
 export { DEFAULT_VPD_PAGES, deviceDesignators, type VpdBuilder } from './vpd-pages';
-export { Sense, SenseError, StatusError, buildSense, senseReason, type SenseDetails, type SenseReason } from './sense-errors';
+export { Sense, SenseError, StatusError, buildSense, type SenseDetails, type SenseReason } from './sense-errors';

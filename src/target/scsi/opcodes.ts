@@ -12,6 +12,7 @@
  * Persistent reservation classes follow the SPC-4 5.13 and SBC-3 tables of commands allowed in the
  * presence of reservations (see PrAccess).
  */
+import { cdbLengthOfOpcode } from '../../scsi/cdb';
 import type { CommandSpec, Handler, OpcodeEntry, OpcodeTable, ServiceActionGroup } from './command';
 import { usage } from './command';
 import type { LogicalUnit } from './logical-unit';
@@ -60,6 +61,9 @@ interface Row {
 
 function spec(opcode: number, row: Row, serviceAction?: number): CommandSpec {
   const usageData = typeof row.usage === 'string' ? usage(row.usage) : row.usage;
+  // SPC-4 4.2.5.1: the GROUP CODE of the opcode fixes the CDB length (groups 3, 6, 7 do not).
+  const groupLength = cdbLengthOfOpcode(opcode);
+  if (groupLength !== undefined && groupLength !== row.cdbLength) throw new Error(`${row.name}: a ${row.cdbLength}-byte CDB, but opcode ${opcode.toString(16)}h is of ${groupLength}-byte group`);
   if (Buffer.isBuffer(usageData)) {
     if (usageData.length !== row.cdbLength || usageData[0] !== opcode) throw new Error(`${row.name}: usage data does not match the opcode/CDB length`);
     if (serviceAction !== undefined && (usageData[1] & 0x1f) !== serviceAction) throw new Error(`${row.name}: usage data lacks its service action`);

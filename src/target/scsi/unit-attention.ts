@@ -39,7 +39,8 @@ export class UnitAttentions {
   establish(nexusId: string, reason: SenseReason): void {
     const q = this.queues.get(nexusId);
     if (q === undefined) return;
-    if (reason.asc === 0x29) {
+    if (reason.asc === Sense.POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED.asc) {
+      // any reset condition (ASC 29h)
       q.length = 0;
       q.push(reason);
       return;

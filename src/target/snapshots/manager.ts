@@ -7,8 +7,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError } from '../../errors';
-import { SenseKey } from '../../scsi/constants';
-import { encodeFixedSense } from '../../scsi/sense';
 import { openStore, parseStoreSpec } from '../../store/open';
 import type { Store } from '../../store/store';
 import { LogicalUnit, reportedLunsChanged } from '../scsi';
@@ -48,15 +46,6 @@ export interface ManagerOptions {
   log: Logger;
   /** Test-only: runs before a journalled session resumes after a restart. */
   beforeResume?: (snapshotId: string) => Promise<void> | void;
-}
-
-/**
- * SPC-4 NOT READY sense for a source waiting for its snapshot to resume: LOGICAL UNIT IS IN
- * PROCESS OF BECOMING READY (04h/01h; hosts retry), or, when the session could not be resumed,
- * MANUAL INTERVENTION REQUIRED (04h/03h).
- */
-function notReadySense(ascq: 0x01 | 0x03): Buffer {
-  return encodeFixedSense({ senseKey: SenseKey.NOT_READY, asc: 0x04, ascq });
 }
 
 interface Entry {
@@ -158,7 +147,7 @@ export class SnapshotManager {
         let ids = m.fenced.get(source);
         if (!ids) m.fenced.set(source, (ids = new Set()));
         ids.add(rec.id);
-        source.setNotReady(refusedChange(notReadySense(0x01), `${rec.source} is resuming snapshot ${rec.id} after a restart`));
+        source.setNotReady(refusedChange('not-ready-becoming-ready', `${rec.source} is resuming snapshot ${rec.id} after a restart`));
       }
       const obf = model.stores.get(rec.obf);
       if (obf) obf.obfOf = rec.id;
@@ -179,7 +168,7 @@ export class SnapshotManager {
           m.unresumable.set(rec.id, { record: rec, why });
           const source = model.stores.get(rec.source);
           if (capturingRecord(rec) && source) {
-            source.setNotReady(refusedChange(notReadySense(0x03), `snapshot ${rec.id} could not be resumed: ${why}`));
+            source.setNotReady(refusedChange('not-ready-manual-intervention', `snapshot ${rec.id} could not be resumed: ${why}`));
             m.log.error({ snapshot: rec.id, source: rec.source, err: why }, 'snapshot could not be resumed after the restart: its source refuses writes (NOT READY) until the OBF is fixed and the target restarted');
           } else {
             m.log.warn({ snapshot: rec.id, err: why }, 'an ended snapshot could not be read back after the restart (snapshot_forget removes it)');

@@ -14,6 +14,7 @@ import { SnapshotViewStore } from '../../../src/cow/view-store';
 import { decodeSense } from '../../../src/scsi/sense';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError, type Store } from '../../../src/store/store';
+import { replyOfError } from '../../../src/target/scsi/sense-errors';
 import pino from 'pino';
 import { xorshift } from '../../helpers/rng';
 import { DelegatingStore } from '../../helpers/store';
@@ -228,10 +229,12 @@ test('OBF full, protect-snapshot: the write fails with DATA PROTECT 27h/07h and 
   for (let c = 0; c < 3; c++) await cow.write(BigInt(c * 128), Buffer.alloc(512, 7));
   const err = await cow.write(BigInt(10 * 128), Buffer.alloc(512, 9)).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(StoreError);
-  const f = (err as StoreError).failure;
-  expect(f.kind).toBe('forwarded');
-  const s = decodeSense((f as { sense: Buffer }).sense);
-  expect([s.senseKey, s.asc, s.ascq]).toEqual([0x7, 0x27, 0x07]);
+  expect((err as StoreError).failure).toEqual({ kind: 'no-space' });
+  // The SCSI layer answers DATA PROTECT 27h/07h, in the format the initiator's D_SENSE asks for.
+  for (const descriptor of [false, true]) {
+    const s = decodeSense(replyOfError(err, descriptor).sense ?? Buffer.alloc(0));
+    expect([s.format, s.senseKey, s.asc, s.ascq]).toEqual([descriptor ? 'descriptor' : 'fixed', 0x7, 0x27, 0x07]);
+  }
   expect(sha(await inner.read(BigInt(10 * 128), 128))).toBe(sha(oracle.subarray(10 * 128 * 512, 11 * 128 * 512)));
   // captured chunks still take writes
   await cow.write(0n, Buffer.alloc(512, 1));
@@ -267,7 +270,8 @@ test('COW timeout: protect-application → INVALID COW_TIMEOUT; protect-snapshot
     let open!: () => void;
     obf.stall = new Promise<void>((r) => (open = r));
     const err = (await cow.write(0n, Buffer.alloc(512, 1)).catch((e: unknown) => e)) as StoreError;
-    const s = decodeSense((err.failure as { sense: Buffer }).sense);
+    expect(err.failure).toEqual({ kind: 'command-timeout' });
+    const s = decodeSense(replyOfError(err, false).sense ?? Buffer.alloc(0));
     expect([s.senseKey, s.asc, s.ascq]).toEqual([0xb, 0x2e, 0x02]);
     expect(session.state).toBe('ACTIVE');
     obf.stall = undefined;

@@ -2,15 +2,12 @@ import fc from 'fast-check';
 import { EncodeError } from '../../../src/errors';
 import {
   cdbLengthOfOpcode,
+  decodeBlockCdb,
   decodeExtendedCopyCdb,
   decodeInquiryCdb,
-  decodeRead16Cdb,
   decodeReadCapacity16Cdb,
   decodeReceiveCopyResultsCdb,
   decodeReportLunsCdb,
-  decodeSynchronizeCache16Cdb,
-  decodeTestUnitReadyCdb,
-  decodeWrite16Cdb,
   encodeExtendedCopyCdb,
   encodeInquiryCdb,
   encodeRead16Cdb,
@@ -34,17 +31,6 @@ interface Case<T> {
 }
 
 const cases: Array<Case<unknown>> = [
-  {
-    name: 'TEST UNIT READY',
-    golden: hex(`
-      00          # OPERATION CODE (TEST UNIT READY)
-      00 00 00 00 # reserved
-      00          # CONTROL
-    `),
-    value: { control: 0 },
-    encode: () => encodeTestUnitReadyCdb(),
-    decode: decodeTestUnitReadyCdb,
-  },
   {
     // sg_inq's standard INQUIRY: allocation length 36.
     name: 'INQUIRY standard',
@@ -86,64 +72,6 @@ const cases: Array<Case<unknown>> = [
     value: { allocationLength: 32, lba: 0n, pmi: false, control: 0 },
     encode: () => encodeReadCapacity16Cdb({ allocationLength: 32 }),
     decode: decodeReadCapacity16Cdb,
-  },
-  {
-    name: 'READ(16)',
-    golden: hex(`
-      88          # OPERATION CODE (READ(16))
-      18          # RDPROTECT 0, DPO 1, FUA 1
-      00 00 00 12 34 56 78 9a  # LOGICAL BLOCK ADDRESS
-      00 00 08 00 # TRANSFER LENGTH 2048
-      05          # GROUP NUMBER 5
-      00          # CONTROL
-    `),
-    value: { lba: 0x123456789an, transferLength: 2048, dpo: true, fua: true, rdprotect: 0, groupNumber: 5, control: 0 },
-    encode: () => encodeRead16Cdb({ lba: 0x123456789an, transferLength: 2048, fua: true, dpo: true, groupNumber: 5 }),
-    decode: decodeRead16Cdb,
-  },
-  {
-    name: 'WRITE(16)',
-    golden: hex(`
-      8a          # OPERATION CODE (WRITE(16))
-      28          # WRPROTECT 1, DPO 0, FUA 1
-      ff ff ff ff ff ff ff fe  # LOGICAL BLOCK ADDRESS
-      ff ff ff ff # TRANSFER LENGTH (largest)
-      1f          # GROUP NUMBER 31
-      04          # CONTROL (NACA)
-    `),
-    value: {
-      lba: 0xffff_ffff_ffff_fffen,
-      transferLength: 0xffff_ffff,
-      dpo: false,
-      fua: true,
-      wrprotect: 1,
-      groupNumber: 31,
-      control: 0x04,
-    },
-    encode: () =>
-      encodeWrite16Cdb({
-        lba: 0xffff_ffff_ffff_fffen,
-        transferLength: 0xffff_ffff,
-        fua: true,
-        wrprotect: 1,
-        groupNumber: 31,
-        control: 0x04,
-      }),
-    decode: decodeWrite16Cdb,
-  },
-  {
-    name: 'SYNCHRONIZE CACHE(16)',
-    golden: hex(`
-      91          # OPERATION CODE (SYNCHRONIZE CACHE(16))
-      02          # IMMED 1
-      00 00 00 00 00 01 00 00  # LOGICAL BLOCK ADDRESS
-      00 00 10 00 # NUMBER OF LOGICAL BLOCKS
-      00          # GROUP NUMBER
-      00          # CONTROL
-    `),
-    value: { immed: true, lba: 0x10000n, numberOfBlocks: 0x1000, groupNumber: 0, control: 0 },
-    encode: () => encodeSynchronizeCache16Cdb({ immed: true, lba: 0x10000n, numberOfBlocks: 0x1000 }),
-    decode: decodeSynchronizeCache16Cdb,
   },
   {
     name: 'REPORT LUNS',
@@ -244,6 +172,103 @@ describe.each(cases.map((c) => [c.name, c] as const))('%s CDB', (_name, c) => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// Block-addressed CDBs the agent builds (READ(16), WRITE(16), SYNCHRONIZE CACHE(16)); the target
+// decodes every READ/WRITE/... form with decodeBlockCdb, by length (SBC-3 r36 5.1).
+// ---------------------------------------------------------------------------------------------
+
+const blockCases: Array<{ name: string; golden: Buffer; value: ReturnType<typeof decodeBlockCdb>; encode: () => Buffer }> = [
+  {
+    name: 'READ(16)',
+    golden: hex(`
+      88          # OPERATION CODE (READ(16))
+      18          # RDPROTECT 0, DPO 1, FUA 1
+      00 00 00 12 34 56 78 9a  # LOGICAL BLOCK ADDRESS
+      00 00 08 00 # TRANSFER LENGTH 2048
+      05          # GROUP NUMBER 5
+      00          # CONTROL
+    `),
+    value: { lba: 0x123456789an, count: 2048, flags: 0x18, group: 5, lbaByte: 2, countByte: 10 },
+    encode: () => encodeRead16Cdb({ lba: 0x123456789an, transferLength: 2048, fua: true, dpo: true, groupNumber: 5 }),
+  },
+  {
+    name: 'WRITE(16)',
+    golden: hex(`
+      8a          # OPERATION CODE (WRITE(16))
+      28          # WRPROTECT 1, DPO 0, FUA 1
+      ff ff ff ff ff ff ff fe  # LOGICAL BLOCK ADDRESS
+      ff ff ff ff # TRANSFER LENGTH (largest)
+      1f          # GROUP NUMBER 31
+      04          # CONTROL (NACA)
+    `),
+    value: { lba: 0xffff_ffff_ffff_fffen, count: 0xffff_ffff, flags: 0x28, group: 31, lbaByte: 2, countByte: 10 },
+    encode: () =>
+      encodeWrite16Cdb({
+        lba: 0xffff_ffff_ffff_fffen,
+        transferLength: 0xffff_ffff,
+        fua: true,
+        wrprotect: 1,
+        groupNumber: 31,
+        control: 0x04,
+      }),
+  },
+  {
+    name: 'SYNCHRONIZE CACHE(16)',
+    golden: hex(`
+      91          # OPERATION CODE (SYNCHRONIZE CACHE(16))
+      02          # IMMED 1
+      00 00 00 00 00 01 00 00  # LOGICAL BLOCK ADDRESS
+      00 00 10 00 # NUMBER OF LOGICAL BLOCKS
+      00          # GROUP NUMBER
+      00          # CONTROL
+    `),
+    value: { lba: 0x10000n, count: 0x1000, flags: 0x02, group: 0, lbaByte: 2, countByte: 10 },
+    encode: () => encodeSynchronizeCache16Cdb({ immed: true, lba: 0x10000n, numberOfBlocks: 0x1000 }),
+  },
+];
+
+describe.each(blockCases.map((c) => [c.name, c] as const))('%s CDB', (_name, c) => {
+  it('encodes the golden bytes', () => {
+    expect(c.encode().toString('hex')).toBe(c.golden.toString('hex'));
+  });
+
+  it('decodes the golden bytes as a 16-byte block CDB', () => {
+    expect(decodeBlockCdb(c.golden, 16)).toEqual(c.value);
+  });
+
+  it('rejects every cut with the first missing byte as offset', () => {
+    for (let cut = 0; cut < c.golden.length; cut++) {
+      expect(decodeErrorOf(() => decodeBlockCdb(c.golden.subarray(0, cut), 16)).offset).toBe(cut);
+    }
+  });
+});
+
+describe('decodeBlockCdb: the 6-, 10- and 12-byte layouts (SBC-3 r36 5.1)', () => {
+  it('READ(6): LBA in byte 1 bits 4:0 and bytes 2-3; TRANSFER LENGTH 0 means 256 only when asked', () => {
+    const read6 = hex('08 e1 23 45 00 00'); // bits 7:5 of byte 1 are not the LBA
+    expect(decodeBlockCdb(read6, 6, true)).toEqual({ lba: 0x12345n, count: 256, flags: 0, group: 0, lbaByte: 1, countByte: 4 });
+    expect(decodeBlockCdb(read6, 6).count).toBe(0);
+  });
+
+  it('READ(10) and READ(12)', () => {
+    expect(decodeBlockCdb(hex('28 08 01 02 03 04 1e 00 10 00'), 10)).toEqual({ lba: 0x01020304n, count: 16, flags: 0x08, group: 0x1e, lbaByte: 2, countByte: 7 });
+    expect(decodeBlockCdb(hex('a8 00 00 00 00 09 00 01 00 00 03 00'), 12)).toEqual({ lba: 9n, count: 0x10000, flags: 0, group: 3, lbaByte: 2, countByte: 6 });
+  });
+
+  it('is a total decoder for each length', () => {
+    assertTotalDecoder((b) => decodeBlockCdb(b, 6), hex('08 00 00 01 01 00'), 200);
+    assertTotalDecoder((b) => decodeBlockCdb(b, 10), hex('28 00 00 00 00 01 00 00 01 00'), 200);
+    assertTotalDecoder((b) => decodeBlockCdb(b, 12), hex('a8 00 00 00 00 01 00 00 00 01 00 00'), 200);
+    assertTotalDecoder((b) => decodeBlockCdb(b, 16), blockCases[0].golden, 200);
+  });
+});
+
+describe('TEST UNIT READY CDB', () => {
+  it('encodes the golden bytes', () => {
+    expect(encodeTestUnitReadyCdb().toString('hex')).toBe('000000000000');
+  });
+});
+
 describe('service action checks', () => {
   it('READ CAPACITY(16) decoder rejects another SERVICE ACTION IN(16) action at byte 1', () => {
     const getLbaStatus = encodeReadCapacity16Cdb({ allocationLength: 32 });
@@ -326,7 +351,7 @@ describe('cdbLengthOfOpcode (SPC-4 4.2.5.1 GROUP CODE)', () => {
   });
 
   it('agrees with every encoder', () => {
-    for (const c of cases) expect(cdbLengthOfOpcode(c.golden[0])).toBe(c.golden.length);
+    for (const c of [...cases, ...blockCases]) expect(cdbLengthOfOpcode(c.golden[0])).toBe(c.golden.length);
   });
 });
 
@@ -341,12 +366,6 @@ const group = fc.integer({ min: 0, max: 31 });
 const protect = fc.integer({ min: 0, max: 7 });
 
 describe('round-trip properties', () => {
-  it('TEST UNIT READY', () => {
-    fc.assert(
-      fc.property(u8, (control) => expect(decodeTestUnitReadyCdb(encodeTestUnitReadyCdb({ control }))).toEqual({ control })),
-    );
-  });
-
   it('INQUIRY', () => {
     const arb = fc.record({
       evpd: fc.boolean(),
@@ -362,35 +381,18 @@ describe('round-trip properties', () => {
     fc.assert(fc.property(arb, (v) => expect(decodeReadCapacity16Cdb(encodeReadCapacity16Cdb(v))).toEqual(v)));
   });
 
-  it('READ(16)', () => {
-    const arb = fc.record({
-      lba,
-      transferLength: u32,
-      dpo: fc.boolean(),
-      fua: fc.boolean(),
-      rdprotect: protect,
-      groupNumber: group,
-      control: u8,
-    });
-    fc.assert(fc.property(arb, (v) => expect(decodeRead16Cdb(encodeRead16Cdb(v))).toEqual(v)));
-  });
-
-  it('WRITE(16)', () => {
-    const arb = fc.record({
-      lba,
-      transferLength: u32,
-      dpo: fc.boolean(),
-      fua: fc.boolean(),
-      wrprotect: protect,
-      groupNumber: group,
-      control: u8,
-    });
-    fc.assert(fc.property(arb, (v) => expect(decodeWrite16Cdb(encodeWrite16Cdb(v))).toEqual(v)));
-  });
-
-  it('SYNCHRONIZE CACHE(16)', () => {
-    const arb = fc.record({ immed: fc.boolean(), lba, numberOfBlocks: u32, groupNumber: group, control: u8 });
-    fc.assert(fc.property(arb, (v) => expect(decodeSynchronizeCache16Cdb(encodeSynchronizeCache16Cdb(v))).toEqual(v)));
+  it('READ(16), WRITE(16), SYNCHRONIZE CACHE(16) → decodeBlockCdb', () => {
+    const arb = fc.record({ lba, transferLength: u32, dpo: fc.boolean(), fua: fc.boolean(), protect, groupNumber: group, control: u8 });
+    fc.assert(
+      fc.property(arb, (v) => {
+        const want = { lba: v.lba, count: v.transferLength, group: v.groupNumber, lbaByte: 2, countByte: 10 };
+        const flags = (v.protect << 5) | (v.dpo ? 0x10 : 0) | (v.fua ? 0x08 : 0);
+        expect(decodeBlockCdb(encodeRead16Cdb({ ...v, rdprotect: v.protect }), 16)).toEqual({ ...want, flags });
+        expect(decodeBlockCdb(encodeWrite16Cdb({ ...v, wrprotect: v.protect }), 16)).toEqual({ ...want, flags });
+        const sync = encodeSynchronizeCache16Cdb({ immed: v.fua, lba: v.lba, numberOfBlocks: v.transferLength, groupNumber: v.groupNumber });
+        expect(decodeBlockCdb(sync, 16)).toEqual({ ...want, flags: v.fua ? 0x02 : 0 });
+      }),
+    );
   });
 
   it('REPORT LUNS', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { EncodeError } from '../../../src/errors';
-import { decodeLun, decodeReportLuns, encodeLun, encodeReportLuns, lunNumberAt } from '../../../src/scsi/report-luns';
+import { decodeReportLuns, encodeLun, encodeReportLuns, lunNumberAt } from '../../../src/scsi/report-luns';
 import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 // tgt with one backing-store LUN: LUN 0 is its controller, LUN 1 the disk (peripheral device
@@ -97,6 +97,11 @@ describe('REPORT LUNS parameter data (SPC-4 6.33.2)', () => {
   });
 });
 
+/** REPORT LUNS parameter data holding just these 8-byte LUN fields. */
+function listOf(...entries: Buffer[]): Buffer {
+  return encodeReportLuns({ luns: [], otherLuns: entries });
+}
+
 describe('LUN field (SAM-5 4.7)', () => {
   it('encodes peripheral device addressing below 256 and flat space up to 16383', () => {
     expect(encodeLun(0).toString('hex')).toBe('0000000000000000');
@@ -106,19 +111,20 @@ describe('LUN field (SAM-5 4.7)', () => {
   });
 
   it('decodes a flat-space LUN below 256 to the same number', () => {
-    expect(decodeLun(hex('40 05 00 00 00 00 00 00'))).toBe(5);
     expect(lunNumberAt(hex('40 05 00 00 00 00 00 00'))).toBe(5);
+    expect(decodeReportLuns(listOf(hex('40 05 00 00 00 00 00 00'))).luns).toEqual([5]);
   });
 
   it('keeps a non-zero BUS IDENTIFIER raw', () => {
     // Peripheral device addressing with bus 1 is not "LUN 300" (Linux's int_to_scsilun form).
-    expect(decodeLun(hex('01 2c 00 00 00 00 00 00'))).toEqual(hex('01 2c 00 00 00 00 00 00'));
+    expect(lunNumberAt(hex('01 2c 00 00 00 00 00 00'))).toBeUndefined();
+    expect(decodeReportLuns(listOf(hex('01 2c 00 00 00 00 00 00'))).otherLuns).toEqual([hex('01 2c 00 00 00 00 00 00')]);
   });
 
   it('reads at an offset and rejects a short field', () => {
     const b = hex('ff ff 00 09 00 00 00 00 00 00');
-    expect(decodeLun(b, 2)).toBe(9);
-    expect(decodeErrorOf(() => decodeLun(b, 3)).offset).toBe(b.length);
+    expect(lunNumberAt(b, 2)).toBe(9);
+    expect(decodeErrorOf(() => lunNumberAt(b, 3)).offset).toBe(b.length);
   });
 
   it('rejects LUNs that do not fit', () => {
@@ -128,10 +134,10 @@ describe('LUN field (SAM-5 4.7)', () => {
   });
 
   it('is a total decoder', () => {
-    assertTotalDecoder((b) => decodeLun(b), hex('41 2c 00 00 00 00 00 00'));
+    assertTotalDecoder((b) => lunNumberAt(b), hex('41 2c 00 00 00 00 00 00'));
   });
 
   it('round-trips every single-level LUN', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: 0x3fff }), (n) => expect(decodeLun(encodeLun(n))).toBe(n)));
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0x3fff }), (n) => expect(lunNumberAt(encodeLun(n))).toBe(n)));
   });
 });

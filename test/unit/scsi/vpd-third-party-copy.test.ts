@@ -3,10 +3,10 @@ import { EncodeError } from '../../../src/errors';
 import {
   decodeThirdPartyCopy,
   encodeThirdPartyCopy,
-  thirdPartyCopySupports,
   type ThirdPartyCopyDescriptor,
 } from '../../../src/scsi/vpd-third-party-copy';
 import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
+import { thirdPartyCopySupports } from '../xcopy/helpers';
 
 // The page a LID1-only copy manager provides (xcopy-spec §4.7 / §10: 0001h, 0004h, 0008h,
 // 000Ch, 8001h), with the limits LIO reports in OPERATING PARAMETERS.

@@ -2,13 +2,10 @@ import fc from 'fast-check';
 import { EncodeError } from '../../../src/errors';
 import type { DesignationDescriptor } from '../../../src/scsi/vpd';
 import {
-  cscdDescriptorLength,
   cscdFromDesignator,
-  cscdTypeName,
   decodeExtendedCopyLid1,
   decodeExtendedCopyLid1Header,
   encodeExtendedCopyLid1,
-  segmentTypeName,
   type CscdDescriptor,
   type ExtendedCopyLid1ParameterList,
   type IdentificationCscd,
@@ -199,9 +196,6 @@ describe('EXTENDED COPY (LID1) parameter list', () => {
   });
 
   test('EAh/EBh CSCD descriptors are 64 bytes', () => {
-    expect(cscdDescriptorLength(0xea)).toBe(64);
-    expect(cscdDescriptorLength(0xeb)).toBe(64);
-    expect(cscdDescriptorLength(0xe4)).toBe(32);
     const ipv6: CscdDescriptor = { kind: 'raw', typeCode: 0xea, bytes: Buffer.concat([hex('ea'), Buffer.alloc(63)]) };
     const b = encodeExtendedCopyLid1({ ...QEMU_PARAMS, cscdDescriptors: [ipv6, e4(DST_NAA)] });
     const d = decodeExtendedCopyLid1(b);
@@ -403,7 +397,7 @@ describe('EXTENDED COPY (LID1) parameter list', () => {
       .map(([typeCode, rest]) => ({
         kind: 'raw' as const,
         typeCode,
-        bytes: Buffer.concat([Buffer.from([typeCode]), Buffer.from(rest).subarray(0, cscdDescriptorLength(typeCode) - 1)]),
+        bytes: Buffer.concat([Buffer.from([typeCode]), Buffer.from(rest).subarray(0, (typeCode === 0xea || typeCode === 0xeb ? 64 : 32) - 1)]),
       }));
     const ids = { sourceCscdDescriptorId: u16, destinationCscdDescriptorId: u16 };
     const segment: fc.Arbitrary<SegmentDescriptor> = fc.oneof(
@@ -501,14 +495,5 @@ describe('cscdFromDesignator', () => {
   test('refuses a designator longer than 20 bytes and a block length over 24 bits', () => {
     expect(() => cscdFromDesignator({ ...designation, designator: Buffer.alloc(21) }, 512)).toThrow(EncodeError);
     expect(() => cscdFromDesignator(designation, 1 << 24)).toThrow(EncodeError);
-  });
-});
-
-describe('names', () => {
-  test('CSCD and segment type names', () => {
-    expect(cscdTypeName(0xe4)).toBe('Identification');
-    expect(cscdTypeName(0xec)).toBe('CSCD descriptor type ECh');
-    expect(segmentTypeName(0x02)).toBe('block→block');
-    expect(segmentTypeName(0x30)).toBe('segment descriptor type 30h');
   });
 });

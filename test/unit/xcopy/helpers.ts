@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { decodeSense, type SenseData } from '../../../src/scsi/sense';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../../../src/scsi/xcopy';
 import { pickCscdDesignator } from '../../../src/scsi/vpd';
+import type { ThirdPartyCopyPage } from '../../../src/scsi/vpd-third-party-copy';
 import { MemoryStore } from '../../../src/store/memory';
 import { StoreError } from '../../../src/store/store';
 import { DelegatingStore } from '../../helpers/store';
@@ -17,6 +18,14 @@ export const GOOD = 0x00;
 export const CHECK_CONDITION = 0x02;
 export const ILLEGAL_REQUEST = 0x5;
 export const COPY_ABORTED = 0xa;
+
+/**
+ * Does the Third-party Copy page's Supported Commands descriptor list `opcode` with
+ * `serviceAction`? (libiscsi's precondition for its EXTENDED COPY tests; the agent does not ask.)
+ */
+export function thirdPartyCopySupports(page: ThirdPartyCopyPage, opcode: number, serviceAction: number): boolean {
+  return page.descriptors.some((d) => d.kind === 'supportedCommands' && d.commands.some((c) => c.opcode === opcode && c.serviceActions.includes(serviceAction)));
+}
 
 export const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 

@@ -4,9 +4,10 @@
  */
 import { decodeCopyStatusLid1, decodeOperatingParameters } from '../../../src/scsi/copy-results';
 import { decodeSupportedVpdPages } from '../../../src/scsi/vpd';
-import { decodeThirdPartyCopy, thirdPartyCopySupports } from '../../../src/scsi/vpd-third-party-copy';
+import { decodeThirdPartyCopy } from '../../../src/scsi/vpd-third-party-copy';
 import { decodeStandardInquiry } from '../../../src/scsi/inquiry';
 import {
+  thirdPartyCopySupports,
   COPY_ABORTED,
   GOOD,
   ILLEGAL_REQUEST,

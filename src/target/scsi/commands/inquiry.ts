@@ -5,6 +5,7 @@
  * to the ALLOCATION LENGTH (bytes 3–4, SPC-4 4.2.5.6); the CMDDT bit (obsolete) is refused by
  * the CDB usage data.
  */
+import { decodeInquiryCdb } from '../../../scsi/cdb';
 import { encodeStandardInquiry } from '../../../scsi/inquiry';
 import type { CommandContext, CommandResult } from '../command';
 import type { LogicalUnit } from '../logical-unit';
@@ -60,10 +61,8 @@ export function inquiryIdentityOf(lu: LogicalUnit): InquiryIdentity {
 }
 
 export async function inquiry(ctx: CommandContext): Promise<CommandResult> {
-  const { cdb, lu } = ctx;
-  const evpd = (cdb[1] & 0x01) !== 0;
-  const pageCode = cdb[2];
-  const allocationLength = cdb.readUInt16BE(3);
+  const { lu } = ctx;
+  const { evpd, pageCode, allocationLength } = decodeInquiryCdb(ctx.cdb);
   let data: Buffer;
   if (!evpd) {
     if (pageCode !== 0) throw invalidCdbField(2, 7, 'PAGE CODE must be zero when EVPD is zero');

@@ -5,6 +5,7 @@
  * LBA does not fit 32 bits; READ CAPACITY(16) adds the physical block exponent and, for thin
  * logical units, LBPME = 1 and LBPRZ (unmapped blocks read zeros), cut to the ALLOCATION LENGTH.
  */
+import { decodeReadCapacity16Cdb } from '../../../scsi/cdb';
 import { encodeReadCapacity10, encodeReadCapacity16, readCapacity10Lba } from '../../../scsi/read-capacity';
 import type { CommandContext, CommandResult } from '../command';
 import { invalidCdbField } from '../sense-errors';
@@ -22,11 +23,9 @@ export async function readCapacity10(ctx: CommandContext): Promise<CommandResult
 }
 
 export async function readCapacity16(ctx: CommandContext): Promise<CommandResult> {
-  const { cdb, lu } = ctx;
-  if ((cdb[14] & 0x01) === 0 && cdb.readBigUInt64BE(2) !== 0n) {
-    throw invalidCdbField(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
-  }
-  const allocationLength = cdb.readUInt32BE(10);
+  const { lu } = ctx;
+  const { lba, pmi, allocationLength } = decodeReadCapacity16Cdb(ctx.cdb);
+  if (!pmi && lba !== 0n) throw invalidCdbField(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
   const data = encodeReadCapacity16({
     returnedLogicalBlockAddress: lu.store.blocks - 1n,
     logicalBlockLength: lu.blockSize,

@@ -5,6 +5,7 @@
  * INVALID FIELD IN CDB. Sending REPORT LUNS clears the REPORTED LUNS DATA HAS CHANGED unit
  * attention of the I_T nexus on every logical unit of the view (SPC-4 6.33: it has seen them).
  */
+import { decodeReportLunsCdb } from '../../../scsi/cdb';
 import { MAX_FLAT_SPACE_LUN, encodeReportLuns } from '../../../scsi/report-luns';
 import type { CommandContext, CommandResult } from '../command';
 import type { LogicalUnit } from '../logical-unit';
@@ -13,8 +14,7 @@ import type { ItNexus } from '../types';
 
 /** The parameter data for a view (the LUN numbers an initiator may address). */
 export function reportLunsData(cdb: Buffer, luns: Iterable<number>): Buffer {
-  const selectReport = cdb[2];
-  const allocationLength = cdb.readUInt32BE(6);
+  const { selectReport, allocationLength } = decodeReportLunsCdb(cdb);
   let list: number[];
   switch (selectReport) {
     case 0x00:

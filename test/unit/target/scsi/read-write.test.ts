@@ -196,7 +196,7 @@ describe('READ / WRITE', () => {
     expectSense(await run(f, blockCdb('read', 16, 62, 3)), LBA_OUT_OF_RANGE);
   });
 
-  test('a store failure becomes the sense of its kind (read error, forwarded sense)', async () => {
+  test('a store failure becomes the sense of its kind (read error, COW refusals, forwarded sense)', async () => {
     const { StoreError } = await import('../../../../src/store/store');
     const mem = new MemoryStore({ blocks: 64n, blockSize: 512 });
     const store = Object.create(mem) as MemoryStore;
@@ -208,11 +208,21 @@ describe('READ / WRITE', () => {
     const view = new Map([[0, lu]]);
     const f = { lu, view } as unknown as Fixture;
     await run(f, '00 00 00 00 00 00');
-    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 3, asc: 0x11, ascq: 0 });
-    failure = { kind: 'not-ready' };
-    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 2, asc: 0x04, ascq: 0 });
-    failure = { kind: 'no-space' };
-    expectSense(await run(f, blockCdb('read', 10, 0, 1)), { key: 7, asc: 0x27, ascq: 0x07 });
+    // Each kind's sense; the COW filter's refusals and not-ready states too (SPC-4 r37 Annex D,
+    // SPC-5 r19 Annex F).
+    const kinds: Array<[ConstructorParameters<typeof StoreError>[0], { key: number; asc: number; ascq: number }]> = [
+      [{ kind: 'read-error' }, { key: 3, asc: 0x11, ascq: 0 }],
+      [{ kind: 'not-ready' }, { key: 2, asc: 0x04, ascq: 0 }],
+      [{ kind: 'no-space' }, { key: 7, asc: 0x27, ascq: 0x07 }],
+      [{ kind: 'hardware-write-error' }, { key: 4, asc: 0x0c, ascq: 0 }],
+      [{ kind: 'command-timeout' }, { key: 0xb, asc: 0x2e, ascq: 0x02 }],
+      [{ kind: 'not-ready-becoming-ready' }, { key: 2, asc: 0x04, ascq: 0x01 }],
+      [{ kind: 'not-ready-manual-intervention' }, { key: 2, asc: 0x04, ascq: 0x03 }],
+    ];
+    for (const [kind, sense] of kinds) {
+      failure = kind;
+      expectSense(await run(f, blockCdb('read', 10, 0, 1)), sense);
+    }
     const remote = hexb('70 00 0b 00 00 00 00 0a 00 00 00 00 47 03 00 00 00 00');
     failure = { kind: 'forwarded', status: 0x02, sense: remote };
     expect(await run(f, blockCdb('read', 10, 0, 1))).toEqual({ status: 0x02, sense: remote });
