@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     // (a) file LUN -> file LUN inside our target, vs cp.
     const cpDst = path.join(dir, 'cp.img');
     // cp's first run on a fresh file system area is slow (block allocation, discard of earlier
-    // deletes): best of three, as in peers.md.
+    // deletes): best of three.
     const cpRuns: number[] = [];
     for (let i = 0; i < 3; i++) {
       cpRuns.push(await timed(() => run('sh', ['-c', `cp ${src} ${cpDst} && sync`])));

@@ -244,14 +244,14 @@ export class IscsiSession {
       if (senseIs(err, Sense.LOGICAL_UNIT_NOT_SUPPORTED)) throw await this.noSuchLun('LOGICAL UNIT NOT SUPPORTED');
       throw err;
     });
-    // SPC-4 6.6.2: PERIPHERAL QUALIFIER 011b = no logical unit at this LUN.
+    // SPC-4 r37 6.6.2: PERIPHERAL QUALIFIER 011b = no logical unit at this LUN.
     if (inq.peripheralQualifier === 0b011) throw await this.noSuchLun('peripheral qualifier 011b');
   }
 
   private async noSuchLun(why: string): Promise<IscsiError> {
     let present = '';
     try {
-      const luns = await this.reportLuns(0); // LUN 0 answers REPORT LUNS even when LUN n is absent (SPC-4 6.33)
+      const luns = await this.reportLuns(0); // LUN 0 answers REPORT LUNS even when LUN n is absent (SPC-4 r37 6.33)
       present = luns.length > 0 ? `; the target has LUN ${luns.join(', ')}` : '; the target reports no LUNs';
     } catch {
       // REPORT LUNS is only a hint here.
@@ -381,7 +381,7 @@ export class IscsiSession {
     this.check(await this.execute(encodeTestUnitReadyCdb()), 'TEST UNIT READY');
   }
 
-  /** Standard INQUIRY data (SPC-4 6.6.2). */
+  /** Standard INQUIRY data (SPC-4 r37 6.6.2). */
   async inquiry(opts: { timeoutMs?: number } = {}): Promise<DecodedStandardInquiry> {
     const r = this.check(
       await this.execute(encodeInquiryCdb({ evpd: false, pageCode: 0, allocationLength: 255 }), {
@@ -429,7 +429,7 @@ export class IscsiSession {
     return decodeThirdPartyCopy(await this.inquiryVpd(0x8f));
   }
 
-  /** READ CAPACITY(16) (SBC-3 5.16); remembers the block size for read16/write16. */
+  /** READ CAPACITY(16) (SBC-3 r36 5.16); remembers the block size for read16/write16. */
   async readCapacity16(): Promise<ReadCapacity16Data> {
     const r = this.check(
       await this.execute(encodeReadCapacity16Cdb({ allocationLength: 32 }), { dataInLength: 32 }),
@@ -447,7 +447,7 @@ export class IscsiSession {
   }
 
   /**
-   * READ(16) of `blocks` blocks at `lba` (SBC-3 5.13). With `into`, the data lands in that
+   * READ(16) of `blocks` blocks at `lba` (SBC-3 r36 5.13). With `into`, the data lands in that
    * buffer (at least blocks x block size bytes) and a view of it is returned.
    */
   async read16(
@@ -471,7 +471,7 @@ export class IscsiSession {
     return r.data ?? Buffer.alloc(0);
   }
 
-  /** WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 5.35). */
+  /** WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 r36 5.35). */
   async write16(lba: bigint, data: Buffer, opts: { fua?: boolean; dpo?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (typeof lba !== 'bigint' || lba < 0n || lba > 0xffffffffffffffffn) throw new ArgumentError('lba must be a bigint from 0 to 2^64-1');
     if (!Buffer.isBuffer(data)) throw new ArgumentError('data must be a Buffer');
@@ -486,7 +486,7 @@ export class IscsiSession {
     );
   }
 
-  /** SYNCHRONIZE CACHE(16) (SBC-3 5.27); the defaults flush the whole LUN. */
+  /** SYNCHRONIZE CACHE(16) (SBC-3 r36 5.27); the defaults flush the whole LUN. */
   async synchronizeCache16(lba = 0n, blocks = 0, immed = false): Promise<void> {
     this.check(
       await this.execute(encodeSynchronizeCache16Cdb({ lba, numberOfBlocks: blocks, immed })),
@@ -494,7 +494,7 @@ export class IscsiSession {
     );
   }
 
-  /** REPORT LUNS (SPC-4 6.33), SELECT REPORT 00h, sent to `lun` (default the session's). */
+  /** REPORT LUNS (SPC-4 r37 6.33), SELECT REPORT 00h, sent to `lun` (default the session's). */
   async reportLuns(lun = this.lun): Promise<number[]> {
     const alloc = 16 + 8 * 512;
     const r = this.check(
@@ -504,7 +504,7 @@ export class IscsiSession {
     return decodeReportLuns(r.data ?? Buffer.alloc(0)).luns;
   }
 
-  /** EXTENDED COPY (LID1) with a prepared parameter list (SPC-4 6.3). */
+  /** EXTENDED COPY (LID1) with a prepared parameter list (SPC-4 r37 6.5). */
   async extendedCopy(parameterList: Buffer, opts: { timeoutMs?: number } = {}): Promise<void> {
     if (!Buffer.isBuffer(parameterList)) throw new ArgumentError('parameterList must be a Buffer');
     this.check(
@@ -516,13 +516,13 @@ export class IscsiSession {
     );
   }
 
-  /** COPY OPERATION ABORT (SPC-4 6.3): stops the copy with this list id sent on this session. */
+  /** COPY OPERATION ABORT (SPC-4 r37 6.3): stops the copy with this list id sent on this session. */
   async copyOperationAbort(listIdentifier: number): Promise<void> {
     validateLength(listIdentifier, 'listIdentifier', 0xffffffff);
     this.check(await this.execute(encodeCopyOperationAbortCdb({ listIdentifier })), 'COPY OPERATION ABORT');
   }
 
-  /** RECEIVE COPY RESULTS (SPC-4 6.18), raw parameter data. */
+  /** RECEIVE COPY RESULTS, i.e. THIRD-PARTY COPY IN (SPC-4 r37 6.22, 6.23, 6.25), raw parameter data. */
   async receiveCopyResults(serviceAction: number, listIdentifier: number, allocationLength = 1024): Promise<Buffer> {
     validateLength(serviceAction, 'serviceAction', 0x1f);
     validateLength(listIdentifier, 'listIdentifier', 0xff);

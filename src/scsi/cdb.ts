@@ -5,9 +5,9 @@
  * Pure codec, no I/O. Decoders check the OPERATION CODE (byte 0), the SERVICE ACTION where the
  * command has one (byte 1), and the length, and throw DecodeError otherwise; they do not judge
  * field values that are the device server's business (e.g. INQUIRY EVPD = 0 with a non-zero page
- * code is INVALID FIELD IN CDB, SPC-4 6.6.1 — the handler checks that). A buffer longer than the
+ * code is INVALID FIELD IN CDB, SPC-4 r37 6.6.1 — the handler checks that). A buffer longer than the
  * CDB is accepted (iSCSI carries CDBs in a 16-byte field, RFC 7143 11.3.5); the extra bytes are
- * ignored. The CONTROL byte (SAM-5 5.2) is passed through both ways.
+ * ignored. The CONTROL byte (SAM-5 r21 5.2) is passed through both ways.
  *
  * DecodeError offsets: a short buffer names the first byte that is missing.
  */
@@ -36,7 +36,7 @@ function expect(structure: string, cdb: Buffer, length: number, opcode: number, 
 }
 
 /**
- * CDB length from the GROUP CODE in bits 7:5 of the OPERATION CODE (SPC-4 4.2.5.1):
+ * CDB length from the GROUP CODE in bits 7:5 of the OPERATION CODE (SPC-4 r37 4.2.5.1):
  * 6, 10, 12 or 16 bytes; undefined for group 3 (variable length / reserved) and the vendor
  * specific groups 6 and 7.
  */
@@ -70,7 +70,7 @@ export function encodeTestUnitReadyCdb(p: { control?: number } = {}): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// INQUIRY (SPC-4 6.6.1): byte 1 bit 0 EVPD, byte 2 PAGE CODE, bytes 3–4 ALLOCATION LENGTH
+// INQUIRY (SPC-4 r37 6.6.1): byte 1 bit 0 EVPD, byte 2 PAGE CODE, bytes 3–4 ALLOCATION LENGTH
 // ---------------------------------------------------------------------------------------------
 
 export interface InquiryCdb {
@@ -103,7 +103,7 @@ export function decodeInquiryCdb(cdb: Buffer): InquiryCdb {
 }
 
 // ---------------------------------------------------------------------------------------------
-// READ CAPACITY(16) (SBC-3 5.16.1): SERVICE ACTION IN(16) 9Eh / 10h, 16 bytes.
+// READ CAPACITY(16) (SBC-3 r36 5.16.1): SERVICE ACTION IN(16) 9Eh / 10h, 16 bytes.
 // Bytes 2–9 LOGICAL BLOCK ADDRESS and byte 14 bit 0 PMI are obsolete (SBC-3); kept so a decoded
 // CDB shows what an old initiator sent. Bytes 10–13 ALLOCATION LENGTH.
 // ---------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ export function encodeWrite16Cdb(p: Write16CdbInput): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SYNCHRONIZE CACHE(16) (SBC-3 5.27): byte 1 bit 1 IMMED; bytes 2–9 LOGICAL BLOCK ADDRESS;
+// SYNCHRONIZE CACHE(16) (SBC-3 r36 5.27): byte 1 bit 1 IMMED; bytes 2–9 LOGICAL BLOCK ADDRESS;
 // 10–13 NUMBER OF LOGICAL BLOCKS (0 = to the end of the medium); byte 14 bits 4:0 GROUP NUMBER.
 // ---------------------------------------------------------------------------------------------
 
@@ -265,10 +265,10 @@ export function encodeSynchronizeCache16Cdb(
 }
 
 // ---------------------------------------------------------------------------------------------
-// REPORT LUNS (SPC-4 6.33): 12 bytes; byte 2 SELECT REPORT; bytes 6–9 ALLOCATION LENGTH.
+// REPORT LUNS (SPC-4 r37 6.33): 12 bytes; byte 2 SELECT REPORT; bytes 6–9 ALLOCATION LENGTH.
 // ---------------------------------------------------------------------------------------------
 
-/** SPC-4 6.33: SELECT REPORT values. */
+/** SPC-4 r37 6.33: SELECT REPORT values. */
 export const enum SelectReport {
   /** Logical units with LUN addressing (no well-known LUs). */
   ALL_LOGICAL_UNITS = 0x00,
@@ -299,7 +299,7 @@ export function decodeReportLunsCdb(cdb: Buffer): ReportLunsCdb {
 }
 
 // ---------------------------------------------------------------------------------------------
-// EXTENDED COPY(LID1) (SPC-4 6.4.1; 83h SA 00h): 16 bytes; bytes 10–13 PARAMETER LIST LENGTH.
+// EXTENDED COPY(LID1) (SPC-4 r37 6.5.1; 83h SA 00h): 16 bytes; bytes 10–13 PARAMETER LIST LENGTH.
 // ---------------------------------------------------------------------------------------------
 
 export interface ExtendedCopyCdb {
@@ -324,7 +324,7 @@ export function decodeExtendedCopyCdb(cdb: Buffer): ExtendedCopyCdb {
 }
 
 /**
- * COPY OPERATION ABORT (SPC-4 6.3; THIRD-PARTY COPY OUT SA 1Ch): 16 bytes; bytes 2–5 LIST
+ * COPY OPERATION ABORT (SPC-4 r37 6.3; THIRD-PARTY COPY OUT SA 1Ch): 16 bytes; bytes 2–5 LIST
  * IDENTIFIER of the copy to stop (a LID1 list identifier fits in its low byte).
  */
 export function encodeCopyOperationAbortCdb(p: { listIdentifier: number; control?: number }): Buffer {
@@ -337,7 +337,7 @@ export function encodeCopyOperationAbortCdb(p: { listIdentifier: number; control
 }
 
 // ---------------------------------------------------------------------------------------------
-// RECEIVE COPY RESULTS (SPC-3 6.17; in SPC-4 the RECEIVE COPY STATUS(LID1), DATA(LID1),
+// RECEIVE COPY RESULTS (SPC-3 r23 6.17; in SPC-4 the RECEIVE COPY STATUS(LID1), DATA(LID1),
 // OPERATING PARAMETERS and FAILURE DETAILS(LID1) commands; 84h): 16 bytes; byte 1 bits 4:0 SERVICE ACTION; byte 2 LIST
 // IDENTIFIER; bytes 10–13 ALLOCATION LENGTH. Only the service actions with this layout (the LID1
 // ones and OPERATING PARAMETERS) are handled; the LID4 ones carry a 4-byte list identifier in

@@ -3,11 +3,11 @@
  * additional sense codes. The `const enum`s are for code; the `...Name()` functions are for logs
  * and messages (the names are the standards' own words, upper case as in the tables).
  *
- * Sources: SPC-4 (T10/1731-D r37) Annex D (codes in numeric order), SBC-3 (T10/1799-D r36) 5.1, SAM-5 5.3.
+ * Sources: SPC-4 (T10/1731-D r37) Annex D (codes in numeric order), SBC-3 (T10/1799-D r36) 5.1, SAM-5 r21 5.3.
  */
 import { isUintUpTo } from './fields';
 
-/** Operation codes (SPC-4 Annex D, SBC-3 5.1). */
+/** Operation codes (SPC-4 r37 Annex D, SBC-3 r36 5.1). */
 export const enum Opcode {
   TEST_UNIT_READY = 0x00,
   REQUEST_SENSE = 0x03,
@@ -81,13 +81,13 @@ export const enum Opcode {
   READ_DEFECT_DATA_12 = 0xb7,
 }
 
-/** SERVICE ACTION IN(16) service actions (SBC-3 5.16 READ CAPACITY(16), 5.4 GET LBA STATUS). */
+/** SERVICE ACTION IN(16) service actions (SBC-3 r36 5.16 READ CAPACITY(16), 5.4 GET LBA STATUS). */
 export const enum ServiceActionIn16 {
   READ_CAPACITY_16 = 0x10,
   GET_LBA_STATUS = 0x12,
 }
 
-/** MAINTENANCE IN service actions (SPC-4 Annex D). */
+/** MAINTENANCE IN service actions (SPC-4 r37 Annex D). */
 export const enum MaintenanceIn {
   REPORT_IDENTIFYING_INFORMATION = 0x05,
   REPORT_TARGET_PORT_GROUPS = 0x0a,
@@ -99,7 +99,7 @@ export const enum MaintenanceIn {
   MANAGEMENT_PROTOCOL_IN = 0x10,
 }
 
-/** EXTENDED COPY (THIRD-PARTY COPY OUT, 83h) service actions (SPC-4 Annex D). */
+/** EXTENDED COPY (THIRD-PARTY COPY OUT, 83h) service actions (SPC-4 r37 Annex D). */
 export const enum ExtendedCopySa {
   EXTENDED_COPY_LID1 = 0x00,
   EXTENDED_COPY_LID4 = 0x01,
@@ -108,7 +108,7 @@ export const enum ExtendedCopySa {
   COPY_OPERATION_ABORT = 0x1c,
 }
 
-/** RECEIVE COPY RESULTS (THIRD-PARTY COPY IN, 84h) service actions (SPC-4 Annex D). */
+/** RECEIVE COPY RESULTS (THIRD-PARTY COPY IN, 84h) service actions (SPC-4 r37 Annex D). */
 export const enum ReceiveCopyResultsSa {
   COPY_STATUS = 0x00,
   RECEIVE_DATA = 0x01,
@@ -120,7 +120,7 @@ export const enum ReceiveCopyResultsSa {
   REPORT_ALL_ROD_TOKENS = 0x08,
 }
 
-/** Status codes (SAM-5 5.3.1). */
+/** Status codes (SAM-5 r21 5.3.1). */
 export const enum ScsiStatus {
   GOOD = 0x00,
   CHECK_CONDITION = 0x02,
@@ -132,7 +132,7 @@ export const enum ScsiStatus {
   TASK_ABORTED = 0x40,
 }
 
-/** Sense keys (SPC-4 4.5.6). */
+/** Sense keys (SPC-4 r37 4.5.6). */
 export const enum SenseKey {
   NO_SENSE = 0x0,
   RECOVERED_ERROR = 0x1,
@@ -158,7 +158,7 @@ function hex2(n: number): string {
   return Number.isInteger(n) && n >= 0 ? '0x' + n.toString(16).padStart(2, '0') : String(n);
 }
 
-// SPC-4 Annex D (operation codes), SBC-3 5.1.
+// SPC-4 r37 Annex D (operation codes), SBC-3 r36 5.1.
 const OPCODE_NAMES: ReadonlyMap<number, string> = new Map([
   [0x00, 'TEST UNIT READY'],
   [0x03, 'REQUEST SENSE'],
@@ -228,7 +228,7 @@ const OPCODE_NAMES: ReadonlyMap<number, string> = new Map([
   [0xb7, 'READ DEFECT DATA(12)'],
 ]);
 
-// Service action names, keyed by (opcode << 8) | service action (SPC-4 Annex D, SBC-3 5.1).
+// Service action names, keyed by (opcode << 8) | service action (SPC-4 r37 Annex D, SBC-3 r36 5.1).
 const SERVICE_ACTION_NAMES: ReadonlyMap<number, string> = new Map([
   [(0x9e << 8) | 0x10, 'READ CAPACITY(16)'],
   [(0x9e << 8) | 0x12, 'GET LBA STATUS'],
@@ -272,7 +272,7 @@ export function opcodeName(op: number, serviceAction?: number): string {
   return base ?? `OPCODE ${hex2(op)}`;
 }
 
-// SAM-5 5.3.1 (obsolete codes kept so old peers log readably).
+// SAM-5 r21 5.3.1 (obsolete codes kept so old peers log readably).
 const STATUS_NAMES: ReadonlyMap<number, string> = new Map([
   [0x00, 'GOOD'],
   [0x02, 'CHECK CONDITION'],
@@ -292,7 +292,7 @@ export function scsiStatusName(status: number): string {
   return STATUS_NAMES.get(status) ?? `STATUS ${hex2(status)}`;
 }
 
-// SPC-4 4.5.6 (0Ch obsolete: EQUAL; 0Fh: COMPLETED since SPC-5).
+// SPC-4 r37 4.5.6 (0Ch obsolete: EQUAL; 0Fh: COMPLETED since SPC-5).
 const SENSE_KEY_NAMES: readonly string[] = [
   'NO SENSE',
   'RECOVERED ERROR',
@@ -317,7 +317,7 @@ export function senseKeyName(key: number): string {
   return isUintUpTo(key, 0xf) ? SENSE_KEY_NAMES[key] : `SENSE KEY ${hex2(key)}`;
 }
 
-// SPC-4 Annex D (ASC and ASCQ assignments in numeric order): the codes a direct-access block device,
+// SPC-4 r37 Annex D (ASC and ASCQ assignments in numeric order): the codes a direct-access block device,
 // a copy manager and an iSCSI target report. Keyed by (asc << 8) | ascq.
 const ASC_TABLE: ReadonlyArray<readonly [number, number, string]> = [
   [0x00, 0x00, 'NO ADDITIONAL SENSE INFORMATION'],
@@ -558,7 +558,7 @@ const ASC_TABLE: ReadonlyArray<readonly [number, number, string]> = [
 const ASC_NAMES: ReadonlyMap<number, string> = new Map(ASC_TABLE.map(([asc, ascq, name]) => [(asc << 8) | ascq, name]));
 
 /**
- * The standard's description of an ASC/ASCQ pair (SPC-4 4.5.6, Annex D), e.g. `INVALID FIELD IN CDB`
+ * The standard's description of an ASC/ASCQ pair (SPC-4 r37 4.5.6, Annex D), e.g. `INVALID FIELD IN CDB`
  * for 24h/00h; `ASC 0x.. ASCQ 0x..` for a pair not in the table.
  */
 export function ascName(asc: number, ascq: number): string {

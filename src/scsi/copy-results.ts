@@ -1,7 +1,7 @@
 /**
- * RECEIVE COPY RESULTS (LID1) parameter data (SPC-3 6.17; xcopy-spec §4.2, §4.4, §4.5): COPY
- * STATUS (service action 00h; SPC-4 6.25 RECEIVE COPY STATUS(LID1)), OPERATING PARAMETERS (03h;
- * SPC-4 6.22 RECEIVE COPY OPERATING PARAMETERS) and FAILED SEGMENT DETAILS (04h; SPC-4 6.23
+ * RECEIVE COPY RESULTS (LID1) parameter data (SPC-4 r37 6.22, 6.23, 6.25; SPC-3 r23 6.17): COPY
+ * STATUS (service action 00h; SPC-4 r37 6.25 RECEIVE COPY STATUS(LID1)), OPERATING PARAMETERS (03h;
+ * SPC-4 r37 6.22 RECEIVE COPY OPERATING PARAMETERS) and FAILED SEGMENT DETAILS (04h; SPC-4 r37 6.23
  * RECEIVE COPY FAILURE DETAILS(LID1)). Pure codecs, big-endian.
  *
  * AVAILABLE DATA (bytes 0–3) always gives the full length − 4, and the device server returns
@@ -19,17 +19,17 @@ const OPERATING_PARAMETERS = 'OPERATING PARAMETERS parameter data';
 const FAILED_SEGMENT_DETAILS = 'FAILED SEGMENT DETAILS parameter data';
 
 // ---------------------------------------------------------------------------------------------
-// COPY STATUS (LID1), service action 00h (SPC-4 6.25, Table 253; xcopy-spec §4.2)
+// COPY STATUS (LID1), service action 00h (SPC-4 r37 6.25, Table 253)
 // ---------------------------------------------------------------------------------------------
 
-/** COPY MANAGER STATUS (byte 4 bits 6:0; "COPY COMMAND STATUS" in SPC-4 Table 254). */
+/** COPY MANAGER STATUS (byte 4 bits 6:0; "COPY COMMAND STATUS" in SPC-4 r37 Table 254). */
 export const enum CopyManagerStatus {
   IN_PROGRESS = 0x00,
   COMPLETED_WITHOUT_ERRORS = 0x01,
   COMPLETED_WITH_ERRORS = 0x02,
 }
 
-/** TRANSFER COUNT UNITS (byte 7; SPC-4 Table 251). */
+/** TRANSFER COUNT UNITS (byte 7; SPC-4 r37 Table 251). */
 export const enum TransferCountUnits {
   BYTES = 0x00,
   KIBIBYTES = 0x01,
@@ -146,7 +146,7 @@ export function bytesToTransferCount(bytes: bigint | number): { transferCountUni
 }
 
 // ---------------------------------------------------------------------------------------------
-// OPERATING PARAMETERS, service action 03h (SPC-4 6.22, Table 244; xcopy-spec §4.4)
+// OPERATING PARAMETERS, service action 03h (SPC-4 r37 6.22, Table 244)
 // ---------------------------------------------------------------------------------------------
 
 /** Bytes before the LIST OF IMPLEMENTED DESCRIPTOR TYPE CODES. */
@@ -266,7 +266,7 @@ export function encodeOperatingParameters(fields: OperatingParameters): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FAILED SEGMENT DETAILS, service action 04h (SPC-4 6.23, Table 246; xcopy-spec §4.5)
+// FAILED SEGMENT DETAILS, service action 04h (SPC-4 r37 6.23, Table 246)
 // ---------------------------------------------------------------------------------------------
 
 /** Offset of the SENSE DATA; bytes 4–55 are reserved. */

@@ -1,5 +1,5 @@
 /**
- * Standard INQUIRY data (SPC-4 6.6.2, Table 139). Pure codec, big-endian.
+ * Standard INQUIRY data (SPC-4 r37 6.6.2, Table 139). Pure codec, big-endian.
  *
  * The decoder honours ADDITIONAL LENGTH and tolerates data cut short by the allocation length as
  * long as the first 36 bytes (through PRODUCT REVISION LEVEL) are present; version descriptors
@@ -11,9 +11,9 @@ import { asciiBytes, checkUint, trimAscii } from './fields';
 
 const STANDARD_INQUIRY = 'standard INQUIRY data';
 
-/** SPC-4 6.6.2: the bytes every standard INQUIRY response must hold (ADDITIONAL LENGTH ≥ 31). */
+/** SPC-4 r37 6.6.2: the bytes every standard INQUIRY response must hold (ADDITIONAL LENGTH ≥ 31). */
 export const STANDARD_INQUIRY_MIN_LENGTH = 36;
-/** Offset of the first VERSION DESCRIPTOR (SPC-4 Table 139, bytes 58–73: eight of them). */
+/** Offset of the first VERSION DESCRIPTOR (SPC-4 r37 Table 139, bytes 58–73: eight of them). */
 const VERSION_DESCRIPTORS_OFFSET = 58;
 const MAX_VERSION_DESCRIPTORS = 8;
 
@@ -75,7 +75,7 @@ export type StandardInquiryFields = Partial<StandardInquiryData> &
     'peripheralDeviceType' | 't10VendorIdentification' | 'productIdentification' | 'productRevisionLevel'
   >;
 
-/** SPC-4 6.6.2: decode standard INQUIRY data. */
+/** SPC-4 r37 6.6.2: decode standard INQUIRY data. */
 export function decodeStandardInquiry(buf: Buffer): DecodedStandardInquiry {
   if (buf.length < STANDARD_INQUIRY_MIN_LENGTH) {
     throw new DecodeError(
@@ -121,7 +121,7 @@ export function decodeStandardInquiry(buf: Buffer): DecodedStandardInquiry {
   };
 }
 
-/** SPC-4 6.6.2: encode standard INQUIRY data (ASCII fields left-aligned, space-padded). */
+/** SPC-4 r37 6.6.2: encode standard INQUIRY data (ASCII fields left-aligned, space-padded). */
 export function encodeStandardInquiry(fields: StandardInquiryFields): Buffer {
   const s = STANDARD_INQUIRY;
   const pq = fields.peripheralQualifier ?? 0;
@@ -173,7 +173,7 @@ function writeAsciiField(out: Buffer, offset: number, width: number, field: stri
   bytes.copy(out, offset);
 }
 
-/** SPC-4 6.6.2, Table 142: the standard a VERSION value claims. */
+/** SPC-4 r37 6.6.2, Table 142: the standard a VERSION value claims. */
 export function spcVersionName(version: number): string {
   switch (version) {
     case 0x00:

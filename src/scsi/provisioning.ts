@@ -10,7 +10,7 @@ const OP_WRITE_SAME_16 = 0x93;
 const OP_SERVICE_ACTION_IN_16 = 0x9e;
 const SA_GET_LBA_STATUS = 0x12;
 
-/** SBC-3 5.28.2: the UNMAP parameter list is an 8-byte header then 16-byte block descriptors. */
+/** SBC-3 r36 5.28.2: the UNMAP parameter list is an 8-byte header then 16-byte block descriptors. */
 export const UNMAP_HEADER_LENGTH = 8;
 export const UNMAP_DESCRIPTOR_LENGTH = 16;
 /** The PARAMETER LIST LENGTH field is 16 bits: at most (65535 - 8) / 16 descriptors. */
@@ -27,7 +27,7 @@ function u64(field: string, v: bigint): bigint {
 }
 
 /**
- * UNMAP CDB (SBC-3 5.28.1, 10 bytes): byte 0 OPERATION CODE 42h, byte 1 bit 0 ANCHOR, byte 6
+ * UNMAP CDB (SBC-3 r36 5.28.1, 10 bytes): byte 0 OPERATION CODE 42h, byte 1 bit 0 ANCHOR, byte 6
  * GROUP NUMBER, bytes 7–8 PARAMETER LIST LENGTH, byte 9 CONTROL.
  */
 export function encodeUnmapCdb(p: { parameterListLength: number; anchor?: boolean }): Buffer {
@@ -42,7 +42,7 @@ export function encodeUnmapCdb(p: { parameterListLength: number; anchor?: boolea
 }
 
 /**
- * UNMAP parameter list (SBC-3 5.28.2): bytes 0–1 UNMAP DATA LENGTH (n − 1), bytes 2–3 UNMAP BLOCK
+ * UNMAP parameter list (SBC-3 r36 5.28.2): bytes 0–1 UNMAP DATA LENGTH (n − 1), bytes 2–3 UNMAP BLOCK
  * DESCRIPTOR DATA LENGTH (n − 7), bytes 4–7 reserved; then per descriptor bytes 0–7 UNMAP LOGICAL
  * BLOCK ADDRESS, 8–11 NUMBER OF LOGICAL BLOCKS, 12–15 reserved.
  */
@@ -60,7 +60,7 @@ export function encodeUnmapParameterList(ranges: readonly { lba: bigint; blocks:
 }
 
 /**
- * WRITE SAME(16) CDB (SBC-3 5.42, 16 bytes): byte 1 bits 7:5 WRPROTECT, bit 4 ANCHOR, bit 3
+ * WRITE SAME(16) CDB (SBC-3 r36 5.42, 16 bytes): byte 1 bits 7:5 WRPROTECT, bit 4 ANCHOR, bit 3
  * UNMAP; bytes 2–9 LOGICAL BLOCK ADDRESS; 10–13 NUMBER OF LOGICAL BLOCKS (never 0 here: 0 means
  * "to the last LBA" unless WSNZ); byte 14 GROUP NUMBER; byte 15 CONTROL. One block of Data-Out.
  */
@@ -74,7 +74,7 @@ export function encodeWriteSame16Cdb(p: { lba: bigint; blocks: number; unmap?: b
 }
 
 /**
- * GET LBA STATUS CDB (SBC-3 5.4.1): SERVICE ACTION IN(16) 9Eh, service action 12h; bytes 2–9
+ * GET LBA STATUS CDB (SBC-3 r36 5.4.1): SERVICE ACTION IN(16) 9Eh, service action 12h; bytes 2–9
  * STARTING LOGICAL BLOCK ADDRESS, 10–13 ALLOCATION LENGTH, byte 15 CONTROL.
  */
 export function encodeGetLbaStatusCdb(p: { lba: bigint; allocationLength: number }): Buffer {
@@ -86,7 +86,7 @@ export function encodeGetLbaStatusCdb(p: { lba: bigint; allocationLength: number
   return cdb;
 }
 
-/** PROVISIONING STATUS of an LBA status descriptor (SBC-3 5.4.2, Table 39). */
+/** PROVISIONING STATUS of an LBA status descriptor (SBC-3 r36 5.4.2, Table 39). */
 export const enum ProvisioningStatus {
   MAPPED = 0x0,
   DEALLOCATED = 0x1,
@@ -100,7 +100,7 @@ export interface LbaStatusDescriptor {
 }
 
 /**
- * GET LBA STATUS parameter data (SBC-3 5.4.2): bytes 0–3 PARAMETER DATA LENGTH (n − 3), 4–7
+ * GET LBA STATUS parameter data (SBC-3 r36 5.4.2): bytes 0–3 PARAMETER DATA LENGTH (n − 3), 4–7
  * reserved, then 16-byte descriptors: 0–7 LBA, 8–11 NUMBER OF LOGICAL BLOCKS, byte 12 bits 3:0
  * PROVISIONING STATUS. Descriptors cut off by the allocation length are dropped.
  */

@@ -1,5 +1,5 @@
 /**
- * READ CAPACITY parameter data (SBC-3 5.15.2 and 5.16.2): encode and decode.
+ * READ CAPACITY parameter data (SBC-3 r36 5.15.2 and 5.16.2): encode and decode.
  *
  * Pure codec, no I/O. Decoders return a typed value or throw DecodeError (offset = the first
  * byte missing when the buffer is short); encoders throw EncodeError when a value does not fit.
@@ -7,7 +7,7 @@
 import { DecodeError } from '../errors';
 import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from './fields';
 
-/** READ CAPACITY(16) parameter data (SBC-3 5.16.2). */
+/** READ CAPACITY(16) parameter data (SBC-3 r36 5.16.2). */
 export interface ReadCapacity16Data {
   /** Bytes 0–7: the LBA of the last logical block. */
   returnedLogicalBlockAddress: bigint;
@@ -29,7 +29,7 @@ export interface ReadCapacity16Data {
   lowestAlignedLogicalBlockAddress: number;
 }
 
-/** READ CAPACITY(10) parameter data (SBC-3 5.15.2). */
+/** READ CAPACITY(10) parameter data (SBC-3 r36 5.15.2). */
 export interface ReadCapacity10Data {
   /** Bytes 0–3: the last LBA, or FFFFFFFFh when it does not fit (then use READ CAPACITY(16)). */
   returnedLogicalBlockAddress: bigint;
@@ -83,7 +83,7 @@ export function encodeReadCapacity16(
 }
 
 /**
- * Encodes READ CAPACITY(10) parameter data. The caller clamps: SBC-3 5.15.2 says a last LBA
+ * Encodes READ CAPACITY(10) parameter data. The caller clamps: SBC-3 r36 5.15.2 says a last LBA
  * above FFFFFFFEh is reported as FFFFFFFFh ({@link readCapacity10Lba} does that).
  */
 export function encodeReadCapacity10(d: ReadCapacity10Data): Buffer {
@@ -93,7 +93,7 @@ export function encodeReadCapacity10(d: ReadCapacity10Data): Buffer {
   return out;
 }
 
-/** SBC-3 5.15.2: the RETURNED LOGICAL BLOCK ADDRESS for a last LBA, FFFFFFFFh if it does not fit. */
+/** SBC-3 r36 5.15.2: the RETURNED LOGICAL BLOCK ADDRESS for a last LBA, FFFFFFFFh if it does not fit. */
 export function readCapacity10Lba(lastLba: bigint): bigint {
   return lastLba > 0xffff_fffen ? 0xffff_ffffn : lastLba;
 }

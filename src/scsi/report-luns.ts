@@ -1,5 +1,5 @@
 /**
- * REPORT LUNS parameter data (SPC-4 6.33.2) and the 8-byte LUN field (SAM-5 4.7): encode and
+ * REPORT LUNS parameter data (SPC-4 r37 6.33.2) and the 8-byte LUN field (SAM-5 r21 4.7): encode and
  * decode.
  *
  * Pure codec, no I/O. Decoders return a typed value or throw DecodeError (offset = the first
@@ -9,7 +9,7 @@ import { DecodeError, EncodeError } from '../errors';
 import { uintUpTo } from './fields';
 
 /**
- * A LUN as this project names it: a plain number for the single-level LUNs SAM-5 4.7 encodes
+ * A LUN as this project names it: a plain number for the single-level LUNs SAM-5 r21 4.7 encodes
  * with the peripheral device (LUN < 256) or flat space (LUN < 16384) addressing method.
  */
 export type LunNumber = number;
@@ -32,11 +32,11 @@ export interface ReportLunsData {
 const RL = 'REPORT LUNS parameter data';
 const LUN = 'LUN';
 
-/** Largest LUN a single-level flat space address holds (SAM-5 4.7: 14 bits). */
+/** Largest LUN a single-level flat space address holds (SAM-5 r21 4.7: 14 bits). */
 export const MAX_FLAT_SPACE_LUN = 0x3fff;
 
 /**
- * The 8-byte LUN field for a number (SAM-5 4.7, single level): peripheral device addressing
+ * The 8-byte LUN field for a number (SAM-5 r21 4.7, single level): peripheral device addressing
  * (byte 0 = 00h, byte 1 = LUN) below 256, flat space addressing (byte 0 = 40h | LUN bits 13:8,
  * byte 1 = LUN bits 7:0) up to 16383; bytes 2–7 zero. A Buffer is taken as the raw 8 bytes.
  */
@@ -57,7 +57,7 @@ export function encodeLun(lun: LunNumber | Buffer): Buffer {
 }
 
 /**
- * The number of a single-level LUN (SAM-5 4.7), or undefined when the 8 bytes at `offset` use
+ * The number of a single-level LUN (SAM-5 r21 4.7), or undefined when the 8 bytes at `offset` use
  * another form: a non-zero BUS IDENTIFIER, a second level, logical unit or extended addressing.
  */
 export function lunNumberAt(buf: Buffer, offset = 0): LunNumber | undefined {
@@ -77,7 +77,7 @@ export function lunNumberAt(buf: Buffer, offset = 0): LunNumber | undefined {
 }
 
 /**
- * Decodes REPORT LUNS parameter data (SPC-4 6.33.2): LUN LIST LENGTH (bytes 0–3), 4 reserved
+ * Decodes REPORT LUNS parameter data (SPC-4 r37 6.33.2): LUN LIST LENGTH (bytes 0–3), 4 reserved
  * bytes, then 8-byte LUNs. A list cut short by the allocation length is accepted: the whole
  * entries received are returned and `listLength` says how long the full list is. Fewer than 8
  * bytes, or a LUN LIST LENGTH that is not a multiple of 8, is a DecodeError.
@@ -103,7 +103,7 @@ export function decodeReportLuns(buf: Buffer): ReportLunsData {
 
 /**
  * Encodes REPORT LUNS parameter data: the single-level `luns` first, then `otherLuns` verbatim.
- * The caller truncates to the allocation length (SPC-4 4.2.5.6).
+ * The caller truncates to the allocation length (SPC-4 r37 4.2.5.6).
  */
 export function encodeReportLuns(d: { luns: readonly LunNumber[]; otherLuns?: readonly Buffer[] }): Buffer {
   const entries = [...d.luns, ...(d.otherLuns ?? [])].map((l) => encodeLun(l));

@@ -1,5 +1,5 @@
 /**
- * Sense data (SPC-4 4.5): decode both formats, encode both formats, describe for logs.
+ * Sense data (SPC-4 r37 4.5): decode both formats, encode both formats, describe for logs.
  *
  * Pure codec, no I/O. Decoders return a typed value or throw DecodeError; encoders throw
  * EncodeError when a value does not fit its field.
@@ -10,7 +10,7 @@ import { bigUintUpTo, UINT32_MAX, UINT64_MAX, uintUpTo } from './fields';
 
 const STRUCTURE = 'sense data';
 
-/** SPC-4 4.5.1: RESPONSE CODE values. */
+/** SPC-4 r37 4.5.1: RESPONSE CODE values. */
 export const enum SenseResponseCode {
   FIXED_CURRENT = 0x70,
   FIXED_DEFERRED = 0x71,
@@ -18,7 +18,7 @@ export const enum SenseResponseCode {
   DESCRIPTOR_DEFERRED = 0x73,
 }
 
-/** SPC-4 4.5.2.1: sense data descriptor types this codec decodes into typed form. */
+/** SPC-4 r37 4.5.2.1: sense data descriptor types this codec decodes into typed form. */
 export const enum SenseDescriptorType {
   INFORMATION = 0x00,
   COMMAND_SPECIFIC_INFORMATION = 0x01,
@@ -26,7 +26,7 @@ export const enum SenseDescriptorType {
   FORWARDED_SENSE_DATA = 0x0c,
 }
 
-/** SPC-4 4.5.2, forwarded sense data descriptor: SENSE DATA SOURCE values. */
+/** SPC-4 r37 4.5.2, forwarded sense data descriptor: SENSE DATA SOURCE values. */
 export const enum SenseDataSource {
   UNKNOWN = 0x0,
   /** EXTENDED COPY command copy source device (CTL's SSD_FORWARDED_SDS_EXSRC). */
@@ -36,35 +36,35 @@ export const enum SenseDataSource {
 }
 
 /**
- * The SENSE KEY SPECIFIC field (SPC-4 4.5.2.4): three bytes whose meaning depends on the sense
+ * The SENSE KEY SPECIFIC field (SPC-4 r37 4.5.2.4): three bytes whose meaning depends on the sense
  * key. `raw` keeps the three bytes verbatim (SKSV bit included) for sense keys with no defined
  * format, or when a peer sent a descriptor with SKSV = 0. Encoders write `raw` as given for any
  * sense key (so a typed format must match the key, but raw bytes can forward anything); raw bytes
  * under a key with a defined format decode back in that format.
  */
 export type SenseKeySpecific =
-  /** ILLEGAL REQUEST (SPC-4 4.5.2.4.2). `cd`: the field is in the CDB (else the parameter list). */
+  /** ILLEGAL REQUEST (SPC-4 r37 4.5.2.4.2). `cd`: the field is in the CDB (else the parameter list). */
   | { kind: 'fieldPointer'; cd: boolean; bpv: boolean; bitPointer: number; fieldPointer: number }
-  /** RECOVERED ERROR, MEDIUM ERROR, HARDWARE ERROR (SPC-4 4.5.2.4.3). */
+  /** RECOVERED ERROR, MEDIUM ERROR, HARDWARE ERROR (SPC-4 r37 4.5.2.4.3). */
   | { kind: 'actualRetryCount'; actualRetryCount: number }
-  /** NO SENSE, NOT READY (SPC-4 4.5.2.4.4): fraction complete, numerator over 65536. */
+  /** NO SENSE, NOT READY (SPC-4 r37 4.5.2.4.4): fraction complete, numerator over 65536. */
   | { kind: 'progressIndication'; progressIndication: number }
-  /** COPY ABORTED (SPC-4 4.5.2.4.5). `sd`: the field pointer is relative to the segment
+  /** COPY ABORTED (SPC-4 r37 4.5.2.4.5). `sd`: the field pointer is relative to the segment
    *  descriptor named by COMMAND-SPECIFIC INFORMATION (else to the parameter list). */
   | { kind: 'segmentPointer'; sd: boolean; bpv: boolean; bitPointer: number; fieldPointer: number }
-  /** UNIT ATTENTION (SPC-4 4.5.2.4.6). */
+  /** UNIT ATTENTION (SPC-4 r37 4.5.2.4.6). */
   | { kind: 'unitAttentionConditionQueueOverflow'; overflow: boolean }
   | { kind: 'raw'; bytes: Buffer };
 
-/** One descriptor of descriptor-format sense data (SPC-4 4.5.2). */
+/** One descriptor of descriptor-format sense data (SPC-4 r37 4.5.2). */
 export type SenseDescriptor =
-  /** 00h, SPC-4 4.5.2.2. */
+  /** 00h, SPC-4 r37 4.5.2.2. */
   | { kind: 'information'; valid: boolean; information: bigint }
-  /** 01h, SPC-4 4.5.2.3. */
+  /** 01h, SPC-4 r37 4.5.2.3. */
   | { kind: 'commandSpecificInformation'; commandSpecificInformation: bigint }
-  /** 02h, SPC-4 4.5.2.4. */
+  /** 02h, SPC-4 r37 4.5.2.4. */
   | { kind: 'senseKeySpecific'; senseKeySpecific: SenseKeySpecific }
-  /** 0Ch, SPC-4 4.5.2 forwarded sense data descriptor: sense data a copy manager got from a
+  /** 0Ch, SPC-4 r37 4.5.2 forwarded sense data descriptor: sense data a copy manager got from a
    *  copy source or destination. */
   | { kind: 'forwardedSenseData'; fsdt: boolean; senseDataSource: number; forwardedStatus: number; senseData: Buffer }
   /** Any other type; `data` is everything after the two header bytes. */
@@ -111,12 +111,12 @@ export type SenseInput = Omit<SenseData, 'responseCode' | 'format' | 'current'> 
 };
 
 // ---------------------------------------------------------------------------------------------
-// Sense key specific (SPC-4 4.5.2.4)
+// Sense key specific (SPC-4 r37 4.5.2.4)
 // ---------------------------------------------------------------------------------------------
 
 type SksKind = SenseKeySpecific['kind'];
 
-/** SPC-4 4.5.2.4.1: which SENSE KEY SPECIFIC format a sense key uses. */
+/** SPC-4 r37 4.5.2.4.1: which SENSE KEY SPECIFIC format a sense key uses. */
 function sksKindFor(senseKey: number): SksKind {
   switch (senseKey) {
     case SenseKey.ILLEGAL_REQUEST:
@@ -175,7 +175,7 @@ function encodeSks(out: Buffer, at: number, sks: SenseKeySpecific, senseKey: num
     throw new EncodeError(
       STRUCTURE,
       'senseKeySpecific',
-      `${sks.kind} does not apply to sense key ${senseKeyName(senseKey)} (SPC-4 4.5.2.4.1 wants ${sksKindFor(senseKey)})`,
+      `${sks.kind} does not apply to sense key ${senseKeyName(senseKey)} (SPC-4 r37 4.5.2.4.1 wants ${sksKindFor(senseKey)})`,
     );
   }
   switch (sks.kind) {
@@ -217,7 +217,7 @@ function encodeSks(out: Buffer, at: number, sks: SenseKeySpecific, senseKey: num
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Decodes sense data of either format (SPC-4 4.5.1). ADDITIONAL SENSE LENGTH is honoured: bytes
+ * Decodes sense data of either format (SPC-4 r37 4.5.1). ADDITIONAL SENSE LENGTH is honoured: bytes
  * past it are ignored, and a buffer shorter than it declares (cut by an allocation length, as
  * initiators commonly see 14- or 18-byte fixed sense) is decoded as far as it goes; fields not
  * returned read as absent (ASC/ASCQ as zero). Fewer than 8 bytes, or a response code other
@@ -240,7 +240,7 @@ export function decodeSense(buf: Buffer): SenseData {
   }
 }
 
-// SPC-4 4.5.3 Fixed format sense data
+// SPC-4 r37 4.5.3 Fixed format sense data
 function decodeFixed(buf: Buffer, responseCode: number): SenseData {
   const end = Math.min(buf.length, 8 + buf[7]); // ADDITIONAL SENSE LENGTH (byte 7) = n − 7
   const valid = (buf[0] & 0x80) !== 0;
@@ -265,7 +265,7 @@ function decodeFixed(buf: Buffer, responseCode: number): SenseData {
   return s;
 }
 
-// SPC-4 4.5.2 Descriptor format sense data
+// SPC-4 r37 4.5.2 Descriptor format sense data
 function decodeDescriptor(buf: Buffer, responseCode: number): SenseData {
   const declaredEnd = 8 + buf[7]; // ADDITIONAL SENSE LENGTH
   const end = Math.min(buf.length, declaredEnd);
@@ -317,16 +317,16 @@ function needLength(off: number, next: number, min: number, name: string): void 
 function decodeOneDescriptor(buf: Buffer, off: number, next: number, senseKey: number): SenseDescriptor {
   const type = buf[off];
   switch (type) {
-    case SenseDescriptorType.INFORMATION: // SPC-4 4.5.2.2: VALID byte 2 bit 7, INFORMATION bytes 4–11
+    case SenseDescriptorType.INFORMATION: // SPC-4 r37 4.5.2.2: VALID byte 2 bit 7, INFORMATION bytes 4–11
       needLength(off, next, 0x0a, 'information');
       return { kind: 'information', valid: (buf[off + 2] & 0x80) !== 0, information: buf.readBigUInt64BE(off + 4) };
-    case SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION: // SPC-4 4.5.2.3: bytes 4–11
+    case SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION: // SPC-4 r37 4.5.2.3: bytes 4–11
       needLength(off, next, 0x0a, 'command-specific information');
       return { kind: 'commandSpecificInformation', commandSpecificInformation: buf.readBigUInt64BE(off + 4) };
-    case SenseDescriptorType.SENSE_KEY_SPECIFIC: // SPC-4 4.5.2.4: SKSV + field in bytes 4–6
+    case SenseDescriptorType.SENSE_KEY_SPECIFIC: // SPC-4 r37 4.5.2.4: SKSV + field in bytes 4–6
       needLength(off, next, 0x06, 'sense key specific');
       return { kind: 'senseKeySpecific', senseKeySpecific: decodeSks(buf, off + 4, senseKey) };
-    case SenseDescriptorType.FORWARDED_SENSE_DATA: // SPC-4 4.5.2, forwarded sense data descriptor
+    case SenseDescriptorType.FORWARDED_SENSE_DATA: // SPC-4 r37 4.5.2, forwarded sense data descriptor
       needLength(off, next, 0x02, 'forwarded sense data');
       return {
         kind: 'forwardedSenseData',
@@ -351,7 +351,7 @@ function checkHeader(s: SenseInput): void {
 }
 
 /**
- * Fixed format sense data (SPC-4 4.5.3), 18 bytes (ADDITIONAL SENSE LENGTH 0Ah). VALID is
+ * Fixed format sense data (SPC-4 r37 4.5.3), 18 bytes (ADDITIONAL SENSE LENGTH 0Ah). VALID is
  * `s.valid`, or set when `information` is given. INFORMATION and COMMAND-SPECIFIC INFORMATION
  * must fit 32 bits (use descriptor format otherwise). Descriptors in `s.descriptors` other than
  * the three lifted to top-level fields have no place in this format and are not written.
@@ -388,7 +388,7 @@ function sksBytes(sks: SenseKeySpecific, senseKey: number): Buffer {
 }
 
 /**
- * Descriptor format sense data (SPC-4 4.5.2). Writes, in order: an information descriptor for
+ * Descriptor format sense data (SPC-4 r37 4.5.2). Writes, in order: an information descriptor for
  * `information` (VALID = `valid` ?? true), a command-specific information descriptor, a sense
  * key specific descriptor — each unless `descriptors` already holds one of that type, in which
  * case the two must agree (EncodeError otherwise) — then every entry of `descriptors`.
@@ -438,7 +438,7 @@ export function encodeDescriptorSense(s: SenseInput): Buffer {
 function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
   switch (d.kind) {
     case 'information': {
-      // SPC-4 4.5.2.2: type 00h, ADDITIONAL LENGTH 0Ah, VALID byte 2 bit 7, INFORMATION 4–11
+      // SPC-4 r37 4.5.2.2: type 00h, ADDITIONAL LENGTH 0Ah, VALID byte 2 bit 7, INFORMATION 4–11
       bigUintUpTo(STRUCTURE, 'information', d.information, UINT64_MAX, '2^64-1');
       const b = Buffer.alloc(12);
       b[0] = SenseDescriptorType.INFORMATION;
@@ -448,7 +448,7 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
       return b;
     }
     case 'commandSpecificInformation': {
-      // SPC-4 4.5.2.3: type 01h, ADDITIONAL LENGTH 0Ah, COMMAND-SPECIFIC INFORMATION 4–11
+      // SPC-4 r37 4.5.2.3: type 01h, ADDITIONAL LENGTH 0Ah, COMMAND-SPECIFIC INFORMATION 4–11
       bigUintUpTo(STRUCTURE, 'commandSpecificInformation', d.commandSpecificInformation, UINT64_MAX, '2^64-1');
       const b = Buffer.alloc(12);
       b[0] = SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION;
@@ -457,7 +457,7 @@ function encodeOneDescriptor(d: SenseDescriptor, senseKey: number): Buffer {
       return b;
     }
     case 'senseKeySpecific': {
-      // SPC-4 4.5.2.4: type 02h, ADDITIONAL LENGTH 06h, SKSV + field in bytes 4–6
+      // SPC-4 r37 4.5.2.4: type 02h, ADDITIONAL LENGTH 06h, SKSV + field in bytes 4–6
       const b = Buffer.alloc(8);
       b[0] = SenseDescriptorType.SENSE_KEY_SPECIFIC;
       b[1] = 0x06;

@@ -1,10 +1,10 @@
 /**
- * The Third-party Copy VPD page, 8Fh (SPC-4 7.8.17; xcopy-spec §4.7). Pure codec, big-endian.
+ * The Third-party Copy VPD page, 8Fh (SPC-4 r37 7.8.17). Pure codec, big-endian.
  *
  * Decoded descriptors: 0001h Supported Commands, 0004h Parameter Data, 0008h Supported
  * Descriptors, 000Ch Supported CSCD Descriptor IDs and 8001h General Copy Operations — what a
  * LID1-only copy manager must provide. Any other descriptor type is kept raw. Every descriptor is
- * padded with zeros to a multiple of 4 bytes (SPC-4 7.8.17.2); the padding is part of its
+ * padded with zeros to a multiple of 4 bytes (SPC-4 r37 7.8.17.2); the padding is part of its
  * THIRD-PARTY COPY DESCRIPTOR LENGTH.
  *
  * The decoder honours PAGE LENGTH; a descriptor cut by the end of the buffer (allocation length)
@@ -16,7 +16,7 @@ import { encodeVpdPage, Peripheral, splitVpdPage, VpdPageCode } from './vpd';
 
 const PAGE = 'Third-party Copy VPD page';
 
-/** THIRD-PARTY COPY DESCRIPTOR TYPE (SPC-4 Table 645). */
+/** THIRD-PARTY COPY DESCRIPTOR TYPE (SPC-4 r37 Table 645). */
 export const enum ThirdPartyCopyDescriptorType {
   BLOCK_DEVICE_ROD_LIMITS = 0x0000,
   SUPPORTED_COMMANDS = 0x0001,
@@ -30,7 +30,7 @@ export const enum ThirdPartyCopyDescriptorType {
   HELD_DATA = 0xc001,
 }
 
-/** A command support descriptor (SPC-4 7.8.17.4.2): an operation code and its service actions. */
+/** A command support descriptor (SPC-4 r37 7.8.17.4.2): an operation code and its service actions. */
 export interface CommandSupport {
   /** SUPPORTED OPERATION CODE. */
   opcode: number;
@@ -38,13 +38,13 @@ export interface CommandSupport {
   serviceActions: number[];
 }
 
-/** 0001h (SPC-4 7.8.17.4). */
+/** 0001h (SPC-4 r37 7.8.17.4). */
 export interface SupportedCommandsDescriptor {
   kind: 'supportedCommands';
   commands: CommandSupport[];
 }
 
-/** 0004h (SPC-4 7.8.17.5); THIRD-PARTY COPY DESCRIPTOR LENGTH 001Ch. */
+/** 0004h (SPC-4 r37 7.8.17.5); THIRD-PARTY COPY DESCRIPTOR LENGTH 001Ch. */
 export interface ParameterDataDescriptor {
   kind: 'parameterData';
   /** MAXIMUM CSCD DESCRIPTOR COUNT (bytes 8–9). */
@@ -57,19 +57,19 @@ export interface ParameterDataDescriptor {
   maximumInlineDataLength: number;
 }
 
-/** 0008h (SPC-4 7.8.17.6): supported CSCD and segment descriptor type codes. */
+/** 0008h (SPC-4 r37 7.8.17.6): supported CSCD and segment descriptor type codes. */
 export interface SupportedDescriptorsDescriptor {
   kind: 'supportedDescriptors';
   descriptorTypeCodes: number[];
 }
 
-/** 000Ch (SPC-4 7.8.17.7): supported CSCD descriptor IDs above 07FFh (e.g. FFFFh). */
+/** 000Ch (SPC-4 r37 7.8.17.7): supported CSCD descriptor IDs above 07FFh (e.g. FFFFh). */
 export interface SupportedCscdDescriptorIdsDescriptor {
   kind: 'supportedCscdDescriptorIds';
   cscdDescriptorIds: number[];
 }
 
-/** 8001h (SPC-4 7.8.17.10); THIRD-PARTY COPY DESCRIPTOR LENGTH 0020h. */
+/** 8001h (SPC-4 r37 7.8.17.10); THIRD-PARTY COPY DESCRIPTOR LENGTH 0020h. */
 export interface GeneralCopyOperationsDescriptor {
   kind: 'generalCopyOperations';
   /** TOTAL CONCURRENT COPIES (bytes 4–7). */
@@ -104,7 +104,7 @@ export interface ThirdPartyCopyPage extends Peripheral {
   truncated: boolean;
 }
 
-/** SPC-4 7.8.17: decode the Third-party Copy VPD page. */
+/** SPC-4 r37 7.8.17: decode the Third-party Copy VPD page. */
 export function decodeThirdPartyCopy(buf: Buffer): ThirdPartyCopyPage {
   const { header, body, truncated } = splitVpdPage(buf, VpdPageCode.THIRD_PARTY_COPY, PAGE);
   const descriptors: ThirdPartyCopyDescriptor[] = [];
@@ -148,7 +148,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
     );
   switch (type) {
     case ThirdPartyCopyDescriptorType.SUPPORTED_COMMANDS: {
-      // SPC-4 7.8.17.4: byte 4 COMMANDS SUPPORTED LIST LENGTH, then command support descriptors.
+      // SPC-4 r37 7.8.17.4: byte 4 COMMANDS SUPPORTED LIST LENGTH, then command support descriptors.
       if (p.length < 1) throw tooShort(1);
       const listLength = p[0];
       if (1 + listLength > p.length) {
@@ -170,7 +170,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
       return { kind: 'supportedCommands', commands };
     }
     case ThirdPartyCopyDescriptorType.PARAMETER_DATA:
-      // SPC-4 7.8.17.5, Table 648 (bytes 4–7 reserved).
+      // SPC-4 r37 7.8.17.5, Table 648 (bytes 4–7 reserved).
       if (p.length < 16) throw tooShort(16);
       return {
         kind: 'parameterData',
@@ -180,7 +180,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
         maximumInlineDataLength: p.readUInt32BE(12),
       };
     case ThirdPartyCopyDescriptorType.SUPPORTED_DESCRIPTORS: {
-      // SPC-4 7.8.17.6: byte 4 SUPPORTED DESCRIPTOR LIST LENGTH, then one type code per byte.
+      // SPC-4 r37 7.8.17.6: byte 4 SUPPORTED DESCRIPTOR LIST LENGTH, then one type code per byte.
       if (p.length < 1) throw tooShort(1);
       const n = p[0];
       if (1 + n > p.length) {
@@ -189,7 +189,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
       return { kind: 'supportedDescriptors', descriptorTypeCodes: [...p.subarray(1, 1 + n)] };
     }
     case ThirdPartyCopyDescriptorType.SUPPORTED_CSCD_DESCRIPTOR_IDS: {
-      // SPC-4 7.8.17.7: bytes 4–5 SUPPORTED CSCD IDS LIST LENGTH, then 2-byte ids.
+      // SPC-4 r37 7.8.17.7: bytes 4–5 SUPPORTED CSCD IDS LIST LENGTH, then 2-byte ids.
       if (p.length < 2) throw tooShort(2);
       const n = p.readUInt16BE(0);
       if (n % 2 !== 0 || 2 + n > p.length) {
@@ -200,7 +200,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
       return { kind: 'supportedCscdDescriptorIds', cscdDescriptorIds };
     }
     case ThirdPartyCopyDescriptorType.GENERAL_COPY_OPERATIONS:
-      // SPC-4 7.8.17.10.
+      // SPC-4 r37 7.8.17.10.
       if (p.length < 14) throw tooShort(14);
       return {
         kind: 'generalCopyOperations',
@@ -215,7 +215,7 @@ function decodeDescriptor(type: number, p: Buffer, at: number): ThirdPartyCopyDe
   }
 }
 
-/** SPC-4 7.8.17: encode the page; descriptors are written in the order given (SPC-4 wants ascending types). */
+/** SPC-4 r37 7.8.17: encode the page; descriptors are written in the order given (SPC-4 wants ascending types). */
 export function encodeThirdPartyCopy(
   descriptors: readonly ThirdPartyCopyDescriptor[],
   peripheral?: Partial<Peripheral>,
@@ -290,7 +290,7 @@ function encodeDescriptor(d: ThirdPartyCopyDescriptor, index: number): Buffer {
       params = d.parameters;
       break;
   }
-  // SPC-4 7.8.17.2: DESCRIPTOR PAD so that the whole descriptor is a multiple of 4 bytes.
+  // SPC-4 r37 7.8.17.2: DESCRIPTOR PAD so that the whole descriptor is a multiple of 4 bytes.
   const padded = (params.length + 3) & ~3;
   if (padded > 0xffff) {
     throw new EncodeError(PAGE, field('THIRD-PARTY COPY DESCRIPTOR LENGTH'), `${padded} does not fit 16 bits`);

@@ -1,5 +1,5 @@
 /**
- * Vital product data pages (SPC-4 7.8; SBC-3 6.6): the common page header, Supported VPD Pages
+ * Vital product data pages (SPC-4 r37 7.8; SBC-3 r36 6.6): the common page header, Supported VPD Pages
  * (00h), Unit Serial Number (80h), Device Identification (83h), Block Limits (B0h), Block Device
  * Characteristics (B1h) and Logical Block Provisioning (B2h). The Third-party Copy page (8Fh)
  * lives in vpd-third-party-copy.ts.
@@ -12,7 +12,7 @@
 import { DecodeError, EncodeError } from '../errors';
 import { asciiBytes, checkBigUint, checkUint, trimAscii } from './fields';
 
-/** VPD page codes used by this project (SPC-4 Table 589; SBC-3 Table 181). */
+/** VPD page codes used by this project (SPC-4 r37 Table 589; SBC-3 r36 Table 181). */
 export const enum VpdPageCode {
   SUPPORTED_VPD_PAGES = 0x00,
   UNIT_SERIAL_NUMBER = 0x80,
@@ -43,7 +43,7 @@ function vpdPageName(pageCode: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Common header (SPC-4 7.8.2)
+// Common header (SPC-4 r37 7.8.2)
 // ---------------------------------------------------------------------------------------------
 
 /** Byte 0 of INQUIRY and VPD data: PERIPHERAL QUALIFIER (7:5) and PERIPHERAL DEVICE TYPE (4:0). */
@@ -67,7 +67,7 @@ export interface VpdPageParts {
   truncated: boolean;
 }
 
-/** SPC-4 7.8.2: decode the 4-byte VPD page header; optionally insist on a page code. */
+/** SPC-4 r37 7.8.2: decode the 4-byte VPD page header; optionally insist on a page code. */
 function decodeVpdHeader(buf: Buffer, expectedPageCode?: number, structure = 'VPD page'): VpdPageHeader {
   if (buf.length < 4) {
     throw new DecodeError(structure, buf.length, `page header needs 4 bytes, got ${buf.length}`);
@@ -91,7 +91,7 @@ export function splitVpdPage(buf: Buffer, expectedPageCode: number, structure: s
   return { header, body: buf.subarray(4, end), truncated: buf.length < 4 + header.pageLength };
 }
 
-/** SPC-4 7.8.2: build a VPD page from its body. */
+/** SPC-4 r37 7.8.2: build a VPD page from its body. */
 export function encodeVpdPage(
   pageCode: number,
   body: Buffer,
@@ -113,7 +113,7 @@ export function encodeVpdPage(
 }
 
 // ---------------------------------------------------------------------------------------------
-// 00h Supported VPD Pages (SPC-4 7.8.16)
+// 00h Supported VPD Pages (SPC-4 r37 7.8.16)
 // ---------------------------------------------------------------------------------------------
 
 const SUPPORTED_VPD_PAGES = 'Supported VPD Pages VPD page';
@@ -140,7 +140,7 @@ export function encodeSupportedVpdPages(pages: readonly number[], peripheral?: P
 }
 
 // ---------------------------------------------------------------------------------------------
-// 80h Unit Serial Number (SPC-4 7.8.18)
+// 80h Unit Serial Number (SPC-4 r37 7.8.18)
 // ---------------------------------------------------------------------------------------------
 
 const UNIT_SERIAL_NUMBER = 'Unit Serial Number VPD page';
@@ -161,33 +161,33 @@ export function decodeUnitSerialNumber(buf: Buffer): UnitSerialNumber {
   };
 }
 
-/** SPC-4 7.8.18: PRODUCT SERIAL NUMBER is ASCII; we write it as given, with no padding. */
+/** SPC-4 r37 7.8.18: PRODUCT SERIAL NUMBER is ASCII; we write it as given, with no padding. */
 export function encodeUnitSerialNumber(productSerialNumber: string, peripheral?: Partial<Peripheral>): Buffer {
   const body = asciiBytes(UNIT_SERIAL_NUMBER, 'PRODUCT SERIAL NUMBER', productSerialNumber);
   return encodeVpdPage(VpdPageCode.UNIT_SERIAL_NUMBER, body, peripheral, UNIT_SERIAL_NUMBER);
 }
 
 // ---------------------------------------------------------------------------------------------
-// 83h Device Identification (SPC-4 7.8.6)
+// 83h Device Identification (SPC-4 r37 7.8.6)
 // ---------------------------------------------------------------------------------------------
 
 const DEVICE_IDENTIFICATION = 'Device Identification VPD page';
 
-/** CODE SET (SPC-4 Table 597). */
+/** CODE SET (SPC-4 r37 Table 597). */
 export const enum CodeSet {
   BINARY = 0x1,
   ASCII = 0x2,
   UTF8 = 0x3,
 }
 
-/** ASSOCIATION (SPC-4 Table 598). */
+/** ASSOCIATION (SPC-4 r37 Table 598). */
 export const enum Association {
   LOGICAL_UNIT = 0,
   TARGET_PORT = 1,
   TARGET_DEVICE = 2,
 }
 
-/** DESIGNATOR TYPE (SPC-4 Table 599). */
+/** DESIGNATOR TYPE (SPC-4 r37 Table 599). */
 export const enum DesignatorType {
   VENDOR_SPECIFIC = 0x0,
   T10_VENDOR_ID = 0x1,
@@ -200,7 +200,7 @@ export const enum DesignatorType {
   SCSI_NAME_STRING = 0x8,
 }
 
-/** PROTOCOL IDENTIFIER values (SPC-4 Table 362) that matter here. */
+/** PROTOCOL IDENTIFIER values (SPC-4 r37 Table 362) that matter here. */
 export const enum ProtocolIdentifier {
   FIBRE_CHANNEL = 0x0,
   ISCSI = 0x5,
@@ -208,7 +208,7 @@ export const enum ProtocolIdentifier {
   NONE = 0xf,
 }
 
-/** A designation descriptor (SPC-4 7.8.6.1, Table 596). */
+/** A designation descriptor (SPC-4 r37 7.8.6.1, Table 596). */
 export interface DesignationDescriptor {
   /** PROTOCOL IDENTIFIER (byte 0 bits 7:4); meaningful only when `piv` is set. */
   protocolIdentifier: number;
@@ -283,7 +283,7 @@ function encodeDesignation(d: DesignationDescriptor, structure: string, index: n
   return out;
 }
 
-/** SPC-4 7.8.6: decode the Device Identification page. */
+/** SPC-4 r37 7.8.6: decode the Device Identification page. */
 export function decodeDeviceIdentification(buf: Buffer): DeviceIdentification {
   const { header, body, truncated } = splitVpdPage(buf, VpdPageCode.DEVICE_IDENTIFICATION, DEVICE_IDENTIFICATION);
   const list = decodeDesignationList(body, 4, header.pageLength, DEVICE_IDENTIFICATION);
@@ -303,12 +303,12 @@ export function encodeDeviceIdentification(
   return encodeVpdPage(VpdPageCode.DEVICE_IDENTIFICATION, body, peripheral, DEVICE_IDENTIFICATION);
 }
 
-/** Largest designator an EXTENDED COPY identification CSCD descriptor can carry (xcopy-spec §2.2). */
+/** Largest designator an EXTENDED COPY identification CSCD descriptor can carry (SPC-4 r37 6.4.5.6: 20 bytes). */
 export const CSCD_DESIGNATOR_MAX_LENGTH = 20;
 
 /**
  * The designator to put in an EXTENDED COPY identification (E4h) CSCD descriptor, by the rule in
- * xcopy-spec §2.2 "Recommendation": association logical unit only, designator at most 20 bytes;
+ * docs/xcopy.md "The identification CSCD": association logical unit only, designator at most 20 bytes;
  * the first NAA, else the first EUI-64, else the first T10 vendor ID. `undefined` if none fits
  * (then the LU cannot be named in an EXTENDED COPY: fall back to READ/WRITE).
  */
@@ -355,12 +355,12 @@ export function formatDesignator(d: DesignationDescriptor): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// B0h Block Limits (SBC-3 6.6.4)
+// B0h Block Limits (SBC-3 r36 6.6.4)
 // ---------------------------------------------------------------------------------------------
 
 const BLOCK_LIMITS = 'Block Limits VPD page';
 
-/** SBC-3 6.6.4: page length of the current layout (SBC-2-era pages used 0010h). */
+/** SBC-3 r36 6.6.4: page length of the current layout (SBC-2-era pages used 0010h). */
 export const BLOCK_LIMITS_PAGE_LENGTH = 0x3c;
 
 export interface BlockLimits {
@@ -397,7 +397,7 @@ export interface DecodedBlockLimits extends BlockLimits, Peripheral {
 }
 
 /**
- * SBC-3 6.6.4. Fields beyond the PAGE LENGTH (e.g. a 0010h-long page) or beyond the end of the
+ * SBC-3 r36 6.6.4. Fields beyond the PAGE LENGTH (e.g. a 0010h-long page) or beyond the end of the
  * buffer read as 0, which SBC-3 defines as "no limit reported" for every limit field here.
  * Bytes 44–63 (SBC-4 atomic-write limits) are not decoded.
  */
@@ -425,7 +425,7 @@ export function decodeBlockLimits(buf: Buffer): DecodedBlockLimits {
   };
 }
 
-/** SBC-3 6.6.4: always the 64-byte (PAGE LENGTH 003Ch) layout. */
+/** SBC-3 r36 6.6.4: always the 64-byte (PAGE LENGTH 003Ch) layout. */
 export function encodeBlockLimits(fields: BlockLimits, peripheral?: Partial<Peripheral>): Buffer {
   const s = BLOCK_LIMITS;
   checkUint(s, 'MAXIMUM COMPARE AND WRITE LENGTH', fields.maximumCompareAndWriteLength, 8);
@@ -455,7 +455,7 @@ export function encodeBlockLimits(fields: BlockLimits, peripheral?: Partial<Peri
 }
 
 // ---------------------------------------------------------------------------------------------
-// B1h Block Device Characteristics (SBC-3 6.6.2)
+// B1h Block Device Characteristics (SBC-3 r36 6.6.2)
 // ---------------------------------------------------------------------------------------------
 
 const BLOCK_DEVICE_CHARACTERISTICS = 'Block Device Characteristics VPD page';
@@ -477,7 +477,7 @@ export interface BlockDeviceCharacteristics {
   vbuls: boolean;
 }
 
-/** SBC-3 6.6.2: PAGE LENGTH 003Ch. */
+/** SBC-3 r36 6.6.2: PAGE LENGTH 003Ch. */
 export function encodeBlockDeviceCharacteristics(
   fields: BlockDeviceCharacteristics,
   peripheral?: Partial<Peripheral>,
@@ -497,7 +497,7 @@ export function encodeBlockDeviceCharacteristics(
 }
 
 // ---------------------------------------------------------------------------------------------
-// B2h Logical Block Provisioning (SBC-3 6.6.5)
+// B2h Logical Block Provisioning (SBC-3 r36 6.6.5)
 // ---------------------------------------------------------------------------------------------
 
 const LOGICAL_BLOCK_PROVISIONING = 'Logical Block Provisioning VPD page';
@@ -531,7 +531,7 @@ export interface DecodedLogicalBlockProvisioning extends LogicalBlockProvisionin
   truncated: boolean;
 }
 
-/** SBC-3 6.6.5; absent fields read as 0. */
+/** SBC-3 r36 6.6.5; absent fields read as 0. */
 export function decodeLogicalBlockProvisioning(buf: Buffer): DecodedLogicalBlockProvisioning {
   const s = LOGICAL_BLOCK_PROVISIONING;
   const { header, body, truncated } = splitVpdPage(buf, VpdPageCode.LOGICAL_BLOCK_PROVISIONING, s);
@@ -552,7 +552,7 @@ export function decodeLogicalBlockProvisioning(buf: Buffer): DecodedLogicalBlock
     provisioningType: f.u8(6) & 0x7,
   };
   if (out.dp && header.pageLength > 4) {
-    // SBC-3 6.6.5: the provisioning group descriptor occupies bytes 8..n (one designation descriptor).
+    // SBC-3 r36 6.6.5: the provisioning group descriptor occupies bytes 8..n (one designation descriptor).
     const list = decodeDesignationList(body.subarray(4), 8, header.pageLength - 4, s);
     if (list.designators.length > 0) out.provisioningGroupDescriptor = list.designators[0];
     if (list.truncated) out.truncated = true;
@@ -560,7 +560,7 @@ export function decodeLogicalBlockProvisioning(buf: Buffer): DecodedLogicalBlock
   return out;
 }
 
-/** SBC-3 6.6.5: PAGE LENGTH 0004h, or 4 + the provisioning group descriptor when one is given. */
+/** SBC-3 r36 6.6.5: PAGE LENGTH 0004h, or 4 + the provisioning group descriptor when one is given. */
 export function encodeLogicalBlockProvisioning(
   fields: LogicalBlockProvisioning,
   peripheral?: Partial<Peripheral>,

@@ -1,13 +1,13 @@
 /**
- * The EXTENDED COPY (LID1) parameter list (SPC-4 6.5; SPC-3 6.3; xcopy-spec §1.2–§3): the 16-byte
+ * The EXTENDED COPY (LID1) parameter list (SPC-4 r37 6.5; SPC-3 r23 6.3; docs/xcopy.md): the 16-byte
  * header, CSCD descriptors (formerly "target descriptors"), segment descriptors and inline data.
  * Pure codec, big-endian, LBAs as bigint.
  *
  * Both sides use it: the agent encodes lists, our copy manager decodes them. The decoder is built
  * for a copy manager:
  * - every descriptor carries the byte offset it came from (for sense-key-specific field
- *   pointers, SPC-4 5.17.7.4 / xcopy-spec §5), and every DecodeError names the offending offset;
- * - it does not pre-empt the copy manager's own validation order (xcopy-spec §5): CSCD and
+ *   pointers, SPC-4 r37 5.17.7.4 / docs/xcopy.md "COPY ABORTED: which segment failed"), and every DecodeError names the offending offset;
+ * - it does not pre-empt the copy manager's own validation order (docs/xcopy.md "Validation order"): CSCD and
  *   segment types it does not know, and known segment types whose DESCRIPTOR LENGTH is wrong,
  *   come back as `raw` with their type code (for 26h/07h, 26h/09h or 26h/00h), an identification
  *   descriptor's DESIGNATOR LENGTH is reported as declared even when it exceeds 20, and reserved
@@ -27,10 +27,10 @@ const LIST = 'EXTENDED COPY parameter list';
 const CSCD = 'CSCD descriptor';
 const SEGMENT = 'segment descriptor';
 
-/** SPC-4 6.5.1 (LID1): the header is 16 bytes; CSCD descriptors start right after it. */
+/** SPC-4 r37 6.5.1 (LID1): the header is 16 bytes; CSCD descriptors start right after it. */
 export const EXTENDED_COPY_LID1_HEADER_LENGTH = 16;
 
-/** LIST ID USAGE (header byte 1 bits 4:3; SPC-4 Table 122). Names as in libiscsi and sg_xcopy. */
+/** LIST ID USAGE (header byte 1 bits 4:3; SPC-4 r37 Table 122). Names as in libiscsi and sg_xcopy. */
 export const enum ListIdUsage {
   /** 00b: the copy manager holds data for RECEIVE COPY RESULTS. */
   HOLD = 0,
@@ -42,7 +42,7 @@ export const enum ListIdUsage {
   DISABLE = 3,
 }
 
-/** CSCD descriptor type codes (SPC-4 Table 131; xcopy-spec §2.4). */
+/** CSCD descriptor type codes (SPC-4 r37 Table 131). */
 export const enum CscdTypeCode {
   FIBRE_CHANNEL_N_PORT_NAME = 0xe0,
   FIBRE_CHANNEL_N_PORT_ID = 0xe1,
@@ -60,7 +60,7 @@ export const enum CscdTypeCode {
   EXTENSION = 0xff,
 }
 
-/** Segment descriptor type codes (SPC-4 Table 146; xcopy-spec §3.5), those with a name here. */
+/** Segment descriptor type codes (SPC-4 r37 Table 146), those with a name here. */
 export const enum SegmentTypeCode {
   BLOCK_TO_STREAM = 0x00,
   STREAM_TO_BLOCK = 0x01,
@@ -100,7 +100,7 @@ function cscdTypeName(typeCode: number): string {
 
 /**
  * Length in bytes of a CSCD descriptor with this type code: 64 for EAh (IPv6) and EBh (IP copy
- * service), 32 for all others (libiscsi `get_desc_len`; SPC-4 6.4.5.1). A code outside E0h–FFh has
+ * service), 32 for all others (libiscsi `get_desc_len`; SPC-4 r37 6.4.5.1). A code outside E0h–FFh has
  * no defined length; 32 is assumed, and the copy manager rejects it at its offset (26h/07h)
  * before anything after it matters.
  */
@@ -119,7 +119,7 @@ export const SEGMENT_DESCRIPTOR_LENGTHS: ReadonlyMap<number, number> = new Map([
   [SegmentTypeCode.BLOCK_OFFSET_TO_BLOCK_OFFSET, 0x1c],
 ]);
 
-/** Peripheral device types whose device-type-specific CSCD parameters are the block layout (xcopy-spec §2.3). */
+/** Peripheral device types whose device-type-specific CSCD parameters are the block layout (SPC-4 r37 6.4.5.2). */
 const BLOCK_PERIPHERAL_DEVICE_TYPES: ReadonlySet<number> = new Set([0x00, 0x04, 0x05, 0x07, 0x0e]);
 const STREAM_PERIPHERAL_DEVICE_TYPE = 0x01;
 
@@ -127,7 +127,7 @@ const STREAM_PERIPHERAL_DEVICE_TYPE = 0x01;
 // Types
 // ---------------------------------------------------------------------------------------------
 
-/** The LID1 header as declared (SPC-4 6.5.1, Table 123; xcopy-spec §1.2). */
+/** The LID1 header as declared (SPC-4 r37 6.5.1, Table 123). */
 export interface ExtendedCopyLid1Header {
   /** LIST IDENTIFIER (byte 0). */
   listIdentifier: number;
@@ -145,7 +145,7 @@ export interface ExtendedCopyLid1Header {
   inlineDataLength: number;
 }
 
-/** Device type specific parameters for block devices (CSCD bytes 28–31; SPC-4 6.4.5.2). */
+/** Device type specific parameters for block devices (CSCD bytes 28–31; SPC-4 r37 6.4.5.2). */
 export interface BlockDeviceParameters {
   kind: 'block';
   /** PAD (byte 28 bit 2). */
@@ -154,7 +154,7 @@ export interface BlockDeviceParameters {
   diskBlockLength: number;
 }
 
-/** Device type specific parameters for sequential-access devices (SPC-4 6.4.5.4). */
+/** Device type specific parameters for sequential-access devices (SPC-4 r37 6.4.5.4). */
 export interface StreamDeviceParameters {
   kind: 'stream';
   /** PAD (byte 28 bit 2). */
@@ -173,7 +173,7 @@ export interface RawDeviceParameters {
 
 export type DeviceTypeSpecificParameters = BlockDeviceParameters | StreamDeviceParameters | RawDeviceParameters;
 
-/** E4h identification descriptor CSCD (SPC-4 6.4.5.6; xcopy-spec §2.2). */
+/** E4h identification descriptor CSCD (SPC-4 r37 6.4.5.6; docs/xcopy.md "The identification CSCD"). */
 export interface IdentificationCscd {
   kind: 'identification';
   /** LU ID TYPE (byte 1 bits 7:6): 00b LUN, 01b proxy token. */
@@ -218,7 +218,7 @@ interface SegmentIds {
   destinationCscdDescriptorId: number;
 }
 
-/** 02h block device to block device (SPC-4 6.4.6.4, Table 151; 28 bytes). */
+/** 02h block device to block device (SPC-4 r37 6.4.6.4, Table 151; 28 bytes). */
 export interface BlockToBlockSegment extends SegmentIds {
   kind: 'blockToBlock';
   /** DC (byte 1 bit 1): the count is in destination blocks. */
@@ -233,7 +233,7 @@ export interface BlockToBlockSegment extends SegmentIds {
   destinationBlockDeviceLba: bigint;
 }
 
-/** 0Ah block device with offset to block device with offset (SPC-4 6.4.6.12, Table 159; 32 bytes). */
+/** 0Ah block device with offset to block device with offset (SPC-4 r37 6.4.6.12, Table 159; 32 bytes). */
 export interface BlockOffsetToBlockOffsetSegment extends SegmentIds {
   kind: 'blockOffsetToBlockOffset';
   cat: boolean;
@@ -250,11 +250,11 @@ export interface BlockOffsetToBlockOffsetSegment extends SegmentIds {
 }
 
 /**
- * 00h block→stream and 01h stream→block (SPC-4 6.4.6.2/6.4.6.3, Tables 149/150; 24 bytes).
+ * 00h block→stream and 01h stream→block (SPC-4 r37 6.4.6.2/6.4.6.3, Tables 149/150; 24 bytes).
  * Layout checked against the SPC-4 draft text of Tables 149 and 150 (field order: reserved,
  * STREAM DEVICE TRANSFER LENGTH, two reserved bytes, BLOCK DEVICE NUMBER OF BLOCKS, BLOCK DEVICE
  * LOGICAL BLOCK ADDRESS; DESCRIPTOR LENGTH 0014h); the byte offsets follow from the field order
- * and the 24-byte total and agree with xcopy-spec §3.4, which had marked them unconfirmed.
+ * and the 24-byte total.
  */
 interface StreamSegmentFields extends SegmentIds {
   cat: boolean;
@@ -339,8 +339,8 @@ export interface DecodedExtendedCopyLid1 {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * SPC-4 6.5.1: the header alone, with its lengths as declared even when the buffer is shorter
- * than they claim (the copy manager checks them in its own order, xcopy-spec §5).
+ * SPC-4 r37 6.5.1: the header alone, with its lengths as declared even when the buffer is shorter
+ * than they claim (the copy manager checks them in its own order, docs/xcopy.md "Validation order").
  */
 export function decodeExtendedCopyLid1Header(buf: Buffer): ExtendedCopyLid1Header {
   if (buf.length < EXTENDED_COPY_LID1_HEADER_LENGTH) {
@@ -361,7 +361,7 @@ export function decodeExtendedCopyLid1Header(buf: Buffer): ExtendedCopyLid1Heade
   };
 }
 
-/** SPC-4 6.5: decode a whole LID1 parameter list. Bytes after the inline data are ignored. */
+/** SPC-4 r37 6.5: decode a whole LID1 parameter list. Bytes after the inline data are ignored. */
 export function decodeExtendedCopyLid1(buf: Buffer): DecodedExtendedCopyLid1 {
   const header = decodeExtendedCopyLid1Header(buf);
   const cscdStart = EXTENDED_COPY_LID1_HEADER_LENGTH;
@@ -440,7 +440,7 @@ export function decodeExtendedCopyLid1(buf: Buffer): DecodedExtendedCopyLid1 {
 /** `b` is one whole CSCD descriptor (length checked by the caller). */
 function decodeCscd(b: Buffer): CscdDescriptor {
   if (b[0] !== CscdTypeCode.IDENTIFICATION) return { kind: 'raw', typeCode: b[0], bytes: Buffer.from(b) };
-  // SPC-4 6.4.5.6 (E4h); byte 4 bits 7:4 and byte 5 bits 7:6 are reserved (protocol id/PIV cleared).
+  // SPC-4 r37 6.4.5.6 (E4h); byte 4 bits 7:4 and byte 5 bits 7:6 are reserved (protocol id/PIV cleared).
   const peripheralDeviceType = b[1] & 0x1f;
   const designatorLength = b[7];
   return {
@@ -458,7 +458,7 @@ function decodeCscd(b: Buffer): CscdDescriptor {
   };
 }
 
-/** SPC-4 6.4.5.2–6.4.5.4: bytes 28–31 by peripheral device type. */
+/** SPC-4 r37 6.4.5.2–6.4.5.4: bytes 28–31 by peripheral device type. */
 function decodeDeviceTypeSpecific(pdt: number, b: Buffer): DeviceTypeSpecificParameters {
   const length24 = (b[1] << 16) | (b[2] << 8) | b[3];
   if (BLOCK_PERIPHERAL_DEVICE_TYPES.has(pdt)) {
@@ -479,7 +479,7 @@ function decodeSegment(b: Buffer): SegmentDescriptor {
   const cat = (b[1] & 0x01) !== 0;
   switch (typeCode) {
     case SegmentTypeCode.BLOCK_TO_BLOCK:
-      // SPC-4 6.4.6.4, Table 151.
+      // SPC-4 r37 6.4.6.4, Table 151.
       return {
         kind: 'blockToBlock',
         dc: (b[1] & 0x02) !== 0,
@@ -490,7 +490,7 @@ function decodeSegment(b: Buffer): SegmentDescriptor {
         destinationBlockDeviceLba: b.readBigUInt64BE(20),
       };
     case SegmentTypeCode.BLOCK_OFFSET_TO_BLOCK_OFFSET:
-      // SPC-4 6.4.6.12, Table 159 (DC is ignored for this type).
+      // SPC-4 r37 6.4.6.12, Table 159 (DC is ignored for this type).
       return {
         kind: 'blockOffsetToBlockOffset',
         cat,
@@ -502,7 +502,7 @@ function decodeSegment(b: Buffer): SegmentDescriptor {
         destinationBlockDeviceByteOffset: b.readUInt16BE(30),
       };
     default: {
-      // SPC-4 6.4.6.2 / 6.4.6.3, Tables 149/150 (00h, 01h).
+      // SPC-4 r37 6.4.6.2 / 6.4.6.3, Tables 149/150 (00h, 01h).
       const fields = {
         cat,
         ...ids,
@@ -521,7 +521,7 @@ function decodeSegment(b: Buffer): SegmentDescriptor {
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-/** SPC-4 6.5: encode a LID1 parameter list (header lengths computed from the descriptors). */
+/** SPC-4 r37 6.5: encode a LID1 parameter list (header lengths computed from the descriptors). */
 export function encodeExtendedCopyLid1(list: ExtendedCopyLid1ParameterList): Buffer {
   const priority = list.priority ?? 0;
   checkUint(LIST, 'LIST IDENTIFIER', list.listIdentifier, 8);
@@ -555,7 +555,7 @@ function encodeCscd(d: CscdDescriptor, index: number): Buffer {
     }
     return Buffer.from(d.bytes);
   }
-  // SPC-4 6.4.5.6: E4h identification descriptor.
+  // SPC-4 r37 6.4.5.6: E4h identification descriptor.
   const designatorLength = d.designatorLength ?? d.designator.length;
   checkUint(CSCD, field('LU ID TYPE'), d.luIdType, 2);
   checkUint(CSCD, field('PERIPHERAL DEVICE TYPE'), d.peripheralDeviceType, 5);
@@ -697,7 +697,7 @@ function encodeSegment(d: SegmentDescriptor, index: number): Buffer {
 
 /**
  * An E4h identification CSCD descriptor for a LU named by a VPD 83h designation descriptor
- * (xcopy-spec §2.2): CODE SET, ASSOCIATION, DESIGNATOR TYPE and DESIGNATOR copied, PIV and
+ * (docs/xcopy.md "The identification CSCD"): CODE SET, ASSOCIATION, DESIGNATOR TYPE and DESIGNATOR copied, PIV and
  * PROTOCOL IDENTIFIER cleared, LU ID TYPE 00b, NUL 0, RELATIVE INITIATOR PORT IDENTIFIER 0 and
  * DISK BLOCK LENGTH = `blockLength` (PAD 0) unless `options` say otherwise. Throws EncodeError if
  * the designator is longer than 20 bytes or the block length does not fit 24 bits.
@@ -722,7 +722,7 @@ export function cscdFromDesignator(
   if (BLOCK_PERIPHERAL_DEVICE_TYPES.has(pdt)) {
     deviceTypeSpecific = { kind: 'block', pad, diskBlockLength: blockLength };
   } else if (pdt === STREAM_PERIPHERAL_DEVICE_TYPE) {
-    // SPC-4 6.4.5.4: FIXED with a non-zero STREAM BLOCK LENGTH, variable-length transfers with 0.
+    // SPC-4 r37 6.4.5.4: FIXED with a non-zero STREAM BLOCK LENGTH, variable-length transfers with 0.
     deviceTypeSpecific = { kind: 'stream', pad, fixed: blockLength !== 0, streamBlockLength: blockLength };
   } else {
     throw new EncodeError(CSCD, 'PERIPHERAL DEVICE TYPE', `${hex2(pdt)}h is neither a block nor a stream device`);

@@ -1,7 +1,7 @@
 /**
  * Argument checks shared by the stores: run before any byte is touched, so a bad request fails
  * whole (never half applied). A caller bug (wrong type, a length that is not whole blocks) is an
- * ArgumentError; an address outside the store is StoreError lba-out-of-range (SBC-3 4.5), which
+ * ArgumentError; an address outside the store is StoreError lba-out-of-range (SBC-3 r36 4.5), which
  * the SCSI layer turns into LOGICAL BLOCK ADDRESS OUT OF RANGE.
  */
 import { ArgumentError } from '../errors';

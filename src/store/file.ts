@@ -227,7 +227,7 @@ export class FileStore implements Store, BackingFile {
     const position = Number(lba) * this.blockSize;
     this.busy++;
     try {
-      // SBC-3 5.35: FUA = durable before GOOD status. Through a second descriptor opened
+      // SBC-3 r36 5.35: FUA = durable before GOOD status. Through a second descriptor opened
       // O_DSYNC the write returns durable (data and the metadata to find it), one system call
       // instead of pwrite + fdatasync, and without flushing the file's other dirty pages.
       const fd = opts.fua ? this.dsyncFd() : fh.fd;

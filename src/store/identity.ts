@@ -1,6 +1,6 @@
 /**
  * Stable identities for stores that have none of their own (files, memory): a 16-byte NAA IEEE
- * Registered Extended designator (SPC-4 7.8.6.6.4, NAA 6h) and a unit serial number (VPD 80h),
+ * Registered Extended designator (SPC-4 r37 7.8.6.6.4, NAA 6h) and a unit serial number (VPD 80h),
  * both hashed from a seed that names the backing object, so restarting the target keeps them.
  */
 import crypto from 'node:crypto';
@@ -18,7 +18,7 @@ function digest(seed: string | Buffer): Buffer {
 }
 
 /**
- * NAA 6h layout (SPC-4 7.8.6.6.4): NAA (4 bits) | IEEE COMPANY ID (24) | VENDOR SPECIFIC
+ * NAA 6h layout (SPC-4 r37 7.8.6.6.4): NAA (4 bits) | IEEE COMPANY ID (24) | VENDOR SPECIFIC
  * IDENTIFIER (36) | VENDOR SPECIFIC IDENTIFIER EXTENSION (64). The 100 vendor bits come from the
  * seed's hash.
  */

@@ -118,11 +118,11 @@ export class RemoteStore implements Store {
     this.capabilities = { lbpme: cap.lbpme, lbprz: cap.lbprz, blockLimits: limits, provisioning: lbp };
     const bufferBlocks = Math.floor(0x7fff_ffff / this.blockSize);
     this.maxTransferBlocks = limits && limits.maximumTransferLength > 0 ? Math.min(limits.maximumTransferLength, bufferBlocks) : bufferBlocks;
-    // SBC-3 6.6.4: a MAXIMUM UNMAP LBA COUNT or BLOCK DESCRIPTOR COUNT of 0 means no UNMAP.
+    // SBC-3 r36 6.6.4: a MAXIMUM UNMAP LBA COUNT or BLOCK DESCRIPTOR COUNT of 0 means no UNMAP.
     const unmapOk = !!lbp?.lbpu && (!limits || (limits.maximumUnmapLbaCount > 0 && limits.maximumUnmapBlockDescriptorCount > 0));
     // Deallocation alone only reads back zeros when LBPRZ is set; otherwise zeros are written.
     this.zeroMethod = cap.lbprz && unmapOk ? 'unmap' : cap.lbprz && lbp?.lbpws ? 'write-same-unmap' : 'write-same';
-    // SBC-3 5.4: GET LBA STATUS is supported when LBPME is set.
+    // SBC-3 r36 5.4: GET LBA STATUS is supported when LBPME is set.
     this.getLbaStatus = cap.lbpme;
   }
 

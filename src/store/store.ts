@@ -157,7 +157,7 @@ export class StoreError extends AgentError {
   }
 }
 
-/** Throws lba-out-of-range unless [lba, lba+count) lies within the store (SBC-3 4.5). */
+/** Throws lba-out-of-range unless [lba, lba+count) lies within the store (SBC-3 r36 4.5). */
 export function checkRange(store: Pick<Store, 'blocks'>, lba: bigint, count: bigint | number): void {
   const n = BigInt(count);
   if (lba < 0n || n < 0n || lba + n > store.blocks) {

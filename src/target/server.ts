@@ -236,7 +236,7 @@ export class TargetServer implements ConnectionHost {
   async reset(fn: 'lun' | 'target', conn: Connection, lun: number): Promise<boolean> {
     const s = conn.session!;
     const lus = fn === 'lun' ? [s.view.get(lun)].filter((x) => x !== undefined) : [...new Set(s.view.values())];
-    // Abort the tasks addressed to those LUs on every connection (SAM-5 6.3).
+    // Abort the tasks addressed to those LUs on every connection (SAM-5 r21 6.3).
     const waits: Promise<void>[] = [];
     for (const c of this.connections) {
       const cs = c.session;

@@ -1,12 +1,12 @@
 /**
- * The copy manager (the bridge; SPC-4 5.17): executes EXTENDED COPY (LID1) parameter lists against
+ * The copy manager (the bridge; SPC-4 r37 5.17): executes EXTENDED COPY (LID1) parameter lists against
  * the stores of the logical units an initiator may reach, and answers RECEIVE COPY RESULTS.
  *
  * One CopyManager serves any number of logical units (typically those of one target portal
  * group); the LU that received a command is the one of its CommandContext. State — list
  * identifiers, copy status, failed segment details — is kept per logical unit and I_T nexus.
  *
- * EXTENDED COPY, in the order of xcopy-spec §5 "Recommended validation order":
+ * EXTENDED COPY, in the order of docs/xcopy.md "Validation order":
  *  1. PARAMETER LIST LENGTH 0 → GOOD, nothing copied;
  *  2. < 16 (or Data-Out shorter than it) → PARAMETER LIST LENGTH ERROR;
  *  3. CSCD + segment list lengths > MAXIMUM DESCRIPTOR LIST LENGTH → PARAMETER LIST LENGTH ERROR;
@@ -95,7 +95,7 @@ export const IMPLEMENTED_DESCRIPTOR_TYPE_CODES: readonly number[] = [
 
 /** CSCD DESCRIPTOR ID FFFFh: the logical unit that received the EXTENDED COPY (as CTL). */
 export const CSCD_ID_RECEIVING_LU = 0xffff;
-/** CSCD descriptor ids 0000h–07FFh index the CSCD list (SPC-4 6.4.3.6). */
+/** CSCD descriptor ids 0000h–07FFh index the CSCD list (SPC-4 r37 6.4.3.6). */
 const CSCD_ID_INDEX_MAX = 0x07ff;
 
 /** A logical unit an initiator may reach, and whether its mapping is write protected for it. */
@@ -126,7 +126,7 @@ export interface CopyManagerOptions {
   log?: Logger;
 }
 
-/** One list identifier's copy (SPC-4 5.17.4.3), as COPY STATUS reports it. */
+/** One list identifier's copy (SPC-4 r37 5.17.4.3), as COPY STATUS reports it. */
 interface CopyList {
   readonly listId: number;
   readonly usage: number;
@@ -135,7 +135,7 @@ interface CopyList {
   bytes: bigint;
   /** For FAILED SEGMENT DETAILS. */
   failure?: { status: number; sense: Buffer };
-  /** COPY OPERATION ABORT (SPC-4 6.3) sets it; the copy stops at the next chunk boundary. */
+  /** COPY OPERATION ABORT (SPC-4 r37 6.3) sets it; the copy stops at the next chunk boundary. */
   readonly abort: AbortController;
   /** When the final status became available (held-result expiry). */
   finishedAt?: number;
@@ -216,7 +216,7 @@ export class CopyManager {
   // What is advertised
   // -------------------------------------------------------------------------------------------
 
-  /** RECEIVE COPY RESULTS, OPERATING PARAMETERS (SPC-4 6.22; xcopy-spec §4.4). */
+  /** RECEIVE COPY RESULTS, OPERATING PARAMETERS (SPC-4 r37 6.22). */
   operatingParameters(): OperatingParameters {
     const l = this.limits;
     return {
@@ -237,7 +237,7 @@ export class CopyManager {
     };
   }
 
-  /** The Third-party Copy VPD page (SPC-4 7.8.17) for a LID1 copy manager (xcopy-spec §4.7). */
+  /** The Third-party Copy VPD page (SPC-4 r37 7.8.17) for a LID1 copy manager. */
   thirdPartyCopyPage(): Buffer {
     const l = this.limits;
     return encodeThirdPartyCopy([
@@ -288,13 +288,13 @@ export class CopyManager {
   }
 
   // -------------------------------------------------------------------------------------------
-  // EXTENDED COPY (LID1), SPC-4 6.4
+  // EXTENDED COPY (LID1), SPC-4 r37 6.5
   // -------------------------------------------------------------------------------------------
 
   async extendedCopy(ctx: CommandContext): Promise<CommandResult> {
     const { lu, cdb, nexus } = ctx;
     const { parameterListLength } = decodeExtendedCopyCdb(cdb);
-    // 1. SPC-2 7.2.1: a PARAMETER LIST LENGTH of zero is not an error.
+    // 1. SPC-2 r20 7.2.1: a PARAMETER LIST LENGTH of zero is not an error.
     if (parameterListLength === 0) return { dataOutLength: 0 };
     const data = ctx.req.dataOut ?? Buffer.alloc(0);
     // 2.
@@ -315,7 +315,7 @@ export class CopyManager {
       throw err;
     }
     const h = decoded.header;
-    // 10. SPC-4 5.17.4.3: a list identifier in use by a running copy of this I_T nexus.
+    // 10. SPC-4 r37 5.17.4.3: a list identifier in use by a running copy of this I_T nexus.
     const tracked = h.listIdUsage !== ListIdUsage.DISABLE;
     const lists = this.listsOf(lu, nexus);
     if (tracked && lists.get(h.listIdentifier)?.state === 'running') {
@@ -325,7 +325,7 @@ export class CopyManager {
         parameterListLength,
       );
     }
-    // SPC-4 6.18.4 MAXIMUM CONCURRENT COPIES: more are refused, not queued behind the others.
+    // SPC-4 r37 6.22 MAXIMUM CONCURRENT COPIES: more are refused, not queued behind the others.
     if (this.running >= this.limits.maxConcurrentCopies) {
       this.counters.rejected++;
       throw this.withLength(
@@ -396,7 +396,7 @@ export class CopyManager {
 
   /**
    * ABORT TASK, a reset or a lost nexus (the task's signal), or COPY OPERATION ABORT (the copy's
-   * own): the copy ends with TASK ABORTED, as CTL's does (xcopy-spec §5), at a chunk boundary —
+   * own): the copy ends with TASK ABORTED, as FreeBSD CTL's does (docs/xcopy.md "Peers observed"), at a chunk boundary —
    * no read or write is cut short; whole segments done are counted in COPY STATUS.
    */
   private checkStopped(ctx: CommandContext, copy: CopyList, where: string): void {
@@ -423,7 +423,7 @@ export class CopyManager {
   }
 
   /**
-   * COPY OPERATION ABORT (SPC-4 6.3, THIRD-PARTY COPY OUT SA 1Ch): stops the running copy with
+   * COPY OPERATION ABORT (SPC-4 r37 6.3, THIRD-PARTY COPY OUT SA 1Ch): stops the running copy with
    * that LIST IDENTIFIER sent on this I_T nexus to this logical unit. None running → INVALID FIELD
    * IN CDB (as CTL). GOOD once the request is registered; the EXTENDED COPY itself ends with TASK
    * ABORTED at its next chunk boundary, and COPY STATUS then reports it completed with errors.
@@ -519,12 +519,12 @@ export class CopyManager {
     let dstByte: bigint;
     let bytes: bigint;
     if (desc.kind === 'blockToBlock') {
-      // SPC-4 6.4.6.4: DC = 0 counts source blocks, DC = 1 destination blocks.
+      // SPC-4 r37 6.4.6.4: DC = 0 counts source blocks, DC = 1 destination blocks.
       bytes = BigInt(desc.blockDeviceNumberOfBlocks) * BigInt(desc.dc ? dstLen : srcLen);
       srcByte = desc.sourceBlockDeviceLba * BigInt(srcLen);
       dstByte = desc.destinationBlockDeviceLba * BigInt(dstLen);
     } else {
-      // SPC-4 6.4.6.12: LBA × block length + BYTE OFFSET.
+      // SPC-4 r37 6.4.6.12: LBA × block length + BYTE OFFSET.
       bytes = BigInt(desc.numberOfBytes);
       srcByte = desc.sourceBlockDeviceLba * BigInt(srcLen) + BigInt(desc.sourceBlockDeviceByteOffset);
       dstByte = desc.destinationBlockDeviceLba * BigInt(dstLen) + BigInt(desc.destinationBlockDeviceByteOffset);
@@ -568,7 +568,7 @@ export class CopyManager {
     const hit = cache.get(id);
     if (hit) return hit;
     const notReachable = (message: string): never => {
-      // The security event of issue 4: log who tried to name what.
+      // A security event: an initiator named a LUN it may not reach; log who tried to name what.
       this.counters.unreachable++;
       this.log.warn({ initiator: ctx.nexus.initiatorName, lun: ctx.req.lun, segment, cscd_id: id, reason: message }, 'EXTENDED COPY names a logical unit this initiator cannot reach');
       throw new CopyAbortError({ reason: Sense.COPY_TARGET_DEVICE_NOT_REACHABLE, segment, segmentField: field, message });
@@ -708,7 +708,7 @@ export class CopyManager {
   }
 
   // -------------------------------------------------------------------------------------------
-  // RECEIVE COPY RESULTS, SPC-4 6.18 (SPC-3 6.17)
+  // RECEIVE COPY RESULTS: THIRD-PARTY COPY IN, SPC-4 r37 6.22, 6.23, 6.25 (SPC-3 r23 6.17)
   // -------------------------------------------------------------------------------------------
 
   async receiveCopyResults(ctx: CommandContext): Promise<CommandResult> {
@@ -758,7 +758,7 @@ function fieldError(paramByte: number, bit: number | undefined, message: string)
   return new SenseError(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { field: { paramByte, bit } }, message);
 }
 
-/** SPC-4 6.4.5.6: the E4h fields we can act on. */
+/** SPC-4 r37 6.4.5.6: the E4h fields we can act on. */
 function checkCscdFields(c: DecodedCscd): void {
   const e = c.descriptor as IdentificationCscd;
   if (e.codeSet < 1 || e.codeSet > 3) throw fieldError(c.offset + 4, 3, `CODE SET ${e.codeSet} is reserved`);

@@ -1,5 +1,5 @@
 /**
- * The copy manager's rows of the opcode table (SPC-4 6.4 THIRD-PARTY COPY OUT / EXTENDED COPY,
+ * The copy manager's rows of the opcode table (SPC-4 r37 6.5 THIRD-PARTY COPY OUT / EXTENDED COPY,
  * 6.18 THIRD-PARTY COPY IN / RECEIVE COPY RESULTS) and the switch that turns a logical unit into
  * one that offers them: 3PC = 1 in standard INQUIRY data and the Third-party Copy VPD page (8Fh).
  *
@@ -50,7 +50,7 @@ async function receiveCopyResults(ctx: CommandContext): Promise<CommandResult> {
  * The rows: 83h SA 00h EXTENDED COPY(LID1), 1Ch COPY OPERATION ABORT; 84h SA 00h COPY STATUS(LID1), 03h OPERATING
  * PARAMETERS, 04h FAILED SEGMENT DETAILS(LID1). Other service actions of 83h/84h are INVALID FIELD
  * IN CDB (the dispatcher's service action lookup). Persistent reservations: EXTENDED COPY writes,
- * RECEIVE COPY RESULTS reads (SPC-4 5.13 tables).
+ * RECEIVE COPY RESULTS reads (SPC-4 r37 5.13 tables).
  */
 export function copyManagerOpcodeRows(): Array<[number, OpcodeEntry]> {
   const rcr = (sa: number, name: string): [number, Parameters<typeof command>[1]] => [
@@ -88,7 +88,7 @@ export function copyManagerOpcodeRows(): Array<[number, OpcodeEntry]> {
           name: 'COPY OPERATION ABORT',
           cdbLength: 16,
           dir: 'none',
-          // bytes 2–5 LIST IDENTIFIER (SPC-4 6.3)
+          // bytes 2–5 LIST IDENTIFIER (SPC-4 r37 6.3, COPY OPERATION ABORT)
           usage: '83 1c ff ff ff ff 00 00 00 00 00 00 00 00 00 00',
           handler: copyOperationAbort,
           pr: 'read',

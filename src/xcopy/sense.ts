@@ -1,8 +1,8 @@
 /**
  * The COPY ABORTED sense data the copy manager builds itself (its reasons are in the one table,
  * `Sense` in src/scsi/sense-reasons.ts): the failing segment number in COMMAND-SPECIFIC INFORMATION, a
- * segment pointer in SENSE KEY SPECIFIC (SPC-4 4.5.2.4.5) and, in descriptor format, the failing
- * device's own sense in a forwarded sense data descriptor (SPC-4 4.5.2.9; what CTL does).
+ * segment pointer in SENSE KEY SPECIFIC (SPC-4 r37 4.5.2.4.5) and, in descriptor format, the failing
+ * device's own sense in a forwarded sense data descriptor (SPC-4 r37 4.5.2.9; what CTL does).
  * The copy manager throws a SenseError with these details; the SCSI layer's buildSense writes
  * them in fixed or descriptor format, as the LU's D_SENSE asks.
  */
@@ -37,7 +37,7 @@ export class CopyAbortError extends AgentError {
 }
 
 /**
- * The sense details of COPY ABORTED for `a` (SPC-4 6.4.3): the failing segment's number in
+ * The sense details of COPY ABORTED for `a` (SPC-4 r37 6.4.3): the failing segment's number in
  * COMMAND-SPECIFIC INFORMATION, a segment pointer when a field of it is to blame, and the
  * failing device's own sense forwarded (descriptor format). The SCSI layer builds the bytes.
  */

@@ -41,7 +41,7 @@ test('iscsi-test-cu ALL: no failure, no regression', async () => {
     expect(r.failures).toEqual([]);
     expect(regressed).toEqual([]);
     expect(r.tests.size).toBeGreaterThanOrEqual(230);
-    expect(r.pass).toBeGreaterThan(160); // tgt 1.0.85 on this machine: 159 real passes (peers.md)
+    expect(r.pass).toBeGreaterThan(160); // tgt 1.0.85 on this machine: 159 real passes
   } finally {
     await server.stop();
     removeDir(dir);

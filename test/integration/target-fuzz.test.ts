@@ -117,7 +117,7 @@ function mutate(r: ReturnType<typeof rng>, base: Buffer[], fatal = false): Buffe
   }
   if ((b[0] & 0x3f) === IscsiOpcode.SCSI_COMMAND) {
     b[1] &= ~0x20; // W bit cleared
-    // WRITE SAME(16) with NDOB = 1 changes blocks with no data phase at all (SBC-4 5.50): a
+    // WRITE SAME(16) with NDOB = 1 changes blocks with no data phase at all (SBC-4 r15 5.50): a
     // well-formed write, not a malformed one, so the flip that would make one is undone.
     if (b[32] === 0x93) b[33] &= ~0x01;
   }

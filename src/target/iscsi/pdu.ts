@@ -294,7 +294,7 @@ export function joinPdu(pdu: RawPdu): Buffer {
 /** `Omit<T, 'opcode'>` with the fields K optional: what an encoder takes. */
 type Init<T, K extends keyof T> = Omit<T, 'opcode' | K> & Partial<Pick<T, K>>;
 
-/** The LUN field as decoded: the number when single-level (SAM-5 4.7), and the raw 8 bytes. */
+/** The LUN field as decoded: the number when single-level (SAM-5 r21 4.7), and the raw 8 bytes. */
 export interface LunField {
   /** Peripheral device or flat space addressed LUN; undefined for any other form. */
   lun: number | undefined;

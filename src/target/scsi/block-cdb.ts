@@ -2,7 +2,7 @@
  * What every block command handler shares: the decoder of the block-addressed CDB layouts
  * (decodeBlockCdb, from src/scsi/cdb.ts: the 6-, 10-, 12- and 16-byte forms of READ, WRITE,
  * VERIFY, WRITE AND VERIFY, ORWRITE, PRE-FETCH, SYNCHRONIZE CACHE, WRITE SAME) and the one LBA
- * range check (SBC-3 4.5). Parse here, execute in the handler: a handler receives numbers it
+ * range check (SBC-3 r36 4.5). Parse here, execute in the handler: a handler receives numbers it
  * can trust.
  */
 import type { LogicalUnit } from './logical-unit';
@@ -12,7 +12,7 @@ import { Sense, SenseError, invalidCdbField } from './sense-errors';
 export { decodeBlockCdb, type BlockCdb } from '../../scsi/cdb';
 
 /**
- * SBC-3 4.5: the range [lba, lba + count) must lie inside the medium, else ILLEGAL REQUEST,
+ * SBC-3 r36 4.5: the range [lba, lba + count) must lie inside the medium, else ILLEGAL REQUEST,
  * LOGICAL BLOCK ADDRESS OUT OF RANGE. A count of 0 is checked too (an LBA past the end with no
  * blocks is still out of range; the LBA just past the last one is not, as in LIO and tgt).
  */
@@ -27,7 +27,7 @@ export function checkLbaRange(lu: LogicalUnit, lba: bigint, count: bigint | numb
 }
 
 /**
- * SBC-3 6.6.4: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH of the Block Limits page is
+ * SBC-3 r36 6.6.4: a TRANSFER LENGTH above MAXIMUM TRANSFER LENGTH of the Block Limits page is
  * INVALID FIELD IN CDB, pointing at the count field.
  */
 export function checkTransferLength(lu: LogicalUnit, count: number, countByte: number): void {
@@ -45,7 +45,7 @@ export function checkTransferLength(lu: LogicalUnit, count: number, countByte: n
  * CDB asks for (EDTL ≠ TRANSFER LENGTH × block size, RFC 7143 11.4.5): like tgt and LIO we
  * write only the whole blocks both agree on — min(count, received blocks) — and the transport
  * reports the residual. Data that ends inside a block is refused whole (nothing is written):
- * INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 Annex D 0Eh/03h).
+ * INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 r37 Annex D 0Eh/03h).
  */
 export function dataOutBlocks(lu: LogicalUnit, dataOut: Buffer | undefined, count: number): Buffer {
   const bs = lu.blockSize;
@@ -94,7 +94,7 @@ export function firstMismatch(a: Buffer, b: Buffer): number {
 }
 
 /**
- * SBC-3 5.2 (COMPARE AND WRITE) and VERIFY: MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION, with INFORMATION set to the
+ * SBC-3 r36 5.2 (COMPARE AND WRITE) and VERIFY: MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION, with INFORMATION set to the
  * offset (in bytes, from the start of the compared Data-Out) of the first byte that differs.
  */
 export function miscompare(offset: number): SenseError {

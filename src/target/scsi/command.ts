@@ -1,7 +1,7 @@
 /**
  * What a command is to the dispatcher: one row of the opcode table (see opcodes.ts). A row says
  * how long the CDB is, which CDB bits the device server looks at (the CDB USAGE DATA of REPORT
- * SUPPORTED OPERATION CODES, SPC-4 6.35.3 — also used to refuse any other bit), how the command
+ * SUPPORTED OPERATION CODES, SPC-4 r37 6.35.3 — also used to refuse any other bit), how the command
  * fares under reservations and unit attentions, and which handler executes it.
  */
 import type { LogicalUnit } from './logical-unit';
@@ -29,7 +29,7 @@ export interface CommandResult {
 
 export type Handler = (ctx: CommandContext) => Promise<CommandResult>;
 
-/** NOMINAL and RECOMMENDED COMMAND TIMEOUT, seconds (SPC-4 6.35.4, command timeouts descriptor). */
+/** NOMINAL and RECOMMENDED COMMAND TIMEOUT, seconds (SPC-4 r37 6.35.4, command timeouts descriptor). */
 export interface CommandTimeouts {
   nominal: number;
   recommended: number;
@@ -44,7 +44,7 @@ export interface CommandSpec {
   readonly cdbLength: 6 | 10 | 12 | 16;
   readonly dataDirection: DataDirection;
   /**
-   * CDB USAGE DATA (SPC-4 6.35.3): byte 0 the opcode; in the service action field its value;
+   * CDB USAGE DATA (SPC-4 r37 6.35.3): byte 0 the opcode; in the service action field its value;
    * elsewhere a 1 for every bit the device server looks at. A CDB with any other bit set is
    * refused with INVALID FIELD IN CDB before the handler runs. A function when the answer
    * depends on the logical unit (e.g. the UNMAP bit of WRITE SAME only on thin LUs).
@@ -55,7 +55,7 @@ export interface CommandSpec {
   readonly pr: PrAccess | ((cdb: Buffer) => PrAccess);
   /** Under an SPC-2 reservation held by another I_T nexus: 'conflict' (default) or 'allowed'. */
   readonly spc2?: 'conflict' | 'allowed';
-  /** SAM-5 5.14: 'exempt' commands neither report nor clear a unit attention (default 'report'). */
+  /** SAM-5 r21 5.14: 'exempt' commands neither report nor clear a unit attention (default 'report'). */
   readonly unitAttention?: 'report' | 'exempt';
   readonly timeouts?: CommandTimeouts;
   /** Whether this logical unit implements the command (default: always). */
@@ -96,7 +96,7 @@ export function prAccessOf(spec: CommandSpec, cdb: Buffer): PrAccess {
 
 /**
  * The command a CDB names, or the error that says why there is none: an opcode not in the
- * table (or not implemented by this LU) is INVALID COMMAND OPERATION CODE (SPC-4 4.5.6); an
+ * table (or not implemented by this LU) is INVALID COMMAND OPERATION CODE (SPC-4 r37 4.5.6); an
  * unknown service action is INVALID FIELD IN CDB pointing at the SERVICE ACTION field.
  */
 export function resolveCommand(table: OpcodeTable, lu: LogicalUnit, cdb: Buffer): CommandSpec | SenseError {
@@ -121,7 +121,7 @@ export function resolveCommand(table: OpcodeTable, lu: LogicalUnit, cdb: Buffer)
 /**
  * The bit pointer for the offending bits `bad` of CDB byte `byte`: the highest of them, except
  * in byte 1 bits 7:5 — the 3-bit RDPROTECT/WRPROTECT/VRPROTECT field of the SBC commands (the old
- * LUN field elsewhere) — where SPC-4 4.5.2.4.2 wants the most significant bit of the field: 7.
+ * LUN field elsewhere) — where SPC-4 r37 4.5.2.4.2 wants the most significant bit of the field: 7.
  */
 function fieldBit(byte: number, bad: number): number {
   const top = 31 - Math.clz32(bad);
@@ -130,7 +130,7 @@ function fieldBit(byte: number, bad: number): number {
 
 /**
  * Refuses any CDB bit the usage data does not claim (reserved and unsupported fields: SPC-4
- * lets a recipient check reserved bits, and SAM-5 5.2 has unsupported CONTROL bits refused), pointing at the first such
+ * lets a recipient check reserved bits, and SAM-5 r21 5.2 has unsupported CONTROL bits refused), pointing at the first such
  * byte and its highest offending bit. The service action bits were checked by the lookup.
  */
 export function checkCdbUsage(spec: CommandSpec, lu: LogicalUnit, cdb: Buffer): void {

@@ -2,11 +2,11 @@
  * The entry point of the transport: a command for a LUN of an initiator's view (the LUNs its
  * ACL maps, by the numbers it sees). Commands for a mapped LUN go to its LogicalUnit (with the
  * view, for REPORT LUNS); for a LUN that is not in the view (SAM-5 "incorrect logical unit"), SPC-4 says:
- * - INQUIRY answers with PERIPHERAL QUALIFIER 011b and PERIPHERAL DEVICE TYPE 1Fh (SPC-4 6.6.2);
+ * - INQUIRY answers with PERIPHERAL QUALIFIER 011b and PERIPHERAL DEVICE TYPE 1Fh (SPC-4 r37 6.6.2);
  *   with EVPD = 1 only the Supported VPD Pages page exists there;
- * - REPORT LUNS answers as for any LUN: the view (SPC-4 6.33, usually sent to LUN 0);
+ * - REPORT LUNS answers as for any LUN: the view (SPC-4 r37 6.33, usually sent to LUN 0);
  * - REQUEST SENSE completes with GOOD and returns sense data ILLEGAL REQUEST, LOGICAL UNIT NOT
- *   SUPPORTED (SPC-4 6.39);
+ *   SUPPORTED (SPC-4 r37 6.39);
  * - every other command ends in CHECK CONDITION, ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED.
  */
 import { decodeInquiryCdb } from '../../scsi/cdb';
@@ -66,7 +66,7 @@ export async function executeOnView(view: ReadonlyMap<number, LogicalUnit>, req:
 
 /**
  * The LUN inventory of a view changed (a LUN was added or removed): every logical unit of the
- * view establishes REPORTED LUNS DATA HAS CHANGED (SPC-4 6.33) for the given I_T nexuses, or for
+ * view establishes REPORTED LUNS DATA HAS CHANGED (SPC-4 r37 6.33) for the given I_T nexuses, or for
  * every nexus it knows. REPORT LUNS clears it again.
  */
 export function reportedLunsChanged(view: ReadonlyMap<number, LogicalUnit>, nexuses?: Iterable<ItNexus>): void {

@@ -5,11 +5,11 @@
  * through the same steps:
  *
  *  1. look the CDB up in the opcode table (INVALID COMMAND OPERATION CODE if absent);
- *  2. report a pending unit attention unless the command is exempt (SAM-5 5.14: INQUIRY, REPORT
+ *  2. report a pending unit attention unless the command is exempt (SAM-5 r21 5.14: INQUIRY, REPORT
  *     LUNS, REQUEST SENSE);
  *  3. check reservations: an SPC-2 reservation of another nexus (SPC-2 RESERVE) and a persistent
  *     reservation (the tables of commands allowed in the presence of
- *     reservations, SPC-4 5.13 and SBC-3) → RESERVATION CONFLICT;
+ *     reservations, SPC-4 r37 5.13 and SBC-3) → RESERVATION CONFLICT;
  *  4. refuse CDB bits the command does not use (its CDB USAGE DATA) and the CONTROL byte bits
  *     NACA and LINK (not supported: NORMACA = 0);
  *  5. run the handler, which parses its fields, checks them and executes against the store.
@@ -51,7 +51,7 @@ export interface LogicalUnitIdentity {
   revision?: string;
 }
 
-/** The limits this logical unit reports in the Block Limits VPD page (SBC-3 6.6.4) and enforces. */
+/** The limits this logical unit reports in the Block Limits VPD page (SBC-3 r36 6.6.4) and enforces. */
 export interface LogicalUnitLimits {
   /** MAXIMUM TRANSFER LENGTH, blocks (default 32 MiB worth, at most 1 GiB worth). */
   maxTransferBlocks: number;
@@ -146,7 +146,7 @@ export class LogicalUnit {
   readonly atomicWrite: boolean;
   readonly physicalBlockExponent: number;
   readonly opcodes: OpcodeTable;
-  /** 3PC in standard INQUIRY data (SPC-4 6.6.2); set by the copy manager. */
+  /** 3PC in standard INQUIRY data (SPC-4 r37 6.6.2); set by the copy manager. */
   thirdPartyCopy: boolean;
 
   readonly modes = new ModePages();
@@ -224,7 +224,7 @@ export class LogicalUnit {
       if (req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, 'aborted before it started');
       const cdb = req.cdb;
       const spec = resolveCommand(this.opcodes, this, cdb);
-      // SAM-5 5.14: a pending unit attention ends any command but INQUIRY, REPORT LUNS and
+      // SAM-5 r21 5.14: a pending unit attention ends any command but INQUIRY, REPORT LUNS and
       // REQUEST SENSE (an unknown opcode included).
       if (spec instanceof SenseError || spec.unitAttention !== 'exempt') {
         const ua = this.unitAttentions.take(nexus.id);
@@ -236,7 +236,7 @@ export class LogicalUnit {
       }
       this.checkReservations(spec, cdb, nexus);
       checkCdbUsage(spec, this, cdb);
-      // SAM-5 5.2: CONTROL byte bit 2 NACA and bit 0 LINK (obsolete) are not supported.
+      // SAM-5 r21 5.2: CONTROL byte bit 2 NACA and bit 0 LINK (obsolete) are not supported.
       const control = cdb[spec.cdbLength - 1];
       if ((control & 0x05) !== 0) throw invalidCdbField(spec.cdbLength - 1, (control & 0x04) !== 0 ? 2 : 0, 'NACA and LINK are not supported');
       const ctx: CommandContext = { lu: this, req, cdb, nexus, spec, view };
@@ -251,9 +251,9 @@ export class LogicalUnit {
   }
 
   /**
-   * A LOGICAL UNIT RESET (SAM-5 6.3.3) or a hard reset of the target (iSCSI TARGET WARM RESET,
+   * A LOGICAL UNIT RESET (SAM-5 r21 6.3.3) or a hard reset of the target (iSCSI TARGET WARM RESET,
    * RFC 7143 11.5.1): SPC-2 reservations are released, mode parameters return to their defaults,
-   * persistent reservations stay (SPC-4 5.13), and every I_T nexus gets a unit attention:
+   * persistent reservations stay (SPC-4 r37 5.13), and every I_T nexus gets a unit attention:
    * BUS DEVICE RESET FUNCTION OCCURRED (29h/03h) after a LUN reset, POWER ON, RESET, OR BUS
    * DEVICE RESET OCCURRED (29h/00h) after a target reset. The transport aborts the tasks.
    */
@@ -269,7 +269,7 @@ export class LogicalUnit {
    * The I_T nexus is gone (logout, or a session that was not reinstated in time): its SPC-2
    * reservation is released (SPC-2) and its unit attention queue dropped — the next
    * time it appears it is a new nexus. Persistent reservations and registrations stay
-   * (SPC-4 5.13: they survive I_T nexus loss).
+   * (SPC-4 r37 5.13: they survive I_T nexus loss).
    */
   nexusGone(nexus: ItNexus): void {
     if (this.reservations.spc2Holder === nexus.id) this.reservations.spc2Holder = undefined;

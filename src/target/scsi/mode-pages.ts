@@ -1,9 +1,9 @@
 /**
- * The mode pages of a disk logical unit (SPC-4 mode parameters, SBC-3 6.4) and their state: current values
+ * The mode pages of a disk logical unit (SPC-4 mode parameters, SBC-3 r36 6.4) and their state: current values
  * (shared by all I_T nexuses), which bits MODE SELECT may change, and the defaults a LUN reset
  * returns to. Nothing can be saved (PS = 0; PC = saved and SP = 1 are refused).
  *
- * - Caching (08h, SBC-3 6.4.5): WCE (write cache enable) and RCD (read cache disable) are
+ * - Caching (08h, SBC-3 r36 6.4.5): WCE (write cache enable) and RCD (read cache disable) are
  *   changeable. WCE = 0 makes every write FUA; RCD has nothing to switch off (reads always come
  *   from the store) and is kept only so an initiator can set it.
  * - Control (0Ah, SPC-4): D_SENSE (descriptor sense) and SWP (software write protect) are
@@ -51,7 +51,7 @@ function page(pageCode: number, name: string, length: number, values: Record<num
 
 /** The pages, in ascending page code order (the order MODE SENSE returns them for 3Fh). */
 export const MODE_PAGES: readonly ModePageDef[] = [
-  // SBC-3 6.4.5: byte 2 bit 2 WCE, bit 0 RCD.
+  // SBC-3 r36 6.4.5: byte 2 bit 2 WCE, bit 0 RCD.
   page(ModePage.CACHING, 'Caching', 20, { 2: 0x04 }, { 2: 0x05 }),
   // SPC-4 control mode page: byte 2 bit 2 D_SENSE; byte 3 bits 7:4 QUEUE ALGORITHM MODIFIER; byte 4 bit 3 SWP;
   // bytes 8–9 BUSY TIMEOUT PERIOD.
@@ -78,7 +78,7 @@ export class ModePages {
     this.reset();
   }
 
-  /** Back to the defaults (power on, LUN reset: SAM-5 6.3.3 — nothing is saved). */
+  /** Back to the defaults (power on, LUN reset: SAM-5 r21 6.3.3 — nothing is saved). */
   reset(): void {
     for (const p of MODE_PAGES) this.current.set(p.page, Buffer.from(p.defaults));
   }

@@ -4,12 +4,12 @@
  * one handler file under commands/ (the copy manager adds EXTENDED COPY and RECEIVE COPY
  * RESULTS the same way, or builds its own table with withOpcodes()).
  *
- * Each row's CDB usage data (SPC-4 6.35.3) is the mask of bits the handler looks at; the
+ * Each row's CDB usage data (SPC-4 r37 6.35.3) is the mask of bits the handler looks at; the
  * dispatcher refuses every other bit with INVALID FIELD IN CDB. So, for example, RDPROTECT ≠ 0
  * (no protection information), the WRITE SAME ANCHOR bit (ANC_SUP = 0), LOEJ of START STOP UNIT
  * (no removable medium) and the CONTROL byte's NACA bit are refused without handler code.
  *
- * Persistent reservation classes follow the SPC-4 5.13 and SBC-3 tables of commands allowed in the
+ * Persistent reservation classes follow the SPC-4 r37 5.13 and SBC-3 r36 tables of commands allowed in the
  * presence of reservations (see PrAccess).
  */
 import { cdbLengthOfOpcode } from '../../scsi/cdb';
@@ -61,7 +61,7 @@ interface Row {
 
 function spec(opcode: number, row: Row, serviceAction?: number): CommandSpec {
   const usageData = typeof row.usage === 'string' ? usage(row.usage) : row.usage;
-  // SPC-4 4.2.5.1: the GROUP CODE of the opcode fixes the CDB length (groups 3, 6, 7 do not).
+  // SPC-4 r37 4.2.5.1: the GROUP CODE of the opcode fixes the CDB length (groups 3, 6, 7 do not).
   const groupLength = cdbLengthOfOpcode(opcode);
   if (groupLength !== undefined && groupLength !== row.cdbLength) throw new Error(`${row.name}: a ${row.cdbLength}-byte CDB, but opcode ${opcode.toString(16)}h is of ${groupLength}-byte group`);
   if (Buffer.isBuffer(usageData)) {

@@ -1,6 +1,6 @@
 /**
  * Exclusive locks on LBA ranges. Every command that modifies the medium through a logical unit
- * holds its range while it runs, so COMPARE AND WRITE (SBC-3 5.2: the compare and the write are
+ * holds its range while it runs, so COMPARE AND WRITE (SBC-3 r36 5.2: the compare and the write are
  * one atomic operation with respect to other commands), ORWRITE (read–modify–write) and WRITE
  * ATOMIC never interleave with another write to the same blocks. Reads take no lock.
  *

@@ -1,8 +1,8 @@
 /**
  * Reservation state of one logical unit: SPC-2 RESERVE/RELEASE (SPC-2, kept by SPC-4 as
- * "compatible reservation handling", 5.13) and persistent reservations (SPC-4 5.13).
+ * "compatible reservation handling", 5.13) and persistent reservations (SPC-4 r37 5.13).
  *
- * Persistent reservation state survives I_T nexus loss and LUN resets (SPC-4 5.13); it is not
+ * Persistent reservation state survives I_T nexus loss and LUN resets (SPC-4 r37 5.13); it is not
  * kept across a restart of the target (PTPL_C = 0, APTPL refused). Registrations are per I_T
  * nexus; ALL_TG_PT and SPEC_I_PT are not supported (ATP_C = SIP_C = 0).
  */
@@ -33,7 +33,7 @@ export function isRegistrantsOnly(type: number): boolean {
 
 /**
  * How a command is treated in the presence of a persistent reservation held by another I_T
- * nexus (the tables of commands allowed in the presence of reservations in SPC-4 5.13 and SBC-3,
+ * nexus (the tables of commands allowed in the presence of reservations in SPC-4 r37 5.13 and SBC-3,
  * reduced to three classes):
  * - `allowed`: always (INQUIRY, REPORT LUNS, REQUEST SENSE, PERSISTENT RESERVE IN/OUT — whose
  *   own rules are in its handler —, READ CAPACITY, TEST UNIT READY, ...);
@@ -73,7 +73,7 @@ export class Reservations {
     return this.registrations.has(nexusId);
   }
 
-  /** SPC-4 5.13: the holder, or any registrant under an All Registrants type. */
+  /** SPC-4 r37 5.13: the holder, or any registrant under an All Registrants type. */
   isHolder(nexusId: string): boolean {
     const r = this.reservation;
     if (r === undefined) return false;
@@ -111,7 +111,7 @@ export class Reservations {
   }
 
   /**
-   * Removes a registration (SPC-4 5.13, unregistering). If the nexus held a reservation
+   * Removes a registration (SPC-4 r37 5.13, unregistering). If the nexus held a reservation
    * that does not outlive it, the reservation is released too; returns the nexus ids that must
    * get RESERVATIONS RELEASED (the other registrants, when a Registrants Only reservation goes).
    */

@@ -47,7 +47,7 @@ export interface ScsiReply {
   /** Data-In; may be longer than the EDTL: the transport trims and sets residuals. */
   data?: Buffer;
   /**
-   * Sense data for CHECK CONDITION: fixed format (SPC-4 4.5.3), or descriptor format (4.5.2)
+   * Sense data for CHECK CONDITION: fixed format (SPC-4 r37 4.5.3), or descriptor format (4.5.2)
    * when the control mode page has D_SENSE set; a remote LUN's sense is forwarded as it came.
    */
   sense?: Buffer;

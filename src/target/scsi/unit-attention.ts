@@ -1,10 +1,10 @@
 /**
- * Unit attention conditions, kept per I_T nexus for one logical unit (SAM-5 5.14, SPC-4 4.5.5).
+ * Unit attention conditions, kept per I_T nexus for one logical unit (SAM-5 r21 5.14, SPC-4 r37 4.5.5).
  *
  * - A nexus the logical unit has not seen before starts with POWER ON, RESET, OR BUS DEVICE
  *   RESET OCCURRED (29h/00h): for it, the logical unit has just come into existence.
  * - Conditions queue in order of occurrence, without duplicates. A reset condition (ASC 29h)
- *   supersedes everything queued before it (SPC-4 4.5.5: it reports the most important event).
+ *   supersedes everything queued before it (SPC-4 r37 4.5.5: it reports the most important event).
  * - The queue is bounded (16); further conditions are dropped, as SPC-4 allows when the
  *   device server cannot queue them (they are less important than what is already queued).
  * - Conditions for a nexus that has never been seen are not kept: its first command will report
@@ -54,7 +54,7 @@ export class UnitAttentions {
     for (const id of this.queues.keys()) if (id !== exceptId) this.establish(id, reason);
   }
 
-  /** The oldest condition of a nexus, removed (SAM-5 5.14: reporting a condition clears it). */
+  /** The oldest condition of a nexus, removed (SAM-5 r21 5.14: reporting a condition clears it). */
   take(nexusId: string): SenseReason | undefined {
     return this.queues.get(nexusId)?.shift();
   }

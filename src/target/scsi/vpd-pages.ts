@@ -1,5 +1,5 @@
 /**
- * The VPD pages of a disk logical unit (SPC-4 7.8, SBC-3 6.6), as a table of builders: what
+ * The VPD pages of a disk logical unit (SPC-4 r37 7.8, SBC-3 r36 6.6), as a table of builders: what
  * the Supported VPD Pages page (00h) lists is exactly what INQUIRY can return. The copy manager
  * adds the Third-party Copy page (8Fh) with LogicalUnit.addVpdPage().
  *
@@ -31,17 +31,17 @@ import type { ItNexus } from './types';
 /** Builds one VPD page (header included) for a logical unit, as seen by a nexus. */
 export type VpdBuilder = (lu: LogicalUnit, nexus: ItNexus) => Buffer;
 
-/** SPC-4 7.8.16: every page of the table, ascending. */
+/** SPC-4 r37 7.8.16: every page of the table, ascending. */
 function supportedVpdPages(lu: LogicalUnit): Buffer {
   return encodeSupportedVpdPages([...lu.vpdPages.keys()].sort((a, b) => a - b));
 }
 
-/** SPC-4 7.8.18. */
+/** SPC-4 r37 7.8.18. */
 function unitSerialNumber(lu: LogicalUnit): Buffer {
   return encodeUnitSerialNumber(lu.serial);
 }
 
-/** SPC-4 7.8.6.11: a SCSI name string is null terminated and null padded to a multiple of 4 bytes. */
+/** SPC-4 r37 7.8.6.11: a SCSI name string is null terminated and null padded to a multiple of 4 bytes. */
 function scsiNameString(text: string): Buffer {
   const bytes = Buffer.from(text, 'utf8');
   const length = Math.min(252, (bytes.length + 4) & ~3);
@@ -61,13 +61,13 @@ export function deviceDesignators(lu: LogicalUnit, nexus: ItNexus): DesignationD
   const vendor = Buffer.alloc(8, 0x20);
   Buffer.from(lu.vendor, 'latin1').copy(vendor);
   const list: DesignationDescriptor[] = [
-    // SPC-4 7.8.6.6.4: NAA IEEE Registered Extended, the logical unit's unique name.
+    // SPC-4 r37 7.8.6.6.4: NAA IEEE Registered Extended, the logical unit's unique name.
     { protocolIdentifier: 0, codeSet: CodeSet.BINARY, piv: false, association: Association.LOGICAL_UNIT, designatorType: DesignatorType.NAA, designator: Buffer.from(lu.naa) },
-    // SPC-4 7.8.6.4: T10 VENDOR IDENTIFICATION + vendor specific (the serial).
+    // SPC-4 r37 7.8.6.4: T10 VENDOR IDENTIFICATION + vendor specific (the serial).
     { protocolIdentifier: 0, codeSet: CodeSet.ASCII, piv: false, association: Association.LOGICAL_UNIT, designatorType: DesignatorType.T10_VENDOR_ID, designator: Buffer.concat([vendor, Buffer.from(lu.serial, 'latin1')]).subarray(0, 255) },
-    // SPC-4 7.8.6.7: relative target port identifier of the port the command came through.
+    // SPC-4 r37 7.8.6.7: relative target port identifier of the port the command came through.
     { protocolIdentifier: ProtocolIdentifier.ISCSI, codeSet: CodeSet.BINARY, piv: true, association: Association.TARGET_PORT, designatorType: DesignatorType.RELATIVE_TARGET_PORT, designator: u16Designator(lu.relativeTargetPortId(nexus)) },
-    // SPC-4 7.8.6.8: target port group.
+    // SPC-4 r37 7.8.6.8: target port group.
     { protocolIdentifier: ProtocolIdentifier.ISCSI, codeSet: CodeSet.BINARY, piv: true, association: Association.TARGET_PORT, designatorType: DesignatorType.TARGET_PORT_GROUP, designator: u16Designator(lu.targetPortGroup) },
   ];
   if (lu.targetName !== undefined) {
@@ -81,13 +81,13 @@ export function deviceDesignators(lu: LogicalUnit, nexus: ItNexus): DesignationD
   return list;
 }
 
-/** SPC-4 7.8.6. */
+/** SPC-4 r37 7.8.6. */
 function deviceIdentification(lu: LogicalUnit, nexus: ItNexus): Buffer {
   return encodeDeviceIdentification(deviceDesignators(lu, nexus));
 }
 
 /**
- * SBC-3 6.6.4 (with the SBC-4 atomic write fields in bytes 44–63 when WRITE ATOMIC(16) is
+ * SBC-3 r36 6.6.4 (with the SBC-4 atomic write fields in bytes 44–63 when WRITE ATOMIC(16) is
  * offered: no alignment or granularity constraint, no atomic boundary).
  */
 function blockLimits(lu: LogicalUnit): Buffer {
@@ -111,7 +111,7 @@ function blockLimits(lu: LogicalUnit): Buffer {
   return page;
 }
 
-/** SBC-3 6.6.2: MEDIUM ROTATION RATE 0001h (non-rotating medium). */
+/** SBC-3 r36 6.6.2: MEDIUM ROTATION RATE 0001h (non-rotating medium). */
 function blockDeviceCharacteristics(): Buffer {
   return encodeBlockDeviceCharacteristics({
     mediumRotationRate: 1,
@@ -124,7 +124,7 @@ function blockDeviceCharacteristics(): Buffer {
   });
 }
 
-/** SBC-3 6.6.5. */
+/** SBC-3 r36 6.6.5. */
 function logicalBlockProvisioning(lu: LogicalUnit): Buffer {
   return encodeLogicalBlockProvisioning({
     thresholdExponent: 0,

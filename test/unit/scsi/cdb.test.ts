@@ -333,7 +333,7 @@ describe('encoders reject values that do not fit', () => {
   });
 });
 
-describe('cdbLengthOfOpcode (SPC-4 4.2.5.1 GROUP CODE)', () => {
+describe('cdbLengthOfOpcode (SPC-4 r37 4.2.5.1 GROUP CODE)', () => {
   it.each([
     [0x00, 6],
     [0x12, 6],
@@ -416,7 +416,7 @@ describe('round-trip properties', () => {
   });
 });
 
-describe('COPY OPERATION ABORT CDB (SPC-4 6.3)', () => {
+describe('COPY OPERATION ABORT CDB (SPC-4 r37 6.3)', () => {
   it('encodes the golden bytes', () => {
     expect(encodeCopyOperationAbortCdb({ listIdentifier: 0x0102_0304 })).toEqual(
       hex(`

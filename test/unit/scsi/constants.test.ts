@@ -212,7 +212,7 @@ describe('ascName', () => {
     expect(ascName(asc, ascq)).toBe(name);
   });
 
-  // The codes the brief and xcopy-spec.md §5 list: each must have a name, not the fallback.
+  // The codes docs/xcopy.md "Validation order" names: each must have a name, not the fallback.
   const required: Array<[number, number[]]> = [
     [0x00, [0x00, 0x16, 0x20]],
     [0x04, [0x00, 0x01, 0x02, 0x03, 0x04, 0x07, 0x09, 0x0a, 0x0b, 0x0c]],

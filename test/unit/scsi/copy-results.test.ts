@@ -162,7 +162,7 @@ const LIO_OP_FIELDS: OperatingParameters = {
   implementedDescriptorTypeCodes: [0x02, 0xe4],
 };
 
-// FreeBSD CTL's answer (xcopy-spec §4.4): AVAILABLE DATA 44, four codes.
+// FreeBSD CTL's answer: AVAILABLE DATA 44, four codes.
 const CTL_OP_PARAMS = hex(`
   00 00 00 2c 01 00 00 00   # AVAILABLE DATA 44; SNLID 1
   00 40 00 40               # MAXIMUM CSCD / SEGMENT DESCRIPTOR COUNT 64 / 64

@@ -9,7 +9,7 @@ import {
 import { assertTotalDecoder, hex } from '../../helpers/codec';
 
 // Standard INQUIRY data as LIO 6.1 returns it for a fileio LUN (target_core_spc.c
-// spc_emulate_inquiry_std; VERSION 6 and 3PC as observed in lio-vm.md): SCCS set, TPGS from the
+// spc_emulate_inquiry_std; VERSION 6 and 3PC as observed from LIO in a VM): SCCS set, TPGS from the
 // default ALUA group (implicit + explicit), 3PC from emulate_3pc, CMDQUE, ADDITIONAL LENGTH 31.
 const LIO_INQUIRY = hex(`
   00                                               # PERIPHERAL QUALIFIER 0, PERIPHERAL DEVICE TYPE 00h

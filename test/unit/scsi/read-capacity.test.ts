@@ -60,7 +60,7 @@ const RC10 = hex(`
   00 00 02 00  # LOGICAL BLOCK LENGTH IN BYTES 512
 `);
 
-describe('READ CAPACITY(16) parameter data (SBC-3 5.16.2)', () => {
+describe('READ CAPACITY(16) parameter data (SBC-3 r36 5.16.2)', () => {
   it('decodes the golden bytes', () => {
     expect(decodeReadCapacity16(RC16_THIN)).toEqual(RC16_THIN_VALUE);
     expect(decodeReadCapacity16(RC16_PROTECTED)).toEqual(RC16_PROTECTED_VALUE);
@@ -138,7 +138,7 @@ describe('READ CAPACITY(16) parameter data (SBC-3 5.16.2)', () => {
   });
 });
 
-describe('READ CAPACITY(10) parameter data (SBC-3 5.15.2)', () => {
+describe('READ CAPACITY(10) parameter data (SBC-3 r36 5.15.2)', () => {
   // Only the target encodes it (the agent reads capacity with READ CAPACITY(16)).
   it('encodes the golden bytes', () => {
     expect(encodeReadCapacity10({ returnedLogicalBlockAddress: 0x1fffffn, logicalBlockLength: 512 }).toString('hex')).toBe(RC10.toString('hex'));

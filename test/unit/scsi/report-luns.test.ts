@@ -4,7 +4,7 @@ import { decodeReportLuns, encodeLun, encodeReportLuns, lunNumberAt } from '../.
 import { assertTotalDecoder, decodeErrorOf, hex } from '../../helpers/codec';
 
 // tgt with one backing-store LUN: LUN 0 is its controller, LUN 1 the disk (peripheral device
-// addressing, SAM-5 4.7).
+// addressing, SAM-5 r21 4.7).
 const TGT_TWO_LUNS = hex(`
   00 00 00 10              # LUN LIST LENGTH 16 (two LUNs)
   00 00 00 00              # reserved
@@ -23,7 +23,7 @@ const MIXED = hex(`
   00 05 00 07 00 00 00 00  # two levels (LUN 5, then LUN 7): kept raw
 `);
 
-describe('REPORT LUNS parameter data (SPC-4 6.33.2)', () => {
+describe('REPORT LUNS parameter data (SPC-4 r37 6.33.2)', () => {
   it('decodes the golden bytes', () => {
     expect(decodeReportLuns(TGT_TWO_LUNS)).toEqual({ listLength: 16, luns: [0, 1], otherLuns: [] });
     expect(decodeReportLuns(MIXED)).toEqual({
@@ -102,7 +102,7 @@ function listOf(...entries: Buffer[]): Buffer {
   return encodeReportLuns({ luns: [], otherLuns: entries });
 }
 
-describe('LUN field (SAM-5 4.7)', () => {
+describe('LUN field (SAM-5 r21 4.7)', () => {
   it('encodes peripheral device addressing below 256 and flat space up to 16383', () => {
     expect(encodeLun(0).toString('hex')).toBe('0000000000000000');
     expect(encodeLun(255).toString('hex')).toBe('00ff000000000000');

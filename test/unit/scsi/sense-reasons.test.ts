@@ -35,7 +35,7 @@ describe('Sense', () => {
 });
 
 describe('buildSense', () => {
-  test('fixed format (SPC-4 4.5.3): key, ASC/ASCQ and the field pointer', () => {
+  test('fixed format (SPC-4 r37 4.5.3): key, ASC/ASCQ and the field pointer', () => {
     expect(buildSense(Sense.INVALID_FIELD_IN_CDB, { field: { cdbByte: 2, bit: 7 } })).toEqual(
       hex(`
         70 00 05 00 00 00 00 0a  # current, fixed; ILLEGAL REQUEST; ADDITIONAL SENSE LENGTH 10
@@ -45,7 +45,7 @@ describe('buildSense', () => {
     );
   });
 
-  test('descriptor format (SPC-4 4.5.2): header and a sense key specific descriptor', () => {
+  test('descriptor format (SPC-4 r37 4.5.2): header and a sense key specific descriptor', () => {
     expect(buildSense(Sense.SPACE_ALLOCATION_FAILED_WRITE_PROTECT, {}, true)).toEqual(hex('72 07 27 07 00 00 00 00'));
     const s = decodeSense(buildSense(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { field: { paramByte: 9 } }, true));
     expect(s).toMatchObject({ format: 'descriptor', senseKey: 0x5, asc: 0x26, ascq: 0x00 });

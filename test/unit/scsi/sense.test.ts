@@ -28,7 +28,7 @@ const TGT_INVALID_FIELD = hex(`
   00 00 00    # bytes 15-17: SKSV 0, SENSE KEY SPECIFIC
 `);
 
-// The same with a field pointer (SPC-4 4.5.2.4.2), as FreeBSD CTL answers RECEIVE COPY
+// The same with a field pointer (SPC-4 r37 4.5.2.4.2), as FreeBSD CTL answers RECEIVE COPY
 // RESULTS for an unknown list identifier: the field in error is CDB byte 2 (LIST IDENTIFIER).
 const FIELD_POINTER_CDB_BYTE_2 = hex(`
   70          # byte 0: VALID 0, RESPONSE CODE 70h
@@ -63,7 +63,7 @@ const LIO_COPY_ABORTED = Buffer.concat([
   Buffer.alloc(96 - 18, 0x00), // padding up to TRANSPORT_SENSE_BUFFER
 ]);
 
-// A copy manager reporting a failed segment in descriptor format (SPC-4 4.5.2), in the manner
+// A copy manager reporting a failed segment in descriptor format (SPC-4 r37 4.5.2), in the manner
 // of FreeBSD CTL's tpc_set_io_error_sense: COPY ABORTED, segment number in COMMAND-SPECIFIC
 // INFORMATION, a segment pointer, and the source's own sense forwarded (descriptor 0Ch).
 const DESCRIPTOR_COPY_ABORTED = hex(`
@@ -73,18 +73,18 @@ const DESCRIPTOR_COPY_ABORTED = hex(`
   01          # byte 3: ASCQ
   00 00 00    # bytes 4-6: reserved
   36          # byte 7: ADDITIONAL SENSE LENGTH = 12 + 12 + 8 + 22
-  # information sense data descriptor (SPC-4 4.5.2.2)
+  # information sense data descriptor (SPC-4 r37 4.5.2.2)
   00          # DESCRIPTOR TYPE 00h
   0a          # ADDITIONAL LENGTH
   80          # VALID 1
   00          # reserved
   00 00 00 01 00 00 00 00  # INFORMATION (an LBA past 2^32: why descriptor format exists)
-  # command-specific information sense data descriptor (SPC-4 4.5.2.3)
+  # command-specific information sense data descriptor (SPC-4 r37 4.5.2.3)
   01          # DESCRIPTOR TYPE 01h
   0a          # ADDITIONAL LENGTH
   00 00       # reserved
   00 00 00 00 00 00 00 03  # COMMAND-SPECIFIC INFORMATION: segment descriptor 3
-  # sense key specific sense data descriptor (SPC-4 4.5.2.4), segment pointer format
+  # sense key specific sense data descriptor (SPC-4 r37 4.5.2.4), segment pointer format
   02          # DESCRIPTOR TYPE 02h
   06          # ADDITIONAL LENGTH
   00 00       # reserved
@@ -137,7 +137,7 @@ const TGT_DESCRIPTOR = hex(`
   00          # byte 7: ADDITIONAL SENSE LENGTH (no descriptors)
 `);
 
-describe('decodeSense: fixed format (SPC-4 4.5.3)', () => {
+describe('decodeSense: fixed format (SPC-4 r37 4.5.3)', () => {
   it('decodes tgt INVALID FIELD IN CDB', () => {
     expect(decodeSense(TGT_INVALID_FIELD)).toEqual({
       responseCode: 0x70,
@@ -208,7 +208,7 @@ describe('decodeSense: fixed format (SPC-4 4.5.3)', () => {
     );
   });
 
-  it('decodes each sense-key-specific format by sense key (SPC-4 4.5.2.4)', () => {
+  it('decodes each sense-key-specific format by sense key (SPC-4 r37 4.5.2.4)', () => {
     const withSks = (key: number, sks: string): SenseData => {
       const b = Buffer.from(TGT_INVALID_FIELD);
       b[2] = key;
@@ -280,7 +280,7 @@ describe('decodeSense: fixed format (SPC-4 4.5.3)', () => {
   });
 });
 
-describe('decodeSense: descriptor format (SPC-4 4.5.2)', () => {
+describe('decodeSense: descriptor format (SPC-4 r37 4.5.2)', () => {
   it('decodes information, command-specific, segment pointer and forwarded sense descriptors', () => {
     const s = decodeSense(DESCRIPTOR_COPY_ABORTED);
     expect(s).toEqual(DESCRIPTOR_COPY_ABORTED_VALUE);

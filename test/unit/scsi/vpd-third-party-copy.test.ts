@@ -8,7 +8,7 @@ import {
 import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 import { thirdPartyCopySupports } from '../xcopy/helpers';
 
-// The page a LID1-only copy manager provides (xcopy-spec §4.7 / §10: 0001h, 0004h, 0008h,
+// The page a LID1-only copy manager provides (SPC-4 r37 7.8.17: 0001h, 0004h, 0008h,
 // 000Ch, 8001h), with the limits LIO reports in OPERATING PARAMETERS.
 const PAGE = hex(`
   00 8f 00 64          # PDT 0, PAGE CODE 8Fh, PAGE LENGTH 100

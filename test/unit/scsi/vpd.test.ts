@@ -42,7 +42,7 @@ describe('VPD page header', () => {
 });
 
 // --------------------------------------------------------------------------------------------
-// 00h Supported VPD Pages: LIO 6.1's list (lio-vm.md).
+// 00h Supported VPD Pages: LIO 6.1's list (as observed).
 // --------------------------------------------------------------------------------------------
 const LIO_SUPPORTED = hex(`
   00                        # PERIPHERAL QUALIFIER 0, PERIPHERAL DEVICE TYPE 00h
@@ -257,7 +257,7 @@ describe('Device Identification (83h)', () => {
   });
 });
 
-describe('pickCscdDesignator (xcopy-spec §2.2 Recommendation)', () => {
+describe('pickCscdDesignator (docs/xcopy.md, The identification CSCD)', () => {
   const eui = d(0, 1, false, 0, 2, hex('00 11 22 33 44 55 66 77'));
   const t10 = d(0, 2, false, 0, 1, Buffer.from('VENDOR  PRODUCT 123'));
   test('picks LIO’s NAA designator', () => {

@@ -14,7 +14,7 @@ import {
 import { assertTotalDecoder, hex, offsetOf } from '../../helpers/codec';
 
 // The 108-byte parameter list QEMU's block/iscsi.c sends for a copy_range between two LIO LUNs
-// (xcopy-spec §7): list id 1, usage 10b, CSCD 0 = source, CSCD 1 = destination (E4h, designator
+// (QEMU block/iscsi.c): list id 1, usage 10b, CSCD 0 = source, CSCD 1 = destination (E4h, designator
 // copied from each LUN's VPD 83h NAA), one 02h segment.
 const QEMU_LIST = hex(`
   01                   # LIST IDENTIFIER 1
@@ -310,7 +310,7 @@ describe('EXTENDED COPY (LID1) parameter list', () => {
     expect(decodeExtendedCopyLid1(b).segmentDescriptors[0].descriptor).toEqual(seg);
   });
 
-  test('00h block→stream and 01h stream→block segments (SPC-4 Tables 149/150)', () => {
+  test('00h block→stream and 01h stream→block segments (SPC-4 r37 Tables 149/150)', () => {
     const golden = hex(`
       00                   # DESCRIPTOR TYPE CODE 00h
       01                   # CAT 1

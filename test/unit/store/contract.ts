@@ -31,7 +31,7 @@ const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex'
 
 /**
  * LBA out of range, either found by the store itself or forwarded from a remote LUN
- * (ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE 21h/00h, SBC-3 4.5).
+ * (ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE 21h/00h, SBC-3 r36 4.5).
  */
 export function isOutOfRange(err: unknown): boolean {
   if (!(err instanceof StoreError)) return false;

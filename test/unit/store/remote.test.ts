@@ -18,13 +18,13 @@ import { StoreError } from '../../../src/store/store';
 const hex = (b: Buffer) => b.toString('hex');
 
 describe('SBC-3 encoders of RemoteStore', () => {
-  test('UNMAP CDB (SBC-3 5.28.1): 42h, ANCHOR, PARAMETER LIST LENGTH in bytes 7-8', () => {
+  test('UNMAP CDB (SBC-3 r36 5.28.1): 42h, ANCHOR, PARAMETER LIST LENGTH in bytes 7-8', () => {
     expect(hex(encodeUnmapCdb({ parameterListLength: 24 }))).toBe('42000000000000001800');
     expect(hex(encodeUnmapCdb({ parameterListLength: 0xfff8, anchor: true }))).toBe('42010000000000fff800');
     expect(() => encodeUnmapCdb({ parameterListLength: 0x10000 })).toThrow(ArgumentError);
   });
 
-  test('UNMAP parameter list (SBC-3 5.28.2): 8-byte header, 16-byte descriptors', () => {
+  test('UNMAP parameter list (SBC-3 r36 5.28.2): 8-byte header, 16-byte descriptors', () => {
     const one = encodeUnmapParameterList([{ lba: 0x0102030405060708n, blocks: 0x10 }]);
     expect(hex(one)).toBe('0016' + '0010' + '00000000' + '0102030405060708' + '00000010' + '00000000');
     const two = encodeUnmapParameterList([
@@ -41,17 +41,17 @@ describe('SBC-3 encoders of RemoteStore', () => {
     expect(() => encodeUnmapParameterList([{ lba: 0n, blocks: 2 ** 32 }])).toThrow(ArgumentError);
   });
 
-  test('WRITE SAME(16) CDB (SBC-3 5.42): 93h, UNMAP bit 3 and ANCHOR bit 4 of byte 1', () => {
+  test('WRITE SAME(16) CDB (SBC-3 r36 5.42): 93h, UNMAP bit 3 and ANCHOR bit 4 of byte 1', () => {
     expect(hex(encodeWriteSame16Cdb({ lba: 0x1234n, blocks: 8, unmap: true }))).toBe('9308' + '0000000000001234' + '00000008' + '0000');
     expect(hex(encodeWriteSame16Cdb({ lba: 0xffffffffffffffffn, blocks: 0xffffffff }))).toBe('9300' + 'ffffffffffffffff' + 'ffffffff' + '0000');
     expect(encodeWriteSame16Cdb({ lba: 0n, blocks: 1, unmap: true, anchor: true })[1]).toBe(0x18);
   });
 
-  test('GET LBA STATUS CDB (SBC-3 5.4.1): 9Eh / 12h, STARTING LBA, ALLOCATION LENGTH', () => {
+  test('GET LBA STATUS CDB (SBC-3 r36 5.4.1): 9Eh / 12h, STARTING LBA, ALLOCATION LENGTH', () => {
     expect(hex(encodeGetLbaStatusCdb({ lba: 5n, allocationLength: 4104 }))).toBe('9e12' + '0000000000000005' + '00001008' + '0000');
   });
 
-  test('GET LBA STATUS parameter data (SBC-3 5.4.2), as tgt sent it; cut descriptors are dropped', () => {
+  test('GET LBA STATUS parameter data (SBC-3 r36 5.4.2), as tgt sent it; cut descriptors are dropped', () => {
     const data = Buffer.from(
       '00000034' + '00000000' +
         '0000000000000000' + '00000060' + '01000000' +

@@ -137,7 +137,7 @@ export function xcopy(b: Bridge, list: Buffer, o: { lun?: number; nexus?: ItNexu
   return run(b, xcopyCdb(o.length ?? list.length), { lun: o.lun, nexus: o.nexus, dataOut: list, signal: o.signal });
 }
 
-/** The E4h CSCD a client builds from the LU's VPD 83h (xcopy-spec §2.2). */
+/** The E4h CSCD a client builds from the LU's VPD 83h (docs/xcopy.md "The identification CSCD"). */
 export function cscdOf(lu: LogicalUnit, n: ItNexus = I1): CscdDescriptor {
   const d = pickCscdDesignator(deviceDesignators(lu, n));
   if (!d) throw new Error('no designator');
@@ -163,7 +163,7 @@ export function expectSense(r: ScsiReply, key: number, asc: number, ascq: number
   return s;
 }
 
-/** COPY OPERATION ABORT (SPC-4 6.3): 83h SA 1Ch, LIST IDENTIFIER in bytes 2–5. */
+/** COPY OPERATION ABORT (SPC-4 r37 6.3): 83h SA 1Ch, LIST IDENTIFIER in bytes 2–5. */
 export function copyOperationAbortCdb(listId: number): Buffer {
   const c = Buffer.alloc(16);
   c[0] = 0x83;

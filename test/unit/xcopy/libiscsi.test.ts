@@ -1,5 +1,5 @@
 /**
- * The libiscsi ExtendedCopy and ReceiveCopyResults cases (xcopy-spec §8), sent to one LUN as
+ * The libiscsi ExtendedCopy and ReceiveCopyResults cases (libiscsi's test-tool suites), sent to one LUN as
  * iscsi-test-cu does: what each sends and what it accepts.
  */
 import { decodeCopyStatusLid1, decodeOperatingParameters } from '../../../src/scsi/copy-results';

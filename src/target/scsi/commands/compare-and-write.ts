@@ -1,5 +1,5 @@
 /**
- * COMPARE AND WRITE (SBC-3 5.2). The Data-Out holds NUMBER OF LOGICAL BLOCKS blocks of verify
+ * COMPARE AND WRITE (SBC-3 r36 5.2). The Data-Out holds NUMBER OF LOGICAL BLOCKS blocks of verify
  * data followed by as many blocks of write data. Under the range lock (atomic with respect to
  * every other write through this logical unit): read the blocks, compare them with the verify
  * data — on a difference, MISCOMPARE DURING VERIFY OPERATION with INFORMATION = the offset of

@@ -1,8 +1,8 @@
 /**
- * GET LBA STATUS (SBC-3 5.4, SERVICE ACTION IN(16) 12h): the provisioning status of the blocks
+ * GET LBA STATUS (SBC-3 r36 5.4, SERVICE ACTION IN(16) 12h): the provisioning status of the blocks
  * from STARTING LOGICAL BLOCK ADDRESS on, as LBA status descriptors (mapped = 0, deallocated =
  * 1), from store.extents. A starting LBA past the last one is LOGICAL BLOCK ADDRESS OUT OF
- * RANGE (SBC-3 5.4.1). On a fully provisioned logical unit every block is mapped. As many
+ * RANGE (SBC-3 r36 5.4.1). On a fully provisioned logical unit every block is mapped. As many
  * descriptors as the ALLOCATION LENGTH holds (at least one), over at most 2^30 blocks per call;
  * the first descriptor always starts at the requested LBA.
  */

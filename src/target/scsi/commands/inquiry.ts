@@ -1,8 +1,8 @@
 /**
- * INQUIRY (SPC-4 6.6). EVPD = 0: standard INQUIRY data (6.6.2); PAGE CODE must then be zero
+ * INQUIRY (SPC-4 r37 6.6). EVPD = 0: standard INQUIRY data (6.6.2); PAGE CODE must then be zero
  * (6.6.1: INVALID FIELD IN CDB). EVPD = 1: the VPD page named by PAGE CODE (7.8), from the
  * logical unit's VPD table (INVALID FIELD IN CDB for a page it does not have). The data is cut
- * to the ALLOCATION LENGTH (bytes 3–4, SPC-4 4.2.5.6); the CMDDT bit (obsolete) is refused by
+ * to the ALLOCATION LENGTH (bytes 3–4, SPC-4 r37 4.2.5.6); the CMDDT bit (obsolete) is refused by
  * the CDB usage data.
  */
 import { decodeInquiryCdb } from '../../../scsi/cdb';
@@ -11,12 +11,12 @@ import type { CommandContext, CommandResult } from '../command';
 import type { LogicalUnit } from '../logical-unit';
 import { invalidCdbField } from '../sense-errors';
 
-/** Version descriptors (SPC-4 6.6.2): SAM-5, iSCSI, SPC-4, SBC-3 — no particular revision. */
+/** Version descriptors (SPC-4 r37 6.6.2): SAM-5, iSCSI, SPC-4, SBC-3 — no particular revision. */
 export const VERSION_DESCRIPTORS = [0x00a0, 0x0960, 0x0460, 0x04c0];
 
 /** PERIPHERAL QUALIFIER 000b + PERIPHERAL DEVICE TYPE 00h: a direct-access block device is connected. */
 export const DISK_PERIPHERAL = { peripheralQualifier: 0, peripheralDeviceType: 0x00 };
-/** PERIPHERAL QUALIFIER 011b + PERIPHERAL DEVICE TYPE 1Fh: no logical unit at this LUN (SPC-4 6.6.2). */
+/** PERIPHERAL QUALIFIER 011b + PERIPHERAL DEVICE TYPE 1Fh: no logical unit at this LUN (SPC-4 r37 6.6.2). */
 export const NO_LU_PERIPHERAL = { peripheralQualifier: 3, peripheralDeviceType: 0x1f };
 
 /** Fields of standard INQUIRY data that are not per logical unit. */
@@ -28,7 +28,7 @@ export interface InquiryIdentity {
 }
 
 /**
- * Standard INQUIRY data (SPC-4 6.6.2): VERSION 06h (SPC-4), RESPONSE DATA FORMAT 2, HISUP = 1
+ * Standard INQUIRY data (SPC-4 r37 6.6.2): VERSION 06h (SPC-4), RESPONSE DATA FORMAT 2, HISUP = 1
  * (hierarchical LUNs), CMDQUE = 1 (full task management model), 3PC from the logical unit
  * (EXTENDED COPY available), the four version descriptors.
  */

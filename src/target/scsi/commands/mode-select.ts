@@ -9,7 +9,7 @@
  *   LONGLBA), a descriptor that changes the block count or length, an unknown page, a wrong
  *   PAGE LENGTH, or a change to a bit that is not changeable: INVALID FIELD IN PARAMETER LIST,
  *   with the field pointer (byte and bit) in the sense key specific field.
- * The DEVICE-SPECIFIC PARAMETER is ignored (SBC-3 6.4.1: WP and DPOFUA are reserved in MODE
+ * The DEVICE-SPECIFIC PARAMETER is ignored (SBC-3 r36 6.4.1: WP and DPOFUA are reserved in MODE
  * SELECT), and so is the PS bit of each page. When a value changed, every other I_T nexus gets
  * MODE PARAMETERS CHANGED (SPC-4).
  */
@@ -21,7 +21,7 @@ function lengthError(why: string): SenseError {
   return new SenseError(Sense.PARAMETER_LIST_LENGTH_ERROR, {}, why);
 }
 
-/** SBC-3 6.4.2: a block descriptor may restate the capacity and block length, not change them. */
+/** SBC-3 r36 6.4.2: a block descriptor may restate the capacity and block length, not change them. */
 function checkBlockDescriptor(lu: LogicalUnit, d: Buffer, offset: number, long: boolean): void {
   const blocks = long ? d.readBigUInt64BE(0) : BigInt(d.readUInt32BE(0));
   const length = long ? d.readUInt32BE(12) : d.readUIntBE(5, 3);

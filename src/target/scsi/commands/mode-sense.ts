@@ -1,10 +1,10 @@
 /**
- * MODE SENSE(6) and (10) (SPC-4; SBC-3 6.4). Returns the mode parameter header, a
- * block descriptor unless DBD = 1 (short, SBC-3 6.4.2; long with LONGLBA when MODE SENSE(10)
+ * MODE SENSE(6) and (10) (SPC-4; SBC-3 r36 6.4). Returns the mode parameter header, a
+ * block descriptor unless DBD = 1 (short, SBC-3 r36 6.4.2; long with LONGLBA when MODE SENSE(10)
  * has LLBAA = 1), and the pages asked for: one page, or all of them for 3Fh (SUBPAGE CODE 00h
  * or FFh; there are no subpages). PAGE CONTROL: current, changeable, default; saved values are
  * not implemented (ILLEGAL REQUEST, SAVING PARAMETERS NOT SUPPORTED). The
- * DEVICE-SPECIFIC PARAMETER (SBC-3 6.4.1) has WP (write protected: configuration, store or SWP)
+ * DEVICE-SPECIFIC PARAMETER (SBC-3 r36 6.4.1) has WP (write protected: configuration, store or SWP)
  * and DPOFUA = 1. The data is cut to the ALLOCATION LENGTH.
  */
 import type { CommandContext, CommandResult, Handler } from '../command';
@@ -13,7 +13,7 @@ import { MODE_PAGES, ModePage, PageControl, modePageDef } from '../mode-pages';
 import { Sense, SenseError, invalidCdbField } from '../sense-errors';
 import type { ScsiRequest } from '../types';
 
-/** SBC-3 6.4.1: WP (bit 7) and DPOFUA (bit 4). */
+/** SBC-3 r36 6.4.1: WP (bit 7) and DPOFUA (bit 4). */
 export function deviceSpecificParameter(lu: LogicalUnit, req?: ScsiRequest): number {
   return (lu.writeProtection(req) !== undefined ? 0x80 : 0) | 0x10;
 }
@@ -21,7 +21,7 @@ export function deviceSpecificParameter(lu: LogicalUnit, req?: ScsiRequest): num
 function blockDescriptor(lu: LogicalUnit, long: boolean, pc: PageControl): Buffer {
   const changeable = pc === PageControl.CHANGEABLE; // nothing in it can be changed
   if (long) {
-    // SBC-3 6.4.2.3: NUMBER OF LOGICAL BLOCKS (0–7), LOGICAL BLOCK LENGTH (12–15).
+    // SBC-3 r36 6.4.2.3: NUMBER OF LOGICAL BLOCKS (0–7), LOGICAL BLOCK LENGTH (12–15).
     const d = Buffer.alloc(16);
     if (!changeable) {
       d.writeBigUInt64BE(lu.store.blocks, 0);
@@ -29,7 +29,7 @@ function blockDescriptor(lu: LogicalUnit, long: boolean, pc: PageControl): Buffe
     }
     return d;
   }
-  // SBC-3 6.4.2.2: NUMBER OF LOGICAL BLOCKS (0–3, FFFFFFFFh if larger), LOGICAL BLOCK LENGTH (5–7).
+  // SBC-3 r36 6.4.2.2: NUMBER OF LOGICAL BLOCKS (0–3, FFFFFFFFh if larger), LOGICAL BLOCK LENGTH (5–7).
   const d = Buffer.alloc(8);
   if (!changeable) {
     const blocks = lu.store.blocks;

@@ -1,5 +1,5 @@
 /**
- * PERSISTENT RESERVE OUT (SPC-4; the model is SPC-4 5.13): REGISTER (00h), RESERVE (01h),
+ * PERSISTENT RESERVE OUT (SPC-4; the model is SPC-4 r37 5.13): REGISTER (00h), RESERVE (01h),
  * RELEASE (02h), CLEAR (03h), PREEMPT (04h), PREEMPT AND ABORT (05h), REGISTER AND IGNORE
  * EXISTING KEY (06h). REGISTER AND MOVE (07h) is not implemented (INVALID FIELD IN CDB via the
  * opcode table).
@@ -70,7 +70,7 @@ function parse(ctx: CommandContext, sa: number): Params {
   return { key: data.readBigUInt64BE(0), serviceActionKey: data.readBigUInt64BE(8), scope, type };
 }
 
-/** SPC-4 5.13, registering: REGISTER and REGISTER AND IGNORE EXISTING KEY. */
+/** SPC-4 r37 5.13, registering: REGISTER and REGISTER AND IGNORE EXISTING KEY. */
 function register(lu: LogicalUnit, nexus: ItNexus, p: Params, ignoreExisting: boolean): void {
   const r = lu.reservations;
   const reg = r.registrations.get(nexus.id);
@@ -91,14 +91,14 @@ function register(lu: LogicalUnit, nexus: ItNexus, p: Params, ignoreExisting: bo
   r.bumpGeneration();
 }
 
-/** The calling nexus must be registered with RESERVATION KEY (SPC-4 5.13). */
+/** The calling nexus must be registered with RESERVATION KEY (SPC-4 r37 5.13). */
 function requireRegistration(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   const reg = lu.reservations.registrations.get(nexus.id);
   if (reg === undefined) throw conflict('the I_T nexus is not registered');
   if (reg.key !== p.key) throw conflict('RESERVATION KEY does not match the registered key');
 }
 
-/** SPC-4 5.13, reserving. */
+/** SPC-4 r37 5.13, reserving. */
 function reserve(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   const r = lu.reservations;
   requireRegistration(lu, nexus, p);
@@ -111,7 +111,7 @@ function reserve(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   if (res.type !== p.type || res.scope !== p.scope) throw conflict('the reservation is held with another type or scope');
 }
 
-/** SPC-4 5.13, releasing. */
+/** SPC-4 r37 5.13, releasing. */
 function release(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   const r = lu.reservations;
   requireRegistration(lu, nexus, p);
@@ -126,7 +126,7 @@ function release(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   }
 }
 
-/** SPC-4 5.13, clearing. */
+/** SPC-4 r37 5.13, clearing. */
 function clear(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   const r = lu.reservations;
   requireRegistration(lu, nexus, p);
@@ -137,7 +137,7 @@ function clear(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   for (const id of others) lu.unitAttentions.establish(id, Sense.RESERVATIONS_PREEMPTED);
 }
 
-/** SPC-4 5.13, preempting: PREEMPT and PREEMPT AND ABORT. */
+/** SPC-4 r37 5.13, preempting: PREEMPT and PREEMPT AND ABORT. */
 function preempt(lu: LogicalUnit, nexus: ItNexus, p: Params): void {
   const r = lu.reservations;
   requireRegistration(lu, nexus, p);

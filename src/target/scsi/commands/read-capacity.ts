@@ -1,7 +1,7 @@
 /**
- * READ CAPACITY(10) (SBC-3 5.15) and READ CAPACITY(16) (SBC-3 5.16, SERVICE ACTION IN(16) 10h).
+ * READ CAPACITY(10) (SBC-3 r36 5.15) and READ CAPACITY(16) (SBC-3 r36 5.16, SERVICE ACTION IN(16) 10h).
  * The LOGICAL BLOCK ADDRESS and PMI fields are obsolete; a non-zero LBA with PMI = 0 is still an
- * INVALID FIELD IN CDB, as SBC-3 5.15.1 says. READ CAPACITY(10) reports FFFFFFFFh when the last
+ * INVALID FIELD IN CDB, as SBC-3 r36 5.15.1 says. READ CAPACITY(10) reports FFFFFFFFh when the last
  * LBA does not fit 32 bits; READ CAPACITY(16) adds the physical block exponent and, for thin
  * logical units, LBPME = 1 and LBPRZ (unmapped blocks read zeros), cut to the ALLOCATION LENGTH.
  */

@@ -1,5 +1,5 @@
 /**
- * READ DEFECT DATA(10) and (12) (SBC-3 5.17, 5.18). The medium is virtual and has no defects:
+ * READ DEFECT DATA(10) and (12) (SBC-3 r36 5.17, 5.18). The medium is virtual and has no defects:
  * the primary and grown lists are both empty. The header echoes the lists asked for (PLISTV /
  * GLISTV = REQ_PLIST / REQ_GLIST) in the requested DEFECT LIST FORMAT when it is an address descriptor format
  * SBC-3 defines for a direct-access device (000b short block, 011b long block, 100b bytes from

@@ -1,5 +1,5 @@
 /**
- * READ(6), READ(10), READ(12), READ(16) (SBC-3 5.10–5.13), through the one block CDB decoder
+ * READ(6), READ(10), READ(12), READ(16) (SBC-3 r36 5.10–5.13), through the one block CDB decoder
  * and the one range check. DPO and FUA are accepted (the DPOFUA bit of the mode parameter
  * header is set): every read comes from the store, so FUA (read from the medium) holds by
  * construction and DPO (a cache retention hint) has nothing to act on. RDPROTECT ≠ 0 is

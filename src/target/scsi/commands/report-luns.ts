@@ -1,9 +1,9 @@
 /**
- * REPORT LUNS (SPC-4 6.33): the LUNs of the initiator's view, in ascending order, cut to the
+ * REPORT LUNS (SPC-4 r37 6.33): the LUNs of the initiator's view, in ascending order, cut to the
  * ALLOCATION LENGTH (bytes 6–9). SELECT REPORT 00h and 02h list the logical units (there are no
  * well-known logical units here), 01h lists the well-known ones (none); other values are
  * INVALID FIELD IN CDB. Sending REPORT LUNS clears the REPORTED LUNS DATA HAS CHANGED unit
- * attention of the I_T nexus on every logical unit of the view (SPC-4 6.33: it has seen them).
+ * attention of the I_T nexus on every logical unit of the view (SPC-4 r37 6.33: it has seen them).
  */
 import { decodeReportLunsCdb } from '../../../scsi/cdb';
 import { MAX_FLAT_SPACE_LUN, encodeReportLuns } from '../../../scsi/report-luns';

@@ -1,5 +1,5 @@
 /**
- * REPORT SUPPORTED OPERATION CODES (SPC-4 6.35; MAINTENANCE IN A3h, service action 0Ch),
+ * REPORT SUPPORTED OPERATION CODES (SPC-4 r37 6.35; MAINTENANCE IN A3h, service action 0Ch),
  * generated from the same opcode table that dispatches — what is advertised is what runs, and
  * the CDB USAGE DATA is the very mask the dispatcher enforces.
  *
@@ -20,7 +20,7 @@ import { DEFAULT_TIMEOUTS, isServiceActionGroup, usageOf } from '../command';
 import type { LogicalUnit } from '../logical-unit';
 import { invalidCdbField } from '../sense-errors';
 
-/** SPC-4 6.35.4: the command timeouts descriptor (12 bytes, DESCRIPTOR LENGTH 0Ah). */
+/** SPC-4 r37 6.35.4: the command timeouts descriptor (12 bytes, DESCRIPTOR LENGTH 0Ah). */
 function timeoutsDescriptor(spec: CommandSpec): Buffer {
   const t = spec.timeouts ?? DEFAULT_TIMEOUTS;
   const d = Buffer.alloc(12);
@@ -44,7 +44,7 @@ export function supportedCommands(table: OpcodeTable, lu: LogicalUnit): CommandS
   return out;
 }
 
-/** SPC-4 6.35.2: the all_commands parameter data. */
+/** SPC-4 r37 6.35.2: the all_commands parameter data. */
 function allCommands(lu: LogicalUnit, rctd: boolean): Buffer {
   const descriptors = supportedCommands(lu.opcodes, lu).map((spec) => {
     const d = Buffer.alloc(8);
@@ -60,7 +60,7 @@ function allCommands(lu: LogicalUnit, rctd: boolean): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** SPC-4 6.35.3: the one_command parameter data. */
+/** SPC-4 r37 6.35.3: the one_command parameter data. */
 function oneCommand(lu: LogicalUnit, spec: CommandSpec | undefined, rctd: boolean): Buffer {
   if (spec === undefined || (spec.supported && !spec.supported(lu))) {
     const d = Buffer.alloc(4);

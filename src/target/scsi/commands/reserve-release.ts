@@ -1,12 +1,12 @@
 /**
- * RESERVE(6), RESERVE(10), RELEASE(6), RELEASE(10) (SPC-2; SPC-4 5.13 keeps them as compatible
+ * RESERVE(6), RESERVE(10), RELEASE(6), RELEASE(10) (SPC-2; SPC-4 r37 5.13 keeps them as compatible
  * reservation handling, CRH = 1). Logical unit reservations only: the obsolete
  * extent, third-party and LONGID forms are refused by the CDB usage data.
  *
  * - RESERVE from the holder, or of an unreserved logical unit: the nexus holds it (GOOD). From
  *   another nexus the dispatcher has already answered RESERVATION CONFLICT.
  * - RELEASE from the holder releases it; from any other nexus it is GOOD with no effect.
- * - While persistent reservation registrations exist (SPC-4 5.13, CRH = 1): RESERVE from the
+ * - While persistent reservation registrations exist (SPC-4 r37 5.13, CRH = 1): RESERVE from the
  *   persistent reservation holder is GOOD with no effect, from anyone else RESERVATION
  *   CONFLICT; RELEASE is GOOD with no effect.
  * The reservation ends with RELEASE, a LUN reset, a target reset or the loss of the I_T nexus.

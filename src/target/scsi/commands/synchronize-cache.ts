@@ -1,5 +1,5 @@
 /**
- * SYNCHRONIZE CACHE(10) and (16) (SBC-3 5.26, 5.27): the range is checked (LBA OUT OF RANGE;
+ * SYNCHRONIZE CACHE(10) and (16) (SBC-3 r36 5.26, 5.27): the range is checked (LBA OUT OF RANGE;
  * NUMBER OF LOGICAL BLOCKS 0 means "to the end of the medium"), then every completed write is
  * made durable — the store flushes as a whole (fdatasync), which covers any range. IMMED = 1
  * allows GOOD before the flush completes; we answer after it either way. SYNC_NV is obsolete

@@ -1,5 +1,5 @@
 /**
- * VERIFY(10/12/16) (SBC-3 5.29–5.31). BYTCHK (byte 1 bits 2:1):
+ * VERIFY(10/12/16) (SBC-3 r36 5.29–5.31). BYTCHK (byte 1 bits 2:1):
  * - 00b: verify the medium — every block of the range must read back (read in chunks, so any
  *   VERIFICATION LENGTH is fine); Data-Out, if an initiator sends some, is ignored;
  * - 01b: compare the Data-Out with the blocks (MISCOMPARE, INFORMATION = offset of the first

@@ -1,5 +1,5 @@
 /**
- * WRITE(6), WRITE(10), WRITE(12), WRITE(16) (SBC-3 5.32–5.35). FUA (byte 1 bit 3) makes the
+ * WRITE(6), WRITE(10), WRITE(12), WRITE(16) (SBC-3 r36 5.32–5.35). FUA (byte 1 bit 3) makes the
  * store write durable before GOOD (store.write with fua, i.e. write then flush); so does a
  * disabled write cache (caching mode page WCE = 0). DPO and FUA_NV are accepted and have no
  * further effect. WRPROTECT ≠ 0 is refused by the CDB usage data. A TRANSFER LENGTH of 0

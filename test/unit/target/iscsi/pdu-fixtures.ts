@@ -71,7 +71,7 @@ export const SCSI_COMMAND_LIBISCSI_WRITE10 = Buffer.concat([
 ]);
 
 /**
- * Built by hand (RFC 7143 11.2.2.3, 11.2.2.4; SBC-3 5.49): a bidirectional XDWRITEREAD(32) whose
+ * Built by hand (RFC 7143 11.2.2.3, 11.2.2.4; SBC-3 r36 5.49): a bidirectional XDWRITEREAD(32) whose
  * 32-byte CDB needs an Extended CDB AHS, with a Bidirectional Read Expected Data Transfer
  * Length AHS.
  */

@@ -874,7 +874,7 @@ describe('encoders', () => {
     }
   });
 
-  it('keep single-level LUNs as numbers and any other LUN field raw (SAM-5 4.7)', () => {
+  it('keep single-level LUNs as numbers and any other LUN field raw (SAM-5 r21 4.7)', () => {
     const base = { statSN: 1, expCmdSN: 1, maxCmdSN: 1, initiatorTaskTag: 1, targetTransferTag: 2, r2tSN: 0, bufferOffset: 0, desiredDataTransferLength: 1 };
     const flat = decodeR2T(encodeR2T({ ...base, lun: 300 }));
     expect(flat.lun).toBe(300);

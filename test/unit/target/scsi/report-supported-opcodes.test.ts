@@ -149,7 +149,7 @@ describe('REPORT SUPPORTED OPERATION CODES', () => {
     expect((await run(f, 'c0 00 00 00 03 00')).data).toEqual(Buffer.alloc(3, 0xee));
     expect(parseAll((await run(f, rsocCdb(0))).data as Buffer).map((d) => d.opcode)).toContain(0xc0);
     expect(() => command(0xc1, { name: 'BAD', cdbLength: 6, dir: 'none', usage: 'c0 00 00 00 00 00', handler: async () => ({}), pr: 'read' })).toThrow(/usage data/);
-    // SPC-4 4.2.5.1: 28h is of the 10-byte group, whatever the row says.
+    // SPC-4 r37 4.2.5.1: 28h is of the 10-byte group, whatever the row says.
     expect(() => command(0x28, { name: 'BAD', cdbLength: 16, dir: 'none', usage: '28' + ' 00'.repeat(15), handler: async () => ({}), pr: 'read' })).toThrow(/10-byte group/);
   });
 });

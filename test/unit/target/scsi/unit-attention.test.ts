@@ -1,5 +1,5 @@
 /**
- * Unit attention conditions per I_T nexus (SAM-5 5.14): which commands report them, which do
+ * Unit attention conditions per I_T nexus (SAM-5 r21 5.14): which commands report them, which do
  * not, precedence of resets, capacity changes, and the range lock ordering used by writes.
  */
 import { MemoryStore } from '../../../../src/store/memory';
