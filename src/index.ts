@@ -18,6 +18,7 @@ export { DEFAULT_RETRY, NO_RETRY, type RetryPolicy } from './initiator/retry';
 // Wire codecs, pure (no I/O): SCSI structures shared by the agent and the target, and the OBF.
 export * as scsi from './scsi';
 export * as obf from './obf';
+export * as secondary from './secondary';
 
 // The agent's operations (docs/method.md).
 export { xcopyCopy, type XcopyCopyOptions, type XcopyCopyResult } from './agent/xcopy-copy';
