@@ -3,11 +3,9 @@
  * JSON-RPC methods the agent uses; see README "Snapshots in the target"). One subcommand per
  * method: luns, institute, status, list, mark, terminate, view-add, view-remove, forget.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
-import { ManagementClient } from '../../mgmt';
+import { managementClient, managementOptions } from '../management';
 import { Output } from '../output';
 
 export const command = 'snapshot <action> [id]';
@@ -34,11 +32,9 @@ interface Args {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return y
+  return managementOptions(y)
     .positional('action', { choices: ACTIONS, describe: 'what to do' })
     .positional('id', { type: 'string', describe: 'the snapshot id (status, mark, terminate, view-add, view-remove, forget)' })
-    .option('mgmt', { type: 'string', default: 'http://127.0.0.1:3261', describe: 'the target management API (http://HOST:PORT or unix:/path)' })
-    .option('token-file', { type: 'string', default: '/var/lib/xcopy-agent/mgmt.token', describe: 'bearer token file of the target' })
     .option('source', { type: 'string', describe: 'institute: the LUN to snapshot, IQN/LUN' })
     .option('obf', { type: 'string', describe: 'institute: the OBF, IQN/LUN or file:PATH[:SIZE] | memory:SIZE | iscsi://URL' })
     .option('chunk', { type: 'number', describe: 'institute: chunk size in bytes (default 65536)' })
@@ -51,17 +47,6 @@ export function builder(y: Argv): Argv<Args> {
     .example('$0 snapshot institute --source iqn.2026-11.io.example:t1/0 --obf iqn.2026-11.io.example:t1/1', '')
     .example('$0 snapshot status 6f0c9d7e-…', '')
     .example('$0 snapshot view-add 6f0c9d7e-… && $0 snapshot terminate 6f0c9d7e-…', '') as unknown as Argv<Args>;
-}
-
-function readToken(file: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new ArgumentError(`cannot read the management token ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): give --token-file, or run as a user that can read it`);
-  }
-  if (text === '') throw new ArgumentError(`the management token file ${file} is empty`);
-  return text;
 }
 
 function needId(a: Args): string {
@@ -83,7 +68,7 @@ function describeStatus(st: Record<string, unknown>): string {
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
-    const client = new ManagementClient({ url: argv.mgmt, token: readToken(path.resolve(argv.tokenFile)) });
+    const client = managementClient(argv);
     let result: unknown;
     let line: string;
     switch (argv.action) {

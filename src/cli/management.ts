@@ -1,0 +1,39 @@
+/**
+ * The options that name a target's management API (`--mgmt`, `--token-file`), shared by every
+ * command that calls it (snapshot, backup, ...), and the client they give.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { ArgumentError } from '../errors';
+import { ManagementClient } from '../mgmt';
+
+export const DEFAULT_MGMT_URL = 'http://127.0.0.1:3261';
+export const DEFAULT_TOKEN_FILE = '/var/lib/xcopy-agent/mgmt.token';
+
+export interface ManagementArgs {
+  mgmt: string;
+  tokenFile: string;
+}
+
+export function managementOptions<T>(y: Argv<T>): Argv<T & ManagementArgs> {
+  return y
+    .option('mgmt', { type: 'string', default: DEFAULT_MGMT_URL, describe: 'the target management API (http://HOST:PORT or unix:/path)' })
+    .option('token-file', { type: 'string', default: DEFAULT_TOKEN_FILE, describe: 'bearer token file of the target' }) as unknown as Argv<T & ManagementArgs>;
+}
+
+function readToken(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ArgumentError(`cannot read the management token ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): give --token-file, or run as a user that can read it`);
+  }
+  if (text === '') throw new ArgumentError(`the management token file ${file} is empty`);
+  return text;
+}
+
+/** The client for `--mgmt` with the token of `--token-file`. */
+export function managementClient(a: ManagementArgs): ManagementClient {
+  return new ManagementClient({ url: a.mgmt, token: readToken(path.resolve(a.tokenFile)) });
+}
