@@ -28,6 +28,8 @@ export const ExitStatus = {
   SESSION_CLOSED: 44, // the session was closed while commands were pending
   PROTOCOL: 45, // malformed data from a peer (a decoder rejected it)
   PARTIAL: 50, // part of the job succeeded (reserved for copy/backup)
+  HOOK_FAILED: 51, // a backup's pre- or post-hook failed; the snapshot was ended, nothing left armed
+  SNAPSHOT_INVALID: 52, // the snapshot turned INVALID during a backup (OBF full, I/O error...): no consistent copy
   INTERNAL: 99, // a bug: please report
   INTERRUPTED: 130, // SIGINT
 } as const;
@@ -64,6 +66,10 @@ export const ErrorCodes = {
   ERR_OBF_FULL: ExitStatus.DATA_PROTECT, // the OBF has no room for a record (as SPACE ALLOCATION FAILED WRITE PROTECT)
   ERR_OBF_IO: ExitStatus.MEDIUM_HARDWARE, // writing the OBF failed
   ERR_SOURCE_READ: ExitStatus.MEDIUM_HARDWARE, // reading the original of a chunk from the source failed
+  ERR_HOOK_FAILED: ExitStatus.HOOK_FAILED, // a backup's pre- or post-hook exited non-zero, was killed or timed out
+  ERR_SNAPSHOT_INVALID: ExitStatus.SNAPSHOT_INVALID, // the snapshot of a backup turned INVALID; the secondary says failed
+  ERR_NOT_SNAPSHOT_CAPABLE: ExitStatus.USAGE, // the source is not served by a target with snapshots (put it behind the gateway)
+  ERR_SECONDARY_IN_USE: ExitStatus.USAGE, // the secondary holds data that is not a copy of ours (refused without --yes)
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

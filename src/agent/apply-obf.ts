@@ -1,18 +1,22 @@
 /**
- * Step 608, overwrite mode: lay every record of a sealed OBF over its source address on the
- * secondary with EXTENDED COPY, one block→block (02h) segment per record, sent to the copy
- * manager serving the secondary. The OBF is read through the initiator (it is self-describing:
- * docs/obf-format.md); its log must match its SEAL.
+ * Step 608 (docs/method.md 608), overwrite mode: lay the records of an OBF over their source
+ * addresses on the secondary with EXTENDED COPY, one block→block (02h) segment per record, sent to
+ * a copy manager that reaches both (by default the one serving the secondary). The OBF is read
+ * through the initiator (it is self-describing: docs/obf-format.md); its log must match its SEAL,
+ * or, when only the records before the MARKER are wanted (the marker embodiment), its MARKER.
+ *
+ * A record's data is contiguous in the OBF, but two records never are (a header block lies
+ * between them) and no two records share a chunk (first capture wins), so there is nothing to
+ * merge into longer segments: "coalescing" here is packing as many segments into each command as
+ * the copy manager's OPERATING PARAMETERS allow, with several commands in flight.
  */
-import { checkSeal, scanLog } from '../obf/log';
-import { decodeSuperblock } from '../obf/format';
 import { AgentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
+import { decodeSuperblock, type ObfSuperblock } from '../obf/format';
+import { checkMarker, checkSeal, scanLog, type DataRecordRef, type ObfScan } from '../obf/log';
 import { pickCscdDesignator } from '../scsi/vpd';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
-
-/** Segments per EXTENDED COPY (well under the copy manager's 256). */
-const SEGMENTS_PER_LIST = 200;
+import { copyLimits, operatingParametersOf } from './xcopy-copy';
 
 /** The E4h CSCD descriptor naming a LUN (from its VPD 83h), or undefined when it has none usable. */
 export async function cscdOfLun(s: IscsiSession, blockSize: number): Promise<CscdDescriptor | undefined> {
@@ -20,27 +24,115 @@ export async function cscdOfLun(s: IscsiSession, blockSize: number): Promise<Csc
   return d ? cscdFromDesignator(d, blockSize) : undefined;
 }
 
-export async function applyObf(obf: IscsiSession, secondary: IscsiSession): Promise<{ records: number; dataBytes: bigint }> {
-  const sb = decodeSuperblock(await obf.read16(0n, 1));
-  const scan = await scanLog((lba, n) => obf.read16(lba, n), sb);
+/** A sealed (or marked) OBF read back: its superblock, its log, and the records to apply. */
+export interface ObfLog {
+  superblock: ObfSuperblock;
+  scan: ObfScan;
+  /** The records to lay over the secondary (all, or those before the MARKER). */
+  records: DataRecordRef[];
+  /** Records in the log after the MARKER (not needed for the image; 0 without `upToMarker`). */
+  afterMarker: number;
+}
+
+/**
+ * Reads the OBF's log and checks it against its SEAL (or, with `upToMarker`, its MARKER); the
+ * records to apply are all of them, or those before the MARKER.
+ */
+export async function readObfLog(obf: IscsiSession, opts: { upToMarker?: boolean; obfOffset?: bigint } = {}): Promise<ObfLog> {
+  const at = opts.obfOffset ?? 0n;
+  const superblock = decodeSuperblock(await obf.read16(at, 1));
+  const scan = await scanLog((lba, n) => obf.read16(at + lba, n), superblock);
+  if (opts.upToMarker) {
+    const check = checkMarker(scan, superblock.blockSize);
+    if (!check.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its MARKER: ${check.mismatches.join('; ')}`);
+    const before = scan.records.filter((r) => r.sequence < scan.marker!.sequence);
+    return { superblock, scan, records: before, afterMarker: scan.records.length - before.length };
+  }
   const seal = checkSeal(scan);
-  if (!seal.ok) throw new AgentError('ERR_INTERNAL', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
+  if (!seal.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
+  return { superblock, scan, records: scan.records, afterMarker: 0 };
+}
+
+export interface ApplyObfOptions {
+  /** The copy manager to send the EXTENDED COPY commands to (default: the secondary). */
+  bridge?: IscsiSession;
+  /** Apply only the records before the MARKER (the marker embodiment), the log need not be sealed. */
+  upToMarker?: boolean;
+  /** The log, when the caller has read it already. */
+  log?: ObfLog;
+  /** Where the OBF's block 0 is on `obf` (a log appended to a secondary starts after its image). */
+  obfOffset?: bigint;
+  /** Records already applied (a resumed pass): the first `from` are skipped. */
+  from?: number;
+  /** Called after each command with the records applied so far (counting `from`); awaited. */
+  onProgress?: (appliedRecords: number, totalRecords: number) => void | Promise<void>;
+}
+
+export interface ApplyObfResult {
+  records: number;
+  dataBytes: bigint;
+  afterMarker: number;
+  extendedCopyCommands: number;
+}
+
+export async function applyObf(obf: IscsiSession, secondary: IscsiSession, opts: ApplyObfOptions = {}): Promise<ApplyObfResult> {
+  const log = opts.log ?? (await readObfLog(obf, { upToMarker: opts.upToMarker, obfOffset: opts.obfOffset }));
+  const { superblock: sb } = log;
+  const from = opts.from ?? 0;
+  const records = log.records.slice(from);
+  const at = opts.obfOffset ?? 0n;
+  const bridge = opts.bridge ?? secondary;
   const o = await cscdOfLun(obf, sb.blockSize);
   const d = await cscdOfLun(secondary, sb.sourceBlockSize);
-  if (!o || !d) throw new AgentError('ERR_INTERNAL', 'the OBF or the secondary reports no designator a copy manager can resolve');
-  for (let i = 0; i < scan.records.length; i += SEGMENTS_PER_LIST) {
-    const segments: SegmentDescriptor[] = scan.records.slice(i, i + SEGMENTS_PER_LIST).map((r) => ({
-      kind: 'blockToBlock',
-      dc: true, // NUMBER OF BLOCKS counts destination (source LUN) blocks
-      cat: false,
-      sourceCscdDescriptorId: 0,
-      destinationCscdDescriptorId: 1,
-      blockDeviceNumberOfBlocks: r.sourceBlocks,
-      sourceBlockDeviceLba: r.dataLba,
-      destinationBlockDeviceLba: r.sourceLba,
-    }));
-    await secondary.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: 1, listIdUsage: 2, cscdDescriptors: [o, d], segmentDescriptors: segments }));
+  if (!o || !d) throw new AgentError('ERR_INVALID_ARG', 'the OBF or the secondary reports no designator a copy manager can resolve (VPD 83h: NAA, EUI-64 or T10)');
+  const op = await operatingParametersOf(bridge);
+  if (!op) throw new AgentError('ERR_XCOPY_ABORTED', `${bridge.url} has no copy manager that answers OPERATING PARAMETERS: the OBF cannot be applied by EXTENDED COPY`);
+  const limits = copyLimits(op, sb.sourceBlockSize);
+  const lists: SegmentDescriptor[][] = [];
+  for (let i = 0; i < records.length; i += limits.segmentsPerCommand) {
+    lists.push(
+      records.slice(i, i + limits.segmentsPerCommand).map((r) => ({
+        kind: 'blockToBlock',
+        dc: true, // NUMBER OF BLOCKS counts destination (source LUN) blocks
+        cat: false,
+        sourceCscdDescriptorId: 0,
+        destinationCscdDescriptorId: 1,
+        blockDeviceNumberOfBlocks: r.sourceBlocks,
+        sourceBlockDeviceLba: at + r.dataLba,
+        destinationBlockDeviceLba: r.sourceLba,
+      })),
+    );
   }
+  let next = 0;
+  let applied = 0;
+  let listId = 1;
+  let failure: unknown;
+  const finished: boolean[] = [];
+  let prefix = 0;
+  // Several commands in flight, each with its own LIST IDENTIFIER; the first failure stops the
+  // others from sending more (the ones in flight finish).
+  const worker = async () => {
+    while (next < lists.length && failure === undefined) {
+      const index = next++;
+      const segments = lists[index];
+      const id = listId;
+      listId = listId >= 255 ? 1 : listId + 1;
+      try {
+        await bridge.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage: 2, cscdDescriptors: [o, d], segmentDescriptors: segments }));
+      } catch (err) {
+        failure ??= err;
+        return;
+      }
+      // Progress is the prefix of lists all done (commands finish out of order): what a
+      // resumed pass may skip.
+      finished[index] = true;
+      while (prefix < lists.length && finished[prefix]) applied += lists[prefix++].length;
+      await opts.onProgress?.(from + applied, log.records.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limits.commandsInFlight, Math.max(1, lists.length)) }, worker));
+  if (failure !== undefined) throw failure;
   await secondary.synchronizeCache16();
-  return { records: scan.records.length, dataBytes: scan.dataBytes };
+  const dataBytes = log.records.reduce((sum, r) => sum + BigInt(r.dataBlocks) * BigInt(sb.blockSize), 0n);
+  return { records: log.records.length, dataBytes, afterMarker: log.afterMarker, extendedCopyCommands: lists.length };
 }

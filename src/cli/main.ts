@@ -6,10 +6,12 @@
 import yargs from 'yargs';
 import { ArgumentError, ExitStatus } from '../errors';
 import { createLogger, setLogger } from '../util/log';
+import * as backup from './commands/backup';
 import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
 import * as inquire from './commands/inquire';
+import * as integrate from './commands/integrate';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 import { withEnv } from './env';
@@ -29,6 +31,8 @@ export function buildCli(argv: string[]) {
     .command(withEnv(drill))
     .command(withEnv(target))
     .command(withEnv(snapshot))
+    .command(withEnv(backup))
+    .command(withEnv(integrate))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(
@@ -38,7 +42,9 @@ export function buildCli(argv: string[]) {
     )
     .fail((msg, err) => {
       if (err && !(err instanceof ArgumentError)) throw err;
-      process.stderr.write(`xcopy-agent: ${err ? err.message : msg} (see 'xcopy-agent --help')\n`);
+      // One line, whatever yargs wrote (its "Invalid values:" message spans two).
+      const text = (err ? err.message : msg).replace(/:?\s*\n\s*/g, ': ');
+      process.stderr.write(`xcopy-agent: ${text} (see 'xcopy-agent --help')\n`);
       process.exit(ExitStatus.USAGE);
     })
     .help()

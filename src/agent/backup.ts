@@ -1,0 +1,516 @@
+/**
+ * `backup`: the method as a product (docs/method.md 602–608). One run:
+ *  preflight  every LUN reached and identified, the source matched to a LUN of the target that
+ *             snapshots it (by VPD 83h designators, never by name), sizes and block sizes, the
+ *             bridge's copy manager — before anything changes;
+ *  602        pre-hook, institute (writes held, COW armed, released), post-hook;
+ *  604        the whole source to the secondary by EXTENDED COPY through the bridge;
+ *  606        mark (with --mark) or terminate, the OBF retained;
+ *  608        overwrite: the OBF's records laid over the secondary; append: the used OBF copied
+ *             after the image (integrated later, 610);
+ *  hashes     per-extent SHA-256 of the image as of 602, from the secondary (with the records
+ *             laid over in memory in append mode), written to its metadata area;
+ * and the secondary's metadata (docs/secondary-format.md) says at every step what it holds:
+ * copying → image-complete / log-appended, or failed with the reason. Nothing is left armed: a
+ * failure after institute ends (terminates and forgets) the snapshot unless told to keep it.
+ */
+import crypto from 'node:crypto';
+import { AgentError, ArgumentError } from '../errors';
+import { IscsiSession, type SessionOptions } from '../initiator/session';
+import { redactUrl } from '../initiator/url';
+import type { ManagementClient } from '../mgmt';
+import type { DataRecordRef } from '../obf/log';
+import * as secondary from '../secondary';
+import { logger, type Logger } from '../util/log';
+import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
+import { runHook } from './hooks';
+import { SecondaryLun } from './secondary-lun';
+import { inquire, type InquireReport } from './inquire';
+import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
+
+export type BackupMode = secondary.SecondaryMode;
+export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'terminate' | 'apply' | 'append' | 'hash' | 'done';
+
+export interface BackupOptions {
+  source: string;
+  secondary: string;
+  /** The OBF: an iSCSI URL of a LUN served by the source's target (the bridge must reach it). */
+  obf: string;
+  /** The copy manager (default: the one serving the secondary). */
+  bridge?: string;
+  mode?: BackupMode;
+  /** The marker embodiment: mark when the copy completes, apply the records before the marker. */
+  mark?: boolean;
+  chunkBytes?: number;
+  policy?: 'protect-application' | 'protect-snapshot';
+  preHook?: string;
+  postHook?: string;
+  hookTimeoutMs?: number;
+  label?: string;
+  /** The management API of the target serving the source. */
+  mgmt: ManagementClient;
+  /** Copy through this host when no copy manager can (stated in the result). */
+  fallback?: boolean;
+  /** Expected fraction of the source changed while the backup runs (OBF budget warning; default 0.1). */
+  expectedChange?: number;
+  /** Take a secondary that holds data other than a copy of ours. */
+  yes?: boolean;
+  /** On failure or interruption, keep the snapshot (ACTIVE) instead of ending it. */
+  keepSnapshotOnAbort?: boolean;
+  signal?: AbortSignal;
+  session?: SessionOptions;
+  log?: Logger;
+  onEvent?: (e: BackupEvent) => void;
+}
+
+export type BackupEvent =
+  | { type: 'phase'; phase: BackupPhase; [k: string]: unknown }
+  | { type: 'progress'; phase: BackupPhase; done: bigint; total: bigint; unit: 'blocks' | 'records'; obf_records?: number }
+  | { type: 'warning'; message: string };
+
+export interface BackupResult {
+  backup_id: string;
+  snapshot_id: string;
+  mode: BackupMode;
+  label?: string;
+  state: secondary.SecondaryState;
+  institute_pause_ms?: number;
+  image_bytes: bigint;
+  xcopy_bytes: bigint;
+  host_bytes: bigint;
+  copy_path: XcopyCopyResult['path'];
+  fallback_reason?: string;
+  obf_records: number;
+  obf_bytes: bigint;
+  records_after_marker?: number;
+  extents: number;
+  phases: Record<string, number>;
+  seconds: number;
+}
+
+/** What preflight found: the sessions and facts every later step uses. */
+interface Plan {
+  src: IscsiSession;
+  sec: IscsiSession;
+  obf: IscsiSession;
+  bridge: IscsiSession;
+  source: InquireReport;
+  /** The source as the target's management API names it ("IQN/LUN"). */
+  sourceRef: string;
+  obfRef: string;
+  blockSize: number;
+  imageBlocks: bigint;
+  layout: secondary.SecondaryLayout;
+  identity: secondary.SourceIdentity;
+}
+
+const nowIso = () => new Date().toISOString();
+const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+/** The management API's view of a LUN (lun_list). */
+interface LunEntry {
+  target: string;
+  lun: number;
+  naa: string;
+  blocks: string;
+  block_size: number;
+  snapshot?: string;
+  kind?: string;
+}
+
+/** The NAA designators (hex) a LUN reports in VPD 83h with association logical unit. */
+function naasOf(r: InquireReport): string[] {
+  return r.designators.filter((d) => d.association === 0 && d.designator_type === 3).map((d) => d.hex.toLowerCase());
+}
+
+/** Finds the LUN of the target's API whose NAA designator is one the LUN reached by iSCSI reports. */
+function matchLun(luns: LunEntry[], r: InquireReport): LunEntry | undefined {
+  const naas = new Set(naasOf(r));
+  return luns.find((l) => naas.has(l.naa.toLowerCase()));
+}
+
+export class Backup {
+  private readonly log: Logger;
+  private readonly emit: (e: BackupEvent) => void;
+  private readonly backupId = crypto.randomUUID();
+  private readonly phases: Record<string, number> = {};
+  private plan?: Plan;
+  private meta?: SecondaryLun;
+  private snapshotId?: string;
+  /** True once the snapshot's COW is no longer needed (terminated, or ended on failure). */
+  private snapshotEnded = false;
+
+  constructor(private readonly opts: BackupOptions) {
+    this.log = opts.log ?? logger();
+    this.emit = opts.onEvent ?? (() => undefined);
+  }
+
+  async run(): Promise<BackupResult> {
+    const t0 = process.hrtime.bigint();
+    try {
+      const plan = await this.timed('preflight', () => this.preflight());
+      const snap = await this.timed('institute', () => this.institute(plan));
+      // The secondary is untouched until here (a failing hook leaves it as it was).
+      await this.writeInitialMetadata(plan, snap);
+      const copy = await this.timed('copy', () => this.outboardCopy(plan));
+      const log = await this.timed('terminate', () => this.endCapture(plan));
+      const applied = this.mode === 'overwrite' ? await this.timed('apply', () => this.applyRecords(plan, log)) : await this.timed('append', () => this.appendLog(plan, log));
+      const extents = await this.timed('hash', () => this.hashImage(plan, log));
+      const state: secondary.SecondaryState = this.mode === 'overwrite' ? 'integrated' : 'log-appended';
+      await this.saveRecord({ state, times: { ...this.record.times, finishedAt: nowIso(), phases: { ...this.phases } } });
+      await this.forgetSnapshot();
+      this.emit({ type: 'phase', phase: 'done', state });
+      return {
+        backup_id: this.backupId,
+        snapshot_id: snap.id,
+        mode: this.mode,
+        label: this.opts.label,
+        state,
+        institute_pause_ms: snap.pauseMs,
+        image_bytes: plan.imageBlocks * BigInt(plan.blockSize),
+        xcopy_bytes: copy.xcopy_bytes,
+        host_bytes: copy.host_bytes,
+        copy_path: copy.path,
+        fallback_reason: copy.fallback_reason,
+        obf_records: applied.records,
+        obf_bytes: applied.dataBytes,
+        records_after_marker: this.opts.mark ? log.afterMarker : undefined,
+        extents,
+        phases: { ...this.phases },
+        seconds: elapsed(t0),
+      };
+    } catch (err) {
+      await this.fail(err);
+      throw this.interrupted() ? new AgentError('ERR_INTERRUPTED', 'backup interrupted; the secondary is marked failed', { cause: err }) : err;
+    } finally {
+      await this.close();
+    }
+  }
+
+  private get mode(): BackupMode {
+    return this.opts.mode ?? 'overwrite';
+  }
+
+  private interrupted(): boolean {
+    return this.opts.signal?.aborted === true;
+  }
+
+  private checkInterrupted(): void {
+    if (this.interrupted()) throw new AgentError('ERR_INTERRUPTED', 'backup interrupted');
+  }
+
+  private async timed<T>(phase: BackupPhase, fn: () => Promise<T>): Promise<T> {
+    this.checkInterrupted();
+    this.emit({ type: 'phase', phase });
+    const t0 = process.hrtime.bigint();
+    const r = await fn();
+    this.phases[phase] = elapsed(t0);
+    return r;
+  }
+
+  // ---- preflight -------------------------------------------------------------------------
+
+  /** Everything checked before anything changes; each failure one line with what to do. */
+  private async preflight(): Promise<Plan> {
+    const o = this.opts;
+    if (o.mark && this.mode === 'append') this.log.debug('append mode with --mark: the log is copied up to its end; the marker is recorded');
+    const src = await IscsiSession.connect(o.source, o.session);
+    const sessions: IscsiSession[] = [src];
+    try {
+      const sec = await IscsiSession.connect(o.secondary, o.session);
+      sessions.push(sec);
+      const obf = await IscsiSession.connect(o.obf, o.session);
+      sessions.push(obf);
+      const bridge = o.bridge ? await IscsiSession.connect(o.bridge, o.session) : sec;
+      if (o.bridge) sessions.push(bridge);
+      const [source, second, obfInfo] = [await inquire(src), await inquire(sec), await inquire(obf)];
+      const blockSize = source.block_size;
+      const imageBlocks = BigInt(source.capacity_blocks);
+      if (second.block_size !== blockSize) {
+        throw new ArgumentError(`the secondary's block size is ${second.block_size} bytes, the source's ${blockSize}: choose a secondary with ${blockSize}-byte blocks`);
+      }
+      // The target that snapshots the source: the LUN it names must be the LUN we reach.
+      const luns = await o.mgmt.call<LunEntry[]>('lun_list');
+      const srcLun = matchLun(luns, source);
+      if (!srcLun) {
+        throw new AgentError(
+          'ERR_NOT_SNAPSHOT_CAPABLE',
+          `the source ${redactUrl(o.source)} is not a LUN of the target at ${o.mgmt.url} (no LUN there has its designators): serve it through that target, e.g. \`xcopy-agent target --lun iscsi://...\` in front of it, and back up the gateway's LUN`,
+        );
+      }
+      if (srcLun.snapshot) throw new AgentError('ERR_SNAPSHOT_STATE', `the source already has an active snapshot ${srcLun.snapshot} (another backup running?): wait for it, or end it with \`xcopy-agent snapshot terminate ${srcLun.snapshot}\``);
+      const obfLun = matchLun(luns, obfInfo);
+      if (!obfLun) throw new ArgumentError(`the OBF ${redactUrl(o.obf)} is not a LUN of the target at ${o.mgmt.url}: give a LUN of the source's target (the copy manager reads it in step 608)`);
+      if (obfLun.naa === srcLun.naa) throw new ArgumentError('the OBF is the source LUN itself: give another LUN');
+      if (naasOf(second).some((n) => n === srcLun.naa || n === obfLun.naa)) throw new ArgumentError('the secondary is the source or the OBF: give another LUN');
+      if (this.mode === 'append' && obfInfo.block_size !== blockSize) {
+        throw new ArgumentError(`append mode copies the OBF after the image: the OBF's block size (${obfInfo.block_size}) must be the source's (${blockSize})`);
+      }
+      // The OBF's budget: a record per changed chunk (its data and a header block).
+      const obfBytes = BigInt(obfInfo.capacity_bytes);
+      const change = o.expectedChange ?? 0.1;
+      const chunk = o.chunkBytes ?? 65536;
+      const projected = BigInt(Math.ceil(Number(imageBlocks) * blockSize * change * (1 + blockSize / chunk)));
+      if (projected > obfBytes) {
+        this.emit({ type: 'warning', message: `the OBF (${obfBytes} bytes) may fill: ${Math.round(change * 100)} % of the source changing during the backup needs about ${projected} bytes (grow the OBF, or --expected-change if less changes)` });
+      }
+      const logBlocksMax = this.mode === 'append' ? BigInt(obfInfo.capacity_blocks) : 0n;
+      const layout = secondary.planLayout({ blockSize, capacityBlocks: BigInt(second.capacity_blocks), imageBlocks, mode: this.mode, logBlocksMax });
+      await this.checkSecondaryFree(sec, layout);
+      // The copy manager: present, and able to name all three LUNs.
+      const bInfo = o.bridge ? await inquire(bridge) : second;
+      if (!bInfo.three_pc && !o.fallback) {
+        throw new AgentError('ERR_INVALID_ARG', `${redactUrl(bridge.url)} has no copy manager (3PC=0): give --bridge with one that reaches the source and the secondary, or --fallback to copy through this host`);
+      }
+      if (bInfo.three_pc && !(await operatingParametersOf(bridge)) && !o.fallback) {
+        throw new AgentError('ERR_INVALID_ARG', `${redactUrl(bridge.url)} answers no OPERATING PARAMETERS: give another --bridge, or --fallback to copy through this host`);
+      }
+      for (const [name, s, bs] of [['source', src, blockSize], ['secondary', sec, blockSize], ['OBF', obf, obfInfo.block_size]] as const) {
+        if (!(await cscdOfLun(s, bs))) throw new ArgumentError(`the ${name} reports no designator a copy manager can resolve (VPD 83h NAA, EUI-64 or T10): it cannot take part in EXTENDED COPY`);
+      }
+      const identity: secondary.SourceIdentity = {
+        designators: source.designators.map((d) => ({ codeSet: d.code_set, designatorType: d.designator_type, association: d.association, designator: d.hex })),
+        capacityBlocks: imageBlocks,
+        blockSize,
+        vendor: source.vendor,
+        product: source.product,
+        url: redactUrl(o.source),
+      };
+      this.emit({ type: 'phase', phase: 'preflight', block_size: blockSize, image_blocks: imageBlocks });
+      this.plan = { src, sec, obf, bridge, source, sourceRef: `${srcLun.target}/${srcLun.lun}`, obfRef: `${obfLun.target}/${obfLun.lun}`, blockSize, imageBlocks, layout, identity };
+      return this.plan;
+    } catch (err) {
+      for (const s of sessions.reverse()) await s.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The secondary must be blank, or a copy of ours (its trailer says so), unless --yes: a
+   * mistyped URL must not destroy a LUN that holds a file system.
+   */
+  private async checkSecondaryFree(sec: IscsiSession, layout: secondary.SecondaryLayout): Promise<void> {
+    if (this.opts.yes) return;
+    const trailer = await sec.read16(layout.trailerLba, 1);
+    try {
+      secondary.decodeTrailer(trailer, layout.capacityBlocks);
+      return; // an earlier copy of ours: taken
+    } catch {
+      // not ours; blank?
+    }
+    const head = await sec.read16(0n, Math.min(Number(layout.capacityBlocks), Math.ceil(1048576 / layout.blockSize)));
+    if (head.some((b) => b !== 0) || trailer.some((b) => b !== 0)) {
+      throw new AgentError('ERR_SECONDARY_IN_USE', `the secondary ${redactUrl(sec.url)} holds data that is not a copy made by xcopy-agent: give a blank LUN, or --yes to overwrite it`);
+    }
+  }
+
+  // ---- the secondary's metadata ---------------------------------------------------------
+
+  private async writeInitialMetadata(plan: Plan, snap: { id: string; pauseMs?: number; institutedAt: string }): Promise<void> {
+    const t = nowIso();
+    this.meta = await SecondaryLun.create(plan.sec, {
+      version: secondary.SECONDARY_FORMAT_VERSION,
+      generation: 0n,
+      backupId: this.backupId,
+      state: 'copying',
+      mode: this.mode,
+      label: this.opts.label,
+      source: plan.identity,
+      snapshot: { id: snap.id, institutedAt: snap.institutedAt, pauseMs: snap.pauseMs, marked: this.opts.mark === true },
+      layout: plan.layout,
+      progress: { copiedBlocks: 0n, appliedRecords: 0, integratedRecords: 0, hashedExtents: 0 },
+      times: { startedAt: t, updatedAt: t },
+    });
+  }
+
+  private get record(): secondary.SecondaryRecord {
+    return this.meta!.record;
+  }
+
+  /** Writes the next header slot with `update` applied (durable before it resolves). */
+  private saveRecord(update: Partial<secondary.SecondaryRecord>): Promise<void> {
+    return this.meta!.save(update);
+  }
+
+  // ---- 602 -------------------------------------------------------------------------------
+
+  private async institute(plan: Plan): Promise<{ id: string; pauseMs?: number; institutedAt: string }> {
+    const o = this.opts;
+    if (o.preHook) await runHook({ name: 'pre-hook', command: o.preHook, timeoutMs: o.hookTimeoutMs, log: this.log });
+    const st = await o.mgmt.call<{ id: string; institute_pause_ms?: number; instituted_at?: string }>('snapshot_institute', {
+      source: plan.sourceRef,
+      obf: plan.obfRef,
+      series_id: this.backupId,
+      ...(o.chunkBytes !== undefined ? { chunk_bytes: o.chunkBytes } : {}),
+      ...(o.policy ? { policy: o.policy } : {}),
+    });
+    this.snapshotId = st.id;
+    this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
+    if (o.postHook) await runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st.id } });
+    return { id: st.id, pauseMs: st.institute_pause_ms, institutedAt: st.instituted_at ?? nowIso() };
+  }
+
+  // ---- 604 -------------------------------------------------------------------------------
+
+  private async outboardCopy(plan: Plan): Promise<XcopyCopyResult> {
+    const o = this.opts;
+    const copy = await xcopyCopy({
+      from: o.source,
+      to: o.secondary,
+      bridge: o.bridge,
+      count: plan.imageBlocks,
+      fallback: o.fallback === true,
+      session: o.session,
+      signal: o.signal,
+      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'copy', done, total, unit: 'blocks' }),
+    });
+    await this.checkSnapshot();
+    await plan.sec.synchronizeCache16();
+    await this.saveRecord({ state: 'image-complete', progress: { ...this.record.progress, copiedBlocks: plan.imageBlocks } });
+    return copy;
+  }
+
+  /** The snapshot must still be valid once the copy is done: an INVALID one made no consistent copy. */
+  private async checkSnapshot(): Promise<void> {
+    const st = await this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_status', { id: this.snapshotId });
+    if (st.state === 'INVALID') {
+      throw new AgentError('ERR_SNAPSHOT_INVALID', `the snapshot turned INVALID during the backup (${st.reason ?? 'no reason given'}${st.reason_detail ? `: ${st.reason_detail}` : ''}); no consistent copy was made (grow the OBF for OBF_FULL)`);
+    }
+  }
+
+  // ---- 606 -------------------------------------------------------------------------------
+
+  /** Marks (with --mark) or terminates the snapshot, then reads back its OBF log. */
+  private async endCapture(plan: Plan): Promise<ObfLog> {
+    const mgmt = this.opts.mgmt;
+    if (this.opts.mark) {
+      await mgmt.call('snapshot_mark', { id: this.snapshotId });
+      await this.checkSnapshot();
+      const log = await readObfLog(plan.obf, { upToMarker: true });
+      await this.terminate();
+      return log;
+    }
+    await this.terminate();
+    return readObfLog(plan.obf);
+  }
+
+  private async terminate(): Promise<void> {
+    const st = await this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_terminate', { id: this.snapshotId });
+    this.snapshotEnded = true;
+    if (st.state === 'INVALID') throw new AgentError('ERR_SNAPSHOT_INVALID', `the snapshot turned INVALID during the backup (${st.reason ?? 'no reason given'}); no consistent copy was made`);
+  }
+
+  // ---- 608 -------------------------------------------------------------------------------
+
+  private async applyRecords(plan: Plan, log: ObfLog): Promise<{ records: number; dataBytes: bigint }> {
+    const r = await applyObf(plan.obf, plan.sec, {
+      bridge: plan.bridge,
+      log,
+      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'apply', done: BigInt(done), total: BigInt(total), unit: 'records' }),
+    });
+    await this.saveRecord({ progress: { ...this.record.progress, appliedRecords: r.records } });
+    return r;
+  }
+
+  /** Append mode: the used OBF (superblock and log) after the image, one contiguous copy. */
+  private async appendLog(plan: Plan, log: ObfLog): Promise<{ records: number; dataBytes: bigint }> {
+    const used = log.scan.endLba;
+    if (used > plan.layout.logBlocksMax) throw new AgentError('ERR_INTERNAL', `the OBF's log (${used} blocks) exceeds the log area reserved on the secondary (${plan.layout.logBlocksMax})`);
+    await xcopyCopy({
+      from: this.opts.obf,
+      to: this.opts.secondary,
+      bridge: this.opts.bridge,
+      skip: 0n,
+      seek: plan.layout.logLba,
+      count: used,
+      fallback: this.opts.fallback === true,
+      session: this.opts.session,
+      signal: this.opts.signal,
+      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'append', done, total, unit: 'blocks' }),
+    });
+    const dataBlocks = log.records.reduce((n, r) => n + BigInt(r.dataBlocks), 0n);
+    const dataBytes = dataBlocks * BigInt(log.superblock.blockSize);
+    await plan.sec.synchronizeCache16();
+    await this.saveRecord({ log: { records: log.records.length, dataBlocks, usedBlocks: used }, progress: { ...this.record.progress, appendedBlocks: used } });
+    return { records: log.records.length, dataBytes };
+  }
+
+  // ---- hashes of the image as of 602 ------------------------------------------------------
+
+  /**
+   * SHA-256 of each extent of the image as of 602: read from the secondary (no second read of
+   * the source); in append mode the image is not yet exact there, so the records the log holds
+   * are laid over each extent in memory first.
+   */
+  private async hashImage(plan: Plan, log: ObfLog): Promise<number> {
+    const L = plan.layout;
+    const B = BigInt(L.blockSize);
+    const overlay = this.mode === 'append' ? [...log.records].sort((a, b) => (a.sourceLba < b.sourceLba ? -1 : a.sourceLba > b.sourceLba ? 1 : 0)) : [];
+    const hashes: Buffer[] = [];
+    let k = 0;
+    for (let i = 0; i < L.extents; i++) {
+      this.checkInterrupted();
+      const { offset, bytes } = secondary.extentRange(L, i);
+      const lba = offset / B;
+      const blocks = bytes / L.blockSize;
+      const data = await plan.sec.read16(lba, blocks);
+      const end = lba + BigInt(blocks);
+      while (k < overlay.length && overlay[k].sourceLba + BigInt(overlay[k].sourceBlocks) <= lba) k++;
+      for (let j = k; j < overlay.length && overlay[j].sourceLba < end; j++) await this.layOver(plan, overlay[j], data, lba, end);
+      hashes.push(crypto.createHash('sha256').update(data).digest());
+      if (i % 64 === 63) this.emit({ type: 'progress', phase: 'hash', done: BigInt(i + 1), total: BigInt(L.extents), unit: 'blocks' });
+    }
+    await this.meta!.writeHashes(hashes);
+    await this.saveRecord({ progress: { ...this.record.progress, hashedExtents: hashes.length } });
+    return hashes.length;
+  }
+
+  /** Copies the part of record `r` that falls in [lba, end) over `data` (which starts at `lba`). */
+  private async layOver(plan: Plan, r: DataRecordRef, data: Buffer, lba: bigint, end: bigint): Promise<void> {
+    const from = r.sourceLba > lba ? r.sourceLba : lba;
+    const to = r.sourceLba + BigInt(r.sourceBlocks) < end ? r.sourceLba + BigInt(r.sourceBlocks) : end;
+    if (to <= from) return;
+    const rec = await plan.obf.read16(r.dataLba + (from - r.sourceLba), Number(to - from));
+    rec.copy(data, Number(from - lba) * plan.layout.blockSize);
+  }
+
+  // ---- endings -----------------------------------------------------------------------------
+
+  /** After a successful backup the target forgets the snapshot (the OBF's content stays). */
+  private async forgetSnapshot(): Promise<void> {
+    if (!this.snapshotId) return;
+    await this.opts.mgmt.call('snapshot_forget', { id: this.snapshotId }).catch((err: unknown) => this.log.warn({ err, snapshot: this.snapshotId }, 'could not forget the snapshot'));
+  }
+
+  /** Leaves nothing armed and marks the secondary failed with the reason. */
+  private async fail(err: unknown): Promise<void> {
+    const reason = secondary.clipText(this.interrupted() ? 'interrupted' : err instanceof Error ? err.message : String(err), secondary.SECONDARY_REASON_MAX_BYTES);
+    if (this.snapshotId && !this.snapshotEnded && !this.opts.keepSnapshotOnAbort) {
+      try {
+        await this.opts.mgmt.call('snapshot_terminate', { id: this.snapshotId });
+        this.snapshotEnded = true;
+        await this.opts.mgmt.call('snapshot_forget', { id: this.snapshotId });
+      } catch (e) {
+        this.log.error({ err: e, snapshot: this.snapshotId }, 'could not end the snapshot after a failed backup: end it with `xcopy-agent snapshot terminate`');
+      }
+    } else if (this.snapshotId && this.snapshotEnded && !this.opts.keepSnapshotOnAbort) {
+      await this.forgetSnapshot();
+    }
+    if (this.meta) {
+      await this.saveRecord({ state: 'failed', reason, times: { ...this.record.times, finishedAt: nowIso(), phases: { ...this.phases } } }).catch((e: unknown) =>
+        this.log.error({ err: e }, 'could not mark the secondary failed'),
+      );
+    }
+  }
+
+  private async close(): Promise<void> {
+    const p = this.plan;
+    if (!p) return;
+    for (const s of new Set([p.bridge, p.obf, p.sec, p.src])) await s.close().catch(() => undefined);
+  }
+}
+
+/** Runs one backup (see the file's header). */
+export function backup(opts: BackupOptions): Promise<BackupResult> {
+  return new Backup(opts).run();
+}

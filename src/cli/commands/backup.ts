@@ -1,0 +1,145 @@
+/**
+ * `backup`: a consistent point-in-time copy of a LUN onto a secondary LUN (docs/method.md
+ * 602–608): preflight, institute with hooks, outboard copy by EXTENDED COPY, terminate (or mark),
+ * apply or append the OBF, hashes; the secondary describes itself (docs/secondary-format.md).
+ */
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import { backup, type BackupPhase } from '../../agent/backup';
+import { ArgumentError } from '../../errors';
+import { logger } from '../../util/log';
+import { parseSize } from '../../util/size';
+import { managementClient, managementOptions, type ManagementArgs } from '../management';
+import { Output } from '../output';
+import { Progress } from '../progress';
+
+export const command = 'backup';
+export const describe = 'Back up a LUN: snapshot (COW), copy by EXTENDED COPY, apply or append the OBF; the secondary describes itself';
+
+interface Args extends ManagementArgs {
+  json: boolean;
+  source: string;
+  secondary: string;
+  obf: string;
+  bridge?: string;
+  mode: 'overwrite' | 'append';
+  mark: boolean;
+  chunk?: string;
+  policy?: 'protect-application' | 'protect-snapshot';
+  preHook?: string;
+  postHook?: string;
+  hookTimeout: number;
+  label?: string;
+  fallback: boolean;
+  expectedChange: number;
+  yes: boolean;
+  keepSnapshotOnAbort: boolean;
+  toc: boolean;
+}
+
+export function builder(y: Argv): Argv<Args> {
+  return managementOptions(y)
+    .option('source', { type: 'string', demandOption: true, describe: 'the LUN to back up (iscsi://...), served by the target at --mgmt' })
+    .option('secondary', { type: 'string', demandOption: true, describe: 'the LUN that receives the copy (iscsi://...)' })
+    .option('obf', { type: 'string', demandOption: true, describe: "the OBF: a LUN of the source's target (iscsi://...)" })
+    .option('bridge', { type: 'string', describe: "the copy manager to send EXTENDED COPY to (default: the secondary's)" })
+    .option('mode', { choices: ['overwrite', 'append'] as const, default: 'overwrite' as const, describe: 'overwrite: records laid over the image; append: the OBF log after the image (integrate later)' })
+    .option('mark', { type: 'boolean', default: false, describe: 'mark when the copy completes and apply only the records before the marker' })
+    .option('chunk', { type: 'string', describe: 'COW chunk size (e.g. 64K; default the target\'s, 64 KiB)' })
+    .option('policy', { choices: ['protect-application', 'protect-snapshot'] as const, describe: 'what to sacrifice when a chunk cannot be captured' })
+    .option('pre-hook', { type: 'string', describe: 'command run before the snapshot (e.g. an application flush, fsfreeze -f)' })
+    .option('post-hook', { type: 'string', describe: 'command run after it (e.g. fsfreeze -u); gets XCOPY_AGENT_SNAPSHOT_ID' })
+    .option('hook-timeout', { type: 'number', default: 120, describe: 'seconds a hook may run' })
+    .option('label', { type: 'string', describe: 'a label recorded with the copy' })
+    .option('fallback', { type: 'boolean', default: false, describe: 'copy through this host when no copy manager can (off: fail instead)' })
+    .option('expected-change', { type: 'number', default: 10, describe: 'percent of the source expected to change during the backup (OBF budget warning)' })
+    .option('yes', { type: 'boolean', default: false, describe: 'take a secondary that holds other data' })
+    .option('keep-snapshot-on-abort', { type: 'boolean', default: false, describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
+    .option('toc', { type: 'boolean', default: false, hidden: true, describe: 'table of contents (not yet)' })
+    .example('$0 backup --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/0 --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2 --obf iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/1', '')
+    .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '') as unknown as Argv<Args>;
+}
+
+export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
+  const out = new Output(argv.json);
+  const progress = new Progress(out);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    if (argv.toc) throw new ArgumentError('--toc (the table of contents, step 603) is not available yet');
+    if (!(argv.expectedChange >= 0 && argv.expectedChange <= 100)) throw new ArgumentError(`--expected-change ${argv.expectedChange} must be a percentage 0..100`);
+    if (!(argv.hookTimeout > 0)) throw new ArgumentError(`--hook-timeout ${argv.hookTimeout} must be a positive number of seconds`);
+    const chunkBytes = argv.chunk !== undefined ? parseSize(argv.chunk, '--chunk') : undefined;
+    let blockBytes = 512;
+    const r = await backup({
+      source: argv.source,
+      secondary: argv.secondary,
+      obf: argv.obf,
+      bridge: argv.bridge,
+      mode: argv.mode,
+      mark: argv.mark,
+      chunkBytes,
+      policy: argv.policy,
+      preHook: argv.preHook,
+      postHook: argv.postHook,
+      hookTimeoutMs: argv.hookTimeout * 1000,
+      label: argv.label,
+      mgmt: managementClient(argv),
+      fallback: argv.fallback,
+      expectedChange: argv.expectedChange / 100,
+      yes: argv.yes,
+      keepSnapshotOnAbort: argv.keepSnapshotOnAbort,
+      signal: stop.signal,
+      log: logger(),
+      onEvent: (e) => {
+        if (e.type === 'phase') {
+          if (typeof e.block_size === 'number') {
+            blockBytes = e.block_size;
+            return;
+          }
+          if (e.phase === 'institute' && e.snapshot_id) {
+            out.record('progress', { phase: 'institute', snapshot_id: e.snapshot_id, institute_pause_ms: e.institute_pause_ms });
+            if (progress.isTty) process.stderr.write(`  snapshot ${String(e.snapshot_id)}, writes held ${Number(e.institute_pause_ms ?? 0).toFixed(2)} ms\n`);
+          } else if (e.phase !== 'done') progress.start(e.phase, phaseName(e.phase));
+        } else if (e.type === 'progress') {
+          progress.update(e.done, e.total, e.unit, e.unit === 'blocks' ? blockBytes : 1);
+        } else {
+          progress.finishLine();
+          out.record('progress', { event: 'warning', message: e.message });
+          if (!argv.json) process.stderr.write(`xcopy-agent: warning: ${e.message}\n`);
+        }
+      },
+    });
+    progress.finishLine();
+    out.record('summary', { command: 'backup', ...r });
+    const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
+    out.line(
+      `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
+        `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY, ${mib(r.host_bytes)} MiB through this host` +
+        (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
+        `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
+        (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
+        `; ${r.extents} extents hashed; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
+    );
+  } catch (err) {
+    progress.finishLine();
+    process.exitCode = out.error(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function phaseName(p: BackupPhase): string {
+  return {
+    preflight: 'preflight: checking every LUN',
+    institute: '602 institute: holding writes, arming COW',
+    copy: '604 outboard copy (EXTENDED COPY)',
+    terminate: '606 terminate (OBF retained)',
+    apply: '608 apply the OBF records',
+    append: '608 append the OBF log',
+    hash: 'hashing the image',
+    done: 'done',
+  }[p];
+}
