@@ -1,8 +1,8 @@
 /**
- * The events a snapshot publishes on node:diagnostics_channel (docs/cow.md "The held event"):
- * diagnostic hooks, not a management interface. The tests and the drill subscribe to them (the
- * oracle copy of a source while its writes are held); production code passes no test hook
- * through its options.
+ * The events a snapshot publishes on node:diagnostics_channel (docs/cow.md "The held event" and
+ * "The resuming event"): diagnostic hooks, not a management interface. The tests and the drill
+ * subscribe to them (the oracle copy of a source while its writes are held; a resume held back
+ * or failed on purpose); production code passes no test hook through its options.
  *
  * A subscriber that must act before the snapshot goes on passes its promise to the message's
  * `hold()`, from the subscriber itself (not later); the publisher waits until every such promise
@@ -33,11 +33,36 @@ export interface SnapshotHeldMessage {
   hold(work: Promise<unknown>): void;
 }
 
+/**
+ * The channel the snapshot manager publishes on after a restart, before it resumes each
+ * journalled session from its OBF (capturing sessions first): a SnapshotResumingMessage. Until
+ * the resume is done, a capturing session's source refuses changes (NOT READY, becoming ready).
+ * A rejected `hold()` fails that resume as an unreadable OBF would: a capturing session's source
+ * then stays NOT READY (manual intervention), an ended one is listed as unresumable.
+ */
+export const SNAPSHOT_RESUMING_CHANNEL = 'xcopy-agent:snapshot:resuming';
+
+export interface SnapshotResumingMessage {
+  snapshotId: string;
+  /** The source LUN's storage object key, as journalled (e.g. /backstores/fileio/src). */
+  source: string;
+  /** The OBF's store spec or storage object key, as journalled. */
+  obf: string;
+  /** Keeps the resume waiting until `work` settles; call it from the subscriber itself. */
+  hold(work: Promise<unknown>): void;
+}
+
 const heldChannel = diagnosticsChannel.channel(SNAPSHOT_HELD_CHANNEL);
+const resumingChannel = diagnosticsChannel.channel(SNAPSHOT_RESUMING_CHANNEL);
 
 /** Publishes the held event (when anyone listens) and waits for the work its subscribers hold on. */
 export function publishHeld(snapshotId: string, source: Store): Promise<void> {
   return publishAndWait(heldChannel, 'held', snapshotId, { source });
+}
+
+/** Publishes the resuming event (when anyone listens) and waits for the work its subscribers hold on. */
+export function publishResuming(record: { id: string; source: string; obf: string }): Promise<void> {
+  return publishAndWait(resumingChannel, 'resuming', record.id, { source: record.source, obf: record.obf });
 }
 
 async function publishAndWait(channel: diagnosticsChannel.Channel, event: string, snapshotId: string, fields: object): Promise<void> {
