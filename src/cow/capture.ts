@@ -84,7 +84,10 @@ export class ChunkCapture {
     private readonly log: Logger,
   ) {}
 
-  /** Sets up the captures once the source is claimed: originals are read from `store`, the store below its filter. */
+  /**
+   * Sets up the captures once the source is claimed: the originals of `chunkBytes` chunks are
+   * read from `store`, the store below the source's filter (or by the OBF commit itself).
+   */
   readFrom(store: Store, chunkBytes: number): void {
     this.below = { store, originals: new OriginalReader(store, chunkBytes), commitReads: this.appender.readOriginalsFrom(store) };
   }

@@ -154,7 +154,7 @@ export class SnapshotSession implements ChangeGuard {
   }
 
   // -------------------------------------------------------------------------------------------
-  // institute (docs/method.md 602)
+  // institute (docs/method.md 602; its steps 0–5 are those of docs/cow.md "Institute (602)")
   // -------------------------------------------------------------------------------------------
 
   static async institute(o: InstituteOptions): Promise<SnapshotSession> {
@@ -201,8 +201,9 @@ export class SnapshotSession implements ChangeGuard {
   }
 
   /**
-   * Step 1: the OBF is checked (unless overwrite_obf), its superblock written ACTIVE and the
-   * session journalled. The OBF is made ready before the hold, so the hold itself does no OBF I/O.
+   * Steps 0 and 1: the OBF is checked (unless overwrite_obf), its superblock written ACTIVE and
+   * the session journalled. The OBF is made ready before the hold, so the hold itself does no
+   * OBF I/O.
    */
   private async prepareObf(o: InstituteOptions): Promise<void> {
     let sbWritten = false;
@@ -336,7 +337,7 @@ export class SnapshotSession implements ChangeGuard {
     return session;
   }
 
-  /** A journalled session that cannot resume capturing: INVALID, TRACKING_GAP (journalled), never capturing. */
+  /** A journalled session that cannot resume: INVALID, TRACKING_GAP (journalled), never capturing. */
   private static async trackingGap(
     o: { source: CowStore; journal: SessionJournal; log: Logger },
     rec: SessionRecord,
