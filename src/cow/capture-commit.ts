@@ -18,7 +18,7 @@
  *     and every capture before it, is durable.
  * Both files count the job as a request in flight (BackingFile.beginRequest) until it ends, so
  * closing either waits for it. The OBF writer (src/cow/obf-writer.ts) batches the records; the
- * session (src/cow/session.ts, changeWith) hands it the host writes.
+ * capture path (src/cow/capture.ts, changeWith) hands it the host writes.
  */
 import { ArgumentError } from '../errors';
 import { checkBigRange, checkRead, writeProtected } from '../store/checks';

@@ -1,14 +1,14 @@
 /**
- * The COW filter (the method's server-side filter, 302): a Store wrapping the source LUN's store,
- * as QEMU's copy-before-write filter node wraps its child. Every data-changing request — WRITE of
- * any size, WRITE SAME, UNMAP, COMPARE AND WRITE, WRITE AND VERIFY, ORWRITE and the copy
- * manager's writes — reaches the store as write() or unmap(); both pass through here.
+ * The COW filter (the method's server-side filter: docs/method.md): a Store wrapping the source
+ * LUN's store, as QEMU's copy-before-write filter node wraps its child. Every data-changing
+ * request — WRITE of any size, WRITE SAME, UNMAP, COMPARE AND WRITE, WRITE AND VERIFY, ORWRITE
+ * and the copy manager's writes — reaches the store as write() or unmap(); both pass through here.
  *
  * Idle (no snapshot armed) it only counts the changes in flight. `hold()` stops new changes at
- * the door and waits for those in flight to finish (the clean cut of step 602); while held, a
- * capture is armed; `release()` lets the waiting changes in, each now behind the capture's
- * beforeChange(), which saves the original chunk to the OBF durably before the change reaches
- * the source. Reads are never blocked.
+ * the door and waits for those in flight to finish (the clean cut of docs/method.md 602); while
+ * held, a capture is armed; `release()` lets the waiting changes in, each now behind the
+ * capture's beforeChange() (src/cow/capture.ts), which saves the original chunk to the OBF
+ * durably before the change reaches the source. Reads are never blocked.
  *
  * Nothing outside this file reaches the store it wraps: the session that claims the source gets
  * it (claimedStore) to read originals from and to carry writes to; the store capabilities a
@@ -216,8 +216,9 @@ export class CowStore implements Store {
   }
 
   /**
-   * Step 602's hold: new changes wait at the door; resolves when none is in flight. Rejects with
-   * HoldTimeoutError (and opens the door again) when they do not drain within `timeoutMs`.
+   * The hold of docs/method.md 602: new changes wait at the door; resolves when none is in
+   * flight. Rejects with HoldTimeoutError (and opens the door again) when they do not drain
+   * within `timeoutMs`.
    */
   async hold(timeoutMs: number): Promise<void> {
     if (this.gate) throw new Error('already held');

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError } from '../errors';
-import type { SessionJournal, SessionRecord } from './session';
+import type { SessionJournal, SessionRecord } from './session-record';
 
 const FILE = 'snapshots.json';
 const VERSION = 1;

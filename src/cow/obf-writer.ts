@@ -353,48 +353,39 @@ export class ObfAppender {
    * records wait; outcomes settle in commit order.
    */
   private async commit(b: Batch): Promise<void> {
-    this.inFlight++;
-    const plain = b.reads.length === 0;
-    if (plain) this.plainInFlight++;
-    if (b.scrubbed) this.scrubbing = true;
+    this.started(b);
     const previous = this.tail;
     let settle!: (ok: boolean) => void;
     this.tail = new Promise<boolean>((r) => (settle = r));
+    const { error, unreadable } = await this.writeBatch(b);
+    const earlierOk = await previous;
+    const ok = earlierOk && error === undefined;
+    settle(ok);
+    if (ok) this.kept(b);
+    else this.notKept(b, error, unreadable);
+    this.finished(b);
+    this.kick();
+  }
+
+  /** A batch is in flight. */
+  private started(b: Batch): void {
+    this.inFlight++;
+    if (b.reads.length === 0) this.plainInFlight++;
+    if (b.scrubbed) this.scrubbing = true;
+  }
+
+  /**
+   * Makes the batch durable: the capture job (or the plain writes), the deallocated gaps and
+   * their flush. Returns what failed (`error` undefined when nothing did) and, when the source
+   * failed a capture's read, which capture; a failure marks the appender broken.
+   */
+  private async writeBatch(b: Batch): Promise<{ error: unknown; unreadable?: Placed }> {
     let error: unknown;
     let unreadable: Placed | undefined;
     try {
-      if (b.reads.length > 0) {
-        // One job reads the originals, stores their records' CRCs and writes every run durably,
-        // then (in chain order, when all before are durable) the host writes it carries.
-        // The ticket is taken here, in commit order, before anything of this commit can fail.
-        const c = this.captures!;
-        const order = { chain: c.chain, ticket: takeCaptureTicket(c.chain) };
-        // A batch with deallocated gaps (zero records) is durable only after the unmaps and the
-        // flush below: its job must not make host writes (they stay the callers').
-        const done = await commitCaptures(c.obf, c.source, b.reads, b.runs, { order, hosts: b.gaps.length === 0 ? b.hosts : [] });
-        for (const x of b.placed) {
-          if (x.read !== undefined) x.crc = done.crcs[x.read];
-          if (x.host !== undefined) x.rec.host = done.hosts[x.host];
-        }
-      }
-      // Zero data of unmapped originals: deallocated where the OBF still holds something there.
-      for (const g of b.gaps) {
-        const ex = await this.store.extents(g.lba, g.blocks);
-        for (const e of ex) if (e.mapped) await this.store.unmap(e.lba, e.blocks);
-      }
-      // FUA writes: durable when they return (file stores: one O_DSYNC write, no separate flush).
-      // Pieces go gathered (pwritev) where the store can, without copying them together.
-      // Every write ends before the commit settles, failed or not: a write still running after
-      // its commit failed could land a record where the next commit reuses the blocks.
-      const outcomes = await Promise.allSettled(
-        (b.reads.length > 0 ? [] : b.runs).map((r) =>
-          r.pieces.length > 1 && this.store.writev
-            ? this.store.writev(r.lba, r.pieces, { fua: true })
-            : this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true }),
-        ),
-      );
-      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-      if (failed) throw failed.reason;
+      if (b.reads.length > 0) await this.runCaptureJob(b);
+      if (b.gaps.length > 0) await this.deallocateGaps(b);
+      await this.writeRuns(b);
     } catch (err) {
       if (err instanceof CaptureReadError) {
         // The source failed, not the OBF: the capture whose read failed fails alone; the other
@@ -415,63 +406,121 @@ export class ObfAppender {
         this.broken = true;
       }
     }
-    const earlierOk = await previous;
-    const ok = earlierOk && error === undefined;
-    settle(ok);
-    if (ok) {
-      this.commits++;
-      for (const x of b.placed) {
-        if (x.crc !== undefined) {
-          this.st.rolling.update(x.crc);
-          this.st.dataRecords++;
-          this.st.dataBytes += x.bytes;
-        }
-        if (x.p.kind === 'marker') this.st.markerSequence = x.rec.sequence;
+    return { error, unreadable };
+  }
+
+  /**
+   * One job reads the originals, stores their records' CRCs and writes every run durably, then
+   * (in chain order, when all before are durable) the host writes it carries.
+   */
+  private async runCaptureJob(b: Batch): Promise<void> {
+    // The ticket is taken here, in commit order, before anything of this commit can fail.
+    const c = this.captures!;
+    const order = { chain: c.chain, ticket: takeCaptureTicket(c.chain) };
+    // A batch with deallocated gaps (zero records) is durable only after the unmaps and the
+    // flush below: its job must not make host writes (they stay the callers').
+    const done = await commitCaptures(c.obf, c.source, b.reads, b.runs, { order, hosts: b.gaps.length === 0 ? b.hosts : [] });
+    for (const x of b.placed) {
+      if (x.read !== undefined) x.crc = done.crcs[x.read];
+      if (x.host !== undefined) x.rec.host = done.hosts[x.host];
+    }
+  }
+
+  /** Zero data of unmapped originals: deallocated where the OBF still holds something there. */
+  private async deallocateGaps(b: Batch): Promise<void> {
+    for (const g of b.gaps) {
+      const ex = await this.store.extents(g.lba, g.blocks);
+      for (const e of ex) if (e.mapped) await this.store.unmap(e.lba, e.blocks);
+    }
+  }
+
+  /**
+   * FUA writes of a plain batch's runs (a capture batch's job wrote its own): durable when they
+   * return (file stores: one O_DSYNC write, no separate flush). Pieces go gathered (pwritev)
+   * where the store can, without copying them together. Every write ends before the commit
+   * settles, failed or not: a write still running after its commit failed could land a record
+   * where the next commit reuses the blocks.
+   */
+  private async writeRuns(b: Batch): Promise<void> {
+    const outcomes = await Promise.allSettled(
+      (b.reads.length > 0 ? [] : b.runs).map((r) =>
+        r.pieces.length > 1 && this.store.writev
+          ? this.store.writev(r.lba, r.pieces, { fua: true })
+          : this.store.write(r.lba, r.pieces.length === 1 ? r.pieces[0] : Buffer.concat(r.pieces, r.bytes), { fua: true }),
+      ),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** The batch and every one before it are durable: the log grows by it, its records resolve. */
+  private kept(b: Batch): void {
+    this.commits++;
+    for (const x of b.placed) {
+      if (x.crc !== undefined) {
+        this.st.rolling.update(x.crc);
+        this.st.dataRecords++;
+        this.st.dataBytes += x.bytes;
       }
-      this.st.endLba = b.endLba;
-      this.st.nextSequence = b.endSeq;
-      if (b.scrubbed) this.scrubTo = 0n;
-      for (const x of b.placed) {
-        if (x.p.host && x.rec.host === undefined) x.rec.host = 'not-written';
-        x.p.resolve(x.rec);
-      }
-    } else if (this.requeueAfterFailure && (unreadable !== undefined || error === undefined)) {
-      // After a source read failure: only the unreadable capture fails; the rest is retried.
+      if (x.p.kind === 'marker') this.st.markerSequence = x.rec.sequence;
+    }
+    this.st.endLba = b.endLba;
+    this.st.nextSequence = b.endSeq;
+    if (b.scrubbed) this.scrubTo = 0n;
+    for (const x of b.placed) {
+      if (x.p.host && x.rec.host === undefined) x.rec.host = 'not-written';
+      x.p.resolve(x.rec);
+    }
+  }
+
+  /**
+   * The batch, or one before it, failed (`error`: this batch's failure, if it had one): its
+   * records fail — or, after a source read failure, only the unreadable capture fails and the
+   * rest is queued again.
+   */
+  private notKept(b: Batch, error: unknown, unreadable: Placed | undefined): void {
+    if (this.requeueAfterFailure && (unreadable !== undefined || error === undefined)) {
       for (const x of b.placed) {
         if (x === unreadable) x.p.reject(error);
         else this.retry.push(x.p);
       }
-    } else {
-      const e =
-        error instanceof SourceReadError
-          ? error
-          : new ObfIoError(
-              error !== undefined ? `OBF write at block ${b.startLba} failed: ${(error as Error).message}` : `an earlier OBF commit failed; records from block ${b.startLba} were not kept`,
-              { cause: error },
-            );
-      for (const x of b.placed) x.p.reject(e);
+      return;
     }
-    // The capture buffers are free again (written, or given up).
+    const e =
+      error instanceof SourceReadError
+        ? error
+        : new ObfIoError(
+            error !== undefined ? `OBF write at block ${b.startLba} failed: ${(error as Error).message}` : `an earlier OBF commit failed; records from block ${b.startLba} were not kept`,
+            { cause: error },
+          );
+    for (const x of b.placed) x.p.reject(e);
+  }
+
+  /** The batch is out of flight: its capture buffers are free again (written, or given up). */
+  private finished(b: Batch): void {
     if (this.captures) for (const x of b.placed) if (x.buf && (this.captures.spare.length + 1) * this.sb.chunkSize <= SPARE_CAPTURE_BYTES) this.captures.spare.push(x.buf);
     this.inFlight--;
-    if (plain) this.plainInFlight--;
+    if (b.reads.length === 0) this.plainInFlight--;
     if (b.scrubbed) this.scrubbing = false;
-    if (this.broken && this.inFlight === 0) {
-      // Everything after the durable log is given up: later batches start where it ends, and
-      // the first of them zeros what the given-up batches may have left on the OBF.
-      if (this.res.endLba > this.scrubTo) this.scrubTo = this.res.endLba;
-      this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
-      this.tail = Promise.resolve(true);
-      // A failed commit stops the chain's host writes for good: later commits start a new one.
-      if (this.captures) this.captures.chain = newCaptureChain();
-      this.broken = false;
-      this.requeueAfterFailure = false;
-      if (this.retry.length > 0) {
-        this.queue.unshift(...this.retry);
-        this.retry = [];
-      }
+    if (this.broken && this.inFlight === 0) this.restartAfterFailure();
+  }
+
+  /**
+   * Everything after the durable log is given up: later batches start where it ends, and the
+   * first of them zeros what the given-up batches may have left on the OBF.
+   */
+  private restartAfterFailure(): void {
+    if (this.res.endLba > this.scrubTo) this.scrubTo = this.res.endLba;
+    this.res = { endLba: this.st.endLba, nextSequence: this.st.nextSequence, dataRecords: this.st.dataRecords, dataBytes: this.st.dataBytes };
+    this.tail = Promise.resolve(true);
+    // A failed commit stops the chain's host writes for good: later commits start a new one.
+    if (this.captures) this.captures.chain = newCaptureChain();
+    this.broken = false;
+    this.requeueAfterFailure = false;
+    if (this.retry.length > 0) {
+      this.queue.unshift(...this.retry);
+      this.retry = [];
     }
-    this.kick();
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Reads the original image of chunks for a snapshot's captures (the read half of step 602's
- * copy-on-write; src/cow/session.ts commits what it returns to the OBF).
+ * Reads the original image of chunks for a snapshot's captures (the read half of the
+ * copy-on-write armed at docs/method.md 602; the capture path, src/cow/capture.ts, commits what
+ * it returns to the OBF).
  *
  * A file source — the common case, and the one on the first-write hot path — is read without
  * costing the event loop more than one call per batch (Store.readChunks): the captures asked for

@@ -1,9 +1,10 @@
 /**
- * The snapshot view (the method's logical snapshot copy, 302b): a read-only store exporting the
- * image of the source as of institution — captured chunks from the OBF, the others from the
- * source — consistent while hosts keep writing the source. Writes are refused (a read-only store:
- * DATA PROTECT, WRITE PROTECTED). Once the session stops capturing (terminated or INVALID) the
- * image can no longer be assembled, and reads fail with NOT READY.
+ * The snapshot view (the method's logical snapshot copy, read for docs/method.md 603): a
+ * read-only store exporting the image of the source as of institution — captured chunks from
+ * the OBF, the others from the source (SnapshotSession.readImage, image-reader.ts) — consistent
+ * while hosts keep writing the source. Writes are refused (a read-only store: DATA PROTECT,
+ * WRITE PROTECTED). Once the session stops capturing (terminated or INVALID) the image can no
+ * longer be assembled, and reads fail with NOT READY.
  */
 import { checkRead, checkBigRange } from '../store/checks';
 import { naaFromSeed, serialFromSeed } from '../store/identity';

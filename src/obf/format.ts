@@ -190,7 +190,10 @@ function u64(structure: string, field: string, value: bigint): bigint {
 // Superblock (LBA 0; the first 512 bytes defined, the rest of the block zero)
 // ---------------------------------------------------------------------------------------------
 
-/** VPD 83h designator of the source LUN (superblock bytes 48–81). */
+/**
+ * The source LUN's designator, as in its Device Identification VPD page (83h, SPC-4 r37 7.8.6):
+ * superblock bytes 48–81.
+ */
 export interface ObfSourceDesignator {
   /** DESIGNATOR TYPE (byte 48), 0..15 (e.g. 3 = NAA). */
   designatorType: number;

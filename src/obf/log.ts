@@ -156,14 +156,8 @@ function defaultBatch(sb: ObfSuperblock): number {
   return Math.max((1 << 20) / sb.blockSize, 1 + Math.ceil(sb.chunkSize / sb.blockSize));
 }
 
-/**
- * Walk the log of `sb` and return its valid prefix. Validity of a record, checked in this
- * order: not an all-zero header, magic, a decodable header, this snapshot's id, the next
- * sequence, sizes against the superblock, at most one MARKER, inside the capacity, CRC over
- * header and data. A SEAL ends the log.
- */
-export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanOptions = {}): Promise<ObfScan> {
-  const B = sb.blockSize;
+/** The read size and the end of the log area of a scan, checked. */
+function scanLimits(sb: ObfSuperblock, opts: ObfScanOptions): { maxBatch: number; capacity: bigint } {
   const maxBatch = opts.maxBatchBlocks ?? defaultBatch(sb);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) {
     throw new ArgumentError(`maxBatchBlocks must be a positive integer, got ${maxBatch}`);
@@ -172,88 +166,35 @@ export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanO
   if (typeof capacity !== 'bigint' || capacity < 0n) {
     throw new ArgumentError(`capacityBlocks must be a non-negative bigint, got ${String(capacity)}`);
   }
-  const win = new BlockWindow(read, B, maxBatch, capacity);
-  const hash = new RollingHash();
-  const records: DataRecordRef[] = [];
-  let marker: MarkerRef | undefined;
-  let seal: SealRef | undefined;
-  let lba = sb.logStartLba;
-  let sequence = 1n;
-  let dataBytes = 0n;
+  return { maxBatch, capacity };
+}
 
-  const done = (stop: ObfScanStop, stopDetail: string): ObfScan => ({
-    records,
-    ...(marker ? { marker } : {}),
-    ...(seal ? { seal } : {}),
-    endLba: lba,
-    nextSequence: sequence,
-    stop,
-    stopDetail,
-    dataBytes,
-    rollingHash: hash.digest(),
-  });
+/** Where a scan stops, and what was found there. */
+interface Stop {
+  stop: ObfScanStop;
+  detail: string;
+}
 
-  for (;;) {
-    if (lba >= capacity) return done('past-capacity', `the log reaches the OBF capacity (${capacity} blocks)`);
-    const block = await win.get(lba, 1);
-    if (isZeroRecordHeader(block)) return done('clean-end', `all-zero header at LBA ${lba}`);
-    if (!block.subarray(0, OBF_RECORD_MAGIC.length).equals(OBF_RECORD_MAGIC)) {
-      return done('bad-magic', `no record magic at LBA ${lba}`);
-    }
-    let h: DecodedObfRecordHeader;
-    try {
-      h = decodeRecordHeader(block);
-    } catch (err) {
-      if (err instanceof DecodeError) return done('bad-record', `LBA ${lba}: ${err.message}`);
-      throw err;
-    }
-    if (h.snapshotId !== sb.snapshotId) {
-      return done('foreign-snapshot', `LBA ${lba}: record of snapshot ${h.snapshotId}, not ${sb.snapshotId}`);
-    }
-    if (h.sequence !== sequence) {
-      return done('sequence-gap', `LBA ${lba}: sequence ${h.sequence}, expected ${sequence}`);
-    }
-    try {
-      checkRecordGeometry(h, sb);
-    } catch (err) {
-      if (err instanceof DecodeError) return done('bad-record', `LBA ${lba}: ${err.message}`);
-      throw err;
-    }
-    if (h.type === ObfRecordType.MARKER && marker) {
-      return done(
-        'bad-record',
-        `LBA ${lba}: a second MARKER (sequence ${h.sequence}; the first is ${marker.sequence})`,
-      );
-    }
-    const dataBlocks = h.type === ObfRecordType.DATA ? h.dataBlocks : 0;
-    const blocks = 1 + dataBlocks;
-    if (lba + BigInt(blocks) > capacity) {
-      return done(
-        'past-capacity',
-        `LBA ${lba}: a record of ${blocks} blocks would cross the OBF capacity (${capacity} blocks)`,
-      );
-    }
+/** The valid prefix found so far: its records, where the next one begins and which it must be. */
+class ValidPrefix {
+  readonly records: DataRecordRef[] = [];
+  marker: MarkerRef | undefined;
+  seal: SealRef | undefined;
+  lba: bigint;
+  sequence = 1n;
+  private dataBytes = 0n;
+  private readonly hash = new RollingHash();
 
-    // CRC over header bytes 0–123, then the data blocks.
-    let crc: number;
-    if (blocks <= maxBatch) {
-      const whole = await win.get(lba, blocks);
-      crc = crc32c(whole.subarray(B), crc32c(whole.subarray(0, OBF_RECORD_CRC_OFFSET)));
-    } else {
-      crc = crc32c(block.subarray(0, OBF_RECORD_CRC_OFFSET));
-      for (let verified = 0; verified < dataBlocks; ) {
-        const n = Math.min(maxBatch, dataBlocks - verified);
-        crc = crc32c(await win.get(lba + 1n + BigInt(verified), n), crc);
-        verified += n;
-      }
-    }
-    if (crc !== h.crc) {
-      return done('bad-crc', `LBA ${lba}: record ${h.sequence} CRC32C ${hex8(h.crc)} does not match ${hex8(crc)}`);
-    }
+  constructor(private readonly sb: ObfSuperblock) {
+    this.lba = sb.logStartLba;
+  }
 
+  /** Takes the valid record `h`, which begins where the prefix ends, into it. */
+  add(h: DecodedObfRecordHeader): void {
+    const lba = this.lba;
     switch (h.type) {
       case ObfRecordType.DATA:
-        records.push({
+        this.records.push({
           sequence: h.sequence,
           obfLba: lba,
           dataLba: lba + 1n,
@@ -263,11 +204,11 @@ export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanO
           crc: h.crc,
           timeMs: h.timeMs,
         });
-        hash.update(h.crc);
-        dataBytes += BigInt(h.dataBlocks) * BigInt(B);
+        this.hash.update(h.crc);
+        this.dataBytes += BigInt(h.dataBlocks) * BigInt(this.sb.blockSize);
         break;
       case ObfRecordType.MARKER:
-        marker = {
+        this.marker = {
           sequence: h.sequence,
           obfLba: lba,
           timeMs: h.timeMs,
@@ -276,7 +217,7 @@ export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanO
         };
         break;
       case ObfRecordType.SEAL:
-        seal = {
+        this.seal = {
           sequence: h.sequence,
           obfLba: lba,
           timeMs: h.timeMs,
@@ -287,9 +228,120 @@ export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanO
         };
         break;
     }
-    lba += BigInt(blocks);
-    sequence++;
-    if (seal) return done('after-seal', `SEAL at LBA ${seal.obfLba} ends the log`);
+    this.lba += BigInt(recordBlocks(h));
+    this.sequence++;
+  }
+
+  /** The scan's result: the prefix, ended where and why. */
+  end({ stop, detail }: Stop): ObfScan {
+    return {
+      records: this.records,
+      ...(this.marker ? { marker: this.marker } : {}),
+      ...(this.seal ? { seal: this.seal } : {}),
+      endLba: this.lba,
+      nextSequence: this.sequence,
+      stop,
+      stopDetail: detail,
+      dataBytes: this.dataBytes,
+      rollingHash: this.hash.digest(),
+    };
+  }
+}
+
+/**
+ * The header block at the end of the prefix, decoded, when it can continue the log (all but its
+ * CRC checked: not an all-zero header, magic, a decodable header, this snapshot's id, the next
+ * sequence, sizes against the superblock, at most one MARKER, inside the capacity); else where
+ * and why the log ends.
+ */
+function nextHeader(block: Buffer, prefix: ValidPrefix, sb: ObfSuperblock, capacity: bigint): DecodedObfRecordHeader | Stop {
+  const lba = prefix.lba;
+  if (isZeroRecordHeader(block)) return { stop: 'clean-end', detail: `all-zero header at LBA ${lba}` };
+  if (!block.subarray(0, OBF_RECORD_MAGIC.length).equals(OBF_RECORD_MAGIC)) {
+    return { stop: 'bad-magic', detail: `no record magic at LBA ${lba}` };
+  }
+  let h: DecodedObfRecordHeader;
+  try {
+    h = decodeRecordHeader(block);
+  } catch (err) {
+    if (err instanceof DecodeError) return { stop: 'bad-record', detail: `LBA ${lba}: ${err.message}` };
+    throw err;
+  }
+  if (h.snapshotId !== sb.snapshotId) {
+    return { stop: 'foreign-snapshot', detail: `LBA ${lba}: record of snapshot ${h.snapshotId}, not ${sb.snapshotId}` };
+  }
+  if (h.sequence !== prefix.sequence) {
+    return { stop: 'sequence-gap', detail: `LBA ${lba}: sequence ${h.sequence}, expected ${prefix.sequence}` };
+  }
+  try {
+    checkRecordGeometry(h, sb);
+  } catch (err) {
+    if (err instanceof DecodeError) return { stop: 'bad-record', detail: `LBA ${lba}: ${err.message}` };
+    throw err;
+  }
+  if (h.type === ObfRecordType.MARKER && prefix.marker) {
+    return {
+      stop: 'bad-record',
+      detail: `LBA ${lba}: a second MARKER (sequence ${h.sequence}; the first is ${prefix.marker.sequence})`,
+    };
+  }
+  const blocks = recordBlocks(h);
+  if (lba + BigInt(blocks) > capacity) {
+    return {
+      stop: 'past-capacity',
+      detail: `LBA ${lba}: a record of ${blocks} blocks would cross the OBF capacity (${capacity} blocks)`,
+    };
+  }
+  return h;
+}
+
+/** Blocks of a record: its header block and its data blocks. */
+function recordBlocks(h: DecodedObfRecordHeader): number {
+  return 1 + (h.type === ObfRecordType.DATA ? h.dataBlocks : 0);
+}
+
+/**
+ * The CRC32C of the record whose header `block` is at `lba`: over header bytes 0–123, then the
+ * data blocks (docs/obf-format.md) — read in one window when the record fits in `maxBatch`
+ * blocks, else piece by piece.
+ */
+async function recordCrc(win: BlockWindow, block: Buffer, lba: bigint, blocks: number, maxBatch: number): Promise<number> {
+  if (blocks <= maxBatch) {
+    const whole = await win.get(lba, blocks);
+    return crc32c(whole.subarray(block.length), crc32c(whole.subarray(0, OBF_RECORD_CRC_OFFSET))); // data: after the header block
+  }
+  let crc = crc32c(block.subarray(0, OBF_RECORD_CRC_OFFSET));
+  const dataBlocks = blocks - 1;
+  for (let verified = 0; verified < dataBlocks; ) {
+    const n = Math.min(maxBatch, dataBlocks - verified);
+    crc = crc32c(await win.get(lba + 1n + BigInt(verified), n), crc);
+    verified += n;
+  }
+  return crc;
+}
+
+/**
+ * Walk the log of `sb` and return its valid prefix. Validity of a record, checked in this
+ * order: not an all-zero header, magic, a decodable header, this snapshot's id, the next
+ * sequence, sizes against the superblock, at most one MARKER, inside the capacity, CRC over
+ * header and data. A SEAL ends the log.
+ */
+export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanOptions = {}): Promise<ObfScan> {
+  const { maxBatch, capacity } = scanLimits(sb, opts);
+  const win = new BlockWindow(read, sb.blockSize, maxBatch, capacity);
+  const prefix = new ValidPrefix(sb);
+  for (;;) {
+    const lba = prefix.lba;
+    if (lba >= capacity) return prefix.end({ stop: 'past-capacity', detail: `the log reaches the OBF capacity (${capacity} blocks)` });
+    const block = await win.get(lba, 1);
+    const h = nextHeader(block, prefix, sb, capacity);
+    if ('stop' in h) return prefix.end(h);
+    const crc = await recordCrc(win, block, lba, recordBlocks(h), maxBatch);
+    if (crc !== h.crc) {
+      return prefix.end({ stop: 'bad-crc', detail: `LBA ${lba}: record ${h.sequence} CRC32C ${hex8(h.crc)} does not match ${hex8(crc)}` });
+    }
+    prefix.add(h);
+    if (prefix.seal) return prefix.end({ stop: 'after-seal', detail: `SEAL at LBA ${prefix.seal.obfLba} ends the log` });
   }
 }
 

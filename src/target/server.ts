@@ -19,8 +19,8 @@ import { SnapshotManager } from './snapshots/manager';
 import { ManagementServer } from '../mgmt';
 import { managementMethods } from './management';
 
-/** The event of a snapshot's writes being held at institution (docs/cow.md "The held event"). */
-export { SNAPSHOT_HELD_CHANNEL, type SnapshotHeldMessage } from '../cow/session';
+/** The snapshot events (docs/cow.md "The held event", "The resuming event"). */
+export { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../cow/events';
 
 export interface ServerOptions {
   log?: Logger;
@@ -38,8 +38,6 @@ export interface ServerOptions {
   stateDir?: string;
   /** The management API (needs stateDir): listen = HOST:PORT on loopback or unix:/path. */
   management?: { listen: string; token?: string; tokenFile?: string };
-  /** Test-only: runs before a journalled session resumes after a restart. */
-  beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
 
 export class TargetServer implements ConnectionHost {
@@ -83,7 +81,7 @@ export class TargetServer implements ConnectionHost {
       if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
       // Sources of journalled sessions refuse changes from here until their session has resumed
       // (COW re-armed), which happens in the background while the target serves.
-      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log, beforeResume: opts.beforeResume });
+      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log });
       if (opts.management && server.snapshots) {
         server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
         log.info({ url: server.management.url }, 'management API listening');

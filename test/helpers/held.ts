@@ -1,12 +1,24 @@
 /**
- * The held event of snapshot institution (docs/cow.md "The held event") for tests in this
+ * The snapshot events (docs/cow.md "The held event", "The resuming event") for tests in this
  * process: run something while a snapshot's writes are held — the oracle copy of the source,
- * made without the COW code. (A target started as a child process takes test/helpers/hold-copy.js
- * instead, with node --require.)
+ * made without the COW code — or before a journalled snapshot resumes after a restart. (A target
+ * started as a child process takes test/helpers/hold-copy.js instead, with node --require.)
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { SNAPSHOT_HELD_CHANNEL, type SnapshotHeldMessage } from '../../src/cow/session';
+import { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../../src/cow/events';
 import type { Store } from '../../src/store/store';
+
+/** Subscribes `fn` to `channel`, each message's `hold()` given what `fn` returns; returns the unsubscribe. */
+function subscribeHolding<M extends { hold(work: Promise<unknown>): void }>(channel: string, fn: (m: M) => unknown, wanted: (m: M) => boolean): () => void {
+  const subscriber = (message: unknown) => {
+    const m = message as M;
+    if (wanted(m)) m.hold((async () => fn(m))());
+  };
+  diagnosticsChannel.subscribe(channel, subscriber);
+  return () => {
+    diagnosticsChannel.unsubscribe(channel, subscriber);
+  };
+}
 
 /**
  * Runs `fn` at each held event — of `source`'s snapshots only, when given — until the returned
@@ -14,14 +26,7 @@ import type { Store } from '../../src/store/store';
  * rejects, the institute fails.
  */
 export function onSnapshotHeld(fn: (held: SnapshotHeldMessage) => unknown, source?: Store): () => void {
-  const subscriber = (m: unknown) => {
-    const held = m as SnapshotHeldMessage;
-    if (source === undefined || held.source === source) held.hold((async () => fn(held))());
-  };
-  diagnosticsChannel.subscribe(SNAPSHOT_HELD_CHANNEL, subscriber);
-  return () => {
-    diagnosticsChannel.unsubscribe(SNAPSHOT_HELD_CHANNEL, subscriber);
-  };
+  return subscribeHolding<SnapshotHeldMessage>(SNAPSHOT_HELD_CHANNEL, fn, (held) => source === undefined || held.source === source);
 }
 
 /** Runs `run` with `fn` subscribed to the held events of `source`'s snapshots (onSnapshotHeld). */
@@ -32,4 +37,12 @@ export async function whileHeld<T>(source: Store, fn: (held: SnapshotHeldMessage
   } finally {
     off();
   }
+}
+
+/**
+ * Runs `fn` at each resuming event until the returned function is called: the snapshot's resume
+ * waits until what `fn` returns settles; if it throws or rejects, that resume fails.
+ */
+export function onSnapshotResuming(fn: (resuming: SnapshotResumingMessage) => unknown): () => void {
+  return subscribeHolding<SnapshotResumingMessage>(SNAPSHOT_RESUMING_CHANNEL, fn, () => true);
 }

@@ -21,7 +21,7 @@ import { freePort } from '../../src/peers/tgt';
 import { encodeUnmapCdb, encodeUnmapParameterList, encodeWriteSame16Cdb } from '../../src/scsi/provisioning';
 import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
-import { onSnapshotHeld } from '../helpers/held';
+import { onSnapshotHeld, onSnapshotResuming } from '../helpers/held';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:resume';
@@ -37,6 +37,9 @@ const TUR = Buffer.alloc(6);
 /** What the latest start() runs while a snapshot's writes are held (default: the oracle copy). */
 let heldWork: ((held: { snapshotId: string; path?: string }) => Promise<void>) | undefined;
 let offHeld: (() => void) | undefined;
+/** What the latest start() runs before each journalled snapshot resumes (the resuming event). */
+let resumeWork: ((snapshotId: string) => Promise<void>) | undefined;
+let offResuming: (() => void) | undefined;
 
 beforeAll(async () => {
   dir = tempDir('cow-resume');
@@ -44,21 +47,23 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(dir, 'oracle'));
   port = await freePort();
   offHeld = onSnapshotHeld((held) => heldWork?.({ snapshotId: held.snapshotId, path: held.source.backingFile?.()?.path }));
+  offResuming = onSnapshotResuming((resuming) => resumeWork?.(resuming.snapshotId));
 });
 afterAll(() => {
   offHeld?.();
+  offResuming?.();
   removeDir(dir);
 });
 
 function start(beforeResume?: (id: string) => Promise<void>, onHeld?: (id: string) => Promise<void>): Promise<TargetServer> {
   heldWork = onHeld ? (held) => onHeld(held.snapshotId) : async (held) => fs.promises.copyFile(held.path!, path.join(dir, 'oracle', `${held.snapshotId}.img`));
+  resumeWork = beforeResume;
   return TargetServer.start(
     quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${path.join(dir, 'src.img')}`, `file:${path.join(dir, 'obf.img')}:32M`, 'memory:1M'] }),
     {
       log: pino({ level: 'silent' }),
       stateDir: path.join(dir, 'state'),
       management: { listen: '127.0.0.1:0', tokenFile: path.join(dir, 'state', 'mgmt.token') },
-      beforeResume,
     },
   );
 }

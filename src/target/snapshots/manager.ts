@@ -14,6 +14,7 @@ import type { TargetModel, TargetPortalGroup } from '../target';
 import type { Logger } from '../../util/log';
 import { COPY_MANAGER_OPCODES, copyManagerOf, enableCopyManager } from '../../xcopy';
 import { refusedChange, type CowStore } from '../../cow/cow-store';
+import { publishResuming } from '../../cow/events';
 import { FileJournal } from '../../cow/journal';
 import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from '../../cow/session';
 import { SnapshotViewStore } from '../../cow/view-store';
@@ -44,8 +45,6 @@ export interface ViewInfo {
 
 export interface ManagerOptions {
   log: Logger;
-  /** Test-only: runs before a journalled session resumes after a restart. */
-  beforeResume?: (snapshotId: string) => Promise<void> | void;
 }
 
 interface Entry {
@@ -111,13 +110,11 @@ export class SnapshotManager {
   resumed: Promise<void> = Promise.resolve();
   /** Aborts the resumes still to come or running (close: the target is stopping). */
   private readonly stopping = new AbortController();
-  private readonly beforeResume?: ManagerOptions['beforeResume'];
 
   private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
     this.model = model;
     this.journal = journal;
     this.log = opts.log;
-    this.beforeResume = opts.beforeResume;
   }
 
   /**
@@ -159,7 +156,7 @@ export class SnapshotManager {
           continue; // the journal keeps it: the next start resumes it
         }
         try {
-          await m.beforeResume?.(rec.id);
+          await publishResuming(rec); // docs/cow.md "The resuming event"
           await m.resume(rec);
           m.unfence(rec);
         } catch (err) {
