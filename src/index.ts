@@ -23,7 +23,10 @@ export * as secondary from './secondary';
 // The agent's operations (docs/method.md).
 export { xcopyCopy, type XcopyCopyOptions, type XcopyCopyResult } from './agent/xcopy-copy';
 export { hostCopy, type HostCopyOptions, type HostCopyResult } from './agent/host-copy';
-export { applyObf, cscdOfLun } from './agent/apply-obf';
+export { applyObf, cscdOfLun, readObfLog, type ApplyObfOptions, type ApplyObfResult, type ObfLog } from './agent/apply-obf';
+export { backup, type BackupEvent, type BackupOptions, type BackupResult } from './agent/backup';
+export { integrate, type IntegrateOptions, type IntegrateResult } from './agent/integrate';
+export { SecondaryLun } from './agent/secondary-lun';
 export { inquire, type InquireReport, type DesignatorReport } from './agent/inquire';
 export { runDrill, type DrillOptions, type DrillResult } from './agent/drill';
 export { stampBlocks, checkBlock, type StampCheck } from './agent/stamp';

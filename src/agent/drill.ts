@@ -1,23 +1,21 @@
 /**
- * The DR drill on file-backed LUNs (no SAN needed): the whole method, end to end, on loopback.
+ * The DR drill on file-backed LUNs (no SAN needed): the product's own commands, end to end, on
+ * loopback, checked against references made without the code under test.
  *
- * The project's target serves a source, an OBF and a secondary LUN (sparse files in the work
+ * The project's target serves a source, an OBF and two secondaries (sparse files in the work
  * folder), with its management API on loopback. The drill
  *  1. writes self-describing blocks (generation 1) to the source through the initiator;
- *  2. starts a host workload that keeps overwriting the source: generation-2 blocks until the
- *     institute call returns, generation 3 afterwards;
- *  3. institutes a snapshot (602) through the management API — the drill copies the source's
- *     backing file while the target holds its writes (the held event): the drill's reference,
- *     made without the COW code;
- *  4. copies the whole source to the secondary with EXTENDED COPY through the copy manager
- *     (604), ignoring the writes going on;
- *  5. terminates the snapshot (606): the OBF is sealed;
- *  6. reads the OBF's log through the initiator and lays every record over the secondary with
- *     EXTENDED COPY, one block→block segment per record (608, overwrite mode);
- *  7. verifies the secondary against the reference by hash, and block by block by stamp: every
- *     block is its own LBA's stamp, of generation 1 or 2 — none of generation 3, which only
- *     writes after the institution made (a write racing the call may be 2 and after T0: captured,
- *     so its block shows the earlier generation).
+ *  2. runs `backup` in overwrite mode (docs/method.md 602–608) while a host keeps overwriting the
+ *     source: generation-2 blocks until the snapshot is instituted, generation 3 afterwards; the
+ *     drill copies the source's backing file while the target holds the writes (the held event):
+ *     the reference for this backup;
+ *  3. runs `backup --mode append --mark` the same way (generations 4, then 5) onto the second
+ *     secondary, then `integrate` (610);
+ *  4. verifies each secondary against its reference by SHA-256 of the image, by the per-extent
+ *     hashes the backup recorded in the secondary's metadata, and block by block by stamp: every
+ *     block is its own LBA's stamp, of a generation written before its snapshot's institution
+ *     (a write racing the institute call may carry the earlier generation and land after T0: it
+ *     was captured, so its block shows what it overwrote).
  */
 import crypto from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
@@ -30,10 +28,12 @@ import { freePort } from '../peers/tgt';
 import { quickConfig } from '../target/config';
 import { SNAPSHOT_HELD_CHANNEL, TargetServer, type SnapshotHeldMessage } from '../target/server';
 import { logger } from '../util/log';
-import { applyObf } from './apply-obf';
+import * as secondaryFormat from '../secondary';
+import { backup, type BackupResult } from './backup';
 import { inquire, type InquireReport } from './inquire';
+import { integrate } from './integrate';
+import { SecondaryLun } from './secondary-lun';
 import { checkBlock, stampBlocks } from './stamp';
-import { xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 const IQN = 'iqn.2026-11.io.xcopy-agent:drill';
 
@@ -59,6 +59,17 @@ export interface DrillResult {
   reference_sha256: string;
   secondary_sha256: string;
   stamped_blocks_checked: number;
+  /** The second backup: append mode with the marker, then integrated. */
+  append: {
+    snapshot_id: string;
+    host_writes_during_backup: number;
+    obf_records: number;
+    records_after_marker: number;
+    integrated_records: number;
+    reference_sha256: string;
+    secondary_sha256: string;
+    stamped_blocks_checked: number;
+  };
 }
 
 async function fileSha256(file: string, length: number): Promise<string> {
@@ -80,12 +91,20 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   const step = opts.onStep ?? (() => undefined);
   const { files, stateDir } = prepareWorkDir(opts.workDir);
   const size = opts.sizeBytes;
+  const BS = 512;
   // The OBF holds at most every chunk once, plus a header block per 64 KiB record.
   const obfSize = Math.ceil((size * 1.01 + 1024 * 1024) / 1048576) * 1048576;
+  const imageBlocks = BigInt(size / BS);
+  const overwriteSize = Number(secondaryFormat.requiredBlocks({ blockSize: BS, imageBlocks, mode: 'overwrite' })) * BS;
+  const appendSize = Number(secondaryFormat.requiredBlocks({ blockSize: BS, imageBlocks, mode: 'append', logBlocksMax: BigInt(obfSize / BS) })) * BS;
   const port = await freePort();
   step('start-target', { target: IQN, portal: `127.0.0.1:${port}`, work_dir: opts.workDir });
   const server = await TargetServer.start(
-    quickConfig({ portal: `127.0.0.1:${port}`, iqn: IQN, luns: [`file:${files.source}:${size}`, `file:${files.obf}:${obfSize}`, `file:${files.secondary}:${size}`] }),
+    quickConfig({
+      portal: `127.0.0.1:${port}`,
+      iqn: IQN,
+      luns: [`file:${files.source}:${size}`, `file:${files.obf}:${obfSize}`, `file:${files.secondary}:${overwriteSize}`, `file:${files.secondaryAppend}:${appendSize}`],
+    }),
     {
       log: logger(),
       stateDir,
@@ -100,11 +119,12 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     sessions.push(s);
     return s;
   };
-  // The reference: the source's bytes while writes are held at institution (the held event of
-  // this target's snapshots, docs/cow.md).
+  // The reference of each backup: the source's bytes while writes are held at institution (the
+  // held event of this target's snapshots, docs/cow.md).
+  let reference = files.reference;
   const onHeld = (m: unknown) => {
     const held = m as SnapshotHeldMessage;
-    if ([...server.model.stores.values()].some((st) => st === held.source)) held.hold(fs.promises.copyFile(files.source, files.reference));
+    if ([...server.model.stores.values()].some((st) => st === held.source)) held.hold(fs.promises.copyFile(files.source, reference));
   };
   diagnosticsChannel.subscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
   try {
@@ -117,31 +137,46 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     await writeSource(s, lun);
     step('write-source', { blocks: lun.blocks, generation: 1 });
 
-    const { snap, copy, hostWrites } = await backUpUnderWrites(mgmt, await open(0), lun, url, step);
+    // 602–608, overwrite mode.
+    const host = await open(0);
+    const first = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 2, mode: 'overwrite', generation: 2n, step });
+    const checkedOverwrite = await verifySecondary(d, lun, 2n, files.reference, step, 'overwrite');
 
-    // 608: lay the OBF's records over the secondary, one 02h segment each, through the bridge.
-    const applied = await applyObf(await open(1), d);
-    step('apply-obf', { records: applied.records, mode: 'overwrite' });
+    // 602–608 in append mode with the marker, then 610.
+    reference = files.referenceAppend;
+    const second = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 3, mode: 'append', mark: true, generation: 4n, step });
+    const integrated = await integrate({ secondary: url(3) });
+    step('integrate', { records: integrated.records, seconds: integrated.seconds });
+    const checkedAppend = await verifySecondary(await open(3), lun, 4n, files.referenceAppend, step, 'append');
 
-    const checked = await verifyStamps(d, lun);
     const reference_sha256 = await fileSha256(files.reference, size);
     const secondary_sha256 = await fileSha256(files.secondary, size);
-    step('verify', { reference_sha256, secondary_sha256, stamped_blocks_checked: checked });
+    const ok = reference_sha256 === secondary_sha256 && checkedOverwrite.ok && checkedAppend.ok;
     return {
-      ok: reference_sha256 === secondary_sha256,
+      ok,
       source,
       secondary,
       bytes: size,
-      snapshot_id: snap.id,
-      institute_pause_ms: snap.institute_pause_ms,
-      host_writes_during_backup: hostWrites,
-      copy_seconds: copy.seconds,
-      copy_mib_per_s: size / 1048576 / copy.seconds,
-      obf_records: applied.records,
-      obf_bytes: Number(applied.dataBytes),
+      snapshot_id: first.r.snapshot_id,
+      institute_pause_ms: first.r.institute_pause_ms ?? 0,
+      host_writes_during_backup: first.hostWrites,
+      copy_seconds: first.r.phases.copy ?? 0,
+      copy_mib_per_s: size / 1048576 / (first.r.phases.copy ?? Number.NaN),
+      obf_records: first.r.obf_records,
+      obf_bytes: Number(first.r.obf_bytes),
       reference_sha256,
       secondary_sha256,
-      stamped_blocks_checked: checked,
+      stamped_blocks_checked: checkedOverwrite.blocks,
+      append: {
+        snapshot_id: second.r.snapshot_id,
+        host_writes_during_backup: second.hostWrites,
+        obf_records: second.r.obf_records,
+        records_after_marker: second.r.records_after_marker ?? 0,
+        integrated_records: integrated.records,
+        reference_sha256: checkedAppend.referenceSha256,
+        secondary_sha256: checkedAppend.secondarySha256,
+        stamped_blocks_checked: checkedAppend.blocks,
+      },
     };
   } finally {
     diagnosticsChannel.unsubscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
@@ -153,7 +188,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
 
 /** The drill's files in the work folder: the three LUNs, the reference image, the target's state. */
 interface WorkFiles {
-  files: { source: string; obf: string; secondary: string; reference: string };
+  files: { source: string; obf: string; secondary: string; secondaryAppend: string; reference: string; referenceAppend: string };
   stateDir: string;
 }
 
@@ -164,7 +199,9 @@ function prepareWorkDir(workDir: string): WorkFiles {
     source: path.join(workDir, 'source.img'),
     obf: path.join(workDir, 'obf.img'),
     secondary: path.join(workDir, 'secondary.img'),
+    secondaryAppend: path.join(workDir, 'secondary-append.img'),
     reference: path.join(workDir, 'reference.img'),
+    referenceAppend: path.join(workDir, 'reference-append.img'),
   };
   const stateDir = path.join(workDir, 'state');
   removeWorkFiles(files, stateDir);
@@ -195,11 +232,10 @@ async function writeSource(s: IscsiSession, lun: LunBlocks): Promise<void> {
 }
 
 /**
- * Drill step 2: a host that keeps writing stamped blocks (1, 8 or 64 at random LBAs) through the
- * whole backup, of `generation` 2 until the drill sets it to 3 once the snapshot is instituted.
+ * A host that keeps writing stamped blocks (1, 8 or 64 at random LBAs) through a backup, of
+ * `generation` until the drill raises it once the snapshot is instituted.
  */
 class HostWorkload {
-  generation = 2n;
   private stopped = false;
   private writes = 0;
   private readonly done: Promise<void>;
@@ -207,13 +243,14 @@ class HostWorkload {
   private constructor(
     private readonly host: IscsiSession,
     private readonly lun: LunBlocks,
+    public generation: bigint,
   ) {
     this.done = this.loop();
   }
 
   /** Starts writing at once. */
-  static start(host: IscsiSession, lun: LunBlocks): HostWorkload {
-    return new HostWorkload(host, lun);
+  static start(host: IscsiSession, lun: LunBlocks, generation: bigint): HostWorkload {
+    return new HostWorkload(host, lun, generation);
   }
 
   private async loop(): Promise<void> {
@@ -233,72 +270,91 @@ class HostWorkload {
   }
 }
 
-/** What the backup under writes gives the later steps. */
-interface Backup {
-  snap: { id: string; institute_pause_ms: number };
-  copy: XcopyCopyResult;
-  hostWrites: number;
-}
-
 /**
- * Drill steps 2–5, the backup while `host` writes (a HostWorkload): institute the snapshot (602),
- * copy the source to the secondary (604), terminate the snapshot (606), then stop the writes. The
- * writes stop on any failure too, before the caller closes the sessions.
+ * One `backup` while `host` writes (a HostWorkload): generation `generation` until the snapshot
+ * is instituted, `generation + 1` afterwards. The writes stop on any failure too.
  */
-async function backUpUnderWrites(
-  mgmt: ManagementClient,
-  host: IscsiSession,
-  lun: LunBlocks,
-  url: (lun: number) => string,
-  step: NonNullable<DrillOptions['onStep']>,
-): Promise<Backup> {
-  let workload: HostWorkload | undefined = HostWorkload.start(host, lun);
+async function backUpUnderWrites(p: {
+  mgmt: ManagementClient;
+  host: IscsiSession;
+  lun: LunBlocks;
+  url: (lun: number) => string;
+  secondaryLun: number;
+  mode: 'overwrite' | 'append';
+  mark?: boolean;
+  generation: bigint;
+  step: NonNullable<DrillOptions['onStep']>;
+}): Promise<{ r: BackupResult; hostWrites: number }> {
+  let workload: HostWorkload | undefined = HostWorkload.start(p.host, p.lun, p.generation);
   try {
-    await new Promise((r) => setTimeout(r, 50));
-    const snap = await mgmt.call<{ id: string; institute_pause_ms: number }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1` });
-    workload.generation = 3n;
-    step('institute', { snapshot: snap.id, pause_ms: snap.institute_pause_ms });
-    const copy = await outboardCopy(url(0), url(2));
-    step('copy', { path: 'xcopy', bytes: Number(copy.xcopy_bytes), seconds: copy.seconds, extended_copy_commands: copy.extended_copy_commands });
-    const sealed = await terminate(mgmt, snap.id);
+    const r = await backup({
+      source: p.url(0),
+      obf: p.url(1),
+      secondary: p.url(p.secondaryLun),
+      mgmt: p.mgmt,
+      mode: p.mode,
+      mark: p.mark,
+      log: logger(),
+      onEvent: (e) => {
+        if (e.type === 'phase' && e.phase === 'institute' && e.snapshot_id !== undefined) {
+          workload!.generation = p.generation + 1n;
+          p.step('institute', { mode: p.mode, snapshot: e.snapshot_id, pause_ms: e.institute_pause_ms });
+        }
+      },
+    });
+    if (r.copy_path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${r.fallback_reason ?? 'unknown'})`);
     const hostWrites = await workload.stop();
     workload = undefined;
-    step('terminate', { state: sealed.state, obf_records: sealed.records, obf_bytes: sealed.bytes, host_writes: hostWrites });
-    return { snap, copy, hostWrites };
+    p.step('backup', { mode: p.mode, state: r.state, bytes: Number(r.xcopy_bytes), obf_records: r.obf_records, records_after_marker: r.records_after_marker, host_writes: hostWrites, seconds: r.seconds });
+    return { r, hostWrites };
   } finally {
     await workload?.stop().catch(() => 0);
   }
 }
 
 /**
- * Drill step 4 (604): the whole source to the secondary by EXTENDED COPY through the copy
- * manager, ignoring the writes going on; a copy through the host fails the drill.
+ * Checks a secondary against the reference held at its snapshot's institution: the image's
+ * SHA-256, the per-extent hashes its metadata records, and every block's stamp (of a generation
+ * up to `maxGeneration`).
  */
-async function outboardCopy(from: string, to: string): Promise<XcopyCopyResult> {
-  const copy = await xcopyCopy({ from, to });
-  if (copy.path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${copy.fallback_reason ?? 'unknown'})`);
-  return copy;
-}
-
-/** Drill step 5 (606): terminates the snapshot, which must end SEALED (its OBF complete). */
-async function terminate(mgmt: ManagementClient, id: string): Promise<{ state: string; records: number; bytes: number }> {
-  const sealed = await mgmt.call<{ state: string; records: number; bytes: number }>('snapshot_terminate', { id });
-  if (sealed.state !== 'SEALED') throw new AgentError('ERR_INTERNAL', `snapshot ${id} ended ${sealed.state}`);
-  return sealed;
+async function verifySecondary(
+  d: IscsiSession,
+  lun: LunBlocks,
+  maxGeneration: bigint,
+  referenceFile: string,
+  step: NonNullable<DrillOptions['onStep']>,
+  mode: string,
+): Promise<{ ok: boolean; blocks: number; referenceSha256: string; secondarySha256: string }> {
+  const blocks = await verifyStamps(d, lun, maxGeneration);
+  const reference = await fs.promises.readFile(referenceFile);
+  const meta = await SecondaryLun.open(d);
+  const recorded = (await meta.readHashes()).map((h) => h.toString('hex'));
+  const expected: string[] = [];
+  for (let i = 0; i < meta.layout.extents; i++) {
+    const { offset, bytes } = secondaryFormat.extentRange(meta.layout, i);
+    expected.push(crypto.createHash('sha256').update(reference.subarray(Number(offset), Number(offset) + bytes)).digest('hex'));
+  }
+  const h = crypto.createHash('sha256');
+  for (const { lba, n } of mebibytes(lun)) h.update(await d.read16(BigInt(lba), n));
+  const secondarySha256 = h.digest('hex');
+  const referenceSha256 = crypto.createHash('sha256').update(reference.subarray(0, lun.blocks * lun.blockSize)).digest('hex');
+  const hashesOk = recorded.length === expected.length && recorded.every((x, i) => x === expected[i]);
+  step('verify', { mode, state: meta.record.state, reference_sha256: referenceSha256, secondary_sha256: secondarySha256, extent_hashes_match: hashesOk, stamped_blocks_checked: blocks });
+  return { ok: secondarySha256 === referenceSha256 && hashesOk && meta.record.state === 'integrated', blocks, referenceSha256, secondarySha256 };
 }
 
 /**
- * Drill step 7, by stamp: every block of the secondary is its own LBA's stamp of generation 1
- * or 2 (none written after the institution); the number of blocks checked.
+ * By stamp: every block of the secondary is its own LBA's stamp of a generation up to
+ * `maxGeneration` (none written after the institution); the number of blocks checked.
  */
-export async function verifyStamps(d: Pick<IscsiSession, 'read16'>, lun: LunBlocks): Promise<number> {
+export async function verifyStamps(d: Pick<IscsiSession, 'read16'>, lun: LunBlocks, maxGeneration = 2n): Promise<number> {
   const bs = lun.blockSize;
   let checked = 0;
   for (const { lba, n } of mebibytes(lun)) {
     const data = await d.read16(BigInt(lba), n);
     for (let i = 0; i < n; i++) {
       const c = checkBlock(data.subarray(i * bs, (i + 1) * bs), BigInt(lba + i));
-      if (!c.ok || c.sequence === undefined || c.sequence > 2n) {
+      if (!c.ok || c.sequence === undefined || c.sequence > maxGeneration) {
         throw new AgentError('ERR_INTERNAL', `drill verification failed at LBA ${lba + i}: ${c.why ?? `generation ${c.sequence}, written after the institution, is in the image`}`);
       }
       checked++;

@@ -7,7 +7,7 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
   const steps: string[] = [];
   try {
     const r = await runDrill({ workDir: dir, sizeBytes: 16 * 1024 * 1024, onStep: (s) => steps.push(s) });
-    expect(steps).toEqual(['start-target', 'inquire', 'write-source', 'institute', 'copy', 'terminate', 'apply-obf', 'verify']);
+    expect(steps).toEqual(['start-target', 'inquire', 'write-source', 'institute', 'backup', 'verify', 'institute', 'backup', 'integrate', 'verify']);
     expect(r.ok).toBe(true);
     expect(r.secondary_sha256).toBe(r.reference_sha256);
     expect(r.stamped_blocks_checked).toBe((16 * 1024 * 1024) / 512);
@@ -15,6 +15,10 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
     expect(r.obf_records).toBeGreaterThan(0);
     expect(r.source.block_size).toBe(512);
     expect(r.secondary.three_pc).toBe(true);
+    // the second backup: append mode with the marker, integrated
+    expect(r.append.secondary_sha256).toBe(r.append.reference_sha256);
+    expect(r.append.stamped_blocks_checked).toBe((16 * 1024 * 1024) / 512);
+    expect(r.append.integrated_records).toBeGreaterThan(0);
   } finally {
     removeDir(dir);
   }

@@ -33,6 +33,9 @@ test('exports the initiator, the codecs, the agent operations, the target and th
   expect(typeof lib.scsi.encodeExtendedCopyLid1).toBe('function');
   expect(typeof lib.obf.decodeSuperblock).toBe('function');
   expect(typeof lib.obf.scanLog).toBe('function');
+  expect(typeof lib.secondary.planLayout).toBe('function');
+  expect(typeof lib.backup).toBe('function');
+  expect(typeof lib.integrate).toBe('function');
   expect(lib.parseIscsiUrl(`iscsi://127.0.0.1:3260/${IQN}/1`)).toMatchObject({ target: IQN, lun: 1 });
   const d = fs.readFileSync(path.join(ROOT, 'dist/src/index.d.ts'), 'utf8');
   expect(d).toMatch(/IscsiSession/);

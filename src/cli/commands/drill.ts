@@ -41,9 +41,12 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     });
     out.record('summary', { command: 'drill', ...r });
     out.line(
-      `drill: ${r.ok ? 'PASS' : 'FAIL'} — snapshot ${r.snapshot_id} (pause ${r.institute_pause_ms.toFixed(2)} ms, including the reference copy), ` +
+      `drill: ${r.ok ? 'PASS' : 'FAIL'} — backup (overwrite): snapshot ${r.snapshot_id} (writes held ${r.institute_pause_ms.toFixed(2)} ms, including the reference copy), ` +
         `${r.bytes} bytes copied by EXTENDED COPY in ${r.copy_seconds.toFixed(2)} s (${r.copy_mib_per_s.toFixed(0)} MiB/s) while a host wrote ${r.host_writes_during_backup} times, ` +
-        `${r.obf_records} OBF records applied; secondary sha256 ${r.secondary_sha256.slice(0, 16)}… ${r.ok ? '=' : '!='} the image held at institution, ${r.stamped_blocks_checked} stamped blocks checked`,
+        `${r.obf_records} OBF records applied; secondary sha256 ${r.secondary_sha256.slice(0, 16)}… ${r.secondary_sha256 === r.reference_sha256 ? '=' : '!='} the image held at institution; ` +
+        `backup (append, marker) + integrate: ${r.append.obf_records} records (${r.append.records_after_marker} after the marker), ${r.append.integrated_records} integrated, ` +
+        `sha256 ${r.append.secondary_sha256.slice(0, 16)}… ${r.append.secondary_sha256 === r.append.reference_sha256 ? '=' : '!='} its held image; ` +
+        `${r.stamped_blocks_checked + r.append.stamped_blocks_checked} stamped blocks checked`,
     );
     if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the image held at institution');
   } catch (err) {

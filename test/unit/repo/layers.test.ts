@@ -30,6 +30,7 @@ const layerOf = (file: string) => path.relative(SRC, file).split(path.sep)[0];
 const FORBIDDEN: Record<string, string[]> = {
   scsi: ['native', 'store', 'cow', 'obf', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli', 'peers'],
   obf: ['store', 'cow', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli', 'peers'],
+  secondary: ['store', 'cow', 'obf', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli', 'peers'],
   native: ['scsi', 'store', 'cow', 'obf', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli', 'peers'],
   store: ['cow', 'xcopy', 'target', 'mgmt', 'agent', 'cli'],
   cow: ['target', 'xcopy', 'mgmt', 'agent', 'cli', 'initiator'],
