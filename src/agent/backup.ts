@@ -105,6 +105,11 @@ interface Plan {
 }
 
 const nowIso = () => new Date().toISOString();
+
+/** The outboard copy goes in slices this large; the secondary's header is updated after each. */
+export const COPY_SLICE_BYTES = 1024 * 1024 * 1024;
+/** Header updates while records are applied: at most one per this many milliseconds. */
+const PROGRESS_SAVE_MS = 2000;
 const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 /** The management API's view of a LUN (lun_list). */
@@ -336,7 +341,7 @@ export class Backup {
 
   private async institute(plan: Plan): Promise<{ id: string; pauseMs?: number; institutedAt: string }> {
     const o = this.opts;
-    if (o.preHook) await runHook({ name: 'pre-hook', command: o.preHook, timeoutMs: o.hookTimeoutMs, log: this.log });
+    if (o.preHook) await runHook({ name: 'pre-hook', command: o.preHook, timeoutMs: o.hookTimeoutMs, log: this.log, signal: o.signal });
     const st = await o.mgmt.call<{ id: string; institute_pause_ms?: number; instituted_at?: string }>('snapshot_institute', {
       source: plan.sourceRef,
       obf: plan.obfRef,
@@ -346,28 +351,48 @@ export class Backup {
     });
     this.snapshotId = st.id;
     this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
-    if (o.postHook) await runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st.id } });
+    if (o.postHook) await runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st.id }, signal: o.signal });
     return { id: st.id, pauseMs: st.institute_pause_ms, institutedAt: st.instituted_at ?? nowIso() };
   }
 
   // ---- 604 -------------------------------------------------------------------------------
 
+  /**
+   * The whole source to the secondary, in slices of at most COPY_SLICE_BYTES, one after the
+   * other: after each, the secondary's header records the blocks copied so far (a low-water
+   * mark a resume may continue from). Within a slice the bridge runs several commands at once.
+   */
   private async outboardCopy(plan: Plan): Promise<XcopyCopyResult> {
     const o = this.opts;
-    const copy = await xcopyCopy({
-      from: o.source,
-      to: o.secondary,
-      bridge: o.bridge,
-      count: plan.imageBlocks,
-      fallback: o.fallback === true,
-      session: o.session,
-      signal: o.signal,
-      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'copy', done, total, unit: 'blocks' }),
-    });
+    const slice = BigInt(Math.max(1, Math.floor(COPY_SLICE_BYTES / plan.blockSize)));
+    const total: XcopyCopyResult = { blocks: plan.imageBlocks, block_size: plan.blockSize, xcopy_bytes: 0n, host_bytes: 0n, extended_copy_commands: 0, seconds: 0, path: 'xcopy' };
+    for (let at = this.record.progress.copiedBlocks; at < plan.imageBlocks; ) {
+      const count = plan.imageBlocks - at < slice ? plan.imageBlocks - at : slice;
+      const part = await xcopyCopy({
+        from: o.source,
+        to: o.secondary,
+        bridge: o.bridge,
+        skip: at,
+        seek: at,
+        count,
+        fallback: o.fallback === true,
+        session: o.session,
+        signal: o.signal,
+        onProgress: (done) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks' }),
+      });
+      total.xcopy_bytes += part.xcopy_bytes;
+      total.host_bytes += part.host_bytes;
+      total.extended_copy_commands += part.extended_copy_commands;
+      total.seconds += part.seconds;
+      if (part.fallback_reason) total.fallback_reason = part.fallback_reason;
+      total.path = total.host_bytes === 0n ? 'xcopy' : total.xcopy_bytes === 0n ? 'host' : 'mixed';
+      at += count;
+      await plan.sec.synchronizeCache16();
+      await this.saveRecord({ progress: { ...this.record.progress, copiedBlocks: at } });
+    }
     await this.checkSnapshot();
-    await plan.sec.synchronizeCache16();
-    await this.saveRecord({ state: 'image-complete', progress: { ...this.record.progress, copiedBlocks: plan.imageBlocks } });
-    return copy;
+    await this.saveRecord({ state: 'image-complete' });
+    return total;
   }
 
   /** The snapshot must still be valid once the copy is done: an INVALID one made no consistent copy. */
@@ -403,10 +428,16 @@ export class Backup {
   // ---- 608 -------------------------------------------------------------------------------
 
   private async applyRecords(plan: Plan, log: ObfLog): Promise<{ records: number; dataBytes: bigint }> {
+    let saved = Date.now();
     const r = await applyObf(plan.obf, plan.sec, {
       bridge: plan.bridge,
       log,
-      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'apply', done: BigInt(done), total: BigInt(total), unit: 'records' }),
+      onProgress: async (done, total) => {
+        this.emit({ type: 'progress', phase: 'apply', done: BigInt(done), total: BigInt(total), unit: 'records' });
+        if (Date.now() - saved < PROGRESS_SAVE_MS) return;
+        saved = Date.now();
+        await this.saveRecord({ progress: { ...this.record.progress, appliedRecords: done } });
+      },
     });
     await this.saveRecord({ progress: { ...this.record.progress, appliedRecords: r.records } });
     return r;

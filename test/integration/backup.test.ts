@@ -287,3 +287,59 @@ test('the CLI: one summary record with --json; a bad flag value is one usage lin
   expect(hook.code).toBe(51);
   expect(hook.stderr.trim().split('\n')).toHaveLength(1);
 });
+
+describe('faults', () => {
+  test('a second backup of a source with an active snapshot is refused with the first one\'s id', async () => {
+    const first = await mgmt.call<{ id: string }>('snapshot_institute', { source: `${IQN}/7`, obf: `${IQN}/1` });
+    try {
+      const err = await backup({ source: url(7), secondary: url(2), obf: url(1), mgmt, log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+      expect((err as Error).message).toContain(first.id);
+    } finally {
+      await mgmt.call('snapshot_terminate', { id: first.id });
+      await mgmt.call('snapshot_forget', { id: first.id });
+    }
+  });
+
+  test('a refused management token: exit 41 before anything changes', async () => {
+    const bad = new ManagementClient({ url: server.management!.url, token: 'x'.repeat(43) });
+    const err = await backup({ source: url(7), secondary: url(2), obf: url(1), mgmt: bad, log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_MGMT_UNAUTHORIZED' });
+    expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+  });
+
+  test('an unreachable bridge: refused in preflight (exit 40)', async () => {
+    const err = await backup({ source: url(7), secondary: url(2), obf: url(1), bridge: `iscsi://127.0.0.1:1/${IQN}/2`, mgmt, log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_ISCSI_UNREACHABLE' });
+    expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+  });
+
+  test('SIGINT during the post-hook: exit 130, the snapshot ended, the secondary untouched', async () => {
+    const before = sha(fs.readFileSync(file('sec.img')));
+    const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(bin, ['backup', '--source', url(7), '--secondary', url(2), '--obf', url(1), '--post-hook', 'sleep 30', '--json', '--mgmt', server.management!.url, '--token-file', tokenFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no institute record: ${stdout}`)), 30_000);
+      child.stdout!.on('data', (b: Buffer) => {
+        stdout += b.toString();
+        if (/"snapshot_id"/.test(stdout)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as { type: string; code: string };
+    expect(last).toMatchObject({ type: 'error', code: 'ERR_INTERRUPTED' });
+    expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+    expect(sha(fs.readFileSync(file('sec.img')))).toBe(before);
+  });
+});
