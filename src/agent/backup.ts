@@ -65,7 +65,7 @@ export interface BackupOptions {
 
 export type BackupEvent =
   | { type: 'phase'; phase: BackupPhase; [k: string]: unknown }
-  | { type: 'progress'; phase: BackupPhase; done: bigint; total: bigint; unit: 'blocks' | 'records'; obf_records?: number }
+  | { type: 'progress'; phase: BackupPhase; done: bigint; total: bigint; unit: 'blocks' | 'records'; obf_records?: number; obf_fill?: number }
   | { type: 'warning'; message: string };
 
 export interface BackupResult {
@@ -110,6 +110,8 @@ const nowIso = () => new Date().toISOString();
 export const COPY_SLICE_BYTES = 1024 * 1024 * 1024;
 /** Header updates while records are applied: at most one per this many milliseconds. */
 const PROGRESS_SAVE_MS = 2000;
+/** Extents read ahead while hashing the image. */
+const HASH_READ_AHEAD = 4;
 const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 /** The management API's view of a LUN (lun_list). */
@@ -365,6 +367,34 @@ export class Backup {
   private async outboardCopy(plan: Plan): Promise<XcopyCopyResult> {
     const o = this.opts;
     const slice = BigInt(Math.max(1, Math.floor(COPY_SLICE_BYTES / plan.blockSize)));
+    // The OBF's growth while the copy runs, from the snapshot's status once a second.
+    const obf: { records?: number; fill?: number } = {};
+    let watching = true;
+    let timer: NodeJS.Timeout | undefined;
+    let wake = () => {};
+    const watcher = (async () => {
+      while (watching) {
+        await new Promise<void>((r) => {
+          wake = r;
+          timer = setTimeout(r, 1000);
+        });
+        if (!watching) break;
+        const st = await o.mgmt.call<{ records: number; fill: number }>('snapshot_status', { id: this.snapshotId }).catch(() => undefined);
+        if (st) Object.assign(obf, { records: st.records, fill: st.fill });
+      }
+    })();
+    try {
+      return await this.copySlices(plan, slice, obf);
+    } finally {
+      watching = false;
+      clearTimeout(timer);
+      wake();
+      await watcher;
+    }
+  }
+
+  private async copySlices(plan: Plan, slice: bigint, obf: { records?: number; fill?: number }): Promise<XcopyCopyResult> {
+    const o = this.opts;
     const total: XcopyCopyResult = { blocks: plan.imageBlocks, block_size: plan.blockSize, xcopy_bytes: 0n, host_bytes: 0n, extended_copy_commands: 0, seconds: 0, path: 'xcopy' };
     for (let at = this.record.progress.copiedBlocks; at < plan.imageBlocks; ) {
       const count = plan.imageBlocks - at < slice ? plan.imageBlocks - at : slice;
@@ -378,7 +408,7 @@ export class Backup {
         fallback: o.fallback === true,
         session: o.session,
         signal: o.signal,
-        onProgress: (done) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks' }),
+        onProgress: (done) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks', obf_records: obf.records, obf_fill: obf.fill }),
       });
       total.xcopy_bytes += part.xcopy_bytes;
       total.host_bytes += part.host_bytes;
@@ -478,18 +508,24 @@ export class Backup {
     const B = BigInt(L.blockSize);
     const overlay = this.mode === 'append' ? [...log.records].sort((a, b) => (a.sourceLba < b.sourceLba ? -1 : a.sourceLba > b.sourceLba ? 1 : 0)) : [];
     const hashes: Buffer[] = [];
+    const read = (i: number) => {
+      const { offset, bytes } = secondary.extentRange(L, i);
+      return plan.sec.read16(offset / B, bytes / L.blockSize);
+    };
+    // HASH_READ_AHEAD extents in flight: the reads through iSCSI, not SHA-256, bound this phase.
+    const inFlight: Array<Promise<Buffer>> = [];
+    for (let i = 0; i < Math.min(HASH_READ_AHEAD, L.extents); i++) inFlight.push(read(i));
     let k = 0;
     for (let i = 0; i < L.extents; i++) {
       this.checkInterrupted();
-      const { offset, bytes } = secondary.extentRange(L, i);
-      const lba = offset / B;
-      const blocks = bytes / L.blockSize;
-      const data = await plan.sec.read16(lba, blocks);
-      const end = lba + BigInt(blocks);
+      const data = await inFlight.shift()!;
+      if (i + HASH_READ_AHEAD < L.extents) inFlight.push(read(i + HASH_READ_AHEAD));
+      const lba = secondary.extentRange(L, i).offset / B;
+      const end = lba + BigInt(data.length / L.blockSize);
       while (k < overlay.length && overlay[k].sourceLba + BigInt(overlay[k].sourceBlocks) <= lba) k++;
       for (let j = k; j < overlay.length && overlay[j].sourceLba < end; j++) await this.layOver(plan, overlay[j], data, lba, end);
       hashes.push(crypto.createHash('sha256').update(data).digest());
-      if (i % 64 === 63) this.emit({ type: 'progress', phase: 'hash', done: BigInt(i + 1), total: BigInt(L.extents), unit: 'blocks' });
+      if (i % 16 === 15 || i === L.extents - 1) this.emit({ type: 'progress', phase: 'hash', done: end, total: L.imageBlocks, unit: 'blocks' });
     }
     await this.meta!.writeHashes(hashes);
     await this.saveRecord({ progress: { ...this.record.progress, hashedExtents: hashes.length } });

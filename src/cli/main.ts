@@ -52,5 +52,19 @@ export function buildCli(argv: string[]) {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await buildCli(argv).parseAsync();
+  // A command whose work is left waiting on nothing would let Node exit 0 with no result: say
+  // so and fail instead (a backup must never end silently as if it had succeeded).
+  let finished = false;
+  const stranded = () => {
+    if (finished) return;
+    process.stderr.write('xcopy-agent: internal error (please report): the command stopped without finishing\n');
+    process.exitCode = ExitStatus.INTERNAL;
+  };
+  process.once('beforeExit', stranded);
+  try {
+    await buildCli(argv).parseAsync();
+  } finally {
+    finished = true;
+    process.off('beforeExit', stranded);
+  }
 }

@@ -45,11 +45,11 @@ export class Progress {
   }
 
   /** `done` of `total` units; `bytesPerUnit` turns blocks into bytes (1 for records). */
-  update(done: bigint, total: bigint, unit: 'blocks' | 'records', bytesPerUnit = 1, extra = ''): void {
+  update(done: bigint, total: bigint, unit: 'blocks' | 'records', bytesPerUnit = 1, extra = '', fields?: Record<string, unknown>): void {
     const now = Date.now();
     if (this.out.json && now - this.lastRecord >= 1000) {
       this.lastRecord = now;
-      this.out.record('progress', { phase: this.phase, done, total, unit });
+      this.out.record('progress', { phase: this.phase, done, total, unit, ...(fields ?? {}) });
     }
     if (!this.tty || this.out.json || now - this.lastDraw < 200) return;
     this.lastDraw = now;

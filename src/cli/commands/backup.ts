@@ -103,7 +103,8 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
             if (progress.isTty) process.stderr.write(`  snapshot ${String(e.snapshot_id)}, writes held ${Number(e.institute_pause_ms ?? 0).toFixed(2)} ms\n`);
           } else if (e.phase !== 'done') progress.start(e.phase, phaseName(e.phase));
         } else if (e.type === 'progress') {
-          progress.update(e.done, e.total, e.unit, e.unit === 'blocks' ? blockBytes : 1);
+          const obf = e.obf_records !== undefined ? `OBF ${e.obf_records} records (${((e.obf_fill ?? 0) * 100).toFixed(1)}% full)` : '';
+          progress.update(e.done, e.total, e.unit, e.unit === 'blocks' ? blockBytes : 1, obf, e.obf_records !== undefined ? { obf_records: e.obf_records, obf_fill: e.obf_fill } : undefined);
         } else {
           progress.finishLine();
           out.record('progress', { event: 'warning', message: e.message });
