@@ -310,6 +310,7 @@ export class IscsiSession {
     const timeoutMs = validateLength(opts.timeoutMs ?? this.commandTimeoutMs, 'timeoutMs');
     const policy = opts.retry ?? this.retry;
     const dir = dataOut !== undefined && dataOut.length > 0 ? XferDir.WRITE : dataInLength > 0 ? XferDir.READ : XferDir.NONE;
+    const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       const native = this.native;
       if (!native || this.closing) throw new IscsiError('ERR_ISCSI_CLOSED', `session to ${this.url} is closed`);
@@ -325,7 +326,11 @@ export class IscsiSession {
         throw new IscsiError('ERR_ISCSI_TRANSPORT', `command 0x${cdb[0].toString(16).padStart(2, '0')} to ${this.url} failed: ${r.error ?? 'transport error'}`);
       }
       const result = this.toResult(r, dataInLength, attempt);
-      const delay = retryDelay(policy, attempt, r.status, result.sense?.senseKey);
+      const delay = retryDelay(policy, attempt, r.status, result.sense?.senseKey, Math.random, {
+        asc: result.sense?.asc,
+        ascq: result.sense?.ascq,
+        elapsedMs: Date.now() - t0,
+      });
       if (delay === undefined) return result;
       this.log.debug({ attempt, status: scsiStatusName(r.status), delay_ms: delay }, 'retrying command');
       if (delay > 0) await sleep(delay);

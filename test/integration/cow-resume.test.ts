@@ -15,6 +15,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { decodeSuperblock } from '../../src/obf/format';
 import { scanLog } from '../../src/obf/log';
+import { DEFAULT_RETRY } from '../../src/initiator/retry';
 import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
 import { freePort } from '../../src/peers/tgt';
@@ -24,6 +25,8 @@ import { TargetServer } from '../../src/target/server';
 import { onSnapshotHeld, onSnapshotResuming } from '../helpers/held';
 import { removeDir, tempDir } from '../helpers/tmp';
 
+/** The hosts here observe the NOT READY window itself: no waiting it out (the initiator's default). */
+const OBSERVE = { retry: { ...DEFAULT_RETRY, becomingReadyMs: 0 } };
 const IQN = 'iqn.2026-11.io.xcopy-agent.test:resume';
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
@@ -89,7 +92,7 @@ test('after a restart the target serves at once; the source answers NOT READY 04
   {
     const client = clientOf(server);
     id = (await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/0`, obf: `${IQN}/1`, chunk_bytes: 16384 })).id;
-    const h = await IscsiSession.connect(url(0));
+    const h = await IscsiSession.connect(url(0), OBSERVE);
     for (let i = 0; i < 40; i++) await h.write16(BigInt(crypto.randomInt(SIZE / 512 - 8)), crypto.randomBytes(4096));
     await h.close();
     records = (await client.call<{ records: number }>('snapshot_status', { id })).records;
@@ -106,8 +109,8 @@ test('after a restart the target serves at once; the source answers NOT READY 04
   });
   try {
     const client = clientOf(server);
-    const h = await IscsiSession.connect(url(0));
-    const other = await IscsiSession.connect(url(2));
+    const h = await IscsiSession.connect(url(0), OBSERVE);
+    const other = await IscsiSession.connect(url(2), OBSERVE);
     try {
       expect(resuming).toEqual([id]);
       const tur = await h.execute(TUR);
@@ -127,7 +130,7 @@ test('after a restart the target serves at once; the source answers NOT READY 04
       expect(sha(fs.readFileSync(path.join(dir, 'src.img')))).toBe(sha(before)); // nothing reached the source
       await other.write16(0n, crypto.randomBytes(512)); // other LUNs serve as usual
       // the OBF LUN is read-only to hosts while its snapshot resumes
-      const obfHost = await IscsiSession.connect(url(1));
+      const obfHost = await IscsiSession.connect(url(1), OBSERVE);
       await expect(obfHost.write16(100n, Buffer.alloc(512))).rejects.toMatchObject({ senseKey: 0x7, asc: 0x27 });
       await obfHost.close();
       await expect(client.call('snapshot_status', { id })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is resuming from its OBF after a restart; retry shortly/) });
@@ -176,7 +179,7 @@ test('restarts with an ended and an active snapshot of one source: the source st
     await gate;
   });
   try {
-    const h = await IscsiSession.connect(url(0));
+    const h = await IscsiSession.connect(url(0), OBSERVE);
     try {
       expect(seen).toEqual([id]); // capturing sessions resume first
       const tur = await h.execute(TUR);
@@ -211,7 +214,7 @@ test('restarts with an ended and an active snapshot of one source: the source st
   });
   try {
     await server.snapshots!.resumed;
-    const h = await IscsiSession.connect(url(0));
+    const h = await IscsiSession.connect(url(0), OBSERVE);
     try {
       const tur = await h.execute(TUR);
       expect([tur.sense?.senseKey, tur.sense?.asc, tur.sense?.ascq]).toEqual([0x2, 0x04, 0x03]);
@@ -286,7 +289,7 @@ test('an institute that fails after its session was journalled shows it INVALID 
     abandonedId = abandoned!.id;
     expect(await client.call('snapshot_status', { id: abandoned!.id })).toMatchObject({ state: 'INVALID', reason: 'ABANDONED' });
     expect(decodeSuperblock(fs.readFileSync(path.join(dir, 'obf.img')).subarray(0, 512)).snapshotId).toBe(abandoned!.id);
-    const h = await IscsiSession.connect(url(0));
+    const h = await IscsiSession.connect(url(0), OBSERVE);
     await h.write16(0n, crypto.randomBytes(512)); // the source takes writes
     await h.close();
     expect(await client.call('snapshot_forget', { id: abandoned!.id })).toEqual({ forgotten: abandoned!.id });

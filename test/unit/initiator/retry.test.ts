@@ -33,3 +33,19 @@ describe('retry policy', () => {
     expect(retryDelay(DEFAULT_RETRY, 1, RESERVATION_CONFLICT, undefined)).toBeUndefined();
   });
 });
+
+describe('NOT READY, becoming ready (04h/01h): waited out for a bounded time', () => {
+  const BECOMING = { asc: 0x04, ascq: 0x01 };
+  test('retried past maxAttempts while within the budget, backing off to 1 s', () => {
+    expect(retryDelay(DEFAULT_RETRY, 1, 0x02, 0x02, Math.random, { ...BECOMING, elapsedMs: 0 })).toBe(100);
+    expect(retryDelay(DEFAULT_RETRY, 3, 0x02, 0x02, Math.random, { ...BECOMING, elapsedMs: 500 })).toBe(400);
+    expect(retryDelay(DEFAULT_RETRY, 40, 0x02, 0x02, Math.random, { ...BECOMING, elapsedMs: 30_000 })).toBe(1000);
+  });
+  test('final once the budget is spent, and with NO_RETRY', () => {
+    expect(retryDelay(DEFAULT_RETRY, 61, 0x02, 0x02, Math.random, { ...BECOMING, elapsedMs: 60_000 })).toBeUndefined();
+    expect(retryDelay(NO_RETRY, 1, 0x02, 0x02, Math.random, { ...BECOMING, elapsedMs: 0 })).toBeUndefined();
+  });
+  test('other NOT READY reasons stay final (04h/03h needs a person)', () => {
+    expect(retryDelay(DEFAULT_RETRY, 1, 0x02, 0x02, Math.random, { asc: 0x04, ascq: 0x03, elapsedMs: 0 })).toBeUndefined();
+  });
+});
