@@ -327,6 +327,9 @@ class ExtendedCopyRun {
   /** list id → blocks of its command (for progress); in flight only. */
   private readonly running = new Map<number, bigint>();
   private polling: boolean;
+  /** Ends the poll's current wait at once (when the commands are done). */
+  private wakePoll: () => void = () => {};
+  private pollTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly plan: XcopyPlan,
@@ -346,6 +349,8 @@ class ExtendedCopyRun {
       await Promise.all(Array.from({ length: this.plan.limits.commandsInFlight }, () => this.worker()));
     } finally {
       this.polling = false;
+      clearTimeout(this.pollTimer);
+      this.wakePoll(); // the copy ends now, not at the poll's next tick
       this.opts.signal?.removeEventListener('abort', onAbort);
       await poller;
     }
@@ -404,7 +409,10 @@ class ExtendedCopyRun {
   private async pollProgress(): Promise<void> {
     const bs = this.range.blockSize;
     while (this.polling) {
-      await new Promise((r) => setTimeout(r, this.opts.progressIntervalMs ?? 500));
+      await new Promise<void>((r) => {
+        this.wakePoll = r;
+        this.pollTimer = setTimeout(r, this.opts.progressIntervalMs ?? 500);
+      });
       if (!this.polling || this.running.size === 0) continue;
       let partial = 0n;
       try {
