@@ -38,10 +38,11 @@ export interface ObfLog {
  * Reads the OBF's log and checks it against its SEAL (or, with `upToMarker`, its MARKER); the
  * records to apply are all of them, or those before the MARKER.
  */
-export async function readObfLog(obf: IscsiSession, opts: { upToMarker?: boolean; obfOffset?: bigint } = {}): Promise<ObfLog> {
+export async function readObfLog(obf: IscsiSession, opts: { upToMarker?: boolean; obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLog> {
   const at = opts.obfOffset ?? 0n;
   const superblock = decodeSuperblock(await obf.read16(at, 1));
-  const scan = await scanLog((lba, n) => obf.read16(at + lba, n), superblock);
+  // A log copied elsewhere (appended to a secondary) ends where the copy ends.
+  const scan = await scanLog((lba, n) => obf.read16(at + lba, n), superblock, opts.capacityBlocks !== undefined ? { capacityBlocks: opts.capacityBlocks } : {});
   if (opts.upToMarker) {
     const check = checkMarker(scan, superblock.blockSize);
     if (!check.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its MARKER: ${check.mismatches.join('; ')}`);
@@ -64,6 +65,8 @@ export interface ApplyObfOptions {
   obfOffset?: bigint;
   /** Records already applied (a resumed pass): the first `from` are skipped. */
   from?: number;
+  /** Stops sending commands (those in flight finish); the apply then rejects with ERR_INTERRUPTED. */
+  signal?: AbortSignal;
   /** Called after each command with the records applied so far (counting `from`); awaited. */
   onProgress?: (appliedRecords: number, totalRecords: number) => void | Promise<void>;
 }
@@ -88,46 +91,42 @@ export async function applyObf(obf: IscsiSession, secondary: IscsiSession, opts:
   const op = await operatingParametersOf(bridge);
   if (!op) throw new AgentError('ERR_XCOPY_ABORTED', `${bridge.url} has no copy manager that answers OPERATING PARAMETERS: the OBF cannot be applied by EXTENDED COPY`);
   const limits = copyLimits(op, sb.sourceBlockSize);
-  const lists: SegmentDescriptor[][] = [];
-  for (let i = 0; i < records.length; i += limits.segmentsPerCommand) {
-    lists.push(
-      records.slice(i, i + limits.segmentsPerCommand).map((r) => ({
-        kind: 'blockToBlock',
-        dc: true, // NUMBER OF BLOCKS counts destination (source LUN) blocks
-        cat: false,
-        sourceCscdDescriptorId: 0,
-        destinationCscdDescriptorId: 1,
-        blockDeviceNumberOfBlocks: r.sourceBlocks,
-        sourceBlockDeviceLba: at + r.dataLba,
-        destinationBlockDeviceLba: r.sourceLba,
-      })),
-    );
-  }
+  const lists = segmentLists(records, { at, obfBlockSize: sb.blockSize, sourceBlockSize: sb.sourceBlockSize, blocksPerSegment: Number(limits.blocksPerSegment), segmentsPerCommand: limits.segmentsPerCommand });
   let next = 0;
   let applied = 0;
   let listId = 1;
+  const busy = new Set<number>();
   let failure: unknown;
   const finished: boolean[] = [];
   let prefix = 0;
-  // Several commands in flight, each with its own LIST IDENTIFIER; the first failure stops the
-  // others from sending more (the ones in flight finish).
+  // Several commands in flight, each with its own LIST IDENTIFIER (never one still in flight);
+  // the first failure, or the signal, stops the others from sending more (the ones in flight
+  // finish).
   const worker = async () => {
     while (next < lists.length && failure === undefined) {
+      if (opts.signal?.aborted) {
+        failure ??= new AgentError('ERR_INTERRUPTED', `applying the OBF interrupted after ${from + applied} of ${log.records.length} records`);
+        return;
+      }
       const index = next++;
-      const segments = lists[index];
+      const { segments } = lists[index];
+      while (busy.has(listId)) listId = listId >= 255 ? 1 : listId + 1;
       const id = listId;
       listId = listId >= 255 ? 1 : listId + 1;
+      busy.add(id);
       try {
         await bridge.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage: 2, cscdDescriptors: [o, d], segmentDescriptors: segments }));
+        // Progress is the records whose every segment is in the prefix of lists all done
+        // (commands finish out of order): what a resumed pass may skip.
+        finished[index] = true;
+        while (prefix < lists.length && finished[prefix]) applied += lists[prefix++].recordsEnding;
+        await opts.onProgress?.(from + applied, log.records.length);
       } catch (err) {
         failure ??= err;
         return;
+      } finally {
+        busy.delete(id);
       }
-      // Progress is the prefix of lists all done (commands finish out of order): what a
-      // resumed pass may skip.
-      finished[index] = true;
-      while (prefix < lists.length && finished[prefix]) applied += lists[prefix++].length;
-      await opts.onProgress?.(from + applied, log.records.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limits.commandsInFlight, Math.max(1, lists.length)) }, worker));
@@ -135,4 +134,43 @@ export async function applyObf(obf: IscsiSession, secondary: IscsiSession, opts:
   await secondary.synchronizeCache16();
   const dataBytes = log.records.reduce((sum, r) => sum + BigInt(r.dataBlocks) * BigInt(sb.blockSize), 0n);
   return { records: log.records.length, dataBytes, afterMarker: log.afterMarker, extendedCopyCommands: lists.length };
+}
+
+/**
+ * The EXTENDED COPY parameter lists for `records`: one 02h segment per record, or several where a
+ * record is longer than the copy manager's MAXIMUM SEGMENT LENGTH allows (cut at a multiple of
+ * the OBF's block so each piece starts on an OBF block), packed `segmentsPerCommand` to a list.
+ * `recordsEnding` counts the records whose last segment is in the list.
+ */
+export function segmentLists(
+  records: readonly DataRecordRef[],
+  p: { at: bigint; obfBlockSize: number; sourceBlockSize: number; blocksPerSegment: number; segmentsPerCommand: number },
+): Array<{ segments: SegmentDescriptor[]; recordsEnding: number }> {
+  // Source blocks per OBF block (≥ 1 when the OBF's blocks are larger), to cut on OBF blocks.
+  const perObf = Math.max(1, p.obfBlockSize / p.sourceBlockSize);
+  const piece = Math.max(perObf, Math.floor(p.blocksPerSegment / perObf) * perObf);
+  const lists: Array<{ segments: SegmentDescriptor[]; recordsEnding: number }> = [];
+  let current: { segments: SegmentDescriptor[]; recordsEnding: number } = { segments: [], recordsEnding: 0 };
+  for (const r of records) {
+    for (let off = 0; off < r.sourceBlocks; off += piece) {
+      if (current.segments.length === p.segmentsPerCommand) {
+        lists.push(current);
+        current = { segments: [], recordsEnding: 0 };
+      }
+      const n = Math.min(piece, r.sourceBlocks - off);
+      current.segments.push({
+        kind: 'blockToBlock',
+        dc: true, // NUMBER OF BLOCKS counts destination (source LUN) blocks
+        cat: false,
+        sourceCscdDescriptorId: 0,
+        destinationCscdDescriptorId: 1,
+        blockDeviceNumberOfBlocks: n,
+        sourceBlockDeviceLba: p.at + r.dataLba + BigInt((off * p.sourceBlockSize) / p.obfBlockSize),
+        destinationBlockDeviceLba: r.sourceLba + BigInt(off),
+      });
+    }
+    current.recordsEnding++;
+  }
+  if (current.segments.length > 0) lists.push(current);
+  return lists;
 }

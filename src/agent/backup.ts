@@ -21,6 +21,7 @@ import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import type { DataRecordRef } from '../obf/log';
 import * as secondary from '../secondary';
+import { decodeSuperblock } from '../obf/format';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
@@ -163,6 +164,7 @@ export class Backup {
       const log = await this.timed('terminate', () => this.endCapture(plan));
       const applied = this.mode === 'overwrite' ? await this.timed('apply', () => this.applyRecords(plan, log)) : await this.timed('append', () => this.appendLog(plan, log));
       const extents = await this.timed('hash', () => this.hashImage(plan, log));
+      await this.checkObfUnchanged(plan, log);
       const state: secondary.SecondaryState = this.mode === 'overwrite' ? 'integrated' : 'log-appended';
       await this.saveRecord({ state, times: { ...this.record.times, finishedAt: nowIso(), phases: { ...this.phases } } });
       await this.forgetSnapshot();
@@ -344,16 +346,34 @@ export class Backup {
   private async institute(plan: Plan): Promise<{ id: string; pauseMs?: number; institutedAt: string }> {
     const o = this.opts;
     if (o.preHook) await runHook({ name: 'pre-hook', command: o.preHook, timeoutMs: o.hookTimeoutMs, log: this.log, signal: o.signal });
-    const st = await o.mgmt.call<{ id: string; institute_pause_ms?: number; instituted_at?: string }>('snapshot_institute', {
-      source: plan.sourceRef,
-      obf: plan.obfRef,
-      series_id: this.backupId,
-      ...(o.chunkBytes !== undefined ? { chunk_bytes: o.chunkBytes } : {}),
-      ...(o.policy ? { policy: o.policy } : {}),
-    });
-    this.snapshotId = st.id;
-    this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
-    if (o.postHook) await runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st.id }, signal: o.signal });
+    let st: { id: string; institute_pause_ms?: number; instituted_at?: string } | undefined;
+    try {
+      st = await o.mgmt.call<{ id: string; institute_pause_ms?: number; instituted_at?: string }>('snapshot_institute', {
+        source: plan.sourceRef,
+        obf: plan.obfRef,
+        series_id: this.backupId,
+        ...(o.chunkBytes !== undefined ? { chunk_bytes: o.chunkBytes } : {}),
+        ...(o.policy ? { policy: o.policy } : {}),
+      });
+      this.snapshotId = st.id;
+    } catch (err) {
+      // A lost answer (timeout, reset) may hide a snapshot the target did arm: find it by our
+      // series id, so that the failure path ends it.
+      const all = await o.mgmt.call<Array<{ id: string; series_id?: string }>>('snapshot_list').catch(() => []);
+      this.snapshotId = all.find((x) => x.series_id === this.backupId)?.id;
+      throw err;
+    } finally {
+      // After a pre-hook that ran (e.g. fsfreeze -f), the post-hook runs whatever happened, even
+      // on Ctrl-C (its own timeout still bounds it): an application is never left frozen.
+      if (o.postHook && (st !== undefined || o.preHook)) {
+        const hook = runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st?.id ?? '' } });
+        if (st !== undefined) this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
+        if (st !== undefined) await hook;
+        else await hook.catch((e: unknown) => this.log.error({ err: e }, 'the post-hook failed after a failed institute'));
+      } else if (st !== undefined) {
+        this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
+      }
+    }
     return { id: st.id, pauseMs: st.institute_pause_ms, institutedAt: st.instituted_at ?? nowIso() };
   }
 
@@ -421,7 +441,6 @@ export class Backup {
       await this.saveRecord({ progress: { ...this.record.progress, copiedBlocks: at } });
     }
     await this.checkSnapshot();
-    await this.saveRecord({ state: 'image-complete' });
     return total;
   }
 
@@ -438,21 +457,46 @@ export class Backup {
   /** Marks (with --mark) or terminates the snapshot, then reads back its OBF log. */
   private async endCapture(plan: Plan): Promise<ObfLog> {
     const mgmt = this.opts.mgmt;
+    let log: ObfLog;
     if (this.opts.mark) {
-      await mgmt.call('snapshot_mark', { id: this.snapshotId });
+      await this.invalidAware(() => mgmt.call('snapshot_mark', { id: this.snapshotId }));
       await this.checkSnapshot();
-      const log = await readObfLog(plan.obf, { upToMarker: true });
+      log = await readObfLog(plan.obf, { upToMarker: true });
       await this.terminate();
-      return log;
+    } else {
+      await this.terminate();
+      log = await readObfLog(plan.obf);
     }
-    await this.terminate();
-    return readObfLog(plan.obf);
+    await this.saveRecord({ state: 'image-complete' });
+    return log;
   }
 
   private async terminate(): Promise<void> {
-    const st = await this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_terminate', { id: this.snapshotId });
+    const st = await this.invalidAware(() => this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_terminate', { id: this.snapshotId }));
     this.snapshotEnded = true;
     if (st.state === 'INVALID') throw new AgentError('ERR_SNAPSHOT_INVALID', `the snapshot turned INVALID during the backup (${st.reason ?? 'no reason given'}); no consistent copy was made`);
+  }
+
+  /** A refusal of mark or terminate because the snapshot turned INVALID is that, not a usage error. */
+  private async invalidAware<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_SNAPSHOT_STATE') await this.checkSnapshot();
+      throw err;
+    }
+  }
+
+  /**
+   * After the OBF has been read for 608 (and the image hashed): its superblock must still be this
+   * snapshot's, or another snapshot took the OBF meanwhile (an ended snapshot's OBF is free to
+   * the target) and what was laid over the secondary may be another source's data.
+   */
+  private async checkObfUnchanged(plan: Plan, log: ObfLog): Promise<void> {
+    const now = decodeSuperblock(await plan.obf.read16(0n, 1));
+    if (now.snapshotId !== log.superblock.snapshotId) {
+      throw new AgentError('ERR_OBF_IO', 'the OBF was taken by another snapshot while this backup read it: the secondary is not a consistent copy; run the backup again, with an OBF of its own');
+    }
   }
 
   // ---- 608 -------------------------------------------------------------------------------
@@ -462,6 +506,7 @@ export class Backup {
     const r = await applyObf(plan.obf, plan.sec, {
       bridge: plan.bridge,
       log,
+      signal: this.opts.signal,
       onProgress: async (done, total) => {
         this.emit({ type: 'progress', phase: 'apply', done: BigInt(done), total: BigInt(total), unit: 'records' });
         if (Date.now() - saved < PROGRESS_SAVE_MS) return;
@@ -510,7 +555,9 @@ export class Backup {
     const hashes: Buffer[] = [];
     const read = (i: number) => {
       const { offset, bytes } = secondary.extentRange(L, i);
-      return plan.sec.read16(offset / B, bytes / L.blockSize);
+      const p = plan.sec.read16(offset / B, bytes / L.blockSize);
+      p.catch(() => undefined); // awaited in order below; a failure ahead must not be unhandled meanwhile
+      return p;
     };
     // HASH_READ_AHEAD extents in flight: the reads through iSCSI, not SHA-256, bound this phase.
     const inFlight: Array<Promise<Buffer>> = [];

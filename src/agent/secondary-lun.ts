@@ -47,8 +47,10 @@ export class SecondaryLun {
     let g = 0n;
     try {
       g = secondary.pickHeader(await s.read16(L.metaLba, L.slotBlocks), await s.read16(L.metaLba + BigInt(L.slotBlocks), L.slotBlocks)).generation;
-    } catch {
-      // nothing valid there: start at 1
+    } catch (err) {
+      // Nothing valid there: start at 1. Any other failure (a read error) must not let the new
+      // first header lose to an old one it cannot see.
+      if (!(err instanceof secondary.NoValidHeaderError)) throw err;
     }
     await s.write16(L.trailerLba, secondary.encodeTrailer(L), { fua: true });
     const lun = new SecondaryLun(s, { ...record, generation: g });
@@ -56,8 +58,17 @@ export class SecondaryLun {
     return lun;
   }
 
+  /** The header writes, one at a time (two at once could share a generation and its slot). */
+  private saving: Promise<void> = Promise.resolve();
+
   /** Writes the next header (generation + 1) with `update` applied; durable when it resolves. */
-  async save(update: Partial<secondary.SecondaryRecord>): Promise<void> {
+  save(update: Partial<secondary.SecondaryRecord>): Promise<void> {
+    const run = this.saving.then(() => this.write(update));
+    this.saving = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(update: Partial<secondary.SecondaryRecord>): Promise<void> {
     const r: secondary.SecondaryRecord = { ...this.current, ...update, generation: this.current.generation + 1n };
     r.times = { ...r.times, updatedAt: new Date().toISOString() };
     const L = r.layout;

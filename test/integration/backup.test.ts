@@ -231,6 +231,16 @@ test('a failing pre-hook: no snapshot, the secondary untouched', async () => {
   expect(sha(fs.readFileSync(file('sec.img')))).toBe(before);
 });
 
+test('institute refused after the pre-hook ran: the post-hook still runs (nothing left frozen)', async () => {
+  const thawed = file('thawed');
+  // LUN 5 holds data: the target refuses it as an OBF
+  const err = await backup({ source: url(7), secondary: url(2), obf: url(5), mgmt, preHook: 'true', postHook: `touch ${thawed}`, log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'ERR_INVALID_ARG' });
+  expect((err as Error).message).toMatch(/holds data that is not an OBF/);
+  expect(fs.existsSync(thawed)).toBe(true);
+  expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+});
+
 test('a failing post-hook ends and forgets the snapshot it followed', async () => {
   const err = await backup({ source: url(7), secondary: url(2), obf: url(1), mgmt, postHook: 'test -n "$XCOPY_AGENT_SNAPSHOT_ID" && exit 4', log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
   expect(err).toMatchObject({ code: 'ERR_HOOK_FAILED' });
@@ -314,11 +324,11 @@ describe('faults', () => {
     expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
   });
 
-  test('SIGINT during the post-hook: exit 130, the snapshot ended, the secondary untouched', async () => {
+  test('SIGINT during the pre-hook: the hook stopped, exit 130 at once, no snapshot, the secondary untouched', async () => {
     const before = sha(fs.readFileSync(file('sec.img')));
     const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
     const { spawn } = await import('node:child_process');
-    const child = spawn(bin, ['backup', '--source', url(7), '--secondary', url(2), '--obf', url(1), '--post-hook', 'sleep 30', '--json', '--mgmt', server.management!.url, '--token-file', tokenFile], {
+    const child = spawn(bin, ['backup', '--source', url(7), '--secondary', url(2), '--obf', url(1), '--pre-hook', 'sleep 30', '--json', '--mgmt', server.management!.url, '--token-file', tokenFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -327,7 +337,7 @@ describe('faults', () => {
       const timer = setTimeout(() => reject(new Error(`no institute record: ${stdout}`)), 30_000);
       child.stdout!.on('data', (b: Buffer) => {
         stdout += b.toString();
-        if (/"snapshot_id"/.test(stdout)) {
+        if (/"phase":"institute","event":"start"/.test(stdout)) {
           clearTimeout(timer);
           resolve();
         }

@@ -62,10 +62,19 @@ export function builder(y: Argv): Argv<Args> {
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   const progress = new Progress(out);
+  // Ctrl-C, SIGTERM or SIGHUP: stop cleanly (COPY OPERATION ABORT, the snapshot ended, the
+  // secondary marked failed), then exit 130. The handlers stay installed: a second signal while
+  // the snapshot is being ended must not kill the agent half-way.
   const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const onSignal = () => {
+    if (stop.signal.aborted) {
+      process.stderr.write('xcopy-agent: still ending the snapshot and marking the secondary failed; wait (or SIGKILL, which leaves the snapshot armed)\n');
+      return;
+    }
+    stop.abort();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
   try {
     if (argv.toc) throw new ArgumentError('--toc (the table of contents, step 603) is not available yet');
     if (!(argv.expectedChange >= 0 && argv.expectedChange <= 100)) throw new ArgumentError(`--expected-change ${argv.expectedChange} must be a percentage 0..100`);
@@ -127,8 +136,7 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     progress.finishLine();
     process.exitCode = out.error(err);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of signals) process.off(sig, onSignal);
   }
 }
 
