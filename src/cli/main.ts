@@ -10,6 +10,7 @@ import * as backup from './commands/backup';
 import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
+import * as eraseObf from './commands/erase-obf';
 import * as inquire from './commands/inquire';
 import * as integrate from './commands/integrate';
 import * as snapshot from './commands/snapshot';
@@ -33,6 +34,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(snapshot))
     .command(withEnv(backup))
     .command(withEnv(integrate))
+    .command(withEnv(eraseObf))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(
