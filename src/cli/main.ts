@@ -11,6 +11,7 @@ import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
 import * as eraseObf from './commands/erase-obf';
+import * as exportCommand from './commands/export';
 import * as inquire from './commands/inquire';
 import * as integrate from './commands/integrate';
 import * as snapshot from './commands/snapshot';
@@ -35,6 +36,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(backup))
     .command(withEnv(integrate))
     .command(withEnv(eraseObf))
+    .command(withEnv(exportCommand))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(
