@@ -70,6 +70,9 @@ export const ErrorCodes = {
   ERR_SNAPSHOT_INVALID: ExitStatus.SNAPSHOT_INVALID, // the snapshot of a backup turned INVALID; the secondary says failed
   ERR_NOT_SNAPSHOT_CAPABLE: ExitStatus.USAGE, // the source is not served by a target with snapshots (put it behind the gateway)
   ERR_SECONDARY_IN_USE: ExitStatus.USAGE, // the secondary holds data that is not a copy of ours (refused without --yes)
+  ERR_NOT_AN_OBF: ExitStatus.USAGE, // erase-obf: block 0 of the LUN is not an OBF superblock (refused without --force)
+  ERR_DESTINATION_IN_USE: ExitStatus.USAGE, // export: the destination holds data that is not a secondary (refused without --yes)
+  ERR_EXPORT_VERIFY: ExitStatus.MISCOMPARE, // export: the copy does not read back as the secondary (its metadata or an extent's hash differs)
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -38,7 +38,7 @@ export interface ObfLog {
  * Reads the OBF's log and checks it against its SEAL (or, with `upToMarker`, its MARKER); the
  * records to apply are all of them, or those before the MARKER.
  */
-export async function readObfLog(obf: IscsiSession, opts: { upToMarker?: boolean; obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLog> {
+export async function readObfLog(obf: Pick<IscsiSession, 'read16'>, opts: { upToMarker?: boolean; obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLog> {
   const at = opts.obfOffset ?? 0n;
   const superblock = decodeSuperblock(await obf.read16(at, 1));
   // A log copied elsewhere (appended to a secondary) ends where the copy ends.

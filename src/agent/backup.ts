@@ -19,13 +19,13 @@ import { AgentError, ArgumentError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
-import type { DataRecordRef } from '../obf/log';
 import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
-import { SecondaryLun } from './secondary-lun';
+import { imageExtentHashes } from './image-hashes';
+import { blankOrSecondary, SecondaryLun } from './secondary-lun';
 import { inquire, type InquireReport } from './inquire';
 import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
@@ -111,8 +111,6 @@ const nowIso = () => new Date().toISOString();
 export const COPY_SLICE_BYTES = 1024 * 1024 * 1024;
 /** Header updates while records are applied: at most one per this many milliseconds. */
 const PROGRESS_SAVE_MS = 2000;
-/** Extents read ahead while hashing the image. */
-const HASH_READ_AHEAD = 4;
 const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 /** The management API's view of a LUN (lun_list). */
@@ -300,15 +298,7 @@ export class Backup {
    */
   private async checkSecondaryFree(sec: IscsiSession, layout: secondary.SecondaryLayout): Promise<void> {
     if (this.opts.yes) return;
-    const trailer = await sec.read16(layout.trailerLba, 1);
-    try {
-      secondary.decodeTrailer(trailer, layout.capacityBlocks);
-      return; // an earlier copy of ours: taken
-    } catch {
-      // not ours; blank?
-    }
-    const head = await sec.read16(0n, Math.min(Number(layout.capacityBlocks), Math.ceil(1048576 / layout.blockSize)));
-    if (head.some((b) => b !== 0) || trailer.some((b) => b !== 0)) {
+    if (!(await blankOrSecondary((lba, n) => sec.read16(lba, n), layout.capacityBlocks, layout.blockSize))) {
       throw new AgentError('ERR_SECONDARY_IN_USE', `the secondary ${redactUrl(sec.url)} holds data that is not a copy made by xcopy-agent: give a blank LUN, or --yes to overwrite it`);
     }
   }
@@ -549,43 +539,18 @@ export class Backup {
    * are laid over each extent in memory first.
    */
   private async hashImage(plan: Plan, log: ObfLog): Promise<number> {
-    const L = plan.layout;
-    const B = BigInt(L.blockSize);
-    const overlay = this.mode === 'append' ? [...log.records].sort((a, b) => (a.sourceLba < b.sourceLba ? -1 : a.sourceLba > b.sourceLba ? 1 : 0)) : [];
-    const hashes: Buffer[] = [];
-    const read = (i: number) => {
-      const { offset, bytes } = secondary.extentRange(L, i);
-      const p = plan.sec.read16(offset / B, bytes / L.blockSize);
-      p.catch(() => undefined); // awaited in order below; a failure ahead must not be unhandled meanwhile
-      return p;
-    };
-    // HASH_READ_AHEAD extents in flight: the reads through iSCSI, not SHA-256, bound this phase.
-    const inFlight: Array<Promise<Buffer>> = [];
-    for (let i = 0; i < Math.min(HASH_READ_AHEAD, L.extents); i++) inFlight.push(read(i));
-    let k = 0;
-    for (let i = 0; i < L.extents; i++) {
-      this.checkInterrupted();
-      const data = await inFlight.shift()!;
-      if (i + HASH_READ_AHEAD < L.extents) inFlight.push(read(i + HASH_READ_AHEAD));
-      const lba = secondary.extentRange(L, i).offset / B;
-      const end = lba + BigInt(data.length / L.blockSize);
-      while (k < overlay.length && overlay[k].sourceLba + BigInt(overlay[k].sourceBlocks) <= lba) k++;
-      for (let j = k; j < overlay.length && overlay[j].sourceLba < end; j++) await this.layOver(plan, overlay[j], data, lba, end);
-      hashes.push(crypto.createHash('sha256').update(data).digest());
-      if (i % 16 === 15 || i === L.extents - 1) this.emit({ type: 'progress', phase: 'hash', done: end, total: L.imageBlocks, unit: 'blocks' });
-    }
+    const hashes = await imageExtentHashes({
+      layout: plan.layout,
+      read: (lba, n) => plan.sec.read16(lba, n),
+      overlay: this.mode === 'append' ? { records: log.records, read: (lba, n) => plan.obf.read16(lba, n) } : undefined,
+      beforeExtent: () => this.checkInterrupted(),
+      onExtent: (done, total) => {
+        if (done % 16 === 0 || done === total) this.emit({ type: 'progress', phase: 'hash', done: secondary.extentRange(plan.layout, done - 1).offset / BigInt(plan.layout.blockSize) + BigInt(secondary.extentRange(plan.layout, done - 1).bytes / plan.layout.blockSize), total: plan.imageBlocks, unit: 'blocks' });
+      },
+    });
     await this.meta!.writeHashes(hashes);
     await this.saveRecord({ progress: { ...this.record.progress, hashedExtents: hashes.length } });
     return hashes.length;
-  }
-
-  /** Copies the part of record `r` that falls in [lba, end) over `data` (which starts at `lba`). */
-  private async layOver(plan: Plan, r: DataRecordRef, data: Buffer, lba: bigint, end: bigint): Promise<void> {
-    const from = r.sourceLba > lba ? r.sourceLba : lba;
-    const to = r.sourceLba + BigInt(r.sourceBlocks) < end ? r.sourceLba + BigInt(r.sourceBlocks) : end;
-    if (to <= from) return;
-    const rec = await plan.obf.read16(r.dataLba + (from - r.sourceLba), Number(to - from));
-    rec.copy(data, Number(from - lba) * plan.layout.blockSize);
   }
 
   // ---- endings -----------------------------------------------------------------------------

@@ -7,6 +7,54 @@
 import { AgentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
 import * as secondary from '../secondary';
+import { isAllZero } from '../util/zero';
+
+/** Reads `blocks` blocks at `lba`: a LUN through the initiator, or a file holding a copy of one. */
+export type ReadBlocks = (lba: bigint, blocks: number) => Promise<Buffer>;
+
+/**
+ * The metadata of a secondary on a device of `capacityBlocks` (docs/secondary-format.md,
+ * "Reading a secondary"): the trailer in the last block, the current header of the two slots it
+ * locates, that header's layout checked against the trailer. ERR_INVALID_ARG when the last block
+ * is not a trailer (`name` says what was read); a DecodeError when the slots are not valid.
+ */
+export async function readSecondaryMetadata(read: ReadBlocks, capacityBlocks: bigint, name: string): Promise<secondary.SecondaryRecord> {
+  let t: secondary.SecondaryTrailer;
+  try {
+    t = secondary.decodeTrailer(await read(capacityBlocks - 1n, 1), capacityBlocks);
+  } catch (err) {
+    throw new AgentError('ERR_INVALID_ARG', `${name} holds no copy made by xcopy-agent backup (its last block is not a secondary's trailer: ${(err as Error).message})`, { cause: err });
+  }
+  const record = secondary.pickHeader(await read(t.metaLba, t.slotBlocks), await read(t.metaLba + BigInt(t.slotBlocks), t.slotBlocks));
+  secondary.checkLayoutAgainstTrailer(record.layout, t);
+  return record;
+}
+
+/** The hashes a record counts (progress.hashedExtents), from its hash table. */
+export async function readHashTable(read: ReadBlocks, record: secondary.SecondaryRecord): Promise<Buffer[]> {
+  const L = record.layout;
+  return secondary.decodeHashTable(await read(L.hashLba, Number(L.hashBlocks)), record.progress.hashedExtents);
+}
+
+/** What a writer reads of a device before taking it for a secondary (a file system's superblocks lie within it). */
+const FREE_CHECK_BYTES = 1048576;
+
+/**
+ * Whether a device may receive a secondary without --yes: its last block is a secondary's
+ * trailer (an earlier copy of ours), or its first MiB and last block are zeros (blank). Anything
+ * else may be a file system that a mistyped URL would destroy.
+ */
+export async function blankOrSecondary(read: ReadBlocks, capacityBlocks: bigint, blockSize: number): Promise<boolean> {
+  const trailer = await read(capacityBlocks - 1n, 1);
+  try {
+    secondary.decodeTrailer(trailer, capacityBlocks);
+    return true;
+  } catch {
+    // not ours; blank?
+  }
+  const head = await read(0n, Math.min(Number(capacityBlocks), Math.ceil(FREE_CHECK_BYTES / blockSize)));
+  return isAllZero(head) && isAllZero(trailer);
+}
 
 export class SecondaryLun {
   private constructor(
@@ -25,15 +73,7 @@ export class SecondaryLun {
   /** Reads the metadata of a secondary made by `backup` (ERR_INVALID_ARG when it is not one). */
   static async open(s: IscsiSession): Promise<SecondaryLun> {
     const blocks = (await s.readCapacity16()).returnedLogicalBlockAddress + 1n;
-    let t: ReturnType<typeof secondary.decodeTrailer>;
-    try {
-      t = secondary.decodeTrailer(await s.read16(blocks - 1n, 1), blocks);
-    } catch (err) {
-      throw new AgentError('ERR_INVALID_ARG', `${s.url} holds no copy made by xcopy-agent backup (its last block is not a secondary's trailer: ${(err as Error).message})`, { cause: err });
-    }
-    const slot0 = await s.read16(t.metaLba, t.slotBlocks);
-    const slot1 = await s.read16(t.metaLba + BigInt(t.slotBlocks), t.slotBlocks);
-    return new SecondaryLun(s, secondary.pickHeader(slot0, slot1));
+    return new SecondaryLun(s, await readSecondaryMetadata((lba, n) => s.read16(lba, n), blocks, s.url));
   }
 
   /**

@@ -34,6 +34,8 @@ export interface XcopyCopyOptions {
   /** First LIST IDENTIFIER (default 1); each command in flight uses the next one. */
   listId?: number;
   fallback?: boolean;
+  /** How the refusal when fallback is off says to allow the host path (default: "drop --no-fallback"). */
+  fallbackHint?: string;
   session?: SessionOptions;
   onProgress?: (copiedBlocks: bigint, totalBlocks: bigint, path: 'xcopy' | 'host') => void;
   /** How often COPY STATUS is asked for progress while commands run (default 500 ms). */
@@ -186,7 +188,7 @@ function secondsSince(t0: bigint): number {
  */
 async function copyThroughHost(job: CopyJob, why: string, from: bigint): Promise<XcopyCopyResult> {
   const { opts, ends, range, result } = job;
-  if (!(opts.fallback ?? true)) throw new AgentError('ERR_SCSI_STATUS', `EXTENDED COPY not possible: ${why} (drop --no-fallback to copy through this host)`);
+  if (!(opts.fallback ?? true)) throw new AgentError('ERR_SCSI_STATUS', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'drop --no-fallback'} to copy through this host)`);
   result.fallback_reason = why;
   const r = await hostCopy(ends.src, ends.dst, {
     skip: range.skip + from,

@@ -10,6 +10,8 @@ import * as backup from './commands/backup';
 import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
+import * as eraseObf from './commands/erase-obf';
+import * as exportCommand from './commands/export';
 import * as inquire from './commands/inquire';
 import * as integrate from './commands/integrate';
 import * as snapshot from './commands/snapshot';
@@ -33,6 +35,8 @@ export function buildCli(argv: string[]) {
     .command(withEnv(snapshot))
     .command(withEnv(backup))
     .command(withEnv(integrate))
+    .command(withEnv(eraseObf))
+    .command(withEnv(exportCommand))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

@@ -9,8 +9,7 @@ import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
-import { Output } from '../output';
-import { Progress } from '../progress';
+import { runCommand } from '../run';
 
 export const command = 'backup';
 export const describe = 'Back up a LUN: snapshot (COW), copy by EXTENDED COPY, apply or append the OBF; the secondary describes itself';
@@ -59,23 +58,8 @@ export function builder(y: Argv): Argv<Args> {
     .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '') as unknown as Argv<Args>;
 }
 
-export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
-  const out = new Output(argv.json);
-  const progress = new Progress(out);
-  // Ctrl-C, SIGTERM or SIGHUP: stop cleanly (COPY OPERATION ABORT, the snapshot ended, the
-  // secondary marked failed), then exit 130. The handlers stay installed: a second signal while
-  // the snapshot is being ended must not kill the agent half-way.
-  const stop = new AbortController();
-  const onSignal = () => {
-    if (stop.signal.aborted) {
-      process.stderr.write('xcopy-agent: still ending the snapshot and marking the secondary failed; wait (or SIGKILL, which leaves the snapshot armed)\n');
-      return;
-    }
-    stop.abort();
-  };
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const sig of signals) process.on(sig, onSignal);
-  try {
+export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
+  return runCommand(argv.json, 'backup', async ({ out, progress, signal }) => {
     if (argv.toc) throw new ArgumentError('--toc (the table of contents, step 603) is not available yet');
     if (!(argv.expectedChange >= 0 && argv.expectedChange <= 100)) throw new ArgumentError(`--expected-change ${argv.expectedChange} must be a percentage 0..100`);
     if (!(argv.hookTimeout > 0)) throw new ArgumentError(`--hook-timeout ${argv.hookTimeout} must be a positive number of seconds`);
@@ -99,7 +83,7 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       expectedChange: argv.expectedChange / 100,
       yes: argv.yes,
       keepSnapshotOnAbort: argv.keepSnapshotOnAbort,
-      signal: stop.signal,
+      signal,
       log: logger(),
       onEvent: (e) => {
         if (e.type === 'phase') {
@@ -121,23 +105,18 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         }
       },
     });
-    progress.finishLine();
-    out.record('summary', { command: 'backup', ...r });
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
-    out.line(
-      `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
-        `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY, ${mib(r.host_bytes)} MiB through this host` +
-        (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
-        `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
-        (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
-        `; ${r.extents} extents hashed; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
-    );
-  } catch (err) {
-    progress.finishLine();
-    process.exitCode = out.error(err);
-  } finally {
-    for (const sig of signals) process.off(sig, onSignal);
-  }
+    return {
+      summary: { ...r },
+      line:
+        `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
+          `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY, ${mib(r.host_bytes)} MiB through this host` +
+          (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
+          `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
+          (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
+          `; ${r.extents} extents hashed; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
+    };
+  });
 }
 
 function phaseName(p: BackupPhase): string {
