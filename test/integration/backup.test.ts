@@ -16,12 +16,12 @@ import { integrate } from '../../src/agent/integrate';
 import { AgentError } from '../../src/errors';
 import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
-import { freePort } from '../../src/peers/tgt';
 import * as secondary from '../../src/secondary';
-import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
+import { freePort } from '../../src/peers/tgt';
+import { quickConfig } from '../../src/target/config';
 import { onSnapshotHeld } from '../helpers/held';
-import { xorshift } from '../helpers/rng';
+import { hostWriter, startSnapshotTarget } from '../helpers/snapshot-target';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:backup';
@@ -44,30 +44,17 @@ beforeAll(async () => {
   fs.writeFileSync(file('src.img'), crypto.randomBytes(SIZE));
   fs.writeFileSync(file('src2.img'), crypto.randomBytes(4 * MiB));
   fs.writeFileSync(file('used.img'), Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(19 * MiB)]));
-  port = await freePort();
-  server = await TargetServer.start(
-    quickConfig({
-      portal: `127.0.0.1:${port}`,
-      iqn: IQN,
-      luns: [
-        `file:${file('src.img')}`,
-        `file:${file('obf.img')}:24M`,
-        `file:${file('sec.img')}:20M`,
-        `file:${file('sec-append.img')}:44M`,
-        `file:${file('small.img')}:8M`,
-        `file:${file('used.img')}`,
-        `file:${file('obf-small.img')}:1M`,
-        `file:${file('src2.img')}`,
-      ],
-    }),
-    {
-      log: pino({ level: 'silent' }),
-      stateDir: file('state'),
-      management: { listen: '127.0.0.1:0', tokenFile: file('state/mgmt.token') },
-    },
-  );
-  tokenFile = file('state/mgmt.token');
-  mgmt = new ManagementClient({ url: server.management!.url, token: fs.readFileSync(tokenFile, 'utf8').trim() });
+  const t = await startSnapshotTarget(dir, IQN, [
+    `file:${file('src.img')}`,
+    `file:${file('obf.img')}:24M`,
+    `file:${file('sec.img')}:20M`,
+    `file:${file('sec-append.img')}:44M`,
+    `file:${file('small.img')}:8M`,
+    `file:${file('used.img')}`,
+    `file:${file('obf-small.img')}:1M`,
+    `file:${file('src2.img')}`,
+  ]);
+  ({ server, port, mgmt, tokenFile } = t);
 });
 
 afterAll(async () => {
@@ -75,37 +62,14 @@ afterAll(async () => {
   if (dir) removeDir(dir);
 });
 
-/** Random writes of 1..128 blocks to the source until stopped; returns how many were made. */
-function hostWriter(seed: number) {
-  const r = xorshift(seed).int;
-  let stopped = false;
-  let writes = 0;
-  const done = (async () => {
-    const s = await IscsiSession.connect(url(0));
-    try {
-      while (!stopped) {
-        const n = 1 + r(128);
-        await s.write16(BigInt(r(SIZE / BS - n)), crypto.randomBytes(n * BS));
-        writes++;
-      }
-    } finally {
-      await s.close();
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await done;
-      return writes;
-    },
-  };
-}
+/** Random writes of 1..128 blocks to the source until stopped. */
+const sourceWriter = (seed: number) => hostWriter(url(0), { seed, blocks: SIZE / BS });
 
 /** Runs a backup of LUN 0 with hosts writing, the held copy of the source taken as the reference. */
 async function backupUnderWrites(opts: Partial<BackupOptions>, seed: number) {
   const reference = file(`reference-${seed}.img`);
   const off = onSnapshotHeld(() => fs.promises.copyFile(file('src.img'), reference));
-  const writers = [hostWriter(seed), hostWriter(seed + 1)];
+  const writers = [sourceWriter(seed), sourceWriter(seed + 1)];
   try {
     const r = await backup({ source: url(0), secondary: url(2), obf: url(1), mgmt, log: pino({ level: 'silent' }), ...opts });
     const writes = (await Promise.all(writers.map((w) => w.stop()))).reduce((a, b) => a + b, 0);
@@ -255,7 +219,7 @@ test('a failing post-hook ends and forgets the snapshot it followed', async () =
 });
 
 test('the OBF fills during the backup: INVALID, the backup fails with that reason, nothing left armed', async () => {
-  const writers = [hostWriter(1501), hostWriter(1502), hostWriter(1503)];
+  const writers = [sourceWriter(1501), sourceWriter(1502), sourceWriter(1503)];
   let err: unknown;
   try {
     // 1 MiB of OBF for 16 MiB of source under three writers: it fills.

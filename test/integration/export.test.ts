@@ -18,11 +18,10 @@ import { SecondaryLun } from '../../src/agent/secondary-lun';
 import { AgentError } from '../../src/errors';
 import { IscsiSession } from '../../src/initiator/session';
 import { ManagementClient } from '../../src/mgmt';
-import { freePort, Tgt } from '../../src/peers/tgt';
+import { Tgt } from '../../src/peers/tgt';
 import * as secondary from '../../src/secondary';
-import { quickConfig } from '../../src/target/config';
 import { TargetServer } from '../../src/target/server';
-import { xorshift } from '../helpers/rng';
+import { hostWriter, startSnapshotTarget } from '../helpers/snapshot-target';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:export';
@@ -51,30 +50,21 @@ beforeAll(async () => {
   crypto.randomBytes(MiB).copy(src, 9 * MiB);
   fs.writeFileSync(file('src.img'), src);
   fs.writeFileSync(file('used.img'), Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(19 * MiB)]));
-  port = await freePort();
-  server = await TargetServer.start(
-    quickConfig({
-      portal: `127.0.0.1:${port}`,
-      iqn: IQN,
-      luns: [
-        `file:${file('src.img')}`,
-        `file:${file('obf.img')}:24M`,
-        `file:${file('sec.img')}:20M`,
-        `file:${file('sec-append.img')}:44M`,
-        `file:${file('same.img')}:20M`,
-        `file:${file('large.img')}:24M`,
-        `file:${file('small.img')}:8M`,
-        `file:${file('used.img')}`,
-        `file:${file('failed.img')}:20M`,
-      ],
-    }),
-    { log: quiet, stateDir: file('state'), management: { listen: '127.0.0.1:0', tokenFile: file('state/mgmt.token') } },
-  );
-  mgmt = new ManagementClient({ url: server.management!.url, token: fs.readFileSync(file('state/mgmt.token'), 'utf8').trim() });
+  ({ server, port, mgmt } = await startSnapshotTarget(dir, IQN, [
+    `file:${file('src.img')}`,
+    `file:${file('obf.img')}:24M`,
+    `file:${file('sec.img')}:20M`,
+    `file:${file('sec-append.img')}:44M`,
+    `file:${file('same.img')}:20M`,
+    `file:${file('large.img')}:24M`,
+    `file:${file('small.img')}:8M`,
+    `file:${file('used.img')}`,
+    `file:${file('failed.img')}:20M`,
+  ]));
   // An overwrite-mode backup of the quiet source, and an append-mode one while a host writes
   // (its log then holds records, which verifying an export lays over the image).
   await backup({ source: url(0), secondary: url(2), obf: url(1), mgmt, log: quiet, label: 'export-me' });
-  const writer = hostWriter(1701);
+  const writer = hostWriter(url(0), { seed: 1701, blocks: SIZE / BS, minBlocks: 8, maxBlocks: 127 });
   try {
     await backup({ source: url(0), secondary: url(3), obf: url(1), mgmt, log: quiet, mode: 'append' });
   } finally {
@@ -86,32 +76,6 @@ afterAll(async () => {
   await server?.stop();
   if (dir) removeDir(dir);
 });
-
-/** A host writing random runs of blocks to the source until stopped; returns how many writes it made. */
-function hostWriter(seed: number) {
-  const r = xorshift(seed);
-  let stopped = false;
-  let writes = 0;
-  const done = (async () => {
-    const s = await IscsiSession.connect(url(0));
-    try {
-      while (!stopped) {
-        const n = 8 + r.int(120);
-        await s.write16(BigInt(r.int(SIZE / BS - n)), r.bytes(n * BS));
-        writes++;
-      }
-    } finally {
-      await s.close();
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await done;
-      return writes;
-    },
-  };
-}
 
 /** The secondary's metadata decoded from a backing file's bytes (trailer in its last block). */
 function metadataOf(bytes: Buffer): { record: secondary.SecondaryRecord; hashes: Buffer[] } {
