@@ -18,7 +18,6 @@
  *     was captured, so its block shows what it overwrote).
  */
 import crypto from 'node:crypto';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError } from '../errors';
@@ -26,7 +25,7 @@ import { IscsiSession } from '../initiator/session';
 import { ManagementClient } from '../mgmt';
 import { freePort } from '../peers/tgt';
 import { quickConfig } from '../target/config';
-import { SNAPSHOT_HELD_CHANNEL, TargetServer, type SnapshotHeldMessage } from '../target/server';
+import { SNAPSHOT_HELD_CHANNEL, subscribeSnapshotEvent, TargetServer, type SnapshotHeldMessage } from '../target/server';
 import { logger } from '../util/log';
 import * as secondaryFormat from '../secondary';
 import { backup, type BackupResult } from './backup';
@@ -126,7 +125,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     const held = m as SnapshotHeldMessage;
     if ([...server.model.stores.values()].some((st) => st === held.source)) held.hold(fs.promises.copyFile(files.source, reference));
   };
-  diagnosticsChannel.subscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
+  const unsubscribe = subscribeSnapshotEvent(SNAPSHOT_HELD_CHANNEL, onHeld);
   try {
     const s = await open(0);
     const d = await open(2);
@@ -179,7 +178,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       },
     };
   } finally {
-    diagnosticsChannel.unsubscribe(SNAPSHOT_HELD_CHANNEL, onHeld);
+    unsubscribe();
     for (const s of sessions) await s.close().catch(() => undefined);
     await server.stop();
     if (!opts.keep) removeWorkFiles(files, stateDir);

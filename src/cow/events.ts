@@ -55,6 +55,22 @@ export interface SnapshotResumingMessage {
 const heldChannel = diagnosticsChannel.channel(SNAPSHOT_HELD_CHANNEL);
 const resumingChannel = diagnosticsChannel.channel(SNAPSHOT_RESUMING_CHANNEL);
 
+/**
+ * Subscribes `fn` to a snapshot event through the very channel object this module publishes on;
+ * returns the unsubscribe. In-process subscribers use this rather than subscribing by name: in
+ * Node 20 the by-name registry holds channels weakly, and the finalizer of a collected channel
+ * of the same name (e.g. of an earlier copy of this module) can drop the current one from the
+ * registry, so that a subscription by name lands on a channel nobody publishes on. (A subscriber
+ * preloaded into another process, before this module loads, may subscribe by name.)
+ */
+export function subscribeSnapshotEvent(name: typeof SNAPSHOT_HELD_CHANNEL | typeof SNAPSHOT_RESUMING_CHANNEL, fn: (message: unknown) => void): () => void {
+  const channel = name === SNAPSHOT_HELD_CHANNEL ? heldChannel : resumingChannel;
+  channel.subscribe(fn);
+  return () => {
+    channel.unsubscribe(fn);
+  };
+}
+
 /** Publishes the held event (when anyone listens) and waits for the work its subscribers hold on. */
 export function publishHeld(snapshotId: string, source: Store): Promise<void> {
   return publishAndWait(heldChannel, 'held', snapshotId, { source });

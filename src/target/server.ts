@@ -20,7 +20,7 @@ import { ManagementServer } from '../mgmt';
 import { managementMethods } from './management';
 
 /** The snapshot events (docs/cow.md "The held event", "The resuming event"). */
-export { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../cow/events';
+export { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, subscribeSnapshotEvent, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../cow/events';
 
 export interface ServerOptions {
   log?: Logger;

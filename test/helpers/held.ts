@@ -4,20 +4,20 @@
  * made without the COW code — or before a journalled snapshot resumes after a restart. (A target
  * started as a child process takes test/helpers/hold-copy.js instead, with node --require.)
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
-import { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../../src/cow/events';
+import { SNAPSHOT_HELD_CHANNEL, SNAPSHOT_RESUMING_CHANNEL, subscribeSnapshotEvent, type SnapshotHeldMessage, type SnapshotResumingMessage } from '../../src/cow/events';
 import type { Store } from '../../src/store/store';
 
 /** Subscribes `fn` to `channel`, each message's `hold()` given what `fn` returns; returns the unsubscribe. */
-function subscribeHolding<M extends { hold(work: Promise<unknown>): void }>(channel: string, fn: (m: M) => unknown, wanted: (m: M) => boolean): () => void {
+function subscribeHolding<M extends { hold(work: Promise<unknown>): void }>(
+  channel: typeof SNAPSHOT_HELD_CHANNEL | typeof SNAPSHOT_RESUMING_CHANNEL,
+  fn: (m: M) => unknown,
+  wanted: (m: M) => boolean,
+): () => void {
   const subscriber = (message: unknown) => {
     const m = message as M;
     if (wanted(m)) m.hold((async () => fn(m))());
   };
-  diagnosticsChannel.subscribe(channel, subscriber);
-  return () => {
-    diagnosticsChannel.unsubscribe(channel, subscriber);
-  };
+  return subscribeSnapshotEvent(channel, subscriber);
 }
 
 /**
