@@ -63,7 +63,10 @@ afterAll(async () => {
 });
 
 /** Random writes of 1..128 blocks to the source until stopped. */
-const sourceWriter = (seed: number) => hostWriter(url(0), { seed, blocks: SIZE / BS });
+/** Random per run, printed; replay a run with BACKUP_SEED=N. */
+const BASE_SEED = Number(process.env.BACKUP_SEED ?? crypto.randomInt(1, 2 ** 30));
+console.info(`backup host writers seed ${BASE_SEED} (replay with BACKUP_SEED=${BASE_SEED})`);
+const sourceWriter = (n: number) => hostWriter(url(0), { seed: BASE_SEED + n, blocks: SIZE / BS });
 
 /** Runs a backup of LUN 0 with hosts writing, the held copy of the source taken as the reference. */
 async function backupUnderWrites(opts: Partial<BackupOptions>, seed: number) {
@@ -203,6 +206,16 @@ test('institute refused after the pre-hook ran: the post-hook still runs (nothin
   expect((err as Error).message).toMatch(/holds data that is not an OBF/);
   expect(fs.existsSync(thawed)).toBe(true);
   expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+});
+
+test('--keep-snapshot-on-abort: a failed backup leaves its snapshot ACTIVE for the administrator', async () => {
+  const err = await backup({ source: url(7), secondary: url(2), obf: url(1), mgmt, postHook: 'exit 5', keepSnapshotOnAbort: true, log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'ERR_HOOK_FAILED' });
+  const kept = await mgmt.call<Array<{ id: string; state: string }>>('snapshot_list');
+  expect(kept).toHaveLength(1);
+  expect(kept[0].state).toBe('ACTIVE');
+  await mgmt.call('snapshot_terminate', { id: kept[0].id });
+  await mgmt.call('snapshot_forget', { id: kept[0].id });
 });
 
 test('a failing post-hook ends and forgets the snapshot it followed', async () => {
