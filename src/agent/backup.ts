@@ -21,6 +21,7 @@ import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
+import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
@@ -346,6 +347,7 @@ export class Backup {
         ...(o.policy ? { policy: o.policy } : {}),
       });
       this.snapshotId = st.id;
+      this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
     } catch (err) {
       // A lost answer (timeout, reset) may hide a snapshot the target did arm: find it by our
       // series id, so that the failure path ends it.
@@ -354,14 +356,11 @@ export class Backup {
       throw err;
     } finally {
       // After a pre-hook that ran (e.g. fsfreeze -f), the post-hook runs whatever happened, even
-      // on Ctrl-C (its own timeout still bounds it): an application is never left frozen.
+      // on Ctrl-C (its own timeout still bounds it): an application is never left frozen. Its
+      // failure fails the backup, unless the institute failed already (then that error stands).
       if (o.postHook && (st !== undefined || o.preHook)) {
         const hook = runHook({ name: 'post-hook', command: o.postHook, timeoutMs: o.hookTimeoutMs, log: this.log, env: { XCOPY_AGENT_SNAPSHOT_ID: st?.id ?? '' } });
-        if (st !== undefined) this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
-        if (st !== undefined) await hook;
-        else await hook.catch((e: unknown) => this.log.error({ err: e }, 'the post-hook failed after a failed institute'));
-      } else if (st !== undefined) {
-        this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
+        await (st !== undefined ? hook : hook.catch((e: unknown) => this.log.error({ err: e }, 'the post-hook failed after a failed institute')));
       }
     }
     return { id: st.id, pauseMs: st.institute_pause_ms, institutedAt: st.instituted_at ?? nowIso() };
@@ -379,27 +378,14 @@ export class Backup {
     const slice = BigInt(Math.max(1, Math.floor(COPY_SLICE_BYTES / plan.blockSize)));
     // The OBF's growth while the copy runs, from the snapshot's status once a second.
     const obf: { records?: number; fill?: number } = {};
-    let watching = true;
-    let timer: NodeJS.Timeout | undefined;
-    let wake = () => {};
-    const watcher = (async () => {
-      while (watching) {
-        await new Promise<void>((r) => {
-          wake = r;
-          timer = setTimeout(r, 1000);
-        });
-        if (!watching) break;
-        const st = await o.mgmt.call<{ records: number; fill: number }>('snapshot_status', { id: this.snapshotId }).catch(() => undefined);
-        if (st) Object.assign(obf, { records: st.records, fill: st.fill });
-      }
-    })();
+    const watcher = every(1000, async () => {
+      const st = await o.mgmt.call<{ records: number; fill: number }>('snapshot_status', { id: this.snapshotId }).catch(() => undefined);
+      if (st) Object.assign(obf, { records: st.records, fill: st.fill });
+    });
     try {
       return await this.copySlices(plan, slice, obf);
     } finally {
-      watching = false;
-      clearTimeout(timer);
-      wake();
-      await watcher;
+      await watcher.stop();
     }
   }
 

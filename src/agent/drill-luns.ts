@@ -17,11 +17,11 @@ import { AgentError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
-import * as secondaryFormat from '../secondary';
 import { logger } from '../util/log';
 import { backup, type BackupResult } from './backup';
 import { integrate } from './integrate';
-import { SecondaryLun } from './secondary-lun';
+import { imageExtentHashes } from './image-hashes';
+import { blankOrSecondary, isBlank, SecondaryLun } from './secondary-lun';
 import { checkBlock, stampBlocks } from './stamp';
 
 export interface LunDrillOptions {
@@ -44,26 +44,12 @@ export interface LunDrillResult {
 
 const MiB = 1024 * 1024;
 
-/** True when the first MiB and the last block of the LUN read as zeros. */
-async function blank(s: IscsiSession): Promise<boolean> {
-  const bs = await s.blockSize();
-  const blocks = (await s.readCapacity16()).returnedLogicalBlockAddress + 1n;
-  const head = await s.read16(0n, Number(blocks < BigInt(MiB / bs) ? blocks : BigInt(MiB / bs)));
-  const tail = await s.read16(blocks - 1n, 1);
-  return !head.some((b) => b !== 0) && !tail.some((b) => b !== 0);
-}
-
-/** Refuses LUNs that hold data, unless --yes; a secondary of ours (its trailer) is taken. */
+/** Refuses a LUN that holds data, unless --yes; a secondary of ours (its trailer) is taken where `secondaryOk`. */
 async function checkBlank(s: IscsiSession, name: string, opts: { secondaryOk?: boolean }): Promise<void> {
-  if (await blank(s)) return;
-  if (opts.secondaryOk) {
-    try {
-      await SecondaryLun.open(s);
-      return;
-    } catch {
-      // not ours
-    }
-  }
+  const read = (lba: bigint, n: number) => s.read16(lba, n);
+  const blocks = (await s.readCapacity16()).returnedLogicalBlockAddress + 1n;
+  const bs = await s.blockSize();
+  if (await (opts.secondaryOk ? blankOrSecondary : isBlank)(read, blocks, bs)) return;
   throw new AgentError('ERR_SECONDARY_IN_USE', `the ${name} ${redactUrl(s.url)} holds data, and the drill overwrites it: give a blank LUN, or --yes`);
 }
 
@@ -143,12 +129,8 @@ async function verifyImage(d: IscsiSession, blockSize: number, blocks: number, a
 async function hashesMatch(d: IscsiSession): Promise<boolean> {
   const meta = await SecondaryLun.open(d);
   const recorded = await meta.readHashes();
-  for (let i = 0; i < recorded.length; i++) {
-    const { offset, bytes } = secondaryFormat.extentRange(meta.layout, i);
-    const data = await d.read16(offset / BigInt(meta.layout.blockSize), bytes / meta.layout.blockSize);
-    if (!crypto.createHash('sha256').update(data).digest().equals(recorded[i])) return false;
-  }
-  return recorded.length === meta.layout.extents;
+  const actual = await imageExtentHashes({ layout: meta.layout, read: (lba, n) => d.read16(lba, n) });
+  return recorded.length === actual.length && recorded.every((h, i) => h.equals(actual[i]));
 }
 
 export async function runLunDrill(opts: LunDrillOptions): Promise<LunDrillResult> {

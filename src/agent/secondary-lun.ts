@@ -39,21 +39,24 @@ export async function readHashTable(read: ReadBlocks, record: secondary.Secondar
 /** What a writer reads of a device before taking it for a secondary (a file system's superblocks lie within it). */
 const FREE_CHECK_BYTES = 1048576;
 
+/** Whether a device's first MiB and last block are zeros (a file system's superblocks lie within the MiB). */
+export async function isBlank(read: ReadBlocks, capacityBlocks: bigint, blockSize: number): Promise<boolean> {
+  const head = await read(0n, Math.min(Number(capacityBlocks), Math.ceil(FREE_CHECK_BYTES / blockSize)));
+  return isAllZero(head) && isAllZero(await read(capacityBlocks - 1n, 1));
+}
+
 /**
  * Whether a device may receive a secondary without --yes: its last block is a secondary's
- * trailer (an earlier copy of ours), or its first MiB and last block are zeros (blank). Anything
- * else may be a file system that a mistyped URL would destroy.
+ * trailer (an earlier copy of ours), or it is blank (isBlank). Anything else may be a file
+ * system that a mistyped URL would destroy.
  */
 export async function blankOrSecondary(read: ReadBlocks, capacityBlocks: bigint, blockSize: number): Promise<boolean> {
-  const trailer = await read(capacityBlocks - 1n, 1);
   try {
-    secondary.decodeTrailer(trailer, capacityBlocks);
+    secondary.decodeTrailer(await read(capacityBlocks - 1n, 1), capacityBlocks);
     return true;
   } catch {
-    // not ours; blank?
+    return isBlank(read, capacityBlocks, blockSize); // not ours; blank?
   }
-  const head = await read(0n, Math.min(Number(capacityBlocks), Math.ceil(FREE_CHECK_BYTES / blockSize)));
-  return isAllZero(head) && isAllZero(trailer);
 }
 
 export class SecondaryLun {
@@ -117,9 +120,9 @@ export class SecondaryLun {
     this.current = r;
   }
 
-  async readHashes(): Promise<Buffer[]> {
-    const L = this.layout;
-    return secondary.decodeHashTable(await this.session.read16(L.hashLba, Number(L.hashBlocks)), L.extents);
+  /** The hashes the current header counts (readHashTable). */
+  readHashes(): Promise<Buffer[]> {
+    return readHashTable((lba, n) => this.session.read16(lba, n), this.current);
   }
 
   async writeHashes(hashes: readonly Buffer[]): Promise<void> {

@@ -18,6 +18,7 @@ import { SenseKey } from '../scsi/constants';
 import { transferCountToBytes, type OperatingParameters } from '../scsi/copy-results';
 import { Sense, senseIs } from '../scsi/sense-reasons';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
+import { every } from '../util/every';
 import { encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { cscdOfLun } from './apply-obf';
 import { hostCopy } from './host-copy';
@@ -326,12 +327,9 @@ class ExtendedCopyRun {
   private failedAt: bigint | undefined;
   private failure: unknown;
   private listId: number;
+  private ended = false;
   /** list id → blocks of its command (for progress); in flight only. */
   private readonly running = new Map<number, bigint>();
-  private polling: boolean;
-  /** Ends the poll's current wait at once (when the commands are done). */
-  private wakePoll: () => void = () => {};
-  private pollTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly plan: XcopyPlan,
@@ -339,22 +337,19 @@ class ExtendedCopyRun {
     private readonly opts: XcopyCopyOptions,
   ) {
     this.listId = opts.listId ?? 1;
-    this.polling = opts.onProgress !== undefined;
   }
 
   /** Runs the workers and the progress poll until every command has ended. */
   async run(): Promise<RunOutcome> {
     const onAbort = () => this.abortRunning();
     this.opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const poller = this.pollProgress();
+    const poller = this.opts.onProgress ? every(this.opts.progressIntervalMs ?? 500, () => this.pollProgress()) : undefined;
     try {
       await Promise.all(Array.from({ length: this.plan.limits.commandsInFlight }, () => this.worker()));
     } finally {
-      this.polling = false;
-      clearTimeout(this.pollTimer);
-      this.wakePoll(); // the copy ends now, not at the poll's next tick
+      this.ended = true; // a poll still asking COPY STATUS reports nothing after this
       this.opts.signal?.removeEventListener('abort', onAbort);
-      await poller;
+      await poller?.stop(); // the copy ends now, not at the poll's next tick
     }
     return { done: this.done, commands: this.commands, failedAt: this.failedAt, failure: this.failure };
   }
@@ -408,27 +403,22 @@ class ExtendedCopyRun {
    * 6.25) says each command in flight has copied. Stops for good when COPY STATUS fails (no COPY
    * STATUS here, or the list is gone): progress then comes from completions only.
    */
-  private async pollProgress(): Promise<void> {
+  /** Progress from COPY STATUS of each command in flight; false (stop polling) where COPY STATUS is missing. */
+  private async pollProgress(): Promise<boolean> {
+    if (this.running.size === 0) return true;
     const bs = this.range.blockSize;
-    while (this.polling) {
-      await new Promise<void>((r) => {
-        this.wakePoll = r;
-        this.pollTimer = setTimeout(r, this.opts.progressIntervalMs ?? 500);
-      });
-      if (!this.polling || this.running.size === 0) continue;
-      let partial = 0n;
-      try {
-        for (const [id, blocks] of [...this.running]) {
-          const st = await this.plan.bridge.copyStatus(id);
-          const b = transferCountToBytes(st.transferCountUnits, st.transferCount, bs) / BigInt(bs);
-          if (this.running.has(id)) partial += b < blocks ? b : blocks;
-        }
-      } catch {
-        this.polling = false;
-        break;
+    let partial = 0n;
+    try {
+      for (const [id, blocks] of [...this.running]) {
+        const st = await this.plan.bridge.copyStatus(id);
+        const b = transferCountToBytes(st.transferCountUnits, st.transferCount, bs) / BigInt(bs);
+        if (this.running.has(id)) partial += b < blocks ? b : blocks;
       }
-      if (this.polling) this.opts.onProgress?.(this.done + partial, this.range.count, 'xcopy');
+    } catch {
+      return false; // no COPY STATUS here (or the list is gone): completions only
     }
+    if (!this.ended) this.opts.onProgress?.(this.done + partial, this.range.count, 'xcopy');
+    return true;
   }
 }
 
