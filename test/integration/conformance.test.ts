@@ -46,4 +46,4 @@ test('iscsi-test-cu ALL: no failure, no regression', async () => {
     await server.stop();
     removeDir(dir);
   }
-});
+}, 15 * 60_000); // the suite itself runs for 40–70 s on a busy 2-core machine
