@@ -73,6 +73,7 @@ export const ErrorCodes = {
   ERR_NOT_AN_OBF: ExitStatus.USAGE, // erase-obf: block 0 of the LUN is not an OBF superblock (refused without --force)
   ERR_DESTINATION_IN_USE: ExitStatus.USAGE, // export: the destination holds data that is not a secondary (refused without --yes)
   ERR_EXPORT_VERIFY: ExitStatus.MISCOMPARE, // export: the copy does not read back as the secondary (its metadata or an extent's hash differs)
+  ERR_BACKUP_VERIFY: ExitStatus.MISCOMPARE, // backup --verify: the secondary does not read back as the snapshot's image (an extent's hash differs)
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

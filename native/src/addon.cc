@@ -5,10 +5,12 @@
 //   - block-file I/O Node's fs lacks: holes, hole punching, copy_file_range, batched chunk reads and
 //     the OBF capture commit on the libuv thread pool (fileops.h), the TS face src/native/fileops.ts;
 //   - CRC32C (Castagnoli), SSE4.2 where the CPU has it, else a portable table (crc32c.h), the TS
-//     face src/native/crc32c.ts.
+//     face src/native/crc32c.ts;
+//   - SHA-256 of a buffer on the thread pool (digest.h), the TS face src/native/digest.ts.
 #include <napi.h>
 
 #include "crc32c.h"
+#include "digest.h"
 #include "fileops.h"
 #include "session.h"
 
@@ -18,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeSession", xcopy::Session::Init(env));
   xcopy::InitFileOps(env, exports);
   xcopy::InitCrc32c(env, exports);
+  xcopy::InitDigest(env, exports);
   return exports;
 }
 

@@ -8,8 +8,9 @@
  *  606        mark (with --mark) or terminate, the OBF retained;
  *  608        overwrite: the OBF's records laid over the secondary; append: the used OBF copied
  *             after the image (integrated later, 610);
- *  hashes     per-extent SHA-256 of the image as of 602, from the secondary (with the records
- *             laid over in memory in append mode), written to its metadata area;
+ *  hashes     per-extent SHA-256 of the image as of 602, computed by the source's target from
+ *             the snapshot's view while 604 runs, written to the secondary's metadata area;
+ *             with --verify, the secondary read back after 608 and checked against them;
  * and the secondary's metadata (docs/secondary-format.md) says at every step what it holds:
  * copying → image-complete / log-appended, or failed with the reason. Nothing is left armed: a
  * failure after institute ends (terminates and forgets) the snapshot unless told to keep it.
@@ -26,12 +27,13 @@ import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
 import { imageExtentHashes } from './image-hashes';
+import { noViewHashing, viewExtentHashes } from './view-hashes';
 import { blankOrSecondary, SecondaryLun } from './secondary-lun';
 import { inquire, type InquireReport } from './inquire';
 import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 export type BackupMode = secondary.SecondaryMode;
-export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'terminate' | 'apply' | 'append' | 'hash' | 'done';
+export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'terminate' | 'apply' | 'append' | 'hash' | 'verify' | 'done';
 
 export interface BackupOptions {
   source: string;
@@ -57,6 +59,8 @@ export interface BackupOptions {
   expectedChange?: number;
   /** Take a secondary that holds data other than a copy of ours. */
   yes?: boolean;
+  /** After 608, read the secondary back and check each extent against the hashes of the view. */
+  verify?: boolean;
   /** On failure or interruption, keep the snapshot (ACTIVE) instead of ending it. */
   keepSnapshotOnAbort?: boolean;
   signal?: AbortSignal;
@@ -86,6 +90,10 @@ export interface BackupResult {
   obf_bytes: bigint;
   records_after_marker?: number;
   extents: number;
+  /** Where the extent hashes were computed: the snapshot's view in its target (during the copy), or the secondary read back (a target without snapshot_hash). */
+  hashed_from: 'view' | 'secondary';
+  /** True when the secondary was read back after 608 and matched the view's hashes (--verify). */
+  verified: boolean;
   phases: Record<string, number>;
   seconds: number;
 }
@@ -159,10 +167,23 @@ export class Backup {
       const snap = await this.timed('institute', () => this.institute(plan));
       // The secondary is untouched until here (a failing hook leaves it as it was).
       await this.writeInitialMetadata(plan, snap);
-      const copy = await this.timed('copy', () => this.outboardCopy(plan));
+      // The image's hashes from the snapshot's view, in the target, while the copy runs.
+      const hashing = this.hashView(plan, snap.id);
+      let copy: XcopyCopyResult;
+      let viewHashes: Buffer[] | undefined;
+      try {
+        copy = await this.timed('copy', () => this.outboardCopy(plan));
+        viewHashes = await this.timed('hash', () => hashing.finish());
+      } finally {
+        await hashing.stop();
+      }
       const log = await this.timed('terminate', () => this.endCapture(plan));
       const applied = this.mode === 'overwrite' ? await this.timed('apply', () => this.applyRecords(plan, log)) : await this.timed('append', () => this.appendLog(plan, log));
-      const extents = await this.timed('hash', () => this.hashImage(plan, log));
+      const extents = viewHashes
+        ? this.opts.verify
+          ? await this.timed('verify', () => this.verifyImage(plan, log, viewHashes))
+          : viewHashes.length
+        : await this.timed('hash', () => this.hashImage(plan, log));
       await this.checkObfUnchanged(plan, log);
       const state: secondary.SecondaryState = this.mode === 'overwrite' ? 'integrated' : 'log-appended';
       await this.saveRecord({ state, times: { ...this.record.times, finishedAt: nowIso(), phases: { ...this.phases } } });
@@ -184,6 +205,8 @@ export class Backup {
         obf_bytes: applied.dataBytes,
         records_after_marker: this.opts.mark ? log.afterMarker : undefined,
         extents,
+        hashed_from: viewHashes ? 'view' : 'secondary',
+        verified: viewHashes !== undefined && this.opts.verify === true,
         phases: { ...this.phases },
         seconds: elapsed(t0),
       };
@@ -520,20 +543,88 @@ export class Backup {
   // ---- hashes of the image as of 602 ------------------------------------------------------
 
   /**
-   * SHA-256 of each extent of the image as of 602: read from the secondary (no second read of
-   * the source); in append mode the image is not yet exact there, so the records the log holds
-   * are laid over each extent in memory first.
+   * Starts hashing the image from the snapshot's view (view-hashes.ts), to run beside the copy.
+   * finish() waits for the rest (reporting it as the hash phase) and writes the hash table; it
+   * resolves undefined when the target cannot hash (then hashImage reads the secondary back).
+   * stop() ends the hashing early (the copy failed) and waits for it to settle.
    */
-  private async hashImage(plan: Plan, log: ObfLog): Promise<number> {
-    const hashes = await imageExtentHashes({
+  private hashView(plan: Plan, snapshotId: string): { finish(): Promise<Buffer[] | undefined>; stop(): Promise<void> } {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let reporting = false;
+    const running = viewExtentHashes({
+      mgmt: this.opts.mgmt,
+      snapshotId,
+      layout: plan.layout,
+      signal: abort.signal,
+      onProgress: (done) => {
+        if (reporting) this.emit({ type: 'progress', phase: 'hash', done, total: plan.imageBlocks, unit: 'blocks' });
+      },
+    }).then(
+      (hashes) => ({ hashes }),
+      (err: unknown) => ({ err }),
+    );
+    return {
+      finish: async () => {
+        reporting = true;
+        const r = await running;
+        if ('err' in r) {
+          if (!noViewHashing(r.err)) throw r.err;
+          this.log.info('the source\'s target has no snapshot_hash: the image is hashed from the secondary after 608');
+          return undefined;
+        }
+        await this.meta!.writeHashes(r.hashes);
+        await this.saveRecord({ progress: { ...this.record.progress, hashedExtents: r.hashes.length } });
+        return r.hashes;
+      },
+      stop: async () => {
+        abort.abort();
+        this.opts.signal?.removeEventListener('abort', onAbort);
+        await running;
+      },
+    };
+  }
+
+  /**
+   * --verify: the image read back from the secondary (with the log's records laid over it in
+   * append mode), each extent checked against the hash the view gave.
+   */
+  private async verifyImage(plan: Plan, log: ObfLog, expected: Buffer[]): Promise<number> {
+    const got = await this.readBackHashes(plan, log, 'verify');
+    const bad = got.flatMap((h, i) => (h.equals(expected[i]) ? [] : [i]));
+    if (bad.length > 0) {
+      const r = secondary.extentRange(plan.layout, bad[0]);
+      throw new AgentError(
+        'ERR_BACKUP_VERIFY',
+        `the secondary does not read back as the snapshot's image: ${bad.length} of ${got.length} extents differ, the first extent ${bad[0]} (bytes ${r.offset}..${r.offset + BigInt(r.bytes)}); it is not a good backup`,
+      );
+    }
+    return got.length;
+  }
+
+  /** Each extent's SHA-256 as the secondary reads back (records laid over in append mode). */
+  private readBackHashes(plan: Plan, log: ObfLog, phase: BackupPhase): Promise<Buffer[]> {
+    return imageExtentHashes({
       layout: plan.layout,
       read: (lba, n) => plan.sec.read16(lba, n),
       overlay: this.mode === 'append' ? { records: log.records, read: (lba, n) => plan.obf.read16(lba, n) } : undefined,
       beforeExtent: () => this.checkInterrupted(),
       onExtent: (done, total) => {
-        if (done % 16 === 0 || done === total) this.emit({ type: 'progress', phase: 'hash', done: secondary.extentRange(plan.layout, done - 1).offset / BigInt(plan.layout.blockSize) + BigInt(secondary.extentRange(plan.layout, done - 1).bytes / plan.layout.blockSize), total: plan.imageBlocks, unit: 'blocks' });
+        if (done % 16 !== 0 && done !== total) return;
+        const r = secondary.extentRange(plan.layout, done - 1);
+        this.emit({ type: 'progress', phase, done: (r.offset + BigInt(r.bytes)) / BigInt(plan.layout.blockSize), total: plan.imageBlocks, unit: 'blocks' });
       },
     });
+  }
+
+  /**
+   * SHA-256 of each extent of the image as of 602 read from the secondary, for a target that
+   * cannot hash its view; in append mode the image is not yet exact there, so the records the
+   * log holds are laid over each extent in memory first.
+   */
+  private async hashImage(plan: Plan, log: ObfLog): Promise<number> {
+    const hashes = await this.readBackHashes(plan, log, 'hash');
     await this.meta!.writeHashes(hashes);
     await this.saveRecord({ progress: { ...this.record.progress, hashedExtents: hashes.length } });
     return hashes.length;

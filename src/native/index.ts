@@ -1,9 +1,10 @@
 /**
  * The one loader and type declaration of the native addon, xcopy_native (native/, node-gyp;
  * docs/native.md). It holds libiscsi initiator sessions (NativeSession, used by
- * src/initiator/session.ts), block-file I/O (used through src/native/fileops.ts) and CRC32C (used
- * through src/native/crc32c.ts). Only this file knows where the .node file lives and requires it;
- * every function the addon exports is declared here, once.
+ * src/initiator/session.ts), block-file I/O (used through src/native/fileops.ts), CRC32C (used
+ * through src/native/crc32c.ts) and SHA-256 on the thread pool (src/native/digest.ts). Only
+ * this file knows where the .node file lives and requires it; every function the addon exports
+ * is declared here, once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -104,6 +105,8 @@ export interface NativeModule {
   crc32cPortable(data: Uint8Array, previous: number): number;
   /** True when crc32c takes the SSE4.2 path (chosen once, at load). */
   crc32cHardware: boolean;
+  /** SHA-256 of `data` on the libuv thread pool, read in place (see src/native/digest.ts). */
+  sha256Async(data: Buffer): Promise<Buffer>;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

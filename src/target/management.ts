@@ -8,6 +8,7 @@
  *   snapshot_institute {source, obf, chunk_bytes?, policy?, cow_timeout_ms?, drain_timeout_ms?, series_id?, overwrite_obf?}
  *   snapshot_mark {id}   snapshot_terminate {id}   snapshot_status {id}   snapshot_list
  *   snapshot_forget {id}                       an ended snapshot out of the journal (its OBF stays)
+ *   snapshot_hash {id, lba, blocks, piece_blocks}  SHA-256 of pieces of the image as of institution
  *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
  *   counters                                   commands executed per opcode, sessions, copy manager
  */
@@ -85,6 +86,18 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
     snapshot_terminate: byId((i) => manager.terminate(i)),
     snapshot_status: byId((i) => manager.status(i)),
     snapshot_forget: byId((i) => manager.forget(i)),
+    snapshot_hash: async (params) => {
+      const p = obj(params);
+      only(p, ['id', 'lba', 'blocks', 'piece_blocks']);
+      const big = (k: string): bigint => {
+        const v = p[k];
+        if ((typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'string' && /^[0-9]{1,20}$/.test(v))) return BigInt(v);
+        throw new AgentError('ERR_INVALID_ARG', `${k} must be a non-negative integer (a number or a decimal string)`);
+      };
+      const pieceBlocks = optInt(p, 'piece_blocks', 1, 2 ** 31);
+      if (pieceBlocks === undefined) throw new AgentError('ERR_INVALID_ARG', 'piece_blocks (blocks per hashed piece) is required');
+      return manager.hashImage(id(p), { lba: big('lba'), blocks: big('blocks'), pieceBlocks });
+    },
     snapshot_list: (params) => {
       only(obj(params), []);
       return manager.list();

@@ -107,7 +107,7 @@ function extentHashes(image: Buffer, extentBytes: number): string[] {
 test('overwrite mode under host writes: the secondary is the image held at institution, hashes and metadata say so', async () => {
   const { r, writes, reference } = await backupUnderWrites({ mode: 'overwrite', label: 'nightly' }, 1301);
   expect(writes).toBeGreaterThan(0);
-  expect(r).toMatchObject({ state: 'integrated', mode: 'overwrite', label: 'nightly', copy_path: 'xcopy', host_bytes: 0n, image_bytes: BigInt(SIZE) });
+  expect(r).toMatchObject({ state: 'integrated', mode: 'overwrite', label: 'nightly', copy_path: 'xcopy', host_bytes: 0n, image_bytes: BigInt(SIZE), hashed_from: 'view', verified: false });
   expect(r.obf_records).toBeGreaterThan(0);
   const m = await readMetadata(2);
   try {
@@ -125,8 +125,9 @@ test('overwrite mode under host writes: the secondary is the image held at insti
 });
 
 test('append mode with --mark under host writes: image + log on the secondary, hashes of the image as of 602', async () => {
-  const { r, reference } = await backupUnderWrites({ mode: 'append', mark: true, secondary: url(3) }, 1401);
-  expect(r).toMatchObject({ state: 'log-appended', mode: 'append' });
+  const { r, reference } = await backupUnderWrites({ mode: 'append', mark: true, secondary: url(3), verify: true }, 1401);
+  expect(r).toMatchObject({ state: 'log-appended', mode: 'append', hashed_from: 'view', verified: true });
+  expect(r.phases.verify).toBeGreaterThan(0);
   expect(r.records_after_marker).toBeGreaterThanOrEqual(0);
   const m = await readMetadata(3);
   try {
@@ -156,6 +157,71 @@ test('append mode with --mark under host writes: image + log on the secondary, h
   }
   expect(await integrate({ secondary: url(3) })).toMatchObject({ already_integrated: true, applied_now: 0 });
   await expect(integrate({ secondary: url(2) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+});
+
+test('--verify: a secondary that does not read back as the image fails the backup (exit 14), marked failed', async () => {
+  // The secondary's last image block is overwritten in its backing file once 608 is done,
+  // synchronously, before the read-back starts: the view's hashes must catch it.
+  const block = SIZE / BS - 1;
+  const err = await backup({
+    source: url(0),
+    secondary: url(2),
+    obf: url(1),
+    mgmt,
+    verify: true,
+    log: pino({ level: 'silent' }),
+    onEvent: (e) => {
+      if (e.type !== 'phase' || e.phase !== 'verify') return;
+      const fd = fs.openSync(file('sec.img'), 'r+');
+      fs.writeSync(fd, crypto.randomBytes(BS), 0, BS, block * BS);
+      fs.closeSync(fd);
+    },
+  }).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'ERR_BACKUP_VERIFY' });
+  expect((err as Error).message).toMatch(/1 of 16 extents differ, the first extent 15 \(bytes 15728640\.\.16777216\); it is not a good backup/);
+  const m = await readMetadata(2);
+  try {
+    expect(m.record.state).toBe('failed');
+    expect(m.record.reason).toMatch(/does not read back/);
+  } finally {
+    await m.s.close();
+  }
+  expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+});
+
+test('snapshot_hash: the image as of institution hashed in the target, however the source changes; refused once ended', async () => {
+  const src = fs.readFileSync(file('src2.img'));
+  const st = await mgmt.call<{ id: string }>('snapshot_institute', { source: `${IQN}/7`, obf: `${IQN}/1`, overwrite_obf: true });
+  const s = await IscsiSession.connect(url(7));
+  try {
+    await s.write16(5n, crypto.randomBytes(3 * BS)); // changes after institution: the view keeps the old image
+    const piece = 2048 + 5; // pieces not aligned to chunks; the last one shorter
+    const blocks = src.length / BS;
+    const r = await mgmt.call<{ block_size: number; hashes: string[] }>('snapshot_hash', { id: st.id, lba: 0, blocks: String(blocks), piece_blocks: piece });
+    expect(r.block_size).toBe(BS);
+    expect(r.hashes).toEqual(extentHashes(src, piece * BS));
+    const part = await mgmt.call<{ hashes: string[] }>('snapshot_hash', { id: st.id, lba: '3', blocks: 10, piece_blocks: 4 });
+    expect(part.hashes).toEqual(extentHashes(src.subarray(3 * BS, 13 * BS), 4 * BS));
+    for (const [params, message] of [
+      [{ id: st.id, lba: 0, blocks: blocks + 1, piece_blocks: 8 }, /not all in the image/],
+      [{ id: st.id, lba: -1, blocks: 1, piece_blocks: 8 }, /lba must be a non-negative integer/],
+      [{ id: st.id, lba: 0, blocks: 0, piece_blocks: 8 }, /at least 1/],
+      [{ id: st.id, lba: 0, blocks: 8 }, /piece_blocks .* is required/],
+      [{ id: st.id, lba: 0, blocks: 8, piece_blocks: 8, extra: 1 }, /unknown param "extra"/],
+    ] as const) {
+      await expect(mgmt.call('snapshot_hash', params)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(message) });
+    }
+    await mgmt.call('snapshot_terminate', { id: st.id });
+    const ended = await mgmt.call('snapshot_hash', { id: st.id, lba: 0, blocks: 8, piece_blocks: 8 }).catch((e: unknown) => e);
+    expect(ended).toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    expect((ended as Error).message).toMatch(/is SEALED: its image can no longer be read/);
+  } finally {
+    await s.close();
+    await mgmt.call('snapshot_terminate', { id: st.id }).catch(() => undefined);
+    await mgmt.call('snapshot_forget', { id: st.id });
+  }
+  // the writes above reached the source (restore it for the tests after this one)
+  fs.writeFileSync(file('src2.img'), src);
 });
 
 describe('refused before anything changes', () => {
@@ -219,16 +285,12 @@ test('--keep-snapshot-on-abort: a failed backup leaves its snapshot ACTIVE for t
 });
 
 test('a failing post-hook ends and forgets the snapshot it followed', async () => {
+  const before = sha(fs.readFileSync(file('sec.img')));
   const err = await backup({ source: url(7), secondary: url(2), obf: url(1), mgmt, postHook: 'test -n "$XCOPY_AGENT_SNAPSHOT_ID" && exit 4', log: pino({ level: 'silent' }) }).catch((e: unknown) => e);
   expect(err).toMatchObject({ code: 'ERR_HOOK_FAILED' });
   expect((err as Error).message).toMatch(/exited with status 4/);
   expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
-  const m = await readMetadata(2); // untouched: still the first test's copy
-  try {
-    expect(m.record.state).toBe('integrated');
-  } finally {
-    await m.s.close();
-  }
+  expect(sha(fs.readFileSync(file('sec.img')))).toBe(before); // untouched: the hook failed before the copy
 });
 
 test('the OBF fills during the backup: INVALID, the backup fails with that reason, nothing left armed', async () => {

@@ -32,6 +32,7 @@ interface Args extends ManagementArgs {
   expectedChange: number;
   yes: boolean;
   keepSnapshotOnAbort: boolean;
+  verify: boolean;
   toc: boolean;
 }
 
@@ -53,6 +54,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('expected-change', { type: 'number', default: 10, describe: 'percent of the source expected to change during the backup (OBF budget warning)' })
     .option('yes', { type: 'boolean', default: false, describe: 'take a secondary that holds other data' })
     .option('keep-snapshot-on-abort', { type: 'boolean', default: false, describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
+    .option('verify', { type: 'boolean', default: false, describe: "after 608, read the secondary back and check every extent against the snapshot view's hashes" })
     .option('toc', { type: 'boolean', default: false, hidden: true, describe: 'table of contents (not yet)' })
     .example('$0 backup --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/0 --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2 --obf iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/1', '')
     .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '') as unknown as Argv<Args>;
@@ -83,6 +85,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       expectedChange: argv.expectedChange / 100,
       yes: argv.yes,
       keepSnapshotOnAbort: argv.keepSnapshotOnAbort,
+      verify: argv.verify,
       signal,
       log: logger(),
       onEvent: (e) => {
@@ -114,7 +117,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
           `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
           (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
-          `; ${r.extents} extents hashed; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
+          `; ${r.extents} extents hashed (from the ${r.hashed_from})${r.verified ? ', the secondary read back and verified' : ''}; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
     };
   });
 }
@@ -127,7 +130,8 @@ function phaseName(p: BackupPhase): string {
     terminate: '606 terminate (OBF retained)',
     apply: '608 apply the OBF records',
     append: '608 append the OBF log',
-    hash: 'hashing the image',
+    hash: 'hashing the image as of 602 (in the source\'s target)',
+    verify: 'verify: reading the secondary back against the hashes',
     done: 'done',
   }[p];
 }

@@ -18,6 +18,8 @@ import { publishResuming } from '../../cow/events';
 import { FileJournal } from '../../cow/journal';
 import { InstituteFailedError, SnapshotSession, type SessionRecord, type SnapshotPolicy, type SnapshotStatus } from '../../cow/session';
 import { SnapshotViewStore } from '../../cow/view-store';
+import { StoreError } from '../../store/store';
+import { checkHashRange, hashImagePieces } from './image-hash';
 
 /** A LUN of this target: `{target, lun, tpg?}`, or "IQN/LUN". */
 export type LunRef = string | { target: string; lun: number; tpg?: number };
@@ -401,6 +403,27 @@ export class SnapshotManager {
       ...[...this.resuming.values()].map((r) => this.pendingInfo(r)),
       ...[...this.unresumable.values()].map((u) => this.pendingInfo(u.record, u.why)),
     ];
+  }
+
+  /**
+   * SHA-256 of consecutive pieces of the image as of institution (image-hash.ts): blocks
+   * [lba, lba + blocks) of the source's blocks, `pieceBlocks` blocks per piece. Only while the
+   * snapshot captures (ACTIVE or MARKED): once it ends its image can no longer be read.
+   */
+  async hashImage(id: unknown, range: { lba: bigint; blocks: bigint; pieceBlocks: number }): Promise<{ block_size: number; hashes: string[] }> {
+    const { session } = this.entryOf(id);
+    const blockSize = session.source.blockSize;
+    const r = { ...range, blockSize };
+    checkHashRange(r, session.source.blocks);
+    const notViewable = () => new AgentError('ERR_SNAPSHOT_STATE', `snapshot ${session.id} is ${session.state}: its image can no longer be read (hash while it is ACTIVE or MARKED)`);
+    if (!session.viewable) throw notViewable();
+    try {
+      const hashes = await hashImagePieces(session, r);
+      return { block_size: blockSize, hashes: hashes.map((h) => h.toString('hex')) };
+    } catch (err) {
+      if (err instanceof StoreError && err.failure.kind === 'not-ready' && !session.viewable) throw notViewable();
+      throw err;
+    }
   }
 
   async mark(id: unknown): Promise<SnapshotStatus> {

@@ -9,6 +9,7 @@ import { ChunkTable } from '../../../src/cow/chunk-table';
 import { ImageReader, type ImageOwner } from '../../../src/cow/image-reader';
 import { MemoryStore } from '../../../src/store/memory';
 import { DelegatingStore } from '../../helpers/store';
+import { xorshift } from '../../helpers/rng';
 
 const CHUNK = 8192; // 16 source blocks, 2 OBF blocks
 const SOURCE_BLOCKS = 64n; // 4 chunks
@@ -68,6 +69,58 @@ test('a chunk whose capture began during its read from the source is read again 
   };
   expect((await f.reader.read(0n, 16)).equals(f.t0.subarray(0, CHUNK))).toBe(true);
   expect(reads).toBe(1);
+});
+
+test('chunks not captured are read from the source in one request; one captured during it is read again alone', async () => {
+  const f = await fixture();
+  const reads: Array<[bigint, number]> = [];
+  const read = f.source.read.bind(f.source);
+  f.source.read = (lba, count, into) => {
+    reads.push([lba, count]);
+    return read(lba, count, into);
+  };
+  expect((await f.reader.read(3n, 60)).equals(f.t0.subarray(3 * 512, 63 * 512))).toBe(true);
+  expect(reads).toEqual([[3n, 60]]);
+  // chunk 2 captured (and changed on the source) while the run 0..3 is read
+  reads.length = 0;
+  f.source.during = async () => {
+    const p = f.capture(2, 30);
+    f.chunks.inProgress.set(2, p);
+    await p;
+    f.chunks.inProgress.delete(2);
+  };
+  expect((await f.reader.read(0n, 64)).equals(f.t0)).toBe(true);
+  expect(reads).toEqual([[0n, 64]]); // chunk 2 came from the OBF the second time
+  // around a captured chunk: two runs and the record
+  reads.length = 0;
+  expect((await f.reader.read(1n, 62)).equals(f.t0.subarray(512, 63 * 512))).toBe(true);
+  expect(reads).toEqual([
+    [1n, 31],
+    [48n, 15],
+  ]);
+});
+
+test('random reads while random chunks are captured during them: always the image as of institution (seeded)', async () => {
+  const seed = Number(process.env.IMAGE_READER_SEED ?? crypto.randomInt(1, 2 ** 30));
+  const rnd = xorshift(seed).int;
+  const f = await fixture();
+  let slot = 0;
+  for (let i = 0; i < 200; i++) {
+    const c = rnd(4);
+    if (!f.chunks.where.has(c) && rnd(3) === 0) {
+      f.source.during = async () => {
+        const p = f.capture(c, 2 * slot++);
+        f.chunks.inProgress.set(c, p);
+        await p;
+        f.chunks.inProgress.delete(c);
+      };
+    }
+    const lba = rnd(64);
+    const n = 1 + rnd(64 - lba);
+    const got = await f.reader.read(BigInt(lba), n);
+    if (!got.equals(f.t0.subarray(lba * 512, (lba + n) * 512))) throw new Error(`seed ${seed}: read ${i} of ${n} blocks at ${lba} is not the image`);
+  }
+  expect(slot).toBeGreaterThan(0);
 });
 
 test('a capture in progress is waited for before the chunk is read', async () => {

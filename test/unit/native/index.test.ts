@@ -21,6 +21,7 @@ const DECLARED: Record<keyof NativeModule, true> = {
   crc32c: true,
   crc32cPortable: true,
   crc32cHardware: true,
+  sha256Async: true,
 };
 
 /** The same for the methods of a libiscsi session (native/src/session.cc). */
