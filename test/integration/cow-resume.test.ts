@@ -236,6 +236,7 @@ test('restarts with an ended and an active snapshot of one source: the source st
   try {
     await server.snapshots!.resumed;
     expect((await clientOf(server).call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
+    await clientOf(server).call('snapshot_forget', { id }); // its OBF is free for the next test
   } finally {
     await server.stop();
   }
@@ -266,6 +267,7 @@ test('a stop while a snapshot resumes ends the resume at its next OBF read and c
     await server.snapshots!.resumed;
     expect((await clientOf(server).call<{ state: string }>('snapshot_status', { id })).state).toBe('ACTIVE');
     expect((await clientOf(server).call<{ state: string }>('snapshot_terminate', { id })).state).toBe('SEALED');
+    await clientOf(server).call('snapshot_forget', { id }); // its OBF is free for the next test
   } finally {
     await server.stop();
   }

@@ -157,6 +157,7 @@ test('several hosts write while a snapshot is instituted, viewed, copied by XCOP
     expect(applied).toBe(ended.records);
     expect(shaFile(secPath)).toBe(oracleHash);
     expect(shaFile(srcPath)).not.toBe(oracleHash);
+    await client.call('snapshot_forget', { id: st.id }); // its log is applied: the OBF is free
   } finally {
     await Promise.all(writers.map((w) => w.stop().catch(() => 0)));
     await Promise.all(hosts.map((h) => h.close()));
@@ -178,6 +179,13 @@ test('OBF full over the wire: protect-snapshot refuses the write with DATA PROTE
     expect(refused).toMatchObject({ senseKey: 0x7, asc: 0x27, ascq: 0x07 });
     expect(await client.call('snapshot_status', { id: a.id })).toMatchObject({ state: 'ACTIVE' });
     await client.call('snapshot_terminate', { id: a.id });
+    // a sealed snapshot retains its OBF (its log is for 608) until it is forgotten
+    const retained = await client.call('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3` }).catch((e: unknown) => e);
+    expect(retained).toMatchObject({ code: 'ERR_SNAPSHOT_STATE' });
+    expect((retained as Error).message).toBe(
+      `that OBF holds the log of snapshot ${a.id} (SEALED), retained until the snapshot is forgotten: snapshot_forget ${a.id} once its log is applied, or overwrite_obf to take it anyway`,
+    );
+    await client.call('snapshot_forget', { id: a.id });
     const b = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3` });
     for (let c = 0; c < 32; c++) await h.write16(BigInt(c * 128), Buffer.alloc(512, 2));
     expect(await client.call('snapshot_status', { id: b.id })).toMatchObject({ state: 'INVALID', reason: 'OBF_FULL' });
@@ -289,6 +297,7 @@ test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10)
     for (const r of scan.records) (await read(r.dataLba, r.dataBlocks)).copy(image, Number(r.sourceLba) * 512);
     fs.closeSync(fd);
     expect(sha(image)).toBe(sha(oracle));
+    await client.call('snapshot_forget', { id: st.id });
   } finally {
     await h.close();
   }

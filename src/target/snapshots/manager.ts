@@ -343,6 +343,21 @@ export class SnapshotManager {
     // The same OBF: the same store (a LUN's, or one opened here: never one under another's
     // filter), or the same backing file reached another way.
     const clash = active.find((e) => e.session.obf === obf || (obfPath !== undefined && backingPath(e.session.obf) === obfPath));
+    // A sealed snapshot the target still remembers retains its OBF (606): its log is what the
+    // agent lays over the secondary (608), until it forgets the snapshot. Only overwrite_obf
+    // takes such an OBF.
+    const retained =
+      p.overwrite_obf === true
+        ? undefined
+        : [...this.entries.values()].find((e) => e.session.state === 'SEALED' && (e.session.obf === obf || (obfPath !== undefined && backingPath(e.session.obf) === obfPath)));
+    if (retained) {
+      await owned?.close().catch(() => undefined);
+      const s = retained.session;
+      throw new AgentError(
+        'ERR_SNAPSHOT_STATE',
+        `that OBF holds the log of snapshot ${s.id} (${s.state}), retained until the snapshot is forgotten: snapshot_forget ${s.id} once its log is applied, or overwrite_obf to take it anyway`,
+      );
+    }
     if (clash) {
       await owned?.close().catch(() => undefined);
       const s = clash.session;
