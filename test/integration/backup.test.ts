@@ -391,4 +391,41 @@ describe('faults', () => {
     expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
     expect(sha(fs.readFileSync(file('sec.img')))).toBe(before);
   });
+
+  test('SIGINT once the snapshot is armed: exit 130, the snapshot ended and forgotten, the secondary marked failed (interrupted)', async () => {
+    const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
+    const { spawn } = await import('node:child_process');
+    const writer = sourceWriter(1601); // captures keep the copy phase busy
+    const child = spawn(bin, ['backup', '--source', url(0), '--secondary', url(2), '--obf', url(1), '--json', '--mgmt', server.management!.url, '--token-file', tokenFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no snapshot record: ${stdout}`)), 30_000);
+        child.stdout!.on('data', (b: Buffer) => {
+          stdout += b.toString();
+          if (/"snapshot_id":"[0-9a-f-]{36}"/.test(stdout)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+    } finally {
+      await writer.stop();
+    }
+    const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as { type: string; code: string };
+    expect(last).toMatchObject({ type: 'error', code: 'ERR_INTERRUPTED' });
+    expect(await mgmt.call<unknown[]>('snapshot_list')).toEqual([]);
+    const m = await readMetadata(2);
+    try {
+      expect(m.record.state).toBe('failed');
+      expect(m.record.reason).toBe('interrupted');
+    } finally {
+      await m.s.close();
+    }
+  });
 });
