@@ -13,7 +13,7 @@
 import { AgentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
 import { decodeSuperblock, type ObfSuperblock } from '../obf/format';
-import { checkMarker, checkSeal, scanLog, type DataRecordRef, type ObfScan } from '../obf/log';
+import { checkMarker, checkSeal, LogTail, type DataRecordRef, type ObfScan } from '../obf/log';
 import { pickCscdDesignator } from '../scsi/vpd';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { copyLimits, operatingParametersOf } from './xcopy-copy';
@@ -35,23 +35,67 @@ export interface ObfLog {
 }
 
 /**
+ * An OBF's log read while its snapshot still captures (LogTail, docs/obf-format.md "Reading a
+ * live log") and checked once the snapshot is sealed or marked: a backup polls it during the
+ * outboard copy, so that 606 reads only the records added since (the log of a large copy is
+ * not read back all at once after it).
+ */
+export class ObfLogReader {
+  private constructor(
+    private readonly obf: Pick<IscsiSession, 'read16'>,
+    private readonly at: bigint,
+    private readonly tail: LogTail,
+  ) {}
+
+  /** Reads the OBF's superblock at `obfOffset` (a log appended to a secondary starts after its image). */
+  static async open(obf: Pick<IscsiSession, 'read16'>, opts: { obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLogReader> {
+    const at = opts.obfOffset ?? 0n;
+    const superblock = decodeSuperblock(await obf.read16(at, 1));
+    // A log copied elsewhere (appended to a secondary) ends where the copy ends.
+    const tail = new LogTail((lba, n) => obf.read16(at + lba, n), superblock, opts.capacityBlocks !== undefined ? { capacityBlocks: opts.capacityBlocks } : {});
+    return new ObfLogReader(obf, at, tail);
+  }
+
+  /** The polls, one after the other (a LogTail takes one walk at a time). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Takes the valid prefix on over what was written since; the records valid so far. */
+  poll(): Promise<number> {
+    const next = this.queue.then(async () => (await this.tail.poll()).records.length);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * The log as it ends now — sealed, or with `upToMarker` marked — checked against its SEAL
+   * (or its MARKER); the records to apply are all of them, or those before the MARKER.
+   */
+  async finish(opts: { upToMarker?: boolean } = {}): Promise<ObfLog> {
+    const superblock = this.tail.superblock;
+    await this.queue;
+    const scan = await this.tail.poll();
+    const now = decodeSuperblock(await this.obf.read16(this.at, 1));
+    if (now.snapshotId !== superblock.snapshotId) {
+      throw new AgentError('ERR_OBF_IO', `the OBF now belongs to snapshot ${now.snapshotId}, not ${superblock.snapshotId} whose log was being read: it was taken meanwhile`);
+    }
+    if (opts.upToMarker) {
+      const check = checkMarker(scan, superblock.blockSize);
+      if (!check.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its MARKER: ${check.mismatches.join('; ')}`);
+      const before = scan.records.filter((r) => r.sequence < scan.marker!.sequence);
+      return { superblock, scan, records: before, afterMarker: scan.records.length - before.length };
+    }
+    const seal = checkSeal(scan);
+    if (!seal.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
+    return { superblock, scan, records: [...scan.records], afterMarker: 0 };
+  }
+}
+
+/**
  * Reads the OBF's log and checks it against its SEAL (or, with `upToMarker`, its MARKER); the
  * records to apply are all of them, or those before the MARKER.
  */
 export async function readObfLog(obf: Pick<IscsiSession, 'read16'>, opts: { upToMarker?: boolean; obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLog> {
-  const at = opts.obfOffset ?? 0n;
-  const superblock = decodeSuperblock(await obf.read16(at, 1));
-  // A log copied elsewhere (appended to a secondary) ends where the copy ends.
-  const scan = await scanLog((lba, n) => obf.read16(at + lba, n), superblock, opts.capacityBlocks !== undefined ? { capacityBlocks: opts.capacityBlocks } : {});
-  if (opts.upToMarker) {
-    const check = checkMarker(scan, superblock.blockSize);
-    if (!check.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its MARKER: ${check.mismatches.join('; ')}`);
-    const before = scan.records.filter((r) => r.sequence < scan.marker!.sequence);
-    return { superblock, scan, records: before, afterMarker: scan.records.length - before.length };
-  }
-  const seal = checkSeal(scan);
-  if (!seal.ok) throw new AgentError('ERR_OBF_IO', `the OBF's log does not match its SEAL: ${seal.mismatches.join('; ')}`);
-  return { superblock, scan, records: scan.records, afterMarker: 0 };
+  return (await ObfLogReader.open(obf, opts)).finish(opts);
 }
 
 export interface ApplyObfOptions {

@@ -24,7 +24,7 @@ import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
 import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
-import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
+import { applyObf, cscdOfLun, ObfLogReader, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
 import { imageExtentHashes } from './image-hashes';
 import { noViewHashing, viewExtentHashes } from './view-hashes';
@@ -152,6 +152,8 @@ export class Backup {
   private plan?: Plan;
   private meta?: SecondaryLun;
   private snapshotId?: string;
+  /** The OBF's log, read while the copy runs (606 finishes it). */
+  private logReader?: ObfLogReader;
   /** True once the snapshot's COW is no longer needed (terminated, or ended on failure). */
   private snapshotEnded = false;
 
@@ -399,11 +401,17 @@ export class Backup {
   private async outboardCopy(plan: Plan): Promise<XcopyCopyResult> {
     const o = this.opts;
     const slice = BigInt(Math.max(1, Math.floor(COPY_SLICE_BYTES / plan.blockSize)));
-    // The OBF's growth while the copy runs, from the snapshot's status once a second.
+    // The OBF's growth while the copy runs, from the snapshot's status once a second; its log
+    // read as it grows, so that 606 reads only what comes after the copy.
     const obf: { records?: number; fill?: number } = {};
+    this.logReader = await ObfLogReader.open(plan.obf);
+    const reader = this.logReader;
+    const poll = () => reader.poll().catch((err: unknown) => this.log.debug({ err }, 'reading the OBF log during the copy failed; 606 reads the rest'));
+    void poll(); // what the first captures wrote, while the copy starts
     const watcher = every(1000, async () => {
       const st = await o.mgmt.call<{ records: number; fill: number }>('snapshot_status', { id: this.snapshotId }).catch(() => undefined);
       if (st) Object.assign(obf, { records: st.records, fill: st.fill });
+      await poll();
     });
     try {
       return await this.copySlices(plan, slice, obf);
@@ -453,18 +461,19 @@ export class Backup {
 
   // ---- 606 -------------------------------------------------------------------------------
 
-  /** Marks (with --mark) or terminates the snapshot, then reads back its OBF log. */
+  /** Marks (with --mark) or terminates the snapshot, then reads the rest of its OBF log. */
   private async endCapture(plan: Plan): Promise<ObfLog> {
     const mgmt = this.opts.mgmt;
     let log: ObfLog;
+    const reader = this.logReader ?? (await ObfLogReader.open(plan.obf));
     if (this.opts.mark) {
       await this.invalidAware(() => mgmt.call('snapshot_mark', { id: this.snapshotId }));
       await this.checkSnapshot();
-      log = await readObfLog(plan.obf, { upToMarker: true });
+      log = await reader.finish({ upToMarker: true });
       await this.terminate();
     } else {
       await this.terminate();
-      log = await readObfLog(plan.obf);
+      log = await reader.finish();
     }
     await this.saveRecord({ state: 'image-complete' });
     return log;

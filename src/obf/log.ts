@@ -327,11 +327,42 @@ async function recordCrc(win: BlockWindow, block: Buffer, lba: bigint, blocks: n
  * header and data. A SEAL ends the log.
  */
 export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanOptions = {}): Promise<ObfScan> {
+  return scanFrom(read, sb, new ValidPrefix(sb), opts);
+}
+
+/**
+ * Reads a log while its snapshot still writes it (docs/obf-format.md, "Reading a live log"):
+ * records are only ever appended, and one that is valid stays valid, so each poll() takes the
+ * prefix on from where the last one ended; whatever ended it (a header not written yet, a record
+ * half written, a later record that landed first) is read again by the next poll. Once the log
+ * is sealed (or marked), a last poll() gives the same result as scanLog over the whole log, for
+ * the price of reading only what was added since. The result's `records` is the tail's own
+ * array, extended by later polls.
+ */
+export class LogTail {
+  private readonly prefix: ValidPrefix;
+
+  constructor(
+    private readonly read: ObfReadFn,
+    readonly superblock: ObfSuperblock,
+    private readonly opts: ObfScanOptions = {},
+  ) {
+    this.prefix = new ValidPrefix(superblock);
+  }
+
+  /** The valid prefix as of now, and where and why it ends this time. */
+  poll(): Promise<ObfScan> {
+    return scanFrom(this.read, this.superblock, this.prefix, this.opts);
+  }
+}
+
+/** Extends `prefix` over the valid records that follow it (a fresh window: nothing stale is kept). */
+async function scanFrom(read: ObfReadFn, sb: ObfSuperblock, prefix: ValidPrefix, opts: ObfScanOptions): Promise<ObfScan> {
   const { maxBatch, capacity } = scanLimits(sb, opts);
   const win = new BlockWindow(read, sb.blockSize, maxBatch, capacity);
-  const prefix = new ValidPrefix(sb);
   for (;;) {
     const lba = prefix.lba;
+    if (prefix.seal) return prefix.end({ stop: 'after-seal', detail: `SEAL at LBA ${prefix.seal.obfLba} ends the log` });
     if (lba >= capacity) return prefix.end({ stop: 'past-capacity', detail: `the log reaches the OBF capacity (${capacity} blocks)` });
     const block = await win.get(lba, 1);
     const h = nextHeader(block, prefix, sb, capacity);
@@ -341,11 +372,9 @@ export async function scanLog(read: ObfReadFn, sb: ObfSuperblock, opts: ObfScanO
       return prefix.end({ stop: 'bad-crc', detail: `LBA ${lba}: record ${h.sequence} CRC32C ${hex8(h.crc)} does not match ${hex8(crc)}` });
     }
     prefix.add(h);
-    if (prefix.seal) return prefix.end({ stop: 'after-seal', detail: `SEAL at LBA ${prefix.seal.obfLba} ends the log` });
   }
 }
 
-/** The outcome of a consistency check: `ok` when `mismatches` is empty. */
 export interface ObfCheck {
   ok: boolean;
   mismatches: string[];

@@ -12,7 +12,7 @@ import {
   RollingHash,
   type ObfSuperblock,
 } from '../../../src/obf/format';
-import { checkMarker, checkSeal, scanLog, type ObfScan } from '../../../src/obf/log';
+import { checkMarker, checkSeal, LogTail, scanLog, type ObfScan } from '../../../src/obf/log';
 import { ArgumentError } from '../../../src/errors';
 
 const SNAPSHOT = '6a0c1e2f-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
@@ -586,6 +586,60 @@ describe('scanLog', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  test('property: a live log (records landing out of order, half written) polled as it grows reads as scanLog does at each step', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        geometryArb,
+        fc.array(opArb, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.tuple(fc.nat(7), fc.boolean()), { minLength: 1, maxLength: 24 }),
+        fc.integer({ min: 1, max: 40 }),
+        async (g, ops, steps, maxBatchBlocks) => {
+          const { sb, obf: final, w } = build(g, ops, 2);
+          const B = g.B;
+          const live = new MemObf(B, final.blocks);
+          live.write(0n, final.buf.subarray(0, B));
+          const tail = new LogTail(live.read, sb, { maxBatchBlocks });
+          // Each step writes one of the next few records not written yet (commits land out of
+          // order), whole or only its first half (a write still in progress), then polls.
+          const pending = [...w.placed];
+          const half = new Set<Placed>();
+          const land = (p: Placed, whole: boolean) => {
+            const a = Number(p.lba) * B;
+            const b = a + p.blocks * B;
+            const to = whole ? b : a + Math.max(1, Math.floor((b - a) / 2));
+            final.buf.copy(live.buf, a, a, to);
+          };
+          const check = async () => {
+            const got = await tail.poll();
+            const want = await scanLog(live.read, sb, { maxBatchBlocks });
+            expect({ seq: got.records.map((r) => r.sequence), end: got.endLba, next: got.nextSequence, stop: got.stop, hash: got.rollingHash.toString('hex'), seal: got.seal?.sequence, marker: got.marker?.sequence }).toEqual({
+              seq: want.records.map((r) => r.sequence),
+              end: want.endLba,
+              next: want.nextSequence,
+              stop: want.stop,
+              hash: want.rollingHash.toString('hex'),
+              seal: want.seal?.sequence,
+              marker: want.marker?.sequence,
+            });
+          };
+          for (const [k, whole] of steps) {
+            if (pending.length === 0) break;
+            const p = pending[k % Math.min(pending.length, 3)];
+            const completes = whole || half.has(p);
+            land(p, completes);
+            if (completes) pending.splice(pending.indexOf(p), 1);
+            else half.add(p);
+            await check();
+          }
+          for (const p of pending) land(p, true);
+          await check();
+          expectPrefix(await tail.poll(), w, w.placed);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
