@@ -1,6 +1,6 @@
 /**
  * `backup`: the method as a product (docs/method.md 602–608). One run:
- *  preflight  every LUN reached and identified, the source matched to a LUN of the target that
+ *  preflight  every LUN reached and identified, the secondary writable, the source matched to a LUN of the target that
  *             snapshots it (by VPD 83h designators, never by name), sizes and block sizes, the
  *             bridge's copy manager — before anything changes;
  *  602        pre-hook, institute (writes held, COW armed, released), post-hook;
@@ -16,12 +16,13 @@
  * failure after institute ends (terminates and forgets) the snapshot unless told to keep it.
  */
 import crypto from 'node:crypto';
-import { AgentError, ArgumentError } from '../errors';
+import { AgentError, ArgumentError, IscsiError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
+import { SenseKey } from '../scsi/constants';
 import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, readObfLog, type ObfLog } from './apply-obf';
@@ -144,6 +145,20 @@ function matchLun(luns: LunEntry[], r: InquireReport): LunEntry | undefined {
   return luns.find((l) => naas.has(l.naa.toLowerCase()));
 }
 
+/**
+ * Whether the LUN is write protected for this I_T nexus (the WP bit of MODE SENSE(10), SBC-3 r36
+ * 6.4.1). A LUN that answers no MODE SENSE (ILLEGAL REQUEST) is taken as writable: its first
+ * write says otherwise.
+ */
+async function writeProtected(s: IscsiSession): Promise<boolean> {
+  try {
+    return (await s.modeParameterHeader10()).writeProtect;
+  } catch (err) {
+    if (err instanceof IscsiError && err.senseKey === SenseKey.ILLEGAL_REQUEST) return false;
+    throw err;
+  }
+}
+
 export class Backup {
   private readonly log: Logger;
   private readonly emit: (e: BackupEvent) => void;
@@ -259,6 +274,10 @@ export class Backup {
       const imageBlocks = BigInt(source.capacity_blocks);
       if (second.block_size !== blockSize) {
         throw new ArgumentError(`the secondary's block size is ${second.block_size} bytes, the source's ${blockSize}: choose a secondary with ${blockSize}-byte blocks`);
+      }
+      // A secondary this host may not write would fail at its first header, after institute.
+      if (await writeProtected(sec)) {
+        throw new ArgumentError(`the secondary ${redactUrl(o.secondary)} is write protected (MODE SENSE: WP=1): give a LUN this host may write, or lift its write protection`);
       }
       // The target that snapshots the source: the LUN it names must be the LUN we reach.
       const luns = await o.mgmt.call<LunEntry[]>('lun_list');

@@ -10,6 +10,7 @@ import {
   encodeCopyOperationAbortCdb,
   encodeExtendedCopyCdb,
   encodeInquiryCdb,
+  encodeModeSense10Cdb,
   encodeRead16Cdb,
   encodeReadCapacity16Cdb,
   encodeReceiveCopyResultsCdb,
@@ -28,6 +29,7 @@ import {
   type DecodedOperatingParameters,
 } from '../scsi/copy-results';
 import { decodeStandardInquiry, type DecodedStandardInquiry } from '../scsi/inquiry';
+import { decodeModeParameterHeader10, MODE_PARAMETER_HEADER_10_LENGTH, type ModeParameterHeader10 } from '../scsi/mode-parameters';
 import { decodeReadCapacity16, type ReadCapacity16Data } from '../scsi/read-capacity';
 import { decodeReportLuns } from '../scsi/report-luns';
 import { decodeSense, describeSense, type SenseData } from '../scsi/sense';
@@ -478,6 +480,18 @@ export class IscsiSession {
     const cap = decodeReadCapacity16(r.data ?? Buffer.alloc(0));
     this.cachedBlockSize = cap.logicalBlockLength;
     return cap;
+  }
+
+  /**
+   * The mode parameter header of MODE SENSE(10) (DBD = 1, all pages, current values, cut to the
+   * header): WP says whether this I_T nexus may write the medium (SBC-3 r36 6.4.1).
+   */
+  async modeParameterHeader10(): Promise<ModeParameterHeader10> {
+    const r = this.check(
+      await this.execute(encodeModeSense10Cdb({ dbd: true, pageCode: 0x3f, allocationLength: MODE_PARAMETER_HEADER_10_LENGTH }), { dataInLength: MODE_PARAMETER_HEADER_10_LENGTH }),
+      'MODE SENSE(10)',
+    );
+    return decodeModeParameterHeader10(r.data ?? Buffer.alloc(0));
   }
 
   /** The LUN's logical block length (READ CAPACITY(16) once, then cached). */
