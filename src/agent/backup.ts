@@ -1,6 +1,6 @@
 /**
  * `backup`: the method as a product (docs/method.md 602–608). One run:
- *  preflight  every LUN reached and identified, the source matched to a LUN of the target that
+ *  preflight  every LUN reached and identified, the secondary writable, the source matched to a LUN of the target that
  *             snapshots it (by VPD 83h designators, never by name), sizes and block sizes, the
  *             bridge's copy manager — before anything changes;
  *  602        pre-hook, institute (writes held, COW armed, released), post-hook;
@@ -16,12 +16,15 @@
  * failure after institute ends (terminates and forgets) the snapshot unless told to keep it.
  */
 import crypto from 'node:crypto';
-import { AgentError, ArgumentError } from '../errors';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentError, ArgumentError, IscsiError } from '../errors';
+import { DEFAULT_RETRY } from '../initiator/retry';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
+import { SenseKey } from '../scsi/constants';
 import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, ObfLogReader, type ObfLog } from './apply-obf';
@@ -121,6 +124,12 @@ export const COPY_SLICE_BYTES = 1024 * 1024 * 1024;
 /** Header updates while records are applied: at most one per this many milliseconds. */
 const PROGRESS_SAVE_MS = 2000;
 const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+/**
+ * How long a restart of the source's target is waited out (docs/backup.md, "A restart of the
+ * source's target"): as long as the initiator waits out NOT READY, becoming ready.
+ */
+const RESTART_WAIT_MS = DEFAULT_RETRY.becomingReadyMs ?? 60_000;
+const RESTART_POLL_MS = 250;
 
 /** The management API's view of a LUN (lun_list). */
 interface LunEntry {
@@ -144,6 +153,20 @@ function matchLun(luns: LunEntry[], r: InquireReport): LunEntry | undefined {
   return luns.find((l) => naas.has(l.naa.toLowerCase()));
 }
 
+/**
+ * Whether the LUN is write protected for this I_T nexus (the WP bit of MODE SENSE(10), SBC-3 r36
+ * 6.4.1). A LUN that answers no MODE SENSE (ILLEGAL REQUEST) is taken as writable: its first
+ * write says otherwise.
+ */
+async function writeProtected(s: IscsiSession): Promise<boolean> {
+  try {
+    return (await s.modeParameterHeader10()).writeProtect;
+  } catch (err) {
+    if (err instanceof IscsiError && err.senseKey === SenseKey.ILLEGAL_REQUEST) return false;
+    throw err;
+  }
+}
+
 export class Backup {
   private readonly log: Logger;
   private readonly emit: (e: BackupEvent) => void;
@@ -156,6 +179,10 @@ export class Backup {
   private logReader?: ObfLogReader;
   /** True once the snapshot's COW is no longer needed (terminated, or ended on failure). */
   private snapshotEnded = false;
+  /** True while management calls wait for the source's target to come back (said once). */
+  private waitingForTarget = false;
+  /** The management API for this backup's snapshot, waiting out a restart of its target (snapshotCall). */
+  private readonly snapshots: Pick<ManagementClient, 'call'> = { call: <T>(method: string, params?: object) => this.snapshotCall<T>(method, params) };
 
   constructor(private readonly opts: BackupOptions) {
     this.log = opts.log ?? logger();
@@ -261,6 +288,10 @@ export class Backup {
       const imageBlocks = BigInt(source.capacity_blocks);
       if (second.block_size !== blockSize) {
         throw new ArgumentError(`the secondary's block size is ${second.block_size} bytes, the source's ${blockSize}: choose a secondary with ${blockSize}-byte blocks`);
+      }
+      // A secondary this host may not write would fail at its first header, after institute.
+      if (await writeProtected(sec)) {
+        throw new ArgumentError(`the secondary ${redactUrl(o.secondary)} is write protected (MODE SENSE: WP=1): give a LUN this host may write, or lift its write protection`);
       }
       // The target that snapshots the source: the LUN it names must be the LUN we reach.
       const luns = await o.mgmt.call<LunEntry[]>('lun_list');
@@ -453,7 +484,7 @@ export class Backup {
 
   /** The snapshot must still be valid once the copy is done: an INVALID one made no consistent copy. */
   private async checkSnapshot(): Promise<void> {
-    const st = await this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_status', { id: this.snapshotId });
+    const st = await this.snapshots.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_status', { id: this.snapshotId });
     if (st.state === 'INVALID') {
       throw new AgentError('ERR_SNAPSHOT_INVALID', `the snapshot turned INVALID during the backup (${st.reason ?? 'no reason given'}${st.reason_detail ? `: ${st.reason_detail}` : ''}); no consistent copy was made (grow the OBF for OBF_FULL)`);
     }
@@ -463,7 +494,7 @@ export class Backup {
 
   /** Marks (with --mark) or terminates the snapshot, then reads the rest of its OBF log. */
   private async endCapture(plan: Plan): Promise<ObfLog> {
-    const mgmt = this.opts.mgmt;
+    const mgmt = this.snapshots;
     let log: ObfLog;
     const reader = this.logReader ?? (await ObfLogReader.open(plan.obf));
     if (this.opts.mark) {
@@ -480,7 +511,7 @@ export class Backup {
   }
 
   private async terminate(): Promise<void> {
-    const st = await this.invalidAware(() => this.opts.mgmt.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_terminate', { id: this.snapshotId }));
+    const st = await this.invalidAware(() => this.snapshots.call<{ state: string; reason?: string; reason_detail?: string }>('snapshot_terminate', { id: this.snapshotId }));
     this.snapshotEnded = true;
     if (st.state === 'INVALID') throw new AgentError('ERR_SNAPSHOT_INVALID', `the snapshot turned INVALID during the backup (${st.reason ?? 'no reason given'}); no consistent copy was made`);
   }
@@ -563,7 +594,7 @@ export class Backup {
     this.opts.signal?.addEventListener('abort', onAbort, { once: true });
     let reporting = false;
     const running = viewExtentHashes({
-      mgmt: this.opts.mgmt,
+      mgmt: this.snapshots,
       snapshotId,
       layout: plan.layout,
       signal: abort.signal,
@@ -639,12 +670,48 @@ export class Backup {
     return hashes.length;
   }
 
+  // ---- the source's target restarting ---------------------------------------------------
+
+  /**
+   * A management call about this backup's snapshot that waits out a restart of the source's
+   * target (docs/backup.md, "A restart of the source's target"): while its API cannot be reached,
+   * or the snapshot is resuming from its OBF, the call is made again every RESTART_POLL_MS, for
+   * RESTART_WAIT_MS at most. Any other failure stands at once.
+   */
+  private async snapshotCall<T>(method: string, params?: object): Promise<T> {
+    const deadline = Date.now() + RESTART_WAIT_MS;
+    for (;;) {
+      try {
+        const r = await this.opts.mgmt.call<T>(method, params);
+        if (this.waitingForTarget) this.log.info({ method }, 'the source\'s target answers again');
+        this.waitingForTarget = false;
+        return r;
+      } catch (err) {
+        if (Date.now() >= deadline || this.interrupted() || !(await this.restarting(err))) throw err;
+        if (!this.waitingForTarget) {
+          this.emit({ type: 'warning', message: `the source's target is restarting (${(err as Error).message}): waiting for it, at most ${RESTART_WAIT_MS / 1000} s` });
+        }
+        this.waitingForTarget = true;
+        await sleep(RESTART_POLL_MS);
+      }
+    }
+  }
+
+  /** Whether `err` says the source's target is restarting: its API unreachable, or this snapshot resuming (snapshot_list). */
+  private async restarting(err: unknown): Promise<boolean> {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ERR_MGMT_UNREACHABLE') return true;
+    if (code !== 'ERR_SNAPSHOT_STATE' || this.snapshotId === undefined) return false;
+    const all = await this.opts.mgmt.call<Array<{ id: string; resuming?: boolean }>>('snapshot_list').catch(() => []);
+    return all.some((x) => x.id === this.snapshotId && x.resuming === true);
+  }
+
   // ---- endings -----------------------------------------------------------------------------
 
   /** After a successful backup the target forgets the snapshot (the OBF's content stays). */
   private async forgetSnapshot(): Promise<void> {
     if (!this.snapshotId) return;
-    await this.opts.mgmt.call('snapshot_forget', { id: this.snapshotId }).catch((err: unknown) => this.log.warn({ err, snapshot: this.snapshotId }, 'could not forget the snapshot'));
+    await this.snapshots.call('snapshot_forget', { id: this.snapshotId }).catch((err: unknown) => this.log.warn({ err, snapshot: this.snapshotId }, 'could not forget the snapshot'));
   }
 
   /** Leaves nothing armed and marks the secondary failed with the reason. */
@@ -652,9 +719,9 @@ export class Backup {
     const reason = secondary.clipText(this.interrupted() ? 'interrupted' : err instanceof Error ? err.message : String(err), secondary.SECONDARY_REASON_MAX_BYTES);
     if (this.snapshotId && !this.snapshotEnded && !this.opts.keepSnapshotOnAbort) {
       try {
-        await this.opts.mgmt.call('snapshot_terminate', { id: this.snapshotId });
+        await this.snapshots.call('snapshot_terminate', { id: this.snapshotId });
         this.snapshotEnded = true;
-        await this.opts.mgmt.call('snapshot_forget', { id: this.snapshotId });
+        await this.snapshots.call('snapshot_forget', { id: this.snapshotId });
       } catch (e) {
         this.log.error({ err: e, snapshot: this.snapshotId }, 'could not end the snapshot after a failed backup: end it with `xcopy-agent snapshot terminate`');
       }

@@ -12,7 +12,7 @@ import * as secondary from '../secondary';
 const CALL_BYTES = 256 * 1024 * 1024;
 
 export interface ViewHashOptions {
-  mgmt: ManagementClient;
+  mgmt: Pick<ManagementClient, 'call'>;
   snapshotId: string;
   layout: secondary.SecondaryLayout;
   signal?: AbortSignal;

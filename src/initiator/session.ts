@@ -10,6 +10,7 @@ import {
   encodeCopyOperationAbortCdb,
   encodeExtendedCopyCdb,
   encodeInquiryCdb,
+  encodeModeSense10Cdb,
   encodeRead16Cdb,
   encodeReadCapacity16Cdb,
   encodeReceiveCopyResultsCdb,
@@ -28,6 +29,7 @@ import {
   type DecodedOperatingParameters,
 } from '../scsi/copy-results';
 import { decodeStandardInquiry, type DecodedStandardInquiry } from '../scsi/inquiry';
+import { decodeModeParameterHeader10, MODE_PARAMETER_HEADER_10_LENGTH, type ModeParameterHeader10 } from '../scsi/mode-parameters';
 import { decodeReadCapacity16, type ReadCapacity16Data } from '../scsi/read-capacity';
 import { decodeReportLuns } from '../scsi/report-luns';
 import { decodeSense, describeSense, type SenseData } from '../scsi/sense';
@@ -113,6 +115,9 @@ function validateLength(n: unknown, what: string, max = 0x7fffffff): number {
   return n as number;
 }
 
+/** How long after a command's timeout its deadline here ends the session (libiscsi's own check runs on a 1 s tick). */
+const DEADLINE_GRACE_MS = 2000;
+
 function secondsOf(ms: number): number {
   return ms <= 0 ? 0 : Math.max(1, Math.ceil(ms / 1000));
 }
@@ -160,6 +165,8 @@ export class IscsiSession {
   private readonly log: Logger;
   private cachedBlockSize: number | undefined;
   private closing: Promise<void> | undefined;
+  /** Why the session was closed under its pending commands (a command's deadline passed). */
+  private closedBy: string | undefined;
 
   private constructor(native: NativeSession, u: IscsiUrl, opts: SessionOptions) {
     this.native = native;
@@ -313,11 +320,11 @@ export class IscsiSession {
     const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       const native = this.native;
-      if (!native || this.closing) throw new IscsiError('ERR_ISCSI_CLOSED', `session to ${this.url} is closed`);
+      if (!native || this.closing) throw new IscsiError('ERR_ISCSI_CLOSED', this.closedBy ?? `session to ${this.url} is closed`);
       native.setTimeout(secondsOf(timeoutMs));
-      const r = await native.execute(lun, cdb, dir, dir === XferDir.WRITE ? dataOut! : null, dataInLength, dataInBuffer);
+      const r = await this.withDeadline(native.execute(lun, cdb, dir, dir === XferDir.WRITE ? dataOut! : null, dataInLength, dataInBuffer), timeoutMs, cdb[0]);
       if (r.status === LIBISCSI_STATUS_CANCELLED) {
-        throw new IscsiError('ERR_ISCSI_CLOSED', `session to ${this.url} closed with the command pending`);
+        throw new IscsiError('ERR_ISCSI_CLOSED', this.closedBy ?? `session to ${this.url} closed with the command pending`);
       }
       if (r.status === LIBISCSI_STATUS_TIMEOUT) {
         throw new IscsiError('ERR_ISCSI_TIMEOUT', `command 0x${cdb[0].toString(16).padStart(2, '0')} to ${this.url} timed out after ${secondsOf(timeoutMs)} s`);
@@ -335,6 +342,36 @@ export class IscsiSession {
       this.log.debug({ attempt, status: scsiStatusName(r.status), delay_ms: delay }, 'retrying command');
       if (delay > 0) await sleep(delay);
     }
+  }
+
+  /**
+   * libiscsi runs command timeouts only while it is logged in. When the target goes away it
+   * reconnects, again and again (without bound), and meanwhile the commands it will reissue
+   * sit in the context being replaced, where no timeout scan reaches them: they would wait
+   * forever. So the timeout is kept here as well, a little after libiscsi's own (checked on its
+   * 1 s tick): past it the session is closed, which settles every pending command — this one
+   * with ERR_ISCSI_TIMEOUT, the others with ERR_ISCSI_CLOSED saying why.
+   */
+  private async withDeadline(pending: Promise<NativeResult>, timeoutMs: number, opcode: number): Promise<NativeResult> {
+    if (timeoutMs === 0) return pending;
+    const seconds = secondsOf(timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), seconds * 1000 + DEADLINE_GRACE_MS);
+    });
+    try {
+      const r = await Promise.race([pending, deadline]);
+      if (r !== undefined) return r;
+    } finally {
+      clearTimeout(timer);
+    }
+    const op = `command 0x${opcode.toString(16).padStart(2, '0')}`;
+    const why = `got no answer within ${seconds} s (the target stopped answering or went away)`;
+    this.closedBy ??= `session to ${this.url} closed: ${op} ${why}`;
+    this.closing ??= this.doClose(false);
+    await this.closing;
+    await pending; // settled (CANCELLED) by the close
+    throw new IscsiError('ERR_ISCSI_TIMEOUT', `${op} to ${this.url} ${why}; the session is closed`);
   }
 
   private toResult(r: NativeResult, dataInLength: number, attempts: number): ScsiResult {
@@ -443,6 +480,18 @@ export class IscsiSession {
     const cap = decodeReadCapacity16(r.data ?? Buffer.alloc(0));
     this.cachedBlockSize = cap.logicalBlockLength;
     return cap;
+  }
+
+  /**
+   * The mode parameter header of MODE SENSE(10) (DBD = 1, all pages, current values, cut to the
+   * header): WP says whether this I_T nexus may write the medium (SBC-3 r36 6.4.1).
+   */
+  async modeParameterHeader10(): Promise<ModeParameterHeader10> {
+    const r = this.check(
+      await this.execute(encodeModeSense10Cdb({ dbd: true, pageCode: 0x3f, allocationLength: MODE_PARAMETER_HEADER_10_LENGTH }), { dataInLength: MODE_PARAMETER_HEADER_10_LENGTH }),
+      'MODE SENSE(10)',
+    );
+    return decodeModeParameterHeader10(r.data ?? Buffer.alloc(0));
   }
 
   /** The LUN's logical block length (READ CAPACITY(16) once, then cached). */
@@ -564,10 +613,11 @@ export class IscsiSession {
     return this.closing;
   }
 
-  private async doClose(): Promise<void> {
+  /** `polite`: log out first when no command is pending (not after a command's deadline: the target is gone). */
+  private async doClose(polite = true): Promise<void> {
     const native = this.native;
     if (!native) return;
-    if (native.queueLength() === 0) await boundedLogout(native);
+    if (polite && native.queueLength() === 0) await boundedLogout(native);
     native.close();
     this.native = undefined;
   }

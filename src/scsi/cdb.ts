@@ -387,3 +387,53 @@ export function decodeReceiveCopyResultsCdb(cdb: Buffer): ReceiveCopyResultsCdb 
   }
   return { serviceAction, listIdentifier: cdb[2], allocationLength: cdb.readUInt32BE(10), control: cdb[15] };
 }
+
+// ---------------------------------------------------------------------------------------------
+// MODE SENSE(10) (SPC-4 MODE SENSE(10) command; 5Ah): 10 bytes; byte 1 bit 4 LLBAA, bit 3 DBD;
+// byte 2 bits 7:6 PC (page control), bits 5:0 PAGE CODE; byte 3 SUBPAGE CODE; bytes 7–8
+// ALLOCATION LENGTH.
+// ---------------------------------------------------------------------------------------------
+
+export interface ModeSense10Cdb {
+  llbaa: boolean;
+  dbd: boolean;
+  pageControl: number;
+  pageCode: number;
+  subpageCode: number;
+  allocationLength: number;
+  control: number;
+}
+
+const MS10 = 'MODE SENSE(10) CDB';
+
+export function encodeModeSense10Cdb(p: {
+  llbaa?: boolean;
+  dbd?: boolean;
+  pageControl?: number;
+  pageCode: number;
+  subpageCode?: number;
+  allocationLength: number;
+  control?: number;
+}): Buffer {
+  const cdb = Buffer.alloc(10);
+  cdb[0] = Opcode.MODE_SENSE_10;
+  cdb[1] = (p.llbaa ? 0x10 : 0) | (p.dbd ? 0x08 : 0);
+  cdb[2] = (uintUpTo(MS10, 'pageControl', p.pageControl, 3) << 6) | uintUpTo(MS10, 'pageCode', p.pageCode, 0x3f, true);
+  cdb[3] = uintUpTo(MS10, 'subpageCode', p.subpageCode, 0xff);
+  cdb.writeUInt16BE(uintUpTo(MS10, 'allocationLength', p.allocationLength, 0xffff, true), 7);
+  cdb[9] = uintUpTo(MS10, 'control', p.control, 0xff);
+  return cdb;
+}
+
+export function decodeModeSense10Cdb(cdb: Buffer): ModeSense10Cdb {
+  expect(MS10, cdb, 10, Opcode.MODE_SENSE_10);
+  return {
+    llbaa: (cdb[1] & 0x10) !== 0,
+    dbd: (cdb[1] & 0x08) !== 0,
+    pageControl: cdb[2] >> 6,
+    pageCode: cdb[2] & 0x3f,
+    subpageCode: cdb[3],
+    allocationLength: cdb.readUInt16BE(7),
+    control: cdb[9],
+  };
+}

@@ -11,6 +11,7 @@ export * from './inquiry';
 export * from './vpd';
 export * from './vpd-third-party-copy';
 export * from './read-capacity';
+export * from './mode-parameters';
 export * from './report-luns';
 export * from './provisioning';
 export * from './xcopy';

@@ -320,6 +320,11 @@ export class FileStore implements Store, BackingFile {
     const out: Extent[] = [];
     const push = (from: number, to: number, mapped: boolean) => pushExtent(out, BigInt(from / bs), BigInt((to - from) / bs), mapped);
     try {
+      // Past the end of a file cut short behind our back SEEK_DATA answers ENXIO, as for a
+      // trailing hole: those blocks would pass for zeros (a copy of them, for a whole copy).
+      // They are unreadable, as read() says.
+      const size = fs.fstatSync(this.fd).size;
+      if (size < end) throw new StoreError({ kind: 'read-error' }, `${this.identity.name} ends at byte ${size}, before the ${this.blocks} blocks it had when opened (was it truncated?)`);
       let pos = start; // always a block boundary
       while (pos < end) {
         const data = seekData(this.fd, pos);

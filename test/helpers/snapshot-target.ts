@@ -21,12 +21,18 @@ export interface SnapshotTarget {
   url: (lun: number) => string;
 }
 
-/** Starts the target on a free loopback port with `luns` (quick-form specs) and its management API; state under `dir/state`. */
-export async function startSnapshotTarget(dir: string, iqn: string, luns: string[]): Promise<SnapshotTarget> {
+/**
+ * Starts the target on a free loopback port with `luns` (quick-form specs) and its management API;
+ * state under `dir/state`. The LUNs numbered in `readOnly` are served read-only (their storage
+ * objects' `readonly`, as in saveconfig.json).
+ */
+export async function startSnapshotTarget(dir: string, iqn: string, luns: string[], opts: { readOnly?: number[] } = {}): Promise<SnapshotTarget> {
   const port = await freePort();
   const state = path.join(dir, 'state');
   const tokenFile = path.join(state, 'mgmt.token');
-  const server = await TargetServer.start(quickConfig({ portal: `127.0.0.1:${port}`, iqn, luns }), {
+  const config = quickConfig({ portal: `127.0.0.1:${port}`, iqn, luns });
+  for (const n of opts.readOnly ?? []) config.storageObjects[n].readOnly = true;
+  const server = await TargetServer.start(config, {
     log: pino({ level: 'silent' }),
     stateDir: state,
     management: { listen: '127.0.0.1:0', tokenFile },
@@ -59,6 +65,10 @@ export function hostWriter(url: string, o: { seed: number; blocks: number; block
     }
   })();
   return {
+    /** The writes acknowledged so far. */
+    get writes() {
+      return writes;
+    },
     stop: async () => {
       stopped = true;
       await done;

@@ -5,11 +5,13 @@ import {
   decodeBlockCdb,
   decodeExtendedCopyCdb,
   decodeInquiryCdb,
+  decodeModeSense10Cdb,
   decodeReadCapacity16Cdb,
   decodeReceiveCopyResultsCdb,
   decodeReportLunsCdb,
   encodeExtendedCopyCdb,
   encodeInquiryCdb,
+  encodeModeSense10Cdb,
   encodeRead16Cdb,
   encodeReadCapacity16Cdb,
   encodeReceiveCopyResultsCdb,
@@ -118,6 +120,37 @@ const cases: Array<Case<unknown>> = [
     value: { serviceAction: 3, listIdentifier: 0, allocationLength: 1024, control: 0 },
     encode: () => encodeReceiveCopyResultsCdb({ serviceAction: 3, listIdentifier: 0, allocationLength: 1024 }),
     decode: decodeReceiveCopyResultsCdb,
+  },
+  {
+    // The agent's write-protection probe: DBD, all pages, current values, the 8-byte header only.
+    name: 'MODE SENSE(10)',
+    golden: hex(`
+      5a          # OPERATION CODE (MODE SENSE(10))
+      08          # LLBAA 0, DBD 1
+      3f          # PC 00b (current), PAGE CODE 3Fh (all pages)
+      00          # SUBPAGE CODE
+      00 00 00    # reserved
+      00 08       # ALLOCATION LENGTH 8
+      00          # CONTROL
+    `),
+    value: { llbaa: false, dbd: true, pageControl: 0, pageCode: 0x3f, subpageCode: 0, allocationLength: 8, control: 0 },
+    encode: () => encodeModeSense10Cdb({ dbd: true, pageCode: 0x3f, allocationLength: 8 }),
+    decode: decodeModeSense10Cdb,
+  },
+  {
+    // Every field away from zero: LLBAA, changeable values (PC 01b), page 0Ah subpage FFh.
+    name: 'MODE SENSE(10) with every field set',
+    golden: hex(`
+      5a 18       # OPERATION CODE; LLBAA 1, DBD 1
+      4a          # PC 01b (changeable), PAGE CODE 0Ah
+      ff          # SUBPAGE CODE FFh
+      00 00 00    # reserved
+      ff fe       # ALLOCATION LENGTH 65534
+      04          # CONTROL (NACA)
+    `),
+    value: { llbaa: true, dbd: true, pageControl: 1, pageCode: 0x0a, subpageCode: 0xff, allocationLength: 0xfffe, control: 4 },
+    encode: () => encodeModeSense10Cdb({ llbaa: true, dbd: true, pageControl: 1, pageCode: 0x0a, subpageCode: 0xff, allocationLength: 0xfffe, control: 4 }),
+    decode: decodeModeSense10Cdb,
   },
   {
     name: 'RECEIVE COPY RESULTS COPY STATUS',
@@ -323,6 +356,8 @@ describe('encoders reject values that do not fit', () => {
     ['SYNCHRONIZE CACHE(16) blocks ≥ 2^32', () => encodeSynchronizeCache16Cdb({ numberOfBlocks: 2 ** 32 })],
     ['REPORT LUNS select report 256', () => encodeReportLunsCdb({ selectReport: 256, allocationLength: 16 })],
     ['EXTENDED COPY length ≥ 2^32', () => encodeExtendedCopyCdb({ parameterListLength: 2 ** 32 })],
+    ['MODE SENSE(10) page code 40h', () => encodeModeSense10Cdb({ pageCode: 0x40, allocationLength: 8 })],
+    ['MODE SENSE(10) page control 4', () => encodeModeSense10Cdb({ pageControl: 4, pageCode: 0x3f, allocationLength: 8 })],
     [
       'RECEIVE COPY RESULTS list id 256',
       () => encodeReceiveCopyResultsCdb({ serviceAction: 0, listIdentifier: 256, allocationLength: 12 }),

@@ -354,6 +354,15 @@ describe('FileStore', () => {
     try {
       fs.truncateSync(f, 32 * 512);
       await expect(s.read(30n, 4)).rejects.toMatchObject({ failure: { kind: 'read-error' } });
+      // nor holes (a kernel copy would write zeros for the missing blocks)
+      await expect(s.extents(30n, 4n)).rejects.toMatchObject({ failure: { kind: 'read-error' }, message: expect.stringMatching(/ends at byte 16384, before the 64 blocks .*truncated/) });
+      expect(await s.extents(0n, 32n)).toEqual([{ lba: 0n, blocks: 32n, mapped: false }]);
+      const d = await FileStore.open({ path: fresh(), size: 64 * 512 });
+      try {
+        await expect(s.copyRangeTo(d)!(0n, 0n, 64n, {})).rejects.toMatchObject({ failure: { kind: 'read-error' } });
+      } finally {
+        await d.close();
+      }
     } finally {
       await s.close();
     }
