@@ -1,8 +1,8 @@
 /**
  * `backup`: the method as a product (docs/method.md 602–608). One run:
- *  preflight  every LUN reached and identified, the secondary writable, the source matched to a LUN of the target that
- *             snapshots it (by VPD 83h designators, never by name), sizes and block sizes, the
- *             bridge's copy manager — before anything changes;
+ *  preflight  every LUN reached and identified, the secondary writable, the source matched to
+ *             a LUN of the target that snapshots it (by VPD 83h designators, never by name),
+ *             sizes and block sizes, the bridge's copy manager — before anything changes;
  *  602        pre-hook, institute (writes held, COW armed, released), post-hook;
  *  604        the whole source to the secondary by EXTENDED COPY through the bridge;
  *  606        mark (with --mark) or terminate, the OBF retained;
