@@ -7,27 +7,40 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace xcopy {
 namespace {
 
+// The SHA-256 of each consecutive piece of `pieceBytes` bytes of a buffer (the last one shorter),
+// one after the other on one pool thread: one job per several pieces keeps the per-job costs
+// (a pool hop, a promise) off the hashing of a snapshot's image a megabyte at a time.
 class Sha256Worker : public Napi::AsyncWorker {
  public:
-  Sha256Worker(Napi::Env env, Napi::Buffer<uint8_t> data)
+  Sha256Worker(Napi::Env env, Napi::Buffer<uint8_t> data, size_t pieceBytes)
       : Napi::AsyncWorker(env, "sha256Async"),
         deferred_(Napi::Promise::Deferred::New(env)),
         data_(data.Data()),
-        length_(data.Length()) {
-    // The buffer stays referenced (not collected) until the digest is done; the caller must not
-    // change it meanwhile (src/native/digest.ts says so).
+        length_(data.Length()),
+        piece_(pieceBytes == 0 ? data.Length() : pieceBytes) {
+    // The buffer stays referenced (not collected) until the digests are done; the caller must
+    // not change it meanwhile (src/native/digest.ts says so).
     ref_ = Napi::Persistent(data.As<Napi::Object>());
+    size_t pieces = length_ == 0 ? 1 : (length_ + piece_ - 1) / piece_;
+    digests_.resize(pieces * 32);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    unsigned int n = 0;
-    ok_ = EVP_Digest(data_, length_, digest_, &n, EVP_sha256(), nullptr) == 1 && n == sizeof(digest_);
+    size_t pieces = digests_.size() / 32;
+    for (size_t i = 0; i < pieces; i++) {
+      size_t off = i * piece_;
+      size_t n = length_ - off < piece_ ? length_ - off : piece_;
+      unsigned int len = 0;
+      if (EVP_Digest(data_ + off, n, digests_.data() + i * 32, &len, EVP_sha256(), nullptr) != 1 || len != 32) return;
+    }
+    ok_ = true;
   }
 
   void OnOK() override {
@@ -37,7 +50,7 @@ class Sha256Worker : public Napi::AsyncWorker {
       deferred_.Reject(Napi::Error::New(env, "sha256Async: OpenSSL's EVP_Digest failed").Value());
       return;
     }
-    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, digest_, sizeof(digest_)));
+    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, digests_.data(), digests_.size()));
   }
 
  private:
@@ -45,12 +58,16 @@ class Sha256Worker : public Napi::AsyncWorker {
   Napi::ObjectReference ref_;
   const uint8_t* data_;
   size_t length_;
-  uint8_t digest_[32] = {};
+  size_t piece_;
+  std::vector<uint8_t> digests_;
   bool ok_ = false;
 };
 
+// sha256Async(data, pieceBytes): a Promise of the 32-byte digests of data's consecutive pieces
+// (pieceBytes 0: the whole buffer, one digest).
 Napi::Value Sha256Async(const Napi::CallbackInfo& info) {
-  auto* w = new Sha256Worker(info.Env(), info[0].As<Napi::Buffer<uint8_t>>());
+  size_t piece = info.Length() > 1 ? static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
+  auto* w = new Sha256Worker(info.Env(), info[0].As<Napi::Buffer<uint8_t>>(), piece);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

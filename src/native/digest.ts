@@ -14,5 +14,18 @@ import { loadNative } from './index';
  */
 export function sha256Async(data: Buffer): Promise<Buffer> {
   if (!Buffer.isBuffer(data)) throw new TypeError('sha256Async takes a Buffer');
-  return loadNative().sha256Async(data);
+  return loadNative().sha256Async(data, 0);
+}
+
+/**
+ * The SHA-256 digests of the consecutive `pieceBytes`-byte pieces of `data` (the last one
+ * shorter), computed one after the other in one thread-pool job. Same rule for the buffer as
+ * sha256Async.
+ */
+export async function sha256Pieces(data: Buffer, pieceBytes: number): Promise<Buffer[]> {
+  if (!Buffer.isBuffer(data)) throw new TypeError('sha256Pieces takes a Buffer');
+  if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) throw new RangeError(`pieceBytes must be a positive integer, got ${pieceBytes}`);
+  if (data.length === 0) return [];
+  const all = await loadNative().sha256Async(data, pieceBytes);
+  return Array.from({ length: all.length / 32 }, (_, i) => all.subarray(i * 32, i * 32 + 32));
 }

@@ -105,8 +105,8 @@ export interface NativeModule {
   crc32cPortable(data: Uint8Array, previous: number): number;
   /** True when crc32c takes the SSE4.2 path (chosen once, at load). */
   crc32cHardware: boolean;
-  /** SHA-256 of `data` on the libuv thread pool, read in place (see src/native/digest.ts). */
-  sha256Async(data: Buffer): Promise<Buffer>;
+  /** SHA-256 of each `pieceBytes` piece of `data` (0: of all of it) on the libuv thread pool, read in place; the digests concatenated (see src/native/digest.ts). */
+  sha256Async(data: Buffer, pieceBytes: number): Promise<Buffer>;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

@@ -4,7 +4,7 @@
  * refusal of what is not a Buffer.
  */
 import crypto from 'node:crypto';
-import { sha256Async } from '../../../src/native/digest';
+import { sha256Async, sha256Pieces } from '../../../src/native/digest';
 import { xorshift } from '../../helpers/rng';
 
 const nodeSha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -32,6 +32,19 @@ test('equals node:crypto on random sizes and offsets into a larger buffer, many 
   expect(got).toHaveLength(64);
 });
 
-test('anything but a Buffer is refused', () => {
+test('sha256Pieces: the digest of each consecutive piece, the last one shorter, as node:crypto gives them', async () => {
+  const big = crypto.randomBytes(1000 * 7 + 3);
+  const got = await sha256Pieces(big, 1000);
+  expect(got).toHaveLength(8);
+  got.forEach((d, i) => expect(d.toString('hex')).toBe(nodeSha(big.subarray(i * 1000, (i + 1) * 1000))));
+  expect((await sha256Pieces(big, big.length)).map((d) => d.toString('hex'))).toEqual([nodeSha(big)]);
+  expect((await sha256Pieces(big, 10 * big.length)).map((d) => d.toString('hex'))).toEqual([nodeSha(big)]);
+  expect(await sha256Pieces(Buffer.alloc(0), 512)).toEqual([]);
+});
+
+test('anything but a Buffer is refused, and a piece size that is not a positive integer', async () => {
   expect(() => sha256Async('abc' as unknown as Buffer)).toThrow(TypeError);
+  await expect(sha256Pieces('abc' as unknown as Buffer, 1)).rejects.toThrow(TypeError);
+  await expect(sha256Pieces(Buffer.alloc(8), 0)).rejects.toThrow(RangeError);
+  await expect(sha256Pieces(Buffer.alloc(8), 1.5)).rejects.toThrow(RangeError);
 });
