@@ -14,6 +14,7 @@ import * as eraseObf from './commands/erase-obf';
 import * as exportCommand from './commands/export';
 import * as inquire from './commands/inquire';
 import * as integrate from './commands/integrate';
+import * as verify from './commands/verify';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 import { withEnv } from './env';
@@ -35,6 +36,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(snapshot))
     .command(withEnv(backup))
     .command(withEnv(integrate))
+    .command(withEnv(verify))
     .command(withEnv(eraseObf))
     .command(withEnv(exportCommand))
     .demandCommand(1, 'name a command (see --help)')

@@ -154,6 +154,14 @@ describe('variables of other commands are ignored, a command takes its own', () 
     expect(summary).toMatchObject({ type: 'summary', command: 'drill', ok: true, bytes: 16 * 1024 * 1024 });
   });
 
+  test('verify: the shared environment (mgmt, catalog, label...) does not stop it; it reads the LUN and says it holds no copy', async () => {
+    const r = await cli(['verify', '--secondary', url(0)]);
+    expect(r.code).toBe(ExitStatus.USAGE);
+    const last = records(r).at(-1)!;
+    expect(last).toMatchObject({ type: 'error', code: 'ERR_INVALID_ARG' });
+    expect(String(last.message)).toMatch(/holds no copy made by xcopy-agent backup/);
+  });
+
   test('the command line wins over the environment', async () => {
     const r = await cli(['inquire', '--json=false', url(0)]);
     expect(r.code).toBe(0);
@@ -169,6 +177,7 @@ describe('what still fails', () => {
     ['copy', ['copy', '--from', 'URL', '--to', 'URL', '--cuont', '8'], /Unknown argument: cuont/],
     ['drill', ['drill', '--sise', '16M'], /Unknown argument: sise/],
     ['target', ['target', '--portl', '127.0.0.1:1'], /Unknown argument: portl/],
+    ['verify', ['verify', '--secondary', 'URL', '--agianst', 'URL'], /Unknown argument: agianst/],
   ])('a mistyped flag on the command line (%s): one usage line, exit 1', async (_name, args, message) => {
     const r = await cli(args.map((a) => (a === 'URL' ? url(0) : a)));
     expect(r.code).toBe(ExitStatus.USAGE);
