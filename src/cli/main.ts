@@ -15,6 +15,7 @@ import * as exportCommand from './commands/export';
 import * as inquire from './commands/inquire';
 import * as integrate from './commands/integrate';
 import * as verify from './commands/verify';
+import * as restore from './commands/restore';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 import { withEnv } from './env';
@@ -37,6 +38,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(backup))
     .command(withEnv(integrate))
     .command(withEnv(verify))
+    .command(withEnv(restore))
     .command(withEnv(eraseObf))
     .command(withEnv(exportCommand))
     .demandCommand(1, 'name a command (see --help)')

@@ -178,6 +178,7 @@ describe('what still fails', () => {
     ['drill', ['drill', '--sise', '16M'], /Unknown argument: sise/],
     ['target', ['target', '--portl', '127.0.0.1:1'], /Unknown argument: portl/],
     ['verify', ['verify', '--secondary', 'URL', '--agianst', 'URL'], /Unknown argument: agianst/],
+    ['restore', ['restore', '--secondary', 'URL', '--to', 'URL', '--rnage', '0+8'], /Unknown argument: rnage/],
   ])('a mistyped flag on the command line (%s): one usage line, exit 1', async (_name, args, message) => {
     const r = await cli(args.map((a) => (a === 'URL' ? url(0) : a)));
     expect(r.code).toBe(ExitStatus.USAGE);

@@ -11,16 +11,12 @@ import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
-import { backup } from '../../src/agent/backup';
 import { SecondaryLun } from '../../src/agent/secondary-lun';
 import { verify } from '../../src/agent/verify';
 import { IscsiSession } from '../../src/initiator/session';
-import type { ManagementClient } from '../../src/mgmt';
 import * as secondary from '../../src/secondary';
 import type { TargetServer } from '../../src/target/server';
-import { onSnapshotHeld } from '../helpers/held';
-import { hostWriter, startSnapshotTarget } from '../helpers/snapshot-target';
+import { startCopiesTarget, type CopiesTarget } from '../helpers/copies-target';
 import { removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:verify';
@@ -30,27 +26,17 @@ const BS = 512;
 
 let dir: string;
 let server: TargetServer;
-let mgmt: ManagementClient;
 let url: (lun: number) => string;
-const file = (name: string) => path.join(dir, name);
 let tokenFile: string;
-
+let file: (name: string) => string;
+let backupUnderWrites: CopiesTarget['backupUnderWrites'];
 const SEED = Number(process.env.VERIFY_SEED ?? crypto.randomInt(1, 2 ** 30));
 console.info(`verify host writers seed ${SEED} (replay with VERIFY_SEED=${SEED})`);
 
-/** LUNs: 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 restore target, 5 a LUN too small. */
+/** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN, 5 a LUN too small. */
 beforeAll(async () => {
   dir = tempDir('verify');
-  fs.writeFileSync(file('src.img'), crypto.randomBytes(SIZE));
-  const t = await startSnapshotTarget(dir, IQN, [
-    `file:${file('src.img')}`,
-    `file:${file('obf.img')}:16M`,
-    `file:${file('sec.img')}:12M`,
-    `file:${file('sec-append.img')}:28M`,
-    `file:${file('restored.img')}:8M`,
-    `file:${file('small.img')}:4M`,
-  ]);
-  ({ server, mgmt, url, tokenFile } = t);
+  ({ server, url, tokenFile, file, backupUnderWrites } = await startCopiesTarget(dir, IQN));
 });
 
 afterAll(async () => {
@@ -58,19 +44,6 @@ afterAll(async () => {
   if (dir) removeDir(dir);
 });
 
-/** A backup of LUN 0 onto `lun` with a host writing; the source as held at institution. */
-async function backupUnderWrites(lun: number, opts: { mode: 'overwrite' | 'append'; mark?: boolean }, seed: number): Promise<Buffer> {
-  const reference = file(`reference-${seed}.img`);
-  const off = onSnapshotHeld(() => fs.promises.copyFile(file('src.img'), reference));
-  const writer = hostWriter(url(0), { seed, blocks: SIZE / BS });
-  try {
-    await backup({ source: url(0), secondary: url(lun), obf: url(1), mgmt, log: pino({ level: 'silent' }), yes: true, ...opts });
-  } finally {
-    off();
-    await writer.stop();
-  }
-  return fs.readFileSync(reference);
-}
 
 /** XORs one byte of a backing file at `offset` (damage below the target and the agent). */
 function flip(name: string, offset: number): () => void {
