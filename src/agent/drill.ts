@@ -11,7 +11,11 @@
  *     the reference for this backup;
  *  3. runs `backup --mode append --mark` the same way (generations 4, then 5) onto the second
  *     secondary, then `integrate` (610);
- *  4. verifies each secondary against its reference by SHA-256 of the image, by the per-extent
+ *  4. runs `verify` on both copies (the append one before 610: its log laid over the image);
+ *  5. zeroes the source (its loss) and runs `restore` (700) from the append copy onto it, then
+ *     `integrate`; zeroes it again and runs `restore` (750) from the overwrite copy; each time
+ *     the restored source must hash as that backup's reference;
+ *  6. checks each secondary against its reference by SHA-256 of the image, by the per-extent
  *     hashes the backup recorded in the secondary's metadata, and block by block by stamp: every
  *     block is its own LBA's stamp, of a generation written before its snapshot's institution
  *     (a write racing the institute call may carry the earlier generation and land after T0: it
@@ -31,6 +35,8 @@ import * as secondaryFormat from '../secondary';
 import { backup, type BackupResult } from './backup';
 import { inquire, type InquireReport } from './inquire';
 import { integrate } from './integrate';
+import { restore, type RestoreResult } from './restore';
+import { verify } from './verify';
 import { SecondaryLun } from './secondary-lun';
 import { checkBlock, stampBlocks } from './stamp';
 
@@ -68,6 +74,11 @@ export interface DrillResult {
     reference_sha256: string;
     secondary_sha256: string;
     stamped_blocks_checked: number;
+  };
+  /** The source zeroed, then restored: 700 from the append copy (before 610), 750 from the overwrite copy. */
+  restores: {
+    from_append: { method: string; log_records: number; seconds: number; sha256: string; reference_sha256: string };
+    from_overwrite: { method: string; seconds: number; sha256: string; reference_sha256: string };
   };
 }
 
@@ -141,16 +152,30 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     const first = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 2, mode: 'overwrite', generation: 2n, step });
     const checkedOverwrite = await verifySecondary(d, lun, 2n, files.reference, step, 'overwrite');
 
-    // 602–608 in append mode with the marker, then 610.
+    // 602–608 in append mode with the marker.
     reference = files.referenceAppend;
     const second = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 3, mode: 'append', mark: true, generation: 4n, step });
+    const referenceAppendSha256 = await fileSha256(files.referenceAppend, size);
+
+    // The product's own check of both copies (the append one not integrated: its log laid over).
+    for (const l of [2, 3]) {
+      const v = await verify({ secondary: url(l) });
+      step('verify-copy', { mode: v.mode, state: v.state, extents: v.extents, ...(v.log_records !== undefined ? { log_records: v.log_records } : {}), seconds: v.seconds });
+    }
+    // The source lost, then 700: restored from the append copy (image, then its log over it).
+    const restoredAppend = await loseAndRestore(s, lun, url, 3, files.source, size, step);
+    // 610, then the append copy checked as the overwrite one.
     const integrated = await integrate({ secondary: url(3) });
     step('integrate', { records: integrated.records, seconds: integrated.seconds });
     const checkedAppend = await verifySecondary(await open(3), lun, 4n, files.referenceAppend, step, 'append');
+    // The source lost again, then 750: restored from the overwrite copy.
+    const restoredOverwrite = await loseAndRestore(s, lun, url, 2, files.source, size, step);
 
     const reference_sha256 = await fileSha256(files.reference, size);
     const secondary_sha256 = await fileSha256(files.secondary, size);
-    const ok = reference_sha256 === secondary_sha256 && checkedOverwrite.ok && checkedAppend.ok;
+    const restoresOk = restoredAppend.sha256 === referenceAppendSha256 && restoredOverwrite.sha256 === reference_sha256;
+    step('restore-check', { restored_700_sha256: restoredAppend.sha256, reference_append_sha256: referenceAppendSha256, restored_750_sha256: restoredOverwrite.sha256, reference_sha256, match: restoresOk });
+    const ok = reference_sha256 === secondary_sha256 && checkedOverwrite.ok && checkedAppend.ok && restoresOk;
     return {
       ok,
       source,
@@ -176,6 +201,10 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
         secondary_sha256: checkedAppend.secondarySha256,
         stamped_blocks_checked: checkedAppend.blocks,
       },
+      restores: {
+        from_append: { method: restoredAppend.r.method, log_records: restoredAppend.r.log_records, seconds: restoredAppend.r.seconds, sha256: restoredAppend.sha256, reference_sha256: referenceAppendSha256 },
+        from_overwrite: { method: restoredOverwrite.r.method, seconds: restoredOverwrite.r.seconds, sha256: restoredOverwrite.sha256, reference_sha256 },
+      },
     };
   } finally {
     unsubscribe();
@@ -183,6 +212,29 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     await server.stop();
     if (!opts.keep) removeWorkFiles(files, stateDir);
   }
+}
+
+/**
+ * The source lost — every block zeroed through the initiator — then `restore` from the copy on
+ * `secondaryLun` onto it; the SHA-256 of the source's backing file after it.
+ */
+async function loseAndRestore(
+  s: IscsiSession,
+  lun: LunBlocks,
+  url: (lun: number) => string,
+  secondaryLun: number,
+  sourceFile: string,
+  size: number,
+  step: NonNullable<DrillOptions['onStep']>,
+): Promise<{ r: RestoreResult; sha256: string }> {
+  const zeros = Buffer.alloc(1024 * 1024);
+  for (const { lba, n } of mebibytes(lun)) await s.write16(BigInt(lba), zeros.subarray(0, n * lun.blockSize));
+  await s.synchronizeCache16();
+  step('source-lost', { zeroed_blocks: lun.blocks });
+  const r = await restore({ secondary: url(secondaryLun), to: url(0), yes: true });
+  const sha256 = await fileSha256(sourceFile, size);
+  step('restore', { method: r.method, from: url(secondaryLun), log_records: r.log_records, verified: r.verified, seconds: r.seconds, source_sha256: sha256 });
+  return { r, sha256 };
 }
 
 /** The drill's files in the work folder: the three LUNs, the reference image, the target's state. */

@@ -2,12 +2,30 @@
 import { runDrill } from '../../src/agent/drill';
 import { removeDir, tempDir } from '../helpers/tmp';
 
-test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary equals the held image by hash and stamps', async () => {
+test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary equals the held image by hash and stamps; the source lost and restored (700, 750)', async () => {
   const dir = tempDir('drill');
   const steps: string[] = [];
   try {
     const r = await runDrill({ workDir: dir, sizeBytes: 16 * 1024 * 1024, onStep: (s) => steps.push(s) });
-    expect(steps).toEqual(['start-target', 'inquire', 'write-source', 'institute', 'backup', 'verify', 'institute', 'backup', 'integrate', 'verify']);
+    expect(steps).toEqual([
+      'start-target',
+      'inquire',
+      'write-source',
+      'institute',
+      'backup',
+      'verify',
+      'institute',
+      'backup',
+      'verify-copy',
+      'verify-copy',
+      'source-lost',
+      'restore',
+      'integrate',
+      'verify',
+      'source-lost',
+      'restore',
+      'restore-check',
+    ]);
     expect(r.ok).toBe(true);
     expect(r.secondary_sha256).toBe(r.reference_sha256);
     expect(r.stamped_blocks_checked).toBe((16 * 1024 * 1024) / 512);
@@ -19,6 +37,10 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
     expect(r.append.secondary_sha256).toBe(r.append.reference_sha256);
     expect(r.append.stamped_blocks_checked).toBe((16 * 1024 * 1024) / 512);
     expect(r.append.integrated_records).toBeGreaterThan(0);
+    // the source lost and restored: 700 from the append copy, 750 from the overwrite copy
+    expect(r.restores.from_append).toMatchObject({ method: '700', sha256: r.append.reference_sha256 });
+    expect(r.restores.from_append.log_records).toBeGreaterThan(0);
+    expect(r.restores.from_overwrite).toMatchObject({ method: '750', sha256: r.reference_sha256 });
   } finally {
     removeDir(dir);
   }

@@ -60,6 +60,8 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         `${r.obf_records} OBF records applied; secondary sha256 ${r.secondary_sha256.slice(0, 16)}… ${r.secondary_sha256 === r.reference_sha256 ? '=' : '!='} the image held at institution; ` +
         `backup (append, marker) + integrate: ${r.append.obf_records} records (${r.append.records_after_marker} after the marker), ${r.append.integrated_records} integrated, ` +
         `sha256 ${r.append.secondary_sha256.slice(0, 16)}… ${r.append.secondary_sha256 === r.append.reference_sha256 ? '=' : '!='} its held image; ` +
+        `source lost and restored twice: 700 from the append copy (${r.restores.from_append.log_records} log records) ${r.restores.from_append.sha256 === r.restores.from_append.reference_sha256 ? '=' : '!='} its held image, ` +
+        `750 from the overwrite copy ${r.restores.from_overwrite.sha256 === r.restores.from_overwrite.reference_sha256 ? '=' : '!='} its held image; ` +
         `${r.stamped_blocks_checked + r.append.stamped_blocks_checked} stamped blocks checked`,
     );
     if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the image held at institution');
