@@ -33,6 +33,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { backup, type BackupEvent, type BackupResult } from '../src/agent/backup';
+import { restore } from '../src/agent/restore';
+import { verify } from '../src/agent/verify';
 import { xcopyCopy, type XcopyCopyResult } from '../src/agent/xcopy-copy';
 import { IscsiSession } from '../src/initiator/session';
 import { ManagementClient } from '../src/mgmt';
@@ -469,10 +471,54 @@ function report(rounds: Round[], shaMiBps: number, totalSecs: number): string {
   return lines.join('\n');
 }
 
+/**
+ * Issue 14's rows, after the backup rounds (the secondary holds the last backup's copy): restore
+ * (750, whole, onto LUN 3, checked against the hashes) against a plain EXTENDED COPY of the
+ * same image onto the same LUN (goal <= 1.1x), and `verify` against `sha256sum` of the source's
+ * backing file, a file of the image's size (goal >= 0.8x); ROUNDS rounds, medians.
+ */
+async function restoreAndVerify(target: TargetProcess, srcFile: string): Promise<string> {
+  const blocks = BigInt(SIZE / BS);
+  const restoreS: number[] = [];
+  const plainS: number[] = [];
+  const verifyS: number[] = [];
+  const shaS: number[] = [];
+  let restored: Awaited<ReturnType<typeof restore>> | undefined;
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const what of i % 2 === 0 ? ['plain', 'restore'] : ['restore', 'plain']) {
+      const t0 = nowMs();
+      if (what === 'plain') {
+        await xcopyCopy({ from: target.url(2), to: target.url(3), skip: 0n, seek: 0n, count: blocks, fallback: false });
+        plainS.push((nowMs() - t0) / 1000);
+      } else {
+        restored = await restore({ secondary: target.url(2), to: target.url(3), yes: true });
+        restoreS.push((nowMs() - t0) / 1000);
+      }
+    }
+    const t1 = nowMs();
+    await verify({ secondary: target.url(2) });
+    verifyS.push((nowMs() - t1) / 1000);
+    const t2 = nowMs();
+    await run('sha256sum', [srcFile]);
+    shaS.push((nowMs() - t2) / 1000);
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const mibps = (secs: number) => SIZE / MiB / secs;
+  const r1 = med(restoreS) / med(plainS);
+  const r2 = mibps(med(verifyS)) / mibps(med(shaS));
+  return [
+    '| restore and verify (issue 14) | ours | peer | ratio | goal |',
+    '|---|---|---|---|---|',
+    `| restore (750, whole, checked against the hashes) / a plain EXTENDED COPY of the image, wall time | ${med(restoreS).toFixed(2)} s | ${med(plainS).toFixed(2)} s | ${r1.toFixed(2)} | <= 1.1 — ${r1 <= 1.1 ? 'met' : '**NOT MET**'} |`,
+    `| verify throughput / sha256sum of a file of the image's size | ${mibps(med(verifyS)).toFixed(0)} MiB/s | ${mibps(med(shaS)).toFixed(0)} MiB/s | ${r2.toFixed(2)} | >= 0.8 — ${r2 >= 0.8 ? 'met' : '**NOT MET**'} |`,
+    `restore: ${restored?.method} by ${restored?.verified}; wall times (s) — restore: ${restoreS.map((x) => x.toFixed(2)).join(', ')}; plain copy: ${plainS.map((x) => x.toFixed(2)).join(', ')}; verify: ${verifyS.map((x) => x.toFixed(2)).join(', ')}; sha256sum: ${shaS.map((x) => x.toFixed(2)).join(', ')}`,
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xcopy-bench-backup-'));
-  const [src, obf, sec] = ['src.img', 'obf.img', 'sec.img'].map((f) => path.join(dir, f));
+  const [src, obf, sec, dst] = ['src.img', 'obf.img', 'sec.img', 'dst.img'].map((f) => path.join(dir, f));
   let writer: HostWriter | undefined;
   let target: TargetProcess | undefined;
   try {
@@ -484,7 +530,7 @@ async function main(): Promise<void> {
     const stateDir = path.join(dir, 'state');
     fs.mkdirSync(stateDir, { mode: 0o700 });
     const mport = await freePort();
-    target = await startTargetProcess(IQN, [`file:${src}`, `file:${obf}`, `file:${sec}:${secBytes}`], ['--state-dir', stateDir, '--mgmt', `127.0.0.1:${mport}`]);
+    target = await startTargetProcess(IQN, [`file:${src}`, `file:${obf}`, `file:${sec}:${secBytes}`, `file:${dst}:${SIZE}`], ['--state-dir', stateDir, '--mgmt', `127.0.0.1:${mport}`]);
     // The management API listens before the portal does, so its token file exists by now.
     const mgmt = new ManagementClient({ url: `http://127.0.0.1:${mport}`, token: fs.readFileSync(path.join(stateDir, 'mgmt.token'), 'utf8').trim() });
     const b = new Bench(target, mgmt, imageBlocks);
@@ -494,7 +540,10 @@ async function main(): Promise<void> {
     writer = await HostWriter.spawn(target.url(0));
     const rounds: Round[] = [];
     for (let i = 0; i < ROUNDS; i++) rounds.push(await b.round(writer, i % 2 === 0));
-    process.stdout.write(`${report(rounds, sha256Rate(), (Date.now() - started) / 1000)}\n`);
+    await writer.close();
+    writer = undefined;
+    const rv = await restoreAndVerify(target, src);
+    process.stdout.write(`${report(rounds, sha256Rate(), (Date.now() - started) / 1000)}\n\n${rv}\n`);
   } finally {
     await writer?.close().catch(() => undefined);
     await target?.stop();
