@@ -12,7 +12,7 @@ import path from 'node:path';
 import { readSecondaryAt } from '../../src/agent/secondary-lun';
 import type { TargetServer } from '../../src/target/server';
 import { startCopiesTarget } from '../helpers/copies-target';
-import { removeDir, tempDir } from '../helpers/tmp';
+import { flipByte, removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:catalog';
 const SIZE = 8 * 1024 * 1024;
@@ -88,6 +88,20 @@ test('backup, verify and restore are recorded; copies list and show reflect them
   const table = await run(['copies', 'list', '--catalog', catalog]);
   expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+CREATED\s+LABEL\s+MODE\s+STATE/);
   expect(table.stdout).toContain(id);
+}, 60_000);
+
+test('a verify that finds a bad copy is recorded as failed, on the operation and the copy', async () => {
+  const catalog = file('catalog/one.db');
+  const id = (await readSecondaryAt(url(2))).backupId;
+  flipByte(file('sec.img'), 3 * 1024 * 1024 + 7);
+  try {
+    expect((await run(['verify', '--secondary', url(2), '--catalog', catalog])).code).toBe(14);
+  } finally {
+    flipByte(file('sec.img'), 3 * 1024 * 1024 + 7);
+  }
+  const shown = records((await run(['copies', 'show', id, '--json', '--catalog', catalog])).stdout);
+  expect(shown.find((r) => r.type === 'copy')).toMatchObject({ id, verification: 'failed' });
+  expect(shown.filter((r) => r.type === 'operation').at(-1)).toMatchObject({ kind: 'verify', state: 'failed', copy_id: id, detail: { code: 'ERR_VERIFY_MISMATCH' } });
 }, 60_000);
 
 test('catalog rebuild on a fresh file finds the copy on its secondary', async () => {
