@@ -25,8 +25,10 @@ setup: apt node_modules/.package-lock.json $(ADDON) dist/.built
 apt:
 	@bash scripts/apt-ensure.sh $(APT_PACKAGES)
 
+# better-sqlite3 (the catalog, docs/catalog.md) would fetch a prebuilt binary from GitHub; CI
+# reaches only the npm registry, so it compiles its bundled SQLite against the local headers.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm_config_build_from_source=true $(if $(NODEDIR),npm_config_nodedir=$(NODEDIR)) npm ci --no-audit --no-fund
 	@touch $@
 
 $(ADDON): $(NATIVE_SOURCES) node_modules/.package-lock.json

@@ -30,6 +30,7 @@ export const ExitStatus = {
   PARTIAL: 50, // part of the job succeeded (reserved for copy/backup)
   HOOK_FAILED: 51, // a backup's pre- or post-hook failed; the snapshot was ended, nothing left armed
   SNAPSHOT_INVALID: 52, // the snapshot turned INVALID during a backup (OBF full, I/O error...): no consistent copy
+  CATALOG: 53, // the catalog of copies cannot be opened or written (locked, corrupt, unwritable): `catalog rebuild`
   INTERNAL: 99, // a bug: please report
   INTERRUPTED: 130, // SIGINT
 } as const;
@@ -74,6 +75,7 @@ export const ErrorCodes = {
   ERR_DESTINATION_IN_USE: ExitStatus.USAGE, // export: the destination holds data that is not a secondary (refused without --yes)
   ERR_EXPORT_VERIFY: ExitStatus.MISCOMPARE, // export: the copy does not read back as the secondary (its metadata or an extent's hash differs)
   ERR_BACKUP_VERIFY: ExitStatus.MISCOMPARE, // backup --verify: the secondary does not read back as the snapshot's image (an extent's hash differs)
+  ERR_CATALOG: ExitStatus.CATALOG, // the catalog of copies is locked past the busy timeout, corrupt, unwritable or newer (docs/catalog.md)
   ERR_VERIFY_MISMATCH: ExitStatus.MISCOMPARE, // verify: the secondary (or a restored LUN) is not a good copy: an extent's hash differs, its log or metadata is damaged, or its backup did not finish
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;

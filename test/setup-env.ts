@@ -1,2 +1,7 @@
+import os from 'node:os';
+import path from 'node:path';
+
 // Tests log nothing unless asked (XCOPY_AGENT_LOG_LEVEL=debug npx jest ... to see the logs).
 process.env.XCOPY_AGENT_LOG_LEVEL ??= 'silent';
+// The CLI commands tests run record in a catalog of their own, never the machine's (docs/catalog.md).
+process.env.XCOPY_AGENT_CATALOG ??= path.join(os.tmpdir(), 'xcopy-agent-test-catalog', 'catalog.db');

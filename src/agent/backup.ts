@@ -54,6 +54,8 @@ export interface BackupOptions {
   postHook?: string;
   hookTimeoutMs?: number;
   label?: string;
+  /** The backup's id (a UUID; default a new one): lets the caller record the copy before the run. */
+  backupId?: string;
   /** The management API of the target serving the source. */
   mgmt: ManagementClient;
   /** Copy through this host when no copy manager can (stated in the result). */
@@ -170,7 +172,7 @@ async function writeProtected(s: IscsiSession): Promise<boolean> {
 export class Backup {
   private readonly log: Logger;
   private readonly emit: (e: BackupEvent) => void;
-  private readonly backupId = crypto.randomUUID();
+  private readonly backupId: string;
   private readonly phases: Record<string, number> = {};
   private plan?: Plan;
   private meta?: SecondaryLun;
@@ -187,6 +189,7 @@ export class Backup {
   constructor(private readonly opts: BackupOptions) {
     this.log = opts.log ?? logger();
     this.emit = opts.onEvent ?? (() => undefined);
+    this.backupId = opts.backupId ?? crypto.randomUUID();
   }
 
   async run(): Promise<BackupResult> {

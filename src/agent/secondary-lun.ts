@@ -5,7 +5,7 @@
  * mid-write leaves the previous header readable.
  */
 import { AgentError } from '../errors';
-import type { IscsiSession } from '../initiator/session';
+import { IscsiSession, type SessionOptions } from '../initiator/session';
 import * as secondary from '../secondary';
 import { isAllZero } from '../util/zero';
 
@@ -28,6 +28,16 @@ export async function readSecondaryMetadata(read: ReadBlocks, capacityBlocks: bi
   const record = secondary.pickHeader(await read(t.metaLba, t.slotBlocks), await read(t.metaLba + BigInt(t.slotBlocks), t.slotBlocks));
   secondary.checkLayoutAgainstTrailer(record.layout, t);
   return record;
+}
+
+/** The metadata of the secondary at `url`, through a session of its own (the catalog's rebuild). */
+export async function readSecondaryAt(url: string, session?: SessionOptions): Promise<secondary.SecondaryRecord> {
+  const s = await IscsiSession.connect(url, session);
+  try {
+    return (await SecondaryLun.open(s)).record;
+  } finally {
+    await s.close().catch(() => undefined);
+  }
 }
 
 /** The hashes a record counts (progress.hashedExtents), from its hash table. */

@@ -7,6 +7,8 @@ import yargs from 'yargs';
 import { ArgumentError, ExitStatus } from '../errors';
 import { createLogger, setLogger } from '../util/log';
 import * as backup from './commands/backup';
+import * as catalog from './commands/catalog';
+import * as copies from './commands/copies';
 import * as copy from './commands/copy';
 import * as discover from './commands/discover';
 import * as drill from './commands/drill';
@@ -41,6 +43,8 @@ export function buildCli(argv: string[]) {
     .command(withEnv(restore))
     .command(withEnv(eraseObf))
     .command(withEnv(exportCommand))
+    .command(withEnv(copies))
+    .command(withEnv(catalog))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

@@ -1,6 +1,6 @@
 /**
  * What commands print. With --json: NDJSON records on stdout (`type`: progress | summary |
- * error, snake_case fields); without: text for people. Errors also go to stderr as one line
+ * error, and copy | operation for `copies`; snake_case fields); without: text for people. Errors also go to stderr as one line
  * saying what is wrong and what to do. Logs (pino) are on stderr, never mixed with this.
  */
 import { AgentError, ErrorCodes, exitStatusOf, type ExitStatusValue } from '../errors';
@@ -34,7 +34,8 @@ export class Output {
     if (!this.json) this.out.write(`${text}\n`);
   }
 
-  record(type: 'progress' | 'summary', fields: Record<string, unknown>): void {
+  /** `copy` and `operation`: one record per catalog row (`copies`). */
+  record(type: 'progress' | 'summary' | 'copy' | 'operation', fields: Record<string, unknown>): void {
     if (this.json) this.out.write(`${toJson({ type, ...fields })}\n`);
   }
 

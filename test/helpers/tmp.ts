@@ -50,3 +50,16 @@ export function fileBytes(file: string, offset: number, length: number): Buffer 
     fs.closeSync(fd);
   }
 }
+
+/** XORs one byte of a file at `offset` (damage below the target and the agent); again to undo. */
+export function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, offset);
+    b[0] ^= 0x5a;
+    fs.writeSync(fd, b, 0, 1, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -17,7 +17,7 @@ import { IscsiSession } from '../../src/initiator/session';
 import * as secondary from '../../src/secondary';
 import type { TargetServer } from '../../src/target/server';
 import { startCopiesTarget, type CopiesTarget } from '../helpers/copies-target';
-import { removeDir, tempDir } from '../helpers/tmp';
+import { flipByte, removeDir, tempDir } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:verify';
 const MiB = 1024 * 1024;
@@ -47,12 +47,7 @@ afterAll(async () => {
 
 /** XORs one byte of a backing file at `offset` (damage below the target and the agent). */
 function flip(name: string, offset: number): () => void {
-  const fd = fs.openSync(file(name), 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, offset);
-  b[0] ^= 0x5a;
-  fs.writeSync(fd, b, 0, 1, offset);
-  fs.closeSync(fd);
+  flipByte(file(name), offset);
   return () => flip(name, offset);
 }
 

@@ -3,18 +3,23 @@
  * 602–608): preflight, institute with hooks, outboard copy by EXTENDED COPY, terminate (or mark),
  * apply or append the OBF, hashes; the secondary describes itself (docs/secondary-format.md).
  */
+import crypto from 'node:crypto';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { backup, type BackupPhase } from '../../agent/backup';
+import { readSecondaryAt } from '../../agent/secondary-lun';
+import { copyOfSecondary } from '../../catalog';
+import { redactUrl } from '../../initiator/url';
 import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
+import { catalogOptions, Recorder, type CatalogArgs } from '../catalog';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
 import { runCommand } from '../run';
 
 export const command = 'backup';
 export const describe = 'Back up a LUN: snapshot (COW), copy by EXTENDED COPY, apply or append the OBF; the secondary describes itself';
 
-interface Args extends ManagementArgs {
+interface Args extends ManagementArgs, CatalogArgs {
   json: boolean;
   source: string;
   secondary: string;
@@ -37,7 +42,7 @@ interface Args extends ManagementArgs {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return managementOptions(y)
+  return catalogOptions(managementOptions(y))
     .option('source', { type: 'string', demandOption: true, describe: 'the LUN to back up (iscsi://...), served by the target at --mgmt' })
     .option('secondary', { type: 'string', demandOption: true, describe: 'the LUN that receives the copy (iscsi://...)' })
     .option('obf', { type: 'string', demandOption: true, describe: "the OBF: a LUN of the source's target (iscsi://...)" })
@@ -67,7 +72,19 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     if (!(argv.hookTimeout > 0)) throw new ArgumentError(`--hook-timeout ${argv.hookTimeout} must be a positive number of seconds`);
     const chunkBytes = argv.chunk !== undefined ? parseSize(argv.chunk, '--chunk') : undefined;
     let blockBytes = 512;
-    const r = await backup({
+    // The copy is in the catalog from the start (state copying); after the run, as its secondary describes it.
+    const backupId = crypto.randomUUID();
+    const secondaryUrl = redactUrl(argv.secondary);
+    const before = { id: backupId, label: argv.label, secondaryUrl, obfUrl: redactUrl(argv.obf), sourceUrl: redactUrl(argv.source), mode: argv.mode, state: 'copying' };
+    const after = async (x: { state: string; mode: string; image_bytes: bigint }) => {
+      try {
+        return { ...copyOfSecondary(await readSecondaryAt(argv.secondary), secondaryUrl), sourceUrl: before.sourceUrl };
+      } catch {
+        return { id: backupId, state: x.state, mode: x.mode, bytes: Number(x.image_bytes), finishedAt: new Date().toISOString() };
+      }
+    };
+    const r = await Recorder.open(argv, out, 'backup').operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }) }, () => backup({
+      backupId,
       source: argv.source,
       secondary: argv.secondary,
       obf: argv.obf,
@@ -107,7 +124,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           if (!argv.json) process.stderr.write(`xcopy-agent: warning: ${e.message}\n`);
         }
       },
-    });
+    }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
     return {
       summary: { ...r },

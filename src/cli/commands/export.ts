@@ -1,12 +1,14 @@
 /** `export`: copy a secondary to backup media, another LUN or a sparse file (docs/method.md 610). */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { exportSecondary, type ExportPhase } from '../../agent/export';
+import { redactUrl } from '../../initiator/url';
+import { catalogOptions, Recorder, type CatalogArgs } from '../catalog';
 import { runCommand } from '../run';
 
 export const command = 'export';
 export const describe = 'Copy a secondary to backup media: another LUN by EXTENDED COPY, or a sparse file; verified after copying';
 
-interface Args {
+interface Args extends CatalogArgs {
   json: boolean;
   secondary: string;
   to: string;
@@ -17,7 +19,7 @@ interface Args {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return y
+  return catalogOptions(y)
     .option('secondary', { type: 'string', demandOption: true, describe: 'the secondary LUN of a backup (iscsi://...)' })
     .option('to', { type: 'string', demandOption: true, describe: 'another LUN (iscsi://..., at least as large) or a file path' })
     .option('bridge', { type: 'string', describe: "the copy manager to send EXTENDED COPY to (default: the destination's)" })
@@ -34,8 +36,8 @@ const LABELS: Record<ExportPhase, string> = {
 };
 
 export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
-  return runCommand(argv.json, 'export', async ({ progress, signal }) => {
-    const r = await exportSecondary({
+  return runCommand(argv.json, 'export', async ({ out, progress, signal }) => {
+    const r = await Recorder.open(argv, out, 'export').operation('export', { secondary: redactUrl(argv.secondary) }, () => exportSecondary({
       secondary: argv.secondary,
       to: argv.to,
       bridge: argv.bridge,
@@ -45,7 +47,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       signal,
       onPhase: (phase) => progress.start(phase, LABELS[phase]),
       onProgress: (_phase, done, total, blockSize) => progress.update(done, total, 'blocks', blockSize),
-    });
+    }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
     const how =
       r.path === 'file'

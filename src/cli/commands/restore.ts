@@ -1,12 +1,14 @@
 /** `restore`: a copy back onto a LUN, whole or block ranges (docs/method.md 700 / 750; src/agent/restore.ts). */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { parseRange, restore } from '../../agent/restore';
+import { redactUrl } from '../../initiator/url';
+import { catalogOptions, Recorder, type CatalogArgs } from '../catalog';
 import { runCommand } from '../run';
 
 export const command = 'restore';
 export const describe = 'Restore a copy onto a LUN (the original or another), whole or --range LBA+COUNT, by EXTENDED COPY; then checked against the copy';
 
-interface Args {
+interface Args extends CatalogArgs {
   json: boolean;
   secondary: string;
   to: string;
@@ -17,7 +19,7 @@ interface Args {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return y
+  return catalogOptions(y)
     .option('secondary', { type: 'string', demandOption: true, describe: 'the secondary LUN of a backup (iscsi://...)' })
     .option('to', { type: 'string', demandOption: true, describe: 'the LUN to restore onto: the original source or another (iscsi://...)' })
     .option('range', { type: 'string', array: true, describe: 'blocks of the image to restore, LBA+COUNT (repeatable; default: the whole image)' })
@@ -29,11 +31,11 @@ export function builder(y: Argv): Argv<Args> {
 }
 
 export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
-  return runCommand(argv.json, 'restore', async ({ progress, signal }) => {
+  return runCommand(argv.json, 'restore', async ({ out, progress, signal }) => {
     const ranges = (argv.range ?? []).map(parseRange);
     let phase = '';
     const names = { copy: 'restore: the image by EXTENDED COPY', log: '700: the appended log over the image', verify: 'restore: reading back against the hashes' };
-    const r = await restore({
+    const r = await Recorder.open(argv, out, 'restore').operation('restore', { secondary: redactUrl(argv.secondary) }, () => restore({
       secondary: argv.secondary,
       to: argv.to,
       ranges,
@@ -46,7 +48,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         phase = p;
         progress.update(done, total, p === 'log' ? 'records' : 'blocks', blockSize);
       },
-    });
+    }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
     const what = r.ranges.length === 1 && r.ranges[0].lba === 0n ? 'the whole image' : r.ranges.map((g) => `${g.lba}+${g.blocks}`).join(', ');
     return {

@@ -1,0 +1,115 @@
+/**
+ * The catalog as commands use it (docs/catalog.md): the --catalog option (XCOPY_AGENT_CATALOG
+ * through ./env.ts), and the Recorder that records each run of backup, integrate, export,
+ * restore and verify. Those commands run without a catalog: one that cannot be opened or written
+ * gets one warning line (what is wrong, what to do) and the command goes on; only `copies` and
+ * `catalog rebuild` fail with ERR_CATALOG.
+ */
+import crypto from 'node:crypto';
+import type { Argv } from 'yargs';
+import { defaultCatalogPath, SqliteCatalog, type Catalog, type CopyUpdate, type OperationKind } from '../catalog';
+import { AgentError } from '../errors';
+import type { Output } from './output';
+
+export interface CatalogArgs {
+  catalog?: string;
+}
+
+export function catalogOptions<T>(y: Argv<T>): Argv<T & CatalogArgs> {
+  return y.option('catalog', {
+    type: 'string',
+    describe: `the catalog of copies, a SQLite file (default ${defaultCatalogPath()}; README "Catalog")`,
+  }) as unknown as Argv<T & CatalogArgs>;
+}
+
+export function catalogPath(a: CatalogArgs): string {
+  return a.catalog ?? defaultCatalogPath();
+}
+
+/** Opens the catalog, or fails with ERR_CATALOG (the `copies` and `catalog` commands). */
+export function openCatalog(a: CatalogArgs): Catalog {
+  return SqliteCatalog.open(catalogPath(a));
+}
+
+/** What an operation records, beside its summary or error. */
+export interface Recording<T> {
+  /** The copy the operation is about, when known before it runs (a backup's own id). */
+  copyId?: string;
+  /** Else the secondary it reads: its newest copy in the catalog. */
+  secondary?: string;
+  /** The copy as known before the run (a backup creates it). */
+  before?: CopyUpdate;
+  /** The copy's new fields after success (its backup_id gives the id by default). */
+  after?: (r: T) => Promise<CopyUpdate | undefined> | CopyUpdate | undefined;
+  /** The copy's new fields after failure. */
+  failed?: (err: unknown, copyId: string) => CopyUpdate | undefined;
+}
+
+export class Recorder {
+  private constructor(
+    private catalog: Catalog | undefined,
+    private readonly out: Output,
+    private readonly command: string,
+  ) {}
+
+  /** Opens the catalog for a command that runs without one: a warning line when it cannot. */
+  static open(a: CatalogArgs, out: Output, command: string): Recorder {
+    const r = new Recorder(undefined, out, command);
+    try {
+      r.catalog = openCatalog(a);
+    } catch (err) {
+      r.warn(err);
+    }
+    return r;
+  }
+
+  private warn(err: unknown): void {
+    const message = `${err instanceof AgentError ? err.message : `catalog: ${(err as Error)?.message ?? String(err)}`}; this ${this.command} is not recorded in it`;
+    this.out.record('progress', { event: 'warning', code: 'ERR_CATALOG', message });
+    if (!this.out.json) process.stderr.write(`xcopy-agent: warning: ${message}\n`);
+  }
+
+  /** Runs `f` against the catalog; a failure warns once and leaves the catalog out of the rest of the run. */
+  private async use(f: (c: Catalog) => Promise<unknown>): Promise<void> {
+    if (!this.catalog) return;
+    try {
+      await f(this.catalog);
+    } catch (err) {
+      const c = this.catalog;
+      this.catalog = undefined;
+      await c.close().catch(() => undefined);
+      this.warn(err);
+    }
+  }
+
+  /** Runs the operation `work`, recording it (running, then ok or failed) and its copy; the catalog is closed after. */
+  async operation<T extends { backup_id?: string }>(kind: OperationKind, o: Recording<T>, work: () => Promise<T>): Promise<T> {
+    const id = crypto.randomUUID();
+    let copyId = o.copyId;
+    await this.use(async (c) => {
+      if (o.before) await c.recordCopy(o.before);
+      if (copyId === undefined && o.secondary !== undefined) copyId = (await c.copyOnSecondary(o.secondary))?.id;
+      await c.recordOperation({ id, kind, copyId, startedAt: new Date().toISOString(), state: 'running' });
+    });
+    try {
+      const r = await work();
+      copyId = r.backup_id ?? copyId;
+      await this.use(async (c) => {
+        await c.recordOperation({ id, copyId, finishedAt: new Date().toISOString(), state: 'ok', detail: { ...r } });
+        const update = o.after ? await o.after(r) : undefined;
+        if (update) await c.recordCopy({ ...update, updatedAt: new Date().toISOString() });
+      });
+      return r;
+    } catch (err) {
+      await this.use(async (c) => {
+        const detail = { code: (err as { code?: unknown })?.code ?? 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };
+        await c.recordOperation({ id, copyId, finishedAt: new Date().toISOString(), state: 'failed', detail });
+        const update = copyId !== undefined ? o.failed?.(err, copyId) : undefined;
+        if (update && (await c.getCopy(update.id))) await c.recordCopy({ ...update, updatedAt: new Date().toISOString() });
+      });
+      throw err;
+    } finally {
+      await this.catalog?.close().catch(() => undefined);
+    }
+  }
+}
