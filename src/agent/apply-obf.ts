@@ -15,6 +15,7 @@ import type { IscsiSession } from '../initiator/session';
 import { decodeSuperblock, type ObfSuperblock } from '../obf/format';
 import { checkMarker, checkSeal, LogTail, type DataRecordRef, type ObfScan } from '../obf/log';
 import { pickCscdDesignator } from '../scsi/vpd';
+import type * as secondary from '../secondary';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { copyLimits, operatingParametersOf } from './xcopy-copy';
 
@@ -96,6 +97,15 @@ export class ObfLogReader {
  */
 export async function readObfLog(obf: Pick<IscsiSession, 'read16'>, opts: { upToMarker?: boolean; obfOffset?: bigint; capacityBlocks?: bigint } = {}): Promise<ObfLog> {
   return (await ObfLogReader.open(obf, opts)).finish(opts);
+}
+
+/**
+ * The OBF log an append-mode backup copied after the image (docs/secondary-format.md, "Layout"):
+ * read from `logLba` up to the blocks the copy used, and checked against its SEAL, or its MARKER
+ * for a copy made with --mark (the records to lay over the image are then those before it).
+ */
+export function readAppendedLog(s: Pick<IscsiSession, 'read16'>, r: Pick<secondary.SecondaryRecord, 'layout' | 'snapshot' | 'log'>): Promise<ObfLog> {
+  return readObfLog(s, { obfOffset: r.layout.logLba, upToMarker: r.snapshot.marked === true, capacityBlocks: r.log?.usedBlocks });
 }
 
 export interface ApplyObfOptions {

@@ -25,7 +25,7 @@ import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import * as secondary from '../secondary';
 import { isAllZero } from '../util/zero';
-import { readObfLog } from './apply-obf';
+import { readAppendedLog } from './apply-obf';
 import { imageExtentHashes, type ImageHashOptions } from './image-hashes';
 import { inPieces } from './pieces';
 import { blankOrSecondary, readHashTable, readSecondaryMetadata, SecondaryLun, type ReadBlocks } from './secondary-lun';
@@ -358,6 +358,6 @@ async function verifyCopy(source: Source, read: ReadBlocks, capacityBlocks: bigi
 /** The appended log's records (before the marker for a --mark copy) and where their data is. */
 async function logOverlay(read: ReadBlocks, r: secondary.SecondaryRecord): Promise<ImageHashOptions['overlay']> {
   const at = r.layout.logLba;
-  const log = await readObfLog({ read16: read }, { obfOffset: at, upToMarker: r.snapshot.marked === true });
+  const log = await readAppendedLog({ read16: read }, r);
   return { records: log.records, read: (lba, n) => read(at + lba, n) };
 }

@@ -59,8 +59,8 @@ export async function imageExtentHashes(o: ImageHashOptions): Promise<Buffer[]> 
   return hashes;
 }
 
-/** Copies the part of record `r` that falls in [lba, end) over `data` (which starts at `lba`). */
-async function layOver(read: ReadBlocks, r: DataRecordRef, data: Buffer, lba: bigint, end: bigint, blockSize: number): Promise<void> {
+/** Copies the part of record `r` that falls in [lba, end) over `data` (which starts at `lba`); `read` reads the record's OBF blocks. */
+export async function layOver(read: ReadBlocks, r: DataRecordRef, data: Buffer, lba: bigint, end: bigint, blockSize: number): Promise<void> {
   const from = r.sourceLba > lba ? r.sourceLba : lba;
   const to = r.sourceLba + BigInt(r.sourceBlocks) < end ? r.sourceLba + BigInt(r.sourceBlocks) : end;
   if (to <= from) return;

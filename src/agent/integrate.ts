@@ -8,7 +8,7 @@
  */
 import { AgentError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
-import { applyObf, readObfLog } from './apply-obf';
+import { applyObf, readAppendedLog } from './apply-obf';
 import { SecondaryLun } from './secondary-lun';
 
 export interface IntegrateOptions {
@@ -39,7 +39,7 @@ export async function integrate(opts: IntegrateOptions): Promise<IntegrateResult
     if (r.mode !== 'append') throw new AgentError('ERR_INVALID_ARG', `${sec.url} holds an overwrite-mode copy: its image is already exact, there is nothing to integrate`);
     if (r.state === 'integrated') return { backup_id: r.backupId, records: r.progress.integratedRecords, applied_now: 0, already_integrated: true, seconds: seconds() };
     if (r.state !== 'log-appended') throw new AgentError('ERR_SNAPSHOT_STATE', `${sec.url} holds a copy in state ${r.state}${r.reason ? ` (${r.reason})` : ''}: only a copy whose log was appended can be integrated`);
-    const log = await readObfLog(sec, { obfOffset: r.layout.logLba, upToMarker: r.snapshot.marked === true, capacityBlocks: r.log?.usedBlocks });
+    const log = await readAppendedLog(sec, r);
     const from = Math.min(r.progress.integratedRecords, log.records.length);
     await applyObf(sec, sec, {
       bridge,

@@ -16,7 +16,8 @@ import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { DataRecordRef } from '../obf/log';
 import * as secondary from '../secondary';
-import { applyObf, readObfLog, type ObfLog } from './apply-obf';
+import { applyObf, readAppendedLog, type ObfLog } from './apply-obf';
+import { layOver } from './image-hashes';
 import { inquire } from './inquire';
 import { readSecondaryMetadata } from './secondary-lun';
 import { verify } from './verify';
@@ -134,7 +135,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     // 700: the log read (and checked against its SEAL or MARKER) before anything is written.
     let log: ObfLog | undefined;
     if (r.state === 'log-appended') {
-      log = await readObfLog(sec, { obfOffset: L.logLba, upToMarker: r.snapshot.marked === true, capacityBlocks: r.log?.usedBlocks });
+      log = await readAppendedLog(sec, r);
     }
     const interrupted = () => {
       if (o.signal?.aborted) throw new AgentError('ERR_INTERRUPTED', 'restore interrupted: the LUN holds part of the copy (restore again)');
@@ -223,23 +224,21 @@ const COMPARE_BYTES = 1024 * 1024;
 async function compareRanges(sec: IscsiSession, dst: IscsiSession, ranges: readonly RestoreRange[], records: readonly DataRecordRef[], L: secondary.SecondaryLayout, to: string): Promise<void> {
   const step = BigInt(Math.max(1, Math.floor(COMPARE_BYTES / L.blockSize)));
   const B = L.blockSize;
+  const sorted = [...records].sort((a, b) => (a.sourceLba < b.sourceLba ? -1 : a.sourceLba > b.sourceLba ? 1 : 0));
+  const readLog = (lba: bigint, n: number) => sec.read16(L.logLba + lba, n);
+  let k = 0;
   for (const g of ranges) {
     for (let at = g.lba; at < g.lba + g.blocks; at += step) {
-      const n = g.lba + g.blocks - at < step ? g.lba + g.blocks - at : step;
-      const want = await sec.read16(at, Number(n));
-      for (const rec of records) {
-        const lo = rec.sourceLba > at ? rec.sourceLba : at;
-        const end = rec.sourceLba + BigInt(rec.sourceBlocks);
-        const hi = end < at + n ? end : at + n;
-        if (hi <= lo) continue;
-        (await sec.read16(L.logLba + rec.dataLba + (lo - rec.sourceLba), Number(hi - lo))).copy(want, Number(lo - at) * B);
-      }
-      const got = await dst.read16(at, Number(n));
+      const end = g.lba + g.blocks - at < step ? g.lba + g.blocks : at + step;
+      const want = await sec.read16(at, Number(end - at));
+      while (k < sorted.length && sorted[k].sourceLba + BigInt(sorted[k].sourceBlocks) <= at) k++;
+      for (let j = k; j < sorted.length && sorted[j].sourceLba < end; j++) await layOver(readLog, sorted[j], want, at, end, B);
+      const got = await dst.read16(at, Number(end - at));
       if (!got.equals(want)) {
-        let k = 0;
-        while (got[k] === want[k]) k++;
-        const lba = at + BigInt(Math.floor(k / B));
-        throw new AgentError('ERR_VERIFY_MISMATCH', `the restore did not read back as the copy: ${to} differs from it at block ${lba} (byte ${k % B} of that block)`);
+        let i = 0;
+        while (got[i] === want[i]) i++;
+        const lba = at + BigInt(Math.floor(i / B));
+        throw new AgentError('ERR_VERIFY_MISMATCH', `the restore did not read back as the copy: ${to} differs from it at block ${lba} (byte ${i % B} of that block)`);
       }
     }
   }

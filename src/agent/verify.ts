@@ -15,7 +15,7 @@ import { AgentError, ArgumentError, DecodeError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import * as secondary from '../secondary';
-import { readObfLog } from './apply-obf';
+import { readAppendedLog } from './apply-obf';
 import { imageExtentHashes, type ImageHashOptions } from './image-hashes';
 import { readHashTable, readSecondaryMetadata, type ReadBlocks } from './secondary-lun';
 
@@ -85,7 +85,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
       read = (lba, n) => s.read16(lba, n);
     } else if (r.state === 'log-appended') {
       // The image is exact only with the appended log laid over it: read and check the log first.
-      const log = await readObfLog(sec, { obfOffset: L.logLba, upToMarker: r.snapshot.marked === true, capacityBlocks: r.log?.usedBlocks }).catch((err: unknown) => {
+      const log = await readAppendedLog(sec, r).catch((err: unknown) => {
         throw notGood(name, `its appended log does not check out (${(err as Error).message})`, err);
       });
       // The metadata counts the records the image needs (those before the MARKER of a --mark copy).
