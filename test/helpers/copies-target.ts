@@ -13,6 +13,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { backup } from '../../src/agent/backup';
 import { onSnapshotHeld } from './held';
+import { removeDir, tempDir } from './tmp';
 import { hostWriter, startSnapshotTarget, type SnapshotTarget } from './snapshot-target';
 
 export const COPIES_SIZE = 8 * 1024 * 1024;
@@ -49,4 +50,23 @@ export async function startCopiesTarget(dir: string, iqn: string): Promise<Copie
     return fs.readFileSync(reference);
   };
   return { ...t, file, backupUnderWrites };
+}
+
+/**
+ * The fixture for a whole suite: started in a temporary folder named after `name` before its
+ * tests (beforeAll), stopped and removed after them (afterAll). The object's members are there
+ * once beforeAll has run.
+ */
+export function copiesTargetSuite(iqn: string, name: string): CopiesTarget {
+  const t = {} as CopiesTarget;
+  let dir: string | undefined;
+  beforeAll(async () => {
+    dir = tempDir(name);
+    Object.assign(t, await startCopiesTarget(dir, iqn));
+  });
+  afterAll(async () => {
+    await t.server?.stop();
+    if (dir) removeDir(dir);
+  });
+  return t;
 }

@@ -10,34 +10,21 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSecondaryAt } from '../../src/agent/secondary-lun';
-import type { TargetServer } from '../../src/target/server';
-import { startCopiesTarget } from '../helpers/copies-target';
-import { flipByte, removeDir, tempDir } from '../helpers/tmp';
+import { copiesTargetSuite } from '../helpers/copies-target';
+import { flipByte } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:catalog';
 const SIZE = 8 * 1024 * 1024;
 
-let dir: string;
-let server: TargetServer;
-let url: (lun: number) => string;
-let tokenFile: string;
-let file: (name: string) => string;
-
 /** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN. */
-beforeAll(async () => {
-  dir = tempDir('catalog-cli');
-  ({ server, url, tokenFile, file } = await startCopiesTarget(dir, IQN));
-});
-
-afterAll(async () => {
-  await server?.stop();
-  if (dir) removeDir(dir);
-});
+const t = copiesTargetSuite(IQN, 'catalog-cli');
+const url = (lun: number) => t.url(lun);
+const file = (name: string) => t.file(name);
 
 const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
 const run = (args: string[], env: Record<string, string> = {}) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_MGMT: server.management!.url, XCOPY_AGENT_TOKEN_FILE: tokenFile, ...env } }, (e, stdout, stderr) =>
+    execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_MGMT: t.server.management!.url, XCOPY_AGENT_TOKEN_FILE: t.tokenFile, ...env } }, (e, stdout, stderr) =>
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr }),
     ),
   );

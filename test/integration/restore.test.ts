@@ -14,9 +14,7 @@ import { readObfLog } from '../../src/agent/apply-obf';
 import { clipRecords, parseRange, restore } from '../../src/agent/restore';
 import { SecondaryLun } from '../../src/agent/secondary-lun';
 import { IscsiSession } from '../../src/initiator/session';
-import type { TargetServer } from '../../src/target/server';
-import { startCopiesTarget, type CopiesTarget } from '../helpers/copies-target';
-import { removeDir, tempDir } from '../helpers/tmp';
+import { copiesTargetSuite } from '../helpers/copies-target';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:restore';
 const MiB = 1024 * 1024;
@@ -24,33 +22,20 @@ const SIZE = 8 * MiB;
 const BS = 512;
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-let dir: string;
-let server: TargetServer;
-let url: (lun: number) => string;
-let tokenFile: string;
-let file: (name: string) => string;
-let backupUnderWrites: CopiesTarget['backupUnderWrites'];
+/** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN, 5 a LUN too small. */
+const t = copiesTargetSuite(IQN, 'restore');
+const url = (lun: number) => t.url(lun);
+const file = (name: string) => t.file(name);
 const SEED = Number(process.env.RESTORE_SEED ?? crypto.randomInt(1, 2 ** 30));
 console.info(`restore host writers seed ${SEED} (replay with RESTORE_SEED=${SEED})`);
-
-/** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN, 5 a LUN too small. */
-beforeAll(async () => {
-  dir = tempDir('restore');
-  ({ server, url, tokenFile, file, backupUnderWrites } = await startCopiesTarget(dir, IQN));
-});
-
-afterAll(async () => {
-  await server?.stop();
-  if (dir) removeDir(dir);
-});
 
 
 let heldOverwrite: Buffer;
 let heldAppend: Buffer;
 
 beforeAll(async () => {
-  heldOverwrite = await backupUnderWrites(2, { mode: 'overwrite' }, SEED);
-  heldAppend = await backupUnderWrites(3, { mode: 'append', mark: true }, SEED + 1);
+  heldOverwrite = await t.backupUnderWrites(2, { mode: 'overwrite' }, SEED);
+  heldAppend = await t.backupUnderWrites(3, { mode: 'append', mark: true }, SEED + 1);
 }, 60_000);
 
 test('750: an overwrite-mode copy, whole, onto another LUN: the held image, checked against the hashes', async () => {
@@ -138,7 +123,7 @@ test('the CLI: a summary with --json and exit 0; without --yes one line and exit
   const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
   const run = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_TOKEN_FILE: tokenFile } }, (e, stdout, stderr) =>
+      execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_TOKEN_FILE: t.tokenFile } }, (e, stdout, stderr) =>
         resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr }),
       ),
     );

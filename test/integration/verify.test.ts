@@ -15,34 +15,20 @@ import { SecondaryLun } from '../../src/agent/secondary-lun';
 import { verify } from '../../src/agent/verify';
 import { IscsiSession } from '../../src/initiator/session';
 import * as secondary from '../../src/secondary';
-import type { TargetServer } from '../../src/target/server';
-import { startCopiesTarget, type CopiesTarget } from '../helpers/copies-target';
-import { flipByte, removeDir, tempDir } from '../helpers/tmp';
+import { copiesTargetSuite } from '../helpers/copies-target';
+import { flipByte } from '../helpers/tmp';
 
 const IQN = 'iqn.2026-12.io.xcopy-agent.test:verify';
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
 const BS = 512;
 
-let dir: string;
-let server: TargetServer;
-let url: (lun: number) => string;
-let tokenFile: string;
-let file: (name: string) => string;
-let backupUnderWrites: CopiesTarget['backupUnderWrites'];
+/** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN, 5 a LUN too small. */
+const t = copiesTargetSuite(IQN, 'verify');
+const url = (lun: number) => t.url(lun);
+const file = (name: string) => t.file(name);
 const SEED = Number(process.env.VERIFY_SEED ?? crypto.randomInt(1, 2 ** 30));
 console.info(`verify host writers seed ${SEED} (replay with VERIFY_SEED=${SEED})`);
-
-/** LUNs (test/helpers/copies-target.ts): 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 another LUN, 5 a LUN too small. */
-beforeAll(async () => {
-  dir = tempDir('verify');
-  ({ server, url, tokenFile, file, backupUnderWrites } = await startCopiesTarget(dir, IQN));
-});
-
-afterAll(async () => {
-  await server?.stop();
-  if (dir) removeDir(dir);
-});
 
 
 /** XORs one byte of a backing file at `offset` (damage below the target and the agent). */
@@ -63,7 +49,7 @@ async function metadataOf(lun: number): Promise<secondary.SecondaryRecord> {
 let held: Buffer;
 
 test('an overwrite-mode copy made under writes verifies; a flipped byte in its image is found, with how many extents differ and the first', async () => {
-  held = await backupUnderWrites(2, { mode: 'overwrite' }, SEED);
+  held = await t.backupUnderWrites(2, { mode: 'overwrite' }, SEED);
   const good = await verify({ secondary: url(2) });
   expect(good).toMatchObject({ mode: 'overwrite', state: 'integrated', extents: 8, image_bytes: BigInt(SIZE) });
   expect(good.log_records).toBeUndefined();
@@ -94,7 +80,7 @@ test('--against: a LUN holding the held image verifies; the source, changed sinc
 });
 
 test('an append-mode copy (--mark, not integrated) verifies as the image it stands for; a flipped byte in its appended log is found', async () => {
-  const ref = await backupUnderWrites(3, { mode: 'append', mark: true }, SEED + 100);
+  const ref = await t.backupUnderWrites(3, { mode: 'append', mark: true }, SEED + 100);
   const r = await verify({ secondary: url(3) });
   expect(r).toMatchObject({ mode: 'append', state: 'log-appended', extents: 8 });
   expect(r.log_records).toBeGreaterThan(0);
@@ -142,7 +128,7 @@ test('the CLI: a summary record with --json and exit 0; a bad copy is one line a
   const bin = path.resolve(__dirname, '../../bin/xcopy-agent');
   const run = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_TOKEN_FILE: tokenFile } }, (e, stdout, stderr) =>
+      execFile(bin, args, { timeout: 60_000, env: { ...process.env, XCOPY_AGENT_TOKEN_FILE: t.tokenFile } }, (e, stdout, stderr) =>
         resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr }),
       ),
     );
