@@ -75,6 +75,7 @@ export const ErrorCodes = {
   ERR_DESTINATION_IN_USE: ExitStatus.USAGE, // export: the destination holds data that is not a secondary (refused without --yes)
   ERR_EXPORT_VERIFY: ExitStatus.MISCOMPARE, // export: the copy does not read back as the secondary (its metadata or an extent's hash differs)
   ERR_BACKUP_VERIFY: ExitStatus.MISCOMPARE, // backup --verify: the secondary does not read back as the snapshot's image (an extent's hash differs)
+  ERR_NOT_RESUMABLE: ExitStatus.PARTIAL, // --resume: the operation cannot be continued (its snapshot is gone or INVALID, it ended failed, its LUN holds another copy); it is recorded failed
   ERR_CATALOG: ExitStatus.CATALOG, // the catalog of copies is locked past the busy timeout, corrupt, unwritable or newer (docs/catalog.md)
   ERR_VERIFY_MISMATCH: ExitStatus.MISCOMPARE, // verify: the secondary (or a restored LUN) is not a good copy: an extent's hash differs, its log or metadata is damaged, or its backup did not finish
 } as const;

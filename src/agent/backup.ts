@@ -31,7 +31,7 @@ import { applyObf, cscdOfLun, ObfLogReader, type ObfLog } from './apply-obf';
 import { runHook } from './hooks';
 import { imageExtentHashes } from './image-hashes';
 import { noViewHashing, viewExtentHashes } from './view-hashes';
-import { blankOrSecondary, SecondaryLun } from './secondary-lun';
+import { blankOrSecondary, readHashTable, SecondaryLun } from './secondary-lun';
 import { inquire, type InquireReport } from './inquire';
 import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
@@ -56,6 +56,11 @@ export interface BackupOptions {
   label?: string;
   /** The backup's id (a UUID; default a new one): lets the caller record the copy before the run. */
   backupId?: string;
+  /**
+   * Continue the backup `backupId` that an agent left unfinished (killed, host lost) from what
+   * its secondary's metadata and its snapshot say is done (docs/backup.md, "Resume").
+   */
+  resume?: boolean;
   /** The management API of the target serving the source. */
   mgmt: ManagementClient;
   /** Copy through this host when no copy manager can (stated in the result). */
@@ -99,6 +104,8 @@ export interface BackupResult {
   hashed_from: 'view' | 'secondary';
   /** True when the secondary was read back after 608 and matched the view's hashes (--verify). */
   verified: boolean;
+  /** With `resume`: what the earlier run had done (the secondary's state then), or `nothing` (it had not instituted). */
+  resumed_from?: secondary.SecondaryState | 'nothing';
   phases: Record<string, number>;
   seconds: number;
 }
@@ -142,6 +149,17 @@ interface LunEntry {
   block_size: number;
   snapshot?: string;
   kind?: string;
+}
+
+/** The management API's view of a snapshot (snapshot_list). */
+interface SnapshotEntry {
+  id: string;
+  state: string;
+  series_id?: string;
+  instituted_at?: string;
+  reason?: string;
+  resuming?: boolean;
+  unresumable?: string;
 }
 
 /** The NAA designators (hex) a LUN reports in VPD 83h with association logical unit. */
@@ -190,27 +208,42 @@ export class Backup {
     this.log = opts.log ?? logger();
     this.emit = opts.onEvent ?? (() => undefined);
     this.backupId = opts.backupId ?? crypto.randomUUID();
+    this.mode = opts.mode ?? 'overwrite';
+    this.marked = opts.mark === true;
+    if (opts.resume && !opts.backupId) throw new ArgumentError('resume needs the id of the backup to resume');
   }
 
   async run(): Promise<BackupResult> {
     const t0 = process.hrtime.bigint();
     try {
       const plan = await this.timed('preflight', () => this.preflight());
-      const snap = await this.timed('institute', () => this.institute(plan));
-      // The secondary is untouched until here (a failing hook leaves it as it was).
-      await this.writeInitialMetadata(plan, snap);
-      // The image's hashes from the snapshot's view, in the target, while the copy runs.
-      const hashing = this.hashView(plan, snap.id);
-      let copy: XcopyCopyResult;
+      const recovered = this.opts.resume ? await this.recover(plan) : undefined;
+      if (recovered && 'result' in recovered) return { ...recovered.result, seconds: elapsed(t0) };
+      let snap = recovered?.snap;
+      if (!snap) {
+        snap = await this.timed('institute', () => this.institute(plan));
+        // The secondary is untouched until here (a failing hook leaves it as it was).
+        await this.writeInitialMetadata(plan, snap);
+      } else if (!this.meta) await this.writeInitialMetadata(plan, snap);
+      let copy: XcopyCopyResult = { blocks: 0n, block_size: plan.blockSize, xcopy_bytes: 0n, host_bytes: 0n, extended_copy_commands: 0, seconds: 0, path: 'xcopy' };
       let viewHashes: Buffer[] | undefined;
-      try {
-        copy = await this.timed('copy', () => this.outboardCopy(plan));
-        viewHashes = await this.timed('hash', () => hashing.finish());
-      } finally {
-        await hashing.stop();
+      let log: ObfLog;
+      if (this.record.state === 'copying' && recovered?.capture !== 'sealed') {
+        // The image's hashes from the snapshot's view, in the target, while the copy runs.
+        const hashing = this.hashView(plan, snap.id);
+        try {
+          copy = await this.timed('copy', () => this.outboardCopy(plan));
+          viewHashes = await this.timed('hash', () => hashing.finish());
+        } finally {
+          await hashing.stop();
+        }
+        log = await this.timed('terminate', () => this.endCapture(plan, recovered?.capture === 'marked'));
+      } else {
+        // Resumed after 606: the snapshot no longer captures, its log is complete in the OBF.
+        log = await this.timed('terminate', () => this.readEndedLog(plan, snap.id));
       }
-      const log = await this.timed('terminate', () => this.endCapture(plan));
       const applied = this.mode === 'overwrite' ? await this.timed('apply', () => this.applyRecords(plan, log)) : await this.timed('append', () => this.appendLog(plan, log));
+      if (!viewHashes && this.record.progress.hashedExtents === plan.layout.extents) viewHashes = await readHashTable((lba, n) => plan.sec.read16(lba, n), this.record);
       const extents = viewHashes
         ? this.opts.verify
           ? await this.timed('verify', () => this.verifyImage(plan, log, viewHashes))
@@ -225,7 +258,7 @@ export class Backup {
         backup_id: this.backupId,
         snapshot_id: snap.id,
         mode: this.mode,
-        label: this.opts.label,
+        label: this.opts.label ?? this.record.label,
         state,
         institute_pause_ms: snap.pauseMs,
         image_bytes: plan.imageBlocks * BigInt(plan.blockSize),
@@ -235,10 +268,11 @@ export class Backup {
         fallback_reason: copy.fallback_reason,
         obf_records: applied.records,
         obf_bytes: applied.dataBytes,
-        records_after_marker: this.opts.mark ? log.afterMarker : undefined,
+        records_after_marker: this.marked ? log.afterMarker : undefined,
         extents,
         hashed_from: viewHashes ? 'view' : 'secondary',
         verified: viewHashes !== undefined && this.opts.verify === true,
+        ...(recovered ? { resumed_from: recovered.from } : {}),
         phases: { ...this.phases },
         seconds: elapsed(t0),
       };
@@ -250,9 +284,9 @@ export class Backup {
     }
   }
 
-  private get mode(): BackupMode {
-    return this.opts.mode ?? 'overwrite';
-  }
+  /** The mode and the marker: as asked, or, resuming, as the secondary's record says. */
+  private mode: BackupMode;
+  private marked: boolean;
 
   private interrupted(): boolean {
     return this.opts.signal?.aborted === true;
@@ -276,7 +310,7 @@ export class Backup {
   /** Everything checked before anything changes; each failure one line with what to do. */
   private async preflight(): Promise<Plan> {
     const o = this.opts;
-    if (o.mark && this.mode === 'append') this.log.debug('append mode with --mark: the log is copied up to its end; the marker is recorded');
+    if (this.marked && this.mode === 'append') this.log.debug('append mode with --mark: the log is copied up to its end; the marker is recorded');
     const src = await IscsiSession.connect(o.source, o.session);
     const sessions: IscsiSession[] = [src];
     try {
@@ -305,7 +339,7 @@ export class Backup {
           `the source ${redactUrl(o.source)} is not a LUN of the target at ${o.mgmt.url} (no LUN there has its designators): serve it through that target, e.g. \`xcopy-agent target --lun iscsi://...\` in front of it, and back up the gateway's LUN`,
         );
       }
-      if (srcLun.snapshot) throw new AgentError('ERR_SNAPSHOT_STATE', `the source already has an active snapshot ${srcLun.snapshot} (another backup running?): wait for it, or end it with \`xcopy-agent snapshot terminate ${srcLun.snapshot}\``);
+      if (srcLun.snapshot && !(o.resume && (await this.ourSnapshot(srcLun.snapshot)))) throw new AgentError('ERR_SNAPSHOT_STATE', `the source already has an active snapshot ${srcLun.snapshot} (another backup running?): wait for it, or end it with \`xcopy-agent snapshot terminate ${srcLun.snapshot}\``);
       const obfLun = matchLun(luns, obfInfo);
       if (!obfLun) throw new ArgumentError(`the OBF ${redactUrl(o.obf)} is not a LUN of the target at ${o.mgmt.url}: give a LUN of the source's target (the copy manager reads it in step 608)`);
       if (obfLun.naa === srcLun.naa) throw new ArgumentError('the OBF is the source LUN itself: give another LUN');
@@ -375,7 +409,7 @@ export class Backup {
       mode: this.mode,
       label: this.opts.label,
       source: plan.identity,
-      snapshot: { id: snap.id, institutedAt: snap.institutedAt, pauseMs: snap.pauseMs, marked: this.opts.mark === true },
+      snapshot: { id: snap.id, institutedAt: snap.institutedAt, pauseMs: snap.pauseMs, marked: this.marked },
       layout: plan.layout,
       progress: { copiedBlocks: 0n, appliedRecords: 0, integratedRecords: 0, hashedExtents: 0 },
       times: { startedAt: t, updatedAt: t },
@@ -389,6 +423,124 @@ export class Backup {
   /** Writes the next header slot with `update` applied (durable before it resolves). */
   private saveRecord(update: Partial<secondary.SecondaryRecord>): Promise<void> {
     return this.meta!.save(update);
+  }
+
+  // ---- resume ----------------------------------------------------------------------------
+
+  /** Whether the snapshot `id` is this backup's (its series id is the backup's id). */
+  private async ourSnapshot(id: string): Promise<boolean> {
+    const all = await this.listSnapshots();
+    return all.some((x) => x.id === id && x.series_id === this.backupId);
+  }
+
+  /** The target's snapshots, once none is still resuming from its OBF after a restart (bounded). */
+  private async listSnapshots(): Promise<SnapshotEntry[]> {
+    const deadline = Date.now() + RESTART_WAIT_MS;
+    for (;;) {
+      const all = await this.snapshots.call<SnapshotEntry[]>('snapshot_list');
+      if (!all.some((x) => x.resuming) || Date.now() >= deadline) return all;
+      await sleep(RESTART_POLL_MS);
+    }
+  }
+
+  /**
+   * Where an unfinished backup stands (docs/backup.md, "Resume"), from the two places that know:
+   * the secondary's metadata (state and progress, written after each unit) and the target's
+   * snapshot of this series. It either says what to continue from — the snapshot to copy under
+   * (still capturing: ACTIVE, or MARKED), or an ended one whose log the OBF still holds — or ends
+   * the backup: done already (the result), or not resumable (ERR_NOT_RESUMABLE, exit 50: the
+   * snapshot is gone or INVALID before the image was complete; the secondary is marked failed).
+   * With neither a snapshot nor metadata the earlier run never instituted: start afresh.
+   */
+  private async recover(plan: Plan): Promise<{ snap?: { id: string; pauseMs?: number; institutedAt: string }; capture?: 'active' | 'marked' | 'sealed'; from: BackupResult['resumed_from'] } | { result: BackupResult }> {
+    const snap = (await this.listSnapshots()).find((x) => x.series_id === this.backupId);
+    if (snap) this.snapshotId = snap.id;
+    let record: secondary.SecondaryRecord | undefined;
+    try {
+      const lun = await SecondaryLun.open(plan.sec);
+      if (lun.record.backupId !== this.backupId) {
+        throw new AgentError('ERR_NOT_RESUMABLE', `the secondary ${redactUrl(plan.sec.url)} now holds backup ${lun.record.backupId}, not ${this.backupId}: that backup cannot be resumed there; run a new one`);
+      }
+      this.meta = lun;
+      record = lun.record;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_NOT_RESUMABLE') {
+        this.snapshotEnded = snap === undefined;
+        throw err;
+      }
+      // No metadata of this backup yet: the run stopped between institute and its first header.
+    }
+    if (record) {
+      // The earlier run's choices stand: its mode, marker and layout (the secondary's truth).
+      this.mode = record.mode;
+      this.marked = record.snapshot.marked === true;
+      plan.layout = record.layout;
+      const naa = (x: secondary.SourceIdentity) => x.designators.filter((d) => d.designatorType === 3 && d.association === 0).map((d) => d.designator.toLowerCase());
+      const now = new Set(naa(plan.identity));
+      if (record.source.capacityBlocks !== plan.imageBlocks || record.source.blockSize !== plan.blockSize || !naa(record.source).some((d) => now.has(d))) {
+        this.snapshotEnded = snap === undefined;
+        throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} was of another source than ${redactUrl(this.opts.source)} (its designators or size differ): give the --source it was made of`);
+      }
+    }
+    const from: BackupResult['resumed_from'] = record?.state ?? 'nothing';
+    if (record?.state === 'failed') {
+      this.snapshotEnded = snap === undefined;
+      throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} ended failed (${record.reason ?? 'no reason recorded'}): it cannot be resumed; run a new backup`);
+    }
+    if (record && (record.state === 'integrated' || record.state === 'log-appended')) {
+      this.snapshotEnded = true;
+      await this.forgetSnapshot();
+      this.emit({ type: 'phase', phase: 'done', state: record.state });
+      return { result: this.finishedResult(plan, record) };
+    }
+    const snapInfo = (s: SnapshotEntry) => ({ id: s.id, pauseMs: record?.snapshot.pauseMs, institutedAt: record?.snapshot.institutedAt ?? s.instituted_at ?? nowIso() });
+    if (record && record.state === 'image-complete') {
+      // 606 was done: the log is in the OBF, whatever became of the snapshot's record.
+      return { snap: snap ? snapInfo(snap) : { id: record.snapshot.id, pauseMs: record.snapshot.pauseMs, institutedAt: record.snapshot.institutedAt }, capture: 'sealed', from };
+    }
+    if (!snap) {
+      if (!record) return { from }; // never instituted (or its institute failed): begin again
+      this.snapshotEnded = true;
+      throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} cannot be resumed: its snapshot ${record.snapshot.id} is no longer in the source's target (forgotten, or the target lost its journal); run a new backup`);
+    }
+    if (snap.unresumable || snap.state === 'INVALID' || (snap.state !== 'ACTIVE' && snap.state !== 'MARKED' && snap.state !== 'SEALED')) {
+      const why = snap.unresumable ?? (snap.state === 'INVALID' ? `INVALID: ${snap.reason ?? 'no reason given'}` : snap.state);
+      throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} cannot be resumed: its snapshot ${snap.id} is ${why}; no consistent copy can be made from it; run a new backup`);
+    }
+    if (snap.state === 'SEALED') {
+      // Terminated by the earlier run (606) before it recorded so: only a complete image makes a copy.
+      if (!record || record.progress.copiedBlocks < plan.imageBlocks) {
+        this.snapshotEnded = true;
+        throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} cannot be resumed: its snapshot ${snap.id} was terminated before the image was copied; run a new backup`);
+      }
+      return { snap: snapInfo(snap), capture: 'sealed', from };
+    }
+    this.log.info({ snapshot: snap.id, copied_blocks: record?.progress.copiedBlocks ?? 0n }, 'resuming the backup under its snapshot');
+    return { snap: snapInfo(snap), capture: snap.state === 'MARKED' ? 'marked' : 'active', from };
+  }
+
+  /** The result of a backup a resume found finished already (nothing done now). */
+  private finishedResult(plan: Plan, r: secondary.SecondaryRecord): BackupResult {
+    return {
+      backup_id: this.backupId,
+      snapshot_id: r.snapshot.id,
+      mode: r.mode,
+      label: r.label,
+      state: r.state,
+      institute_pause_ms: r.snapshot.pauseMs,
+      image_bytes: plan.imageBlocks * BigInt(plan.blockSize),
+      xcopy_bytes: 0n,
+      host_bytes: 0n,
+      copy_path: 'xcopy',
+      obf_records: r.mode === 'overwrite' ? r.progress.appliedRecords : (r.log?.records ?? 0),
+      obf_bytes: 0n,
+      extents: r.progress.hashedExtents,
+      hashed_from: 'view',
+      verified: false,
+      resumed_from: r.state,
+      phases: { ...this.phases },
+      seconds: 0,
+    };
   }
 
   // ---- 602 -------------------------------------------------------------------------------
@@ -495,13 +647,16 @@ export class Backup {
 
   // ---- 606 -------------------------------------------------------------------------------
 
-  /** Marks (with --mark) or terminates the snapshot, then reads the rest of its OBF log. */
-  private async endCapture(plan: Plan): Promise<ObfLog> {
+  /**
+   * Marks (with --mark; not again when a resumed snapshot is MARKED already) or terminates the
+   * snapshot, then reads the rest of its OBF log.
+   */
+  private async endCapture(plan: Plan, alreadyMarked = false): Promise<ObfLog> {
     const mgmt = this.snapshots;
     let log: ObfLog;
     const reader = this.logReader ?? (await ObfLogReader.open(plan.obf));
-    if (this.opts.mark) {
-      await this.invalidAware(() => mgmt.call('snapshot_mark', { id: this.snapshotId }));
+    if (this.marked) {
+      if (!alreadyMarked) await this.invalidAware(() => mgmt.call('snapshot_mark', { id: this.snapshotId }));
       await this.checkSnapshot();
       log = await reader.finish({ upToMarker: true });
       await this.terminate();
@@ -510,6 +665,21 @@ export class Backup {
       log = await reader.finish();
     }
     await this.saveRecord({ state: 'image-complete' });
+    return log;
+  }
+
+  /**
+   * Resumed after 606 (the snapshot terminated, or already forgotten): its whole log from the
+   * OBF, which must still be this snapshot's.
+   */
+  private async readEndedLog(plan: Plan, snapshotId: string): Promise<ObfLog> {
+    const reader = await ObfLogReader.open(plan.obf);
+    const log = await reader.finish({ upToMarker: this.marked });
+    if (log.superblock.snapshotId !== snapshotId) {
+      throw new AgentError('ERR_NOT_RESUMABLE', `backup ${this.backupId} cannot be resumed: its OBF now holds snapshot ${log.superblock.snapshotId}'s log, not ${snapshotId}'s (it was taken by another snapshot); run a new backup`);
+    }
+    this.snapshotEnded = true;
+    if (this.record.state === 'copying') await this.saveRecord({ state: 'image-complete' });
     return log;
   }
 
@@ -548,6 +718,8 @@ export class Backup {
     const r = await applyObf(plan.obf, plan.sec, {
       bridge: plan.bridge,
       log,
+      // Resumed: the records laid before the agent stopped (a completed prefix) are not laid again.
+      from: Math.min(this.record.progress.appliedRecords, log.records.length),
       signal: this.opts.signal,
       onProgress: async (done, total) => {
         this.emit({ type: 'progress', phase: 'apply', done: BigInt(done), total: BigInt(total), unit: 'records' });
@@ -731,7 +903,7 @@ export class Backup {
     } else if (this.snapshotId && this.snapshotEnded && !this.opts.keepSnapshotOnAbort) {
       await this.forgetSnapshot();
     }
-    if (this.meta) {
+    if (this.meta && this.record.state !== 'failed') {
       await this.saveRecord({ state: 'failed', reason, times: { ...this.record.times, finishedAt: nowIso(), phases: { ...this.phases } } }).catch((e: unknown) =>
         this.log.error({ err: e }, 'could not mark the secondary failed'),
       );

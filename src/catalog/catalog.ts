@@ -50,6 +50,10 @@ export interface OperationRecord {
   state: OperationState;
   /** The command's summary (state ok) or its error (state failed: code and message). */
   detail?: Record<string, unknown>;
+  /** The options it ran with (URLs redacted), for `--resume` (docs/catalog.md). */
+  params?: Record<string, unknown>;
+  /** Its resume units so far (a restore's blocks copied, ...), for `--resume`. */
+  progress?: Record<string, unknown>;
 }
 
 export type OperationUpdate = Partial<OperationRecord> & { id: string };
@@ -65,6 +69,8 @@ export interface Catalog {
   listCopies(): Promise<CopyRecord[]>;
   /** The copy with this id (or the one copy whose id begins so) and its operations, oldest first. */
   getCopy(id: string): Promise<{ copy: CopyRecord; operations: OperationRecord[] } | undefined>;
+  /** The operation with this id (or the one operation whose id begins so). */
+  getOperation(id: string): Promise<OperationRecord | undefined>;
   /** The newest copy recorded on this secondary. */
   copyOnSecondary(secondaryUrl: string): Promise<CopyRecord | undefined>;
   close(): Promise<void>;

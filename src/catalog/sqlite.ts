@@ -19,7 +19,7 @@ import {
 } from './catalog';
 
 /** The schema this code writes (table schema_version); docs/catalog.md lists each version. */
-export const CATALOG_SCHEMA_VERSION = 1;
+export const CATALOG_SCHEMA_VERSION = 2;
 /** How long a writer waits for another one before ERR_CATALOG (milliseconds). */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -56,6 +56,14 @@ CREATE TABLE operations (
 CREATE INDEX operations_copy ON operations (copy_id, started_at);
 `;
 
+/** Version 2: what a resume needs — the options an operation ran with, and its resume units. */
+const SCHEMA_V2 = `
+ALTER TABLE operations ADD COLUMN params TEXT;
+ALTER TABLE operations ADD COLUMN progress TEXT;
+`;
+/** The migrations, in order: MIGRATIONS[v - 1] makes version v from version v - 1. */
+const MIGRATIONS = [SCHEMA_V1, SCHEMA_V2];
+
 /** CopyRecord field → column, in the order of the table. */
 const COPY_COLUMNS: Array<[keyof CopyRecord, string]> = [
   ['id', 'id'],
@@ -83,7 +91,19 @@ const OPERATION_COLUMNS: Array<[keyof OperationRecord, string]> = [
   ['finishedAt', 'finished_at'],
   ['state', 'state'],
   ['detail', 'detail'],
+  ['params', 'params'],
+  ['progress', 'progress'],
 ];
+/** The operation columns that hold JSON objects. */
+const JSON_COLUMNS = ['detail', 'params', 'progress'] as const;
+const toJson = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+
+/** An operations row, its JSON columns parsed. */
+function operationOf(row: Record<string, unknown>): OperationRecord {
+  const op = fromRow<Record<string, unknown>>(row, OPERATION_COLUMNS as Array<[string, string]>);
+  for (const k of JSON_COLUMNS) if (typeof op[k] === 'string') op[k] = JSON.parse(op[k]) as unknown;
+  return op as unknown as OperationRecord;
+}
 
 function fromRow<T>(row: Record<string, unknown>, columns: Array<[keyof T, string]>): T {
   const out: Record<string, unknown> = {};
@@ -140,11 +160,15 @@ export class SqliteCatalog implements Catalog {
       conn.transaction(() => {
         conn.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
         const row = conn.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null };
-        if (row.v === null) {
-          conn.exec(SCHEMA_V1);
-          conn.prepare('INSERT INTO schema_version (version) VALUES (?)').run(CATALOG_SCHEMA_VERSION);
-        } else if (row.v > CATALOG_SCHEMA_VERSION) {
+        if (row.v !== null && row.v > CATALOG_SCHEMA_VERSION) {
           throw new CatalogError('newer', `catalog ${file} has schema version ${row.v}, made by a newer xcopy-agent (this one knows version ${CATALOG_SCHEMA_VERSION}): upgrade, or choose another file with --catalog`);
+        }
+        // A new file gets every version in turn; an older one the versions it lacks.
+        const from = row.v ?? 0;
+        for (let v = from + 1; v <= CATALOG_SCHEMA_VERSION; v++) conn.exec(MIGRATIONS[v - 1]);
+        if (from < CATALOG_SCHEMA_VERSION) {
+          conn.exec('DELETE FROM schema_version');
+          conn.prepare('INSERT INTO schema_version (version) VALUES (?)').run(CATALOG_SCHEMA_VERSION);
         }
       }).immediate();
       return new SqliteCatalog(file, db);
@@ -198,7 +222,7 @@ export class SqliteCatalog implements Catalog {
     return this.run(() => {
       const params: Record<string, unknown> = {};
       for (const [field, column] of OPERATION_COLUMNS) params[column] = o[field];
-      if (o.detail !== undefined) params.detail = JSON.stringify(o.detail, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      for (const k of JSON_COLUMNS) if (o[k] !== undefined) params[k] = toJson(o[k]);
       this.upsert('operations', params, ['id', 'kind', 'started_at', 'state']);
     });
   }
@@ -218,12 +242,16 @@ export class SqliteCatalog implements Catalog {
       }
       if (!row) return undefined;
       const copy = fromRow<CopyRecord>(row, COPY_COLUMNS);
-      const operations = (this.db.prepare('SELECT * FROM operations WHERE copy_id = ? ORDER BY started_at, id').all(copy.id) as Array<Record<string, unknown>>).map((r) => {
-        const op = fromRow<OperationRecord & { detail?: unknown }>(r, OPERATION_COLUMNS);
-        if (typeof op.detail === 'string') op.detail = JSON.parse(op.detail) as Record<string, unknown>;
-        return op as OperationRecord;
-      });
+      const operations = (this.db.prepare('SELECT * FROM operations WHERE copy_id = ? ORDER BY started_at, id').all(copy.id) as Array<Record<string, unknown>>).map(operationOf);
       return { copy, operations };
+    });
+  }
+
+  getOperation(id: string): Promise<OperationRecord | undefined> {
+    return this.run(() => {
+      const rows = this.db.prepare('SELECT * FROM operations WHERE id = ? OR substr(id, 1, length(?)) = ? ORDER BY id = ? DESC LIMIT 2').all(id, id, id, id) as Array<Record<string, unknown>>;
+      const row = rows.length === 1 || rows[0]?.id === id ? rows[0] : undefined;
+      return row ? operationOf(row) : undefined;
     });
   }
 

@@ -7,8 +7,9 @@
  */
 import crypto from 'node:crypto';
 import type { Argv } from 'yargs';
-import { defaultCatalogPath, SqliteCatalog, type Catalog, type CopyUpdate, type OperationKind } from '../catalog';
-import { AgentError } from '../errors';
+import { defaultCatalogPath, SqliteCatalog, type Catalog, type CopyRecord, type CopyUpdate, type OperationKind, type OperationRecord } from '../catalog';
+import { AgentError, ArgumentError } from '../errors';
+import { redactUrl } from '../initiator/url';
 import type { Output } from './output';
 
 export interface CatalogArgs {
@@ -43,6 +44,56 @@ export interface Recording<T> {
   after?: (r: T) => Promise<CopyUpdate | undefined> | CopyUpdate | undefined;
   /** The copy's new fields after failure. */
   failed?: (err: unknown, copyId: string) => CopyUpdate | undefined;
+  /** The options the run was given (URLs redacted), recorded for `--resume`. */
+  params?: Record<string, unknown>;
+  /** The operation this run resumes: recorded as cut short, resumed by this one. */
+  resumes?: OperationRecord;
+}
+
+/** What a run may record while it works. */
+export interface OperationContext {
+  /** This operation's id in the catalog. */
+  id: string;
+  /** Records the resume units done so far (a failure to write warns once and is otherwise ignored). */
+  progress(p: Record<string, unknown>): Promise<void>;
+}
+
+/** A URL as the catalog keeps it, and whether it lost a secret on the way (a CHAP password). */
+export function recordedUrl(url: string): { url: string; redacted: boolean } {
+  const r = redactUrl(url);
+  return { url: r, redacted: r !== url };
+}
+
+/**
+ * What `--resume ID` continues: the catalog's operation of `kind` with this id, or the newest
+ * one of the copy with this id. One line saying what to do when the catalog has neither.
+ */
+export async function findResumable(a: CatalogArgs, kind: OperationKind, id: string): Promise<{ operation: OperationRecord; copy?: CopyRecord }> {
+  const catalog = openCatalog(a);
+  try {
+    let op = await catalog.getOperation(id);
+    const found = op?.kind === kind ? undefined : await catalog.getCopy(id);
+    if (found) op = [...found.operations].reverse().find((o) => o.kind === kind);
+    if (!op || op.kind !== kind) {
+      throw new ArgumentError(`--resume ${id}: the catalog ${catalog.location} has no ${kind} with that id (nor a copy with one): give the id \`xcopy-agent copies list\` or the ${kind}'s summary shows`);
+    }
+    if (op.state === 'ok') throw new AgentError('ERR_NOT_RESUMABLE', `--resume ${id}: that ${kind} (${op.id}) finished already (${op.finishedAt ?? 'ok'}); nothing to resume`);
+    const copy = op.copyId ? (await catalog.getCopy(op.copyId))?.copy : undefined;
+    return { operation: op, copy };
+  } finally {
+    await catalog.close();
+  }
+}
+
+/**
+ * A recorded option for a resumed run: the one given now wins; else the recorded one, unless the
+ * catalog holds it without its secret (then it must be given again: `flag` says which).
+ */
+export function resumedUrl(given: string | undefined, recorded: unknown, flag: string, wasRedacted: unknown): string | undefined {
+  if (given !== undefined) return given;
+  if (typeof recorded !== 'string') return undefined;
+  if (wasRedacted === true) throw new ArgumentError(`the catalog keeps ${flag} without its CHAP secret: give ${flag} URL again with --resume`);
+  return recorded;
 }
 
 export class Recorder {
@@ -83,16 +134,21 @@ export class Recorder {
   }
 
   /** Runs the operation `work`, recording it (running, then ok or failed) and its copy; the catalog is closed after. */
-  async operation<T extends { backup_id?: string }>(kind: OperationKind, o: Recording<T>, work: () => Promise<T>): Promise<T> {
+  async operation<T extends { backup_id?: string }>(kind: OperationKind, o: Recording<T>, work: (c: OperationContext) => Promise<T>): Promise<T> {
     const id = crypto.randomUUID();
-    let copyId = o.copyId;
+    let copyId = o.copyId ?? o.resumes?.copyId;
     await this.use(async (c) => {
       if (o.before) await c.recordCopy(o.before);
       if (copyId === undefined && o.secondary !== undefined) copyId = (await c.copyOnSecondary(o.secondary))?.id;
-      await c.recordOperation({ id, kind, copyId, startedAt: new Date().toISOString(), state: 'running' });
+      await c.recordOperation({ id, kind, copyId, startedAt: new Date().toISOString(), state: 'running', params: { ...o.params, ...(o.resumes ? { resumes: o.resumes.id } : {}) }, progress: o.resumes?.progress });
+      // The run cut short (its agent died, or it failed) is closed: this one continues it.
+      if (o.resumes && o.resumes.state === 'running') {
+        await c.recordOperation({ id: o.resumes.id, state: 'failed', finishedAt: new Date().toISOString(), detail: { code: 'ERR_INTERRUPTED', message: `cut short (the agent stopped); resumed by ${id}` } });
+      }
     });
+    const context: OperationContext = { id, progress: (p) => this.use((c) => c.recordOperation({ id, progress: p })) };
     try {
-      const r = await work();
+      const r = await work(context);
       copyId = r.backup_id ?? copyId;
       await this.use(async (c) => {
         await c.recordOperation({ id, copyId, finishedAt: new Date().toISOString(), state: 'ok', detail: { ...r } });

@@ -12,14 +12,15 @@ export const DEFAULT_MGMT_URL = 'http://127.0.0.1:3261';
 export const DEFAULT_TOKEN_FILE = '/var/lib/xcopy-agent/mgmt.token';
 
 export interface ManagementArgs {
-  mgmt: string;
-  tokenFile: string;
+  mgmt?: string;
+  tokenFile?: string;
 }
 
 export function managementOptions<T>(y: Argv<T>): Argv<T & ManagementArgs> {
   return y
-    .option('mgmt', { type: 'string', default: DEFAULT_MGMT_URL, describe: 'the target management API (http://HOST:PORT or unix:/path)' })
-    .option('token-file', { type: 'string', default: DEFAULT_TOKEN_FILE, describe: 'bearer token file of the target' }) as unknown as Argv<T & ManagementArgs>;
+    // No yargs defaults: a command resumed from the catalog takes the recorded ones unless given.
+    .option('mgmt', { type: 'string', describe: `the target management API (http://HOST:PORT or unix:/path) [default: ${DEFAULT_MGMT_URL}]` })
+    .option('token-file', { type: 'string', describe: `bearer token file of the target [default: ${DEFAULT_TOKEN_FILE}]` }) as unknown as Argv<T & ManagementArgs>;
 }
 
 function readToken(file: string): string {
@@ -35,5 +36,5 @@ function readToken(file: string): string {
 
 /** The client for `--mgmt` with the token of `--token-file`. */
 export function managementClient(a: ManagementArgs): ManagementClient {
-  return new ManagementClient({ url: a.mgmt, token: readToken(path.resolve(a.tokenFile)) });
+  return new ManagementClient({ url: a.mgmt ?? DEFAULT_MGMT_URL, token: readToken(path.resolve(a.tokenFile ?? DEFAULT_TOKEN_FILE)) });
 }

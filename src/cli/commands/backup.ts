@@ -12,7 +12,7 @@ import { redactUrl } from '../../initiator/url';
 import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
-import { catalogOptions, Recorder, type CatalogArgs } from '../catalog';
+import { catalogOptions, findResumable, recordedUrl, Recorder, resumedUrl, type CatalogArgs } from '../catalog';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
 import { runCommand } from '../run';
 
@@ -21,48 +21,54 @@ export const describe = 'Back up a LUN: snapshot (COW), copy by EXTENDED COPY, a
 
 interface Args extends ManagementArgs, CatalogArgs {
   json: boolean;
-  source: string;
-  secondary: string;
-  obf: string;
+  source?: string;
+  secondary?: string;
+  obf?: string;
+  resume?: string;
   bridge?: string;
-  mode: 'overwrite' | 'append';
-  mark: boolean;
+  mode?: 'overwrite' | 'append';
+  mark?: boolean;
   chunk?: string;
   policy?: 'protect-application' | 'protect-snapshot';
   preHook?: string;
   postHook?: string;
   hookTimeout: number;
   label?: string;
-  fallback: boolean;
+  fallback?: boolean;
   expectedChange: number;
   yes: boolean;
-  keepSnapshotOnAbort: boolean;
-  verify: boolean;
+  keepSnapshotOnAbort?: boolean;
+  verify?: boolean;
   toc: boolean;
 }
 
+/** The options a backup records for `--resume` (with the URLs, redacted, and whether each lost a secret). */
+const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'fallback', 'keepSnapshotOnAbort', 'verify', 'mgmt', 'tokenFile'] as const;
+
 export function builder(y: Argv): Argv<Args> {
   return catalogOptions(managementOptions(y))
-    .option('source', { type: 'string', demandOption: true, describe: 'the LUN to back up (iscsi://...), served by the target at --mgmt' })
-    .option('secondary', { type: 'string', demandOption: true, describe: 'the LUN that receives the copy (iscsi://...)' })
-    .option('obf', { type: 'string', demandOption: true, describe: "the OBF: a LUN of the source's target (iscsi://...)" })
+    .option('source', { type: 'string', describe: 'the LUN to back up (iscsi://...), served by the target at --mgmt (required unless --resume)' })
+    .option('secondary', { type: 'string', describe: 'the LUN that receives the copy (iscsi://...) (required unless --resume)' })
+    .option('obf', { type: 'string', describe: "the OBF: a LUN of the source's target (iscsi://...) (required unless --resume)" })
+    .option('resume', { type: 'string', describe: 'continue the backup with this id that an agent left unfinished (options from the catalog; those given win)' })
     .option('bridge', { type: 'string', describe: "the copy manager to send EXTENDED COPY to (default: the secondary's)" })
-    .option('mode', { choices: ['overwrite', 'append'] as const, default: 'overwrite' as const, describe: 'overwrite: records laid over the image; append: the OBF log after the image (integrate later)' })
-    .option('mark', { type: 'boolean', default: false, describe: 'mark when the copy completes and apply only the records before the marker' })
+    .option('mode', { choices: ['overwrite', 'append'] as const, describe: 'overwrite: records laid over the image; append: the OBF log after the image (integrate later) [default: overwrite]' })
+    .option('mark', { type: 'boolean', describe: 'mark when the copy completes and apply only the records before the marker' })
     .option('chunk', { type: 'string', describe: 'COW chunk size (e.g. 64K; default the target\'s, 64 KiB)' })
     .option('policy', { choices: ['protect-application', 'protect-snapshot'] as const, describe: 'what to sacrifice when a chunk cannot be captured' })
     .option('pre-hook', { type: 'string', describe: 'command run before the snapshot (e.g. an application flush, fsfreeze -f)' })
     .option('post-hook', { type: 'string', describe: 'command run after it (e.g. fsfreeze -u); gets XCOPY_AGENT_SNAPSHOT_ID' })
     .option('hook-timeout', { type: 'number', default: 120, describe: 'seconds a hook may run' })
     .option('label', { type: 'string', describe: 'a label recorded with the copy' })
-    .option('fallback', { type: 'boolean', default: false, describe: 'copy through this host when no copy manager can (off: fail instead)' })
+    .option('fallback', { type: 'boolean', describe: 'copy through this host when no copy manager can (off: fail instead)' })
     .option('expected-change', { type: 'number', default: 10, describe: 'percent of the source expected to change during the backup (OBF budget warning)' })
     .option('yes', { type: 'boolean', default: false, describe: 'take a secondary that holds other data' })
-    .option('keep-snapshot-on-abort', { type: 'boolean', default: false, describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
-    .option('verify', { type: 'boolean', default: false, describe: "after 608, read the secondary back and check every extent against the snapshot view's hashes" })
+    .option('keep-snapshot-on-abort', { type: 'boolean', describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
+    .option('verify', { type: 'boolean', describe: "after 608, read the secondary back and check every extent against the snapshot view's hashes" })
     .option('toc', { type: 'boolean', default: false, hidden: true, describe: 'table of contents (not yet)' })
     .example('$0 backup --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/0 --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2 --obf iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/1', '')
-    .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '') as unknown as Argv<Args>;
+    .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '')
+    .example('$0 backup --resume 3f2c9a1e', 'continue a backup whose agent was killed') as unknown as Argv<Args>;
 }
 
 export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
@@ -70,39 +76,61 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     if (argv.toc) throw new ArgumentError('--toc (the table of contents, step 603) is not available yet');
     if (!(argv.expectedChange >= 0 && argv.expectedChange <= 100)) throw new ArgumentError(`--expected-change ${argv.expectedChange} must be a percentage 0..100`);
     if (!(argv.hookTimeout > 0)) throw new ArgumentError(`--hook-timeout ${argv.hookTimeout} must be a positive number of seconds`);
-    const chunkBytes = argv.chunk !== undefined ? parseSize(argv.chunk, '--chunk') : undefined;
+    // --resume: the options the cut-short run recorded, the ones given now winning.
+    if (argv.resume !== undefined && (argv.mode !== undefined || argv.mark !== undefined)) throw new ArgumentError('--mode and --mark are the resumed backup\'s own (its secondary records them): leave them out with --resume');
+    const resumed = argv.resume !== undefined ? await findResumable(argv, 'backup', argv.resume) : undefined;
+    const p = resumed?.operation.params ?? {};
+    const a = { ...argv };
+    for (const k of RESUMED) if (a[k] === undefined && p[k] !== undefined) Object.assign(a, { [k]: p[k] });
+    const url = (flag: 'source' | 'secondary' | 'obf', recorded: string | undefined) => {
+      const u = resumedUrl(argv[flag], p[flag] ?? recorded, `--${flag}`, p[`${flag}Redacted`]);
+      if (u === undefined) throw new ArgumentError(`--${flag} is required (or --resume ID of an unfinished backup)`);
+      return u;
+    };
+    const [source, secondaryLun, obf] = [url('source', resumed?.copy?.sourceUrl), url('secondary', resumed?.copy?.secondaryUrl), url('obf', resumed?.copy?.obfUrl)];
+    const bridge = resumedUrl(argv.bridge, p.bridge, '--bridge', p.bridgeRedacted);
+    const chunkBytes = a.chunk !== undefined ? parseSize(a.chunk, '--chunk') : undefined;
     let blockBytes = 512;
     // The copy is in the catalog from the start (state copying); after the run, as its secondary describes it.
-    const backupId = crypto.randomUUID();
-    const secondaryUrl = redactUrl(argv.secondary);
-    const before = { id: backupId, label: argv.label, secondaryUrl, obfUrl: redactUrl(argv.obf), sourceUrl: redactUrl(argv.source), mode: argv.mode, state: 'copying' };
+    const backupId = resumed?.operation.copyId ?? crypto.randomUUID();
+    const secondaryUrl = redactUrl(secondaryLun);
+    const before = resumed ? undefined : { id: backupId, label: argv.label, secondaryUrl, obfUrl: redactUrl(obf), sourceUrl: redactUrl(source), mode: argv.mode ?? 'overwrite', state: 'copying' };
     const after = async (x: { state: string; mode: string; image_bytes: bigint }) => {
       try {
-        return { ...copyOfSecondary(await readSecondaryAt(argv.secondary), secondaryUrl), sourceUrl: before.sourceUrl };
+        return { ...copyOfSecondary(await readSecondaryAt(secondaryLun), secondaryUrl), sourceUrl: redactUrl(source) };
       } catch {
         return { id: backupId, state: x.state, mode: x.mode, bytes: Number(x.image_bytes), finishedAt: new Date().toISOString() };
       }
     };
-    const r = await Recorder.open(argv, out, 'backup').operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }) }, () => backup({
+    const params: Record<string, unknown> = {};
+    for (const [flag, u] of [['source', source], ['secondary', secondaryLun], ['obf', obf], ['bridge', bridge]] as const) {
+      if (u === undefined) continue;
+      const r = recordedUrl(u);
+      Object.assign(params, { [flag]: r.url, [`${flag}Redacted`]: r.redacted });
+    }
+    for (const k of RESUMED) if (a[k] !== undefined) params[k] = a[k];
+    const recorder = Recorder.open(argv, out, 'backup');
+    const r = await recorder.operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }), params, resumes: resumed?.operation }, () => backup({
       backupId,
-      source: argv.source,
-      secondary: argv.secondary,
-      obf: argv.obf,
-      bridge: argv.bridge,
-      mode: argv.mode,
-      mark: argv.mark,
+      resume: resumed !== undefined,
+      source,
+      secondary: secondaryLun,
+      obf,
+      bridge,
+      mode: a.mode,
+      mark: a.mark,
       chunkBytes,
-      policy: argv.policy,
+      policy: a.policy,
       preHook: argv.preHook,
       postHook: argv.postHook,
       hookTimeoutMs: argv.hookTimeout * 1000,
       label: argv.label,
-      mgmt: managementClient(argv),
-      fallback: argv.fallback,
+      mgmt: managementClient(a),
+      fallback: a.fallback,
       expectedChange: argv.expectedChange / 100,
       yes: argv.yes,
-      keepSnapshotOnAbort: argv.keepSnapshotOnAbort,
-      verify: argv.verify,
+      keepSnapshotOnAbort: a.keepSnapshotOnAbort,
+      verify: a.verify,
       signal,
       log: logger(),
       onEvent: (e) => {
@@ -129,6 +157,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     return {
       summary: { ...r },
       line:
+        (r.resumed_from !== undefined ? `resumed (from ${r.resumed_from}): ` : '') +
         `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
           `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY, ${mib(r.host_bytes)} MiB through this host` +
           (r.fallback_reason ? ` (${r.fallback_reason})` : '') +

@@ -2,7 +2,8 @@
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { integrate } from '../../agent/integrate';
 import { redactUrl } from '../../initiator/url';
-import { catalogOptions, Recorder, type CatalogArgs } from '../catalog';
+import { ArgumentError } from '../../errors';
+import { catalogOptions, findResumable, recordedUrl, Recorder, resumedUrl, type CatalogArgs } from '../catalog';
 import { Output } from '../output';
 import { Progress } from '../progress';
 
@@ -11,15 +12,18 @@ export const describe = "Integrate an append-mode copy: lay the secondary's appe
 
 interface Args extends CatalogArgs {
   json: boolean;
-  secondary: string;
+  secondary?: string;
   bridge?: string;
+  resume?: string;
 }
 
 export function builder(y: Argv): Argv<Args> {
   return catalogOptions(y)
-    .option('secondary', { type: 'string', demandOption: true, describe: 'the secondary LUN of an append-mode backup (iscsi://...)' })
+    .option('secondary', { type: 'string', describe: 'the secondary LUN of an append-mode backup (iscsi://...) (required unless --resume)' })
     .option('bridge', { type: 'string', describe: "the copy manager to send EXTENDED COPY to (default: the secondary's)" })
-    .example('$0 integrate --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2', '') as unknown as Argv<Args>;
+    .option('resume', { type: 'string', describe: 'continue the integrate (its id, or the copy\'s) that an agent left unfinished, on the secondary the catalog names' })
+    .example('$0 integrate --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2', '')
+    .example('$0 integrate --resume 3f2c9a1e', 'continue an integrate whose agent was killed') as unknown as Argv<Args>;
 }
 
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
@@ -27,11 +31,23 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   const progress = new Progress(out);
   try {
+    // --resume: the secondary the cut-short run named (integrate itself resumes from the secondary's progress).
+    const resumed = argv.resume !== undefined ? await findResumable(argv, 'integrate', argv.resume) : undefined;
+    const p = resumed?.operation.params ?? {};
+    const secondary = resumedUrl(argv.secondary, p.secondary ?? resumed?.copy?.secondaryUrl, '--secondary', p.secondaryRedacted);
+    if (secondary === undefined) throw new ArgumentError('--secondary is required (or --resume ID of an unfinished integrate)');
+    const bridge = resumedUrl(argv.bridge, p.bridge, '--bridge', p.bridgeRedacted);
+    const rec = recordedUrl(secondary);
     progress.start('integrate', '610 integrate: laying the appended log over the image');
     const r = await Recorder.open(argv, out, 'integrate').operation(
       'integrate',
-      { secondary: redactUrl(argv.secondary), after: (x) => ({ id: x.backup_id, state: 'integrated' }) },
-      () => integrate({ secondary: argv.secondary, bridge: argv.bridge, onProgress: (done, total) => progress.update(BigInt(done), BigInt(total), 'records') }),
+      {
+        secondary: redactUrl(secondary),
+        after: (x) => ({ id: x.backup_id, state: 'integrated' }),
+        params: { secondary: rec.url, secondaryRedacted: rec.redacted, ...(bridge ? { bridge: recordedUrl(bridge).url, bridgeRedacted: recordedUrl(bridge).redacted } : {}) },
+        resumes: resumed?.operation,
+      },
+      () => integrate({ secondary, bridge, onProgress: (done, total) => progress.update(BigInt(done), BigInt(total), 'records') }),
     );
     progress.finishLine();
     out.record('summary', { command: 'integrate', ...r });

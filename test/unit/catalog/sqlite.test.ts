@@ -22,7 +22,7 @@ afterAll(() => removeDir(dir));
 
 const copy = (id: string, createdAt: string) => ({ id, createdAt, secondaryUrl: `iscsi://127.0.0.1/iqn.2026-12.t:x/${id}`, state: 'copying', mode: 'overwrite' });
 
-test('a new file: its directory 0700, WAL, the tables and schema version 1', async () => {
+test('a new file: its directory 0700, WAL, the tables and the current schema version', async () => {
   const file = fresh();
   const c = SqliteCatalog.open(file);
   await c.close();
@@ -150,4 +150,33 @@ test("a secondary's record becomes its copy: NAA designator preferred, bytes of 
     'iscsi://h/iqn.2026-12.t:x/2',
   );
   expect(c).toEqual({ id: 'id1', label: 'l', createdAt: 's', updatedAt: 'u', finishedAt: 'f', sourceUrl: 'iscsi://h/iqn.2026-12.t:x/0', sourceDesignator: 'naa.6001405abcdef', sourceCapacityBlocks: 16384, sourceBlockSize: 512, secondaryUrl: 'iscsi://h/iqn.2026-12.t:x/2', mode: 'append', state: 'integrated', bytes: 8388608 });
+});
+
+test('a version 1 file is migrated to version 2 in place: its rows kept, params and progress added', async () => {
+  const file = fresh();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // A file as version 1 of this code made it (docs/catalog.md): the tables without params/progress.
+  const v1 = new Database(file);
+  v1.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+    CREATE TABLE copies (id TEXT PRIMARY KEY, label TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, finished_at TEXT,
+      source_url TEXT, source_designator TEXT, source_capacity_blocks INTEGER, source_block_size INTEGER, secondary_url TEXT NOT NULL,
+      obf_url TEXT, mode TEXT, state TEXT NOT NULL, bytes INTEGER, verification TEXT, verified_at TEXT);
+    CREATE TABLE operations (id TEXT PRIMARY KEY, kind TEXT NOT NULL, copy_id TEXT, started_at TEXT NOT NULL, finished_at TEXT, state TEXT NOT NULL, detail TEXT);
+    INSERT INTO copies (id, created_at, updated_at, secondary_url, state) VALUES ('old', '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', 'iscsi://h/iqn.2026-12.t:x/2', 'integrated');
+    INSERT INTO operations (id, kind, copy_id, started_at, state, detail) VALUES ('op-old', 'backup', 'old', '2026-11-01T00:00:00.000Z', 'ok', '{"x":1}');`);
+  v1.close();
+  const c = SqliteCatalog.open(file);
+  try {
+    expect(await c.getOperation('op-old')).toMatchObject({ id: 'op-old', kind: 'backup', state: 'ok', detail: { x: 1 } });
+    await c.recordOperation({ id: 'op-new', kind: 'backup', copyId: 'old', startedAt: '2026-12-01T00:00:00.000Z', state: 'running', params: { source: 'iscsi://h/t/0', sourceRedacted: false }, progress: { copied: 10n } });
+    expect(await c.getOperation('op-n')).toMatchObject({ params: { source: 'iscsi://h/t/0', sourceRedacted: false }, progress: { copied: '10' } });
+    // A prefix that names two operations names none.
+    expect(await c.getOperation('op-')).toBeUndefined();
+    expect((await c.getCopy('old'))!.operations.map((o) => o.id)).toEqual(['op-old', 'op-new']);
+  } finally {
+    await c.close();
+  }
+  const db = new Database(file, { readonly: true });
+  expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 2 }]);
+  db.close();
 });
