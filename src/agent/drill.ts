@@ -19,7 +19,9 @@
  *     hashes the backup recorded in the secondary's metadata, and block by block by stamp: every
  *     block is its own LBA's stamp, of a generation written before its snapshot's institution
  *     (a write racing the institute call may carry the earlier generation and land after T0: it
- *     was captured, so its block shows what it overwrote).
+ *     was captured, so its block shows what it overwrote);
+ *  7. lists the two copies from the catalog (`copies list`), when one is given: each operation
+ *     above is recorded in it as the commands record theirs (./drill-steps.ts).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -32,11 +34,9 @@ import { quickConfig } from '../target/config';
 import { SNAPSHOT_HELD_CHANNEL, subscribeSnapshotEvent, TargetServer, type SnapshotHeldMessage } from '../target/server';
 import { logger } from '../util/log';
 import * as secondaryFormat from '../secondary';
-import { backup, type BackupResult } from './backup';
+import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
 import { inquire, type InquireReport } from './inquire';
-import { integrate } from './integrate';
-import { restore, type RestoreResult } from './restore';
-import { verify } from './verify';
+import type { RestoreResult } from './restore';
 import { SecondaryLun } from './secondary-lun';
 import { checkBlock, stampBlocks } from './stamp';
 
@@ -46,7 +46,9 @@ export interface DrillOptions {
   workDir: string;
   sizeBytes: number;
   keep?: boolean;
-  onStep?: (step: string, fields: Record<string, unknown>) => void;
+  onStep?: DrillStep;
+  /** Where the operations are recorded and the copies listed from (default: none). */
+  catalog?: DrillCatalog;
 }
 
 export interface DrillResult {
@@ -80,6 +82,8 @@ export interface DrillResult {
     from_append: { method: string; log_records: number; seconds: number; sha256: string; reference_sha256: string };
     from_overwrite: { method: string; seconds: number; sha256: string; reference_sha256: string };
   };
+  /** The two copies, as the catalog lists them at the end (`copies list`; none without a catalog). */
+  copies: DrillCopy[];
 }
 
 async function fileSha256(file: string, length: number): Promise<string> {
@@ -148,28 +152,27 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     step('write-source', { blocks: lun.blocks, generation: 1 });
 
     // 602–608, overwrite mode.
+    const ops = new DrillOperations(opts.catalog ?? NO_CATALOG, step);
     const host = await open(0);
-    const first = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 2, mode: 'overwrite', generation: 2n, step });
+    const backUp = (secondaryLun: number, mode: 'overwrite' | 'append', generation: bigint) =>
+      ops.backUpUnderWrites({ source: url(0), obf: url(1), secondary: url(secondaryLun), mgmt, mode, mark: mode === 'append' }, HostWorkload.start(host, lun, generation));
+    const first = await backUp(2, 'overwrite', 2n);
     const checkedOverwrite = await verifySecondary(d, lun, 2n, files.reference, step, 'overwrite');
 
     // 602–608 in append mode with the marker.
     reference = files.referenceAppend;
-    const second = await backUpUnderWrites({ mgmt, host, lun, url, secondaryLun: 3, mode: 'append', mark: true, generation: 4n, step });
+    const second = await backUp(3, 'append', 4n);
     const referenceAppendSha256 = await fileSha256(files.referenceAppend, size);
 
     // The product's own check of both copies (the append one not integrated: its log laid over).
-    for (const l of [2, 3]) {
-      const v = await verify({ secondary: url(l) });
-      step('verify-copy', { mode: v.mode, state: v.state, extents: v.extents, ...(v.log_records !== undefined ? { log_records: v.log_records } : {}), seconds: v.seconds });
-    }
+    for (const l of [2, 3]) await ops.verifyCopy(url(l));
     // The source lost, then 700: restored from the append copy (image, then its log over it).
-    const restoredAppend = await loseAndRestore(s, lun, url, 3, files.source, size, step);
+    const restoredAppend = await loseAndRestore(ops, s, lun, url, 3, files.source);
     // 610, then the append copy checked as the overwrite one.
-    const integrated = await integrate({ secondary: url(3) });
-    step('integrate', { records: integrated.records, seconds: integrated.seconds });
+    const integrated = await ops.integrate(url(3));
     const checkedAppend = await verifySecondary(await open(3), lun, 4n, files.referenceAppend, step, 'append');
     // The source lost again, then 750: restored from the overwrite copy.
-    const restoredOverwrite = await loseAndRestore(s, lun, url, 2, files.source, size, step);
+    const restoredOverwrite = await loseAndRestore(ops, s, lun, url, 2, files.source);
 
     const reference_sha256 = await fileSha256(files.reference, size);
     const secondary_sha256 = await fileSha256(files.secondary, size);
@@ -205,6 +208,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
         from_append: { method: restoredAppend.r.method, log_records: restoredAppend.r.log_records, seconds: restoredAppend.r.seconds, sha256: restoredAppend.sha256, reference_sha256: referenceAppendSha256 },
         from_overwrite: { method: restoredOverwrite.r.method, seconds: restoredOverwrite.r.seconds, sha256: restoredOverwrite.sha256, reference_sha256 },
       },
+      copies: await ops.copies(),
     };
   } finally {
     unsubscribe();
@@ -215,25 +219,23 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
 }
 
 /**
- * The source lost — every block zeroed through the initiator — then `restore` from the copy on
- * `secondaryLun` onto it; the SHA-256 of the source's backing file after it.
+ * The source lost, then `restore` from the copy on `secondaryLun` onto it (./drill-steps.ts);
+ * the SHA-256 of the source's backing file after it.
  */
 async function loseAndRestore(
+  ops: DrillOperations,
   s: IscsiSession,
   lun: LunBlocks,
   url: (lun: number) => string,
   secondaryLun: number,
   sourceFile: string,
-  size: number,
-  step: NonNullable<DrillOptions['onStep']>,
 ): Promise<{ r: RestoreResult; sha256: string }> {
-  const zeros = Buffer.alloc(1024 * 1024);
-  for (const { lba, n } of mebibytes(lun)) await s.write16(BigInt(lba), zeros.subarray(0, n * lun.blockSize));
-  await s.synchronizeCache16();
-  step('source-lost', { zeroed_blocks: lun.blocks });
-  const r = await restore({ secondary: url(secondaryLun), to: url(0), yes: true });
-  const sha256 = await fileSha256(sourceFile, size);
-  step('restore', { method: r.method, from: url(secondaryLun), log_records: r.log_records, verified: r.verified, seconds: r.seconds, source_sha256: sha256 });
+  let sha256 = '';
+  const r = await ops.loseAndRestore(s, lun, {
+    secondary: url(secondaryLun),
+    to: url(0),
+    check: async () => ({ source_sha256: (sha256 = await fileSha256(sourceFile, lun.blocks * lun.blockSize)) }),
+  });
   return { r, sha256 };
 }
 
@@ -264,18 +266,6 @@ function removeWorkFiles(files: WorkFiles['files'], stateDir: string): void {
   fs.rmSync(stateDir, { recursive: true, force: true });
 }
 
-/** A LUN's block length and size in blocks. */
-export interface LunBlocks {
-  blockSize: number;
-  blocks: number;
-}
-
-/** The LUN in pieces of 1 MiB (the last one shorter): first LBA and blocks of each. */
-function* mebibytes(lun: LunBlocks): Generator<{ lba: number; n: number }> {
-  const per = (1024 * 1024) / lun.blockSize;
-  for (let lba = 0; lba < lun.blocks; lba += per) yield { lba, n: Math.min(per, lun.blocks - lba) };
-}
-
 /** Drill step 1: every block of the source stamped with its LBA, generation 1, made durable. */
 async function writeSource(s: IscsiSession, lun: LunBlocks): Promise<void> {
   for (const { lba, n } of mebibytes(lun)) await s.write16(BigInt(lba), stampBlocks(BigInt(lba), n, lun.blockSize, 1n));
@@ -286,7 +276,7 @@ async function writeSource(s: IscsiSession, lun: LunBlocks): Promise<void> {
  * A host that keeps writing stamped blocks (1, 8 or 64 at random LBAs) through a backup, of
  * `generation` until the drill raises it once the snapshot is instituted.
  */
-class HostWorkload {
+class HostWorkload implements HostWriter {
   private stopped = false;
   private writes = 0;
   private readonly done: Promise<void>;
@@ -313,53 +303,17 @@ class HostWorkload {
     }
   }
 
-  /** Stops after the write in flight; the number of writes made. */
+  instituteBegins(): void {}
+
+  /** Writes from now on are of the next generation. */
+  instituteReturned(): void {
+    this.generation++;
+  }
+
   async stop(): Promise<number> {
     this.stopped = true;
     await this.done;
     return this.writes;
-  }
-}
-
-/**
- * One `backup` while `host` writes (a HostWorkload): generation `generation` until the snapshot
- * is instituted, `generation + 1` afterwards. The writes stop on any failure too.
- */
-async function backUpUnderWrites(p: {
-  mgmt: ManagementClient;
-  host: IscsiSession;
-  lun: LunBlocks;
-  url: (lun: number) => string;
-  secondaryLun: number;
-  mode: 'overwrite' | 'append';
-  mark?: boolean;
-  generation: bigint;
-  step: NonNullable<DrillOptions['onStep']>;
-}): Promise<{ r: BackupResult; hostWrites: number }> {
-  let workload: HostWorkload | undefined = HostWorkload.start(p.host, p.lun, p.generation);
-  try {
-    const r = await backup({
-      source: p.url(0),
-      obf: p.url(1),
-      secondary: p.url(p.secondaryLun),
-      mgmt: p.mgmt,
-      mode: p.mode,
-      mark: p.mark,
-      log: logger(),
-      onEvent: (e) => {
-        if (e.type === 'phase' && e.phase === 'institute' && e.snapshot_id !== undefined) {
-          workload!.generation = p.generation + 1n;
-          p.step('institute', { mode: p.mode, snapshot: e.snapshot_id, pause_ms: e.institute_pause_ms });
-        }
-      },
-    });
-    if (r.copy_path !== 'xcopy') throw new AgentError('ERR_INTERNAL', `the outboard copy went through the host (${r.fallback_reason ?? 'unknown'})`);
-    const hostWrites = await workload.stop();
-    workload = undefined;
-    p.step('backup', { mode: p.mode, state: r.state, bytes: Number(r.xcopy_bytes), obf_records: r.obf_records, records_after_marker: r.records_after_marker, host_writes: hostWrites, seconds: r.seconds });
-    return { r, hostWrites };
-  } finally {
-    await workload?.stop().catch(() => 0);
   }
 }
 
@@ -373,7 +327,7 @@ async function verifySecondary(
   lun: LunBlocks,
   maxGeneration: bigint,
   referenceFile: string,
-  step: NonNullable<DrillOptions['onStep']>,
+  step: DrillStep,
   mode: string,
 ): Promise<{ ok: boolean; blocks: number; referenceSha256: string; secondarySha256: string }> {
   const blocks = await verifyStamps(d, lun, maxGeneration);

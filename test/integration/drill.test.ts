@@ -1,12 +1,17 @@
 /** The drill end to end on small LUNs (make drill runs the same code at its default size). */
+import path from 'node:path';
 import { runDrill } from '../../src/agent/drill';
+import { SqliteCatalog } from '../../src/catalog';
+import { drillCatalog } from '../../src/cli/commands/drill';
+import { Output } from '../../src/cli/output';
 import { removeDir, tempDir } from '../helpers/tmp';
 
-test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary equals the held image by hash and stamps; the source lost and restored (700, 750)', async () => {
+test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary equals the held image by hash and stamps; the source lost and restored (700, 750); both copies listed from the catalog', async () => {
   const dir = tempDir('drill');
   const steps: string[] = [];
   try {
-    const r = await runDrill({ workDir: dir, sizeBytes: 16 * 1024 * 1024, onStep: (s) => steps.push(s) });
+    const catalogFile = path.join(dir, 'catalog.db');
+    const r = await runDrill({ workDir: dir, sizeBytes: 16 * 1024 * 1024, onStep: (s) => steps.push(s), catalog: drillCatalog({ catalog: catalogFile }, new Output(true)) });
     expect(steps).toEqual([
       'start-target',
       'inquire',
@@ -25,6 +30,7 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
       'source-lost',
       'restore',
       'restore-check',
+      'copies',
     ]);
     expect(r.ok).toBe(true);
     expect(r.secondary_sha256).toBe(r.reference_sha256);
@@ -41,6 +47,19 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
     expect(r.restores.from_append).toMatchObject({ method: '700', sha256: r.append.reference_sha256 });
     expect(r.restores.from_append.log_records).toBeGreaterThan(0);
     expect(r.restores.from_overwrite).toMatchObject({ method: '750', sha256: r.reference_sha256 });
+    // the copies it made, from the catalog, with the operations recorded against each
+    expect(r.copies.map((c) => [c.label, c.mode, c.state, c.verification])).toEqual([
+      ['drill overwrite', 'overwrite', 'integrated', 'ok'],
+      ['drill append', 'append', 'integrated', 'ok'],
+    ]);
+    const catalog = SqliteCatalog.open(catalogFile);
+    try {
+      const kinds = async (id: string) => (await catalog.getCopy(id))!.operations.map((o) => `${o.kind} ${o.state}`);
+      expect(await kinds(r.copies[0].id)).toEqual(['backup ok', 'verify ok', 'restore ok']);
+      expect(await kinds(r.copies[1].id)).toEqual(['backup ok', 'verify ok', 'restore ok', 'integrate ok']);
+    } finally {
+      await catalog.close();
+    }
   } finally {
     removeDir(dir);
   }

@@ -1,10 +1,19 @@
-/** `drill`: the disaster-recovery drill on file-backed LUNs (see src/agent/drill.ts). */
+/**
+ * `drill`: the disaster-recovery drill, on file-backed LUNs (src/agent/drill.ts) or on real LUNs
+ * (src/agent/drill-luns.ts); its operations recorded in the catalog as the commands record
+ * theirs (src/cli/catalog.ts), and the copies it made listed from it at the end.
+ */
 import os from 'node:os';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { AgentError, ArgumentError } from '../../errors';
 import { runDrill } from '../../agent/drill';
 import { runLunDrill } from '../../agent/drill-luns';
+import type { DrillCatalog, DrillCopy, DrillStep } from '../../agent/drill-steps';
+import { readSecondaryAt } from '../../agent/secondary-lun';
+import { copyOfSecondary, type OperationKind } from '../../catalog';
+import { redactUrl } from '../../initiator/url';
+import { catalogOptions, openCatalog, Recorder, type CatalogArgs, type Recording } from '../catalog';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
 import { Output } from '../output';
 import { parseSize } from '../../util/size';
@@ -12,7 +21,7 @@ import { parseSize } from '../../util/size';
 export const command = 'drill';
 export const describe = 'Run the DR drill: on file-backed LUNs served on loopback (no SAN needed), or on real LUNs (--source, --secondary, --obf)';
 
-interface Args extends ManagementArgs {
+interface Args extends ManagementArgs, CatalogArgs {
   json: boolean;
   workDir: string;
   size: string;
@@ -25,7 +34,7 @@ interface Args extends ManagementArgs {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return managementOptions(y)
+  return catalogOptions(managementOptions(y))
     .option('work-dir', { type: 'string', default: path.join(os.tmpdir(), 'xcopy-agent-drill'), describe: 'folder for the LUN files and logs' })
     .option('size', { type: 'string', default: '256M', describe: 'LUN size (K, M, G suffixes)' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the LUN files afterwards' })
@@ -44,15 +53,7 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     if (argv.source !== undefined || argv.secondary !== undefined || argv.obf !== undefined) return await lunDrill(argv, out);
     const size = parseSize(argv.size, '--size');
     if (size % 1048576 !== 0) throw new ArgumentError(`--size ${argv.size} is not a whole number of MiB`);
-    const r = await runDrill({
-      workDir: argv.workDir,
-      sizeBytes: size,
-      keep: argv.keep,
-      onStep: (step, fields) => {
-        out.record('progress', { step, ...fields });
-        out.line(`drill: ${step} ${Object.entries(fields).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
-      },
-    });
+    const r = await runDrill({ workDir: argv.workDir, sizeBytes: size, keep: argv.keep, onStep: printStep(out), catalog: drillCatalog(argv, out) });
     out.record('summary', { command: 'drill', ...r });
     out.line(
       `drill: ${r.ok ? 'PASS' : 'FAIL'} — backup (overwrite): snapshot ${r.snapshot_id} (writes held ${r.institute_pause_ms.toFixed(2)} ms, including the reference copy), ` +
@@ -64,6 +65,7 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         `750 from the overwrite copy ${r.restores.from_overwrite.sha256 === r.restores.from_overwrite.reference_sha256 ? '=' : '!='} its held image; ` +
         `${r.stamped_blocks_checked + r.append.stamped_blocks_checked} stamped blocks checked`,
     );
+    printCopies(out, r.copies);
     if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the image held at institution');
   } catch (err) {
     process.exitCode = out.error(err);
@@ -80,12 +82,90 @@ async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output): Promise<vo
     bridge: argv.bridge,
     mgmt: managementClient(argv),
     yes: argv.yes,
-    onStep: (step, fields) => {
-      out.record('progress', { step, ...fields });
-      out.line(`drill: ${step} ${Object.entries(fields).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
-    },
+    onStep: printStep(out),
+    catalog: drillCatalog(argv, out),
   });
   out.record('summary', { command: 'drill', ...r });
-  out.line(`drill: ${r.ok ? 'PASS' : 'FAIL'} — ${r.backups.map((b) => `${b.mode}: ${b.blocks_checked} blocks checked by stamp, extent hashes ${b.extent_hashes_match ? 'match' : 'DIFFER'}`).join('; ')} (${r.seconds.toFixed(1)} s)`);
-  if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the recorded hashes differ from the secondary');
+  out.line(
+    `drill: ${r.ok ? 'PASS' : 'FAIL'} — ${r.backups.map((b) => `${b.mode}: ${b.blocks_checked} blocks checked by stamp, extent hashes ${b.extent_hashes_match ? 'match' : 'DIFFER'}`).join('; ')}; ` +
+      `source lost and restored: ${r.restores.map((x) => `${x.method} ${x.blocks_checked} blocks checked by stamp, ${x.match ? '=' : '!='} the secondary's image`).join('; ')} (${r.seconds.toFixed(1)} s)`,
+  );
+  printCopies(out, r.copies);
+  if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the recorded hashes or a restored source differ from the secondary');
+}
+
+/** Each step as a progress record and a line. */
+function printStep(out: Output): DrillStep {
+  return (step, fields) => {
+    out.record('progress', { step, ...fields });
+    out.line(`drill: ${step} ${Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${String(v)}`])).join(' ')}`);
+  };
+}
+
+/** The copies the drill made (they are in the summary record too). */
+function printCopies(out: Output, copies: DrillCopy[]): void {
+  if (copies.length === 0) out.line("drill: no copies listed: the catalog could not be used (see the warning above)");
+  for (const c of copies) out.line(`drill: copy ${c.id} (${c.label ?? '-'}): ${c.mode ?? '?'} mode, ${c.state}, verified ${c.verification ?? 'never'}, on ${c.secondary_url}`);
+}
+
+/**
+ * The drill's operations recorded in the catalog as `backup`, `verify`, `restore` and
+ * `integrate` record theirs (src/cli/catalog.ts, one Recorder each). When the catalog cannot be
+ * opened — at the start or later in the drill — it warns once, and the drill goes on without it.
+ */
+export function drillCatalog(a: CatalogArgs, out: Output): DrillCatalog {
+  let usable = true;
+  /** Whether the catalog opens; the first time it does not, the warning why. */
+  const opens = () => {
+    try {
+      if (usable) void openCatalog(a).close();
+    } catch {
+      usable = false;
+      Recorder.open(a, out, 'drill'); // says why
+    }
+    return usable;
+  };
+  opens();
+  /** Runs `work` recorded as `kind`, or only runs it once the catalog could not be opened. */
+  const run = <T extends { backup_id?: string }>(kind: OperationKind, o: Recording<T>, work: () => Promise<T>): Promise<T> =>
+    opens() ? Recorder.open(a, out, 'drill').operation(kind, o, work) : work();
+  const now = () => new Date().toISOString();
+  return {
+    backup: (b, work) => {
+      const secondaryUrl = redactUrl(b.secondary);
+      const before = { id: b.backupId, label: b.label, secondaryUrl, obfUrl: redactUrl(b.obf), sourceUrl: redactUrl(b.source), mode: b.mode, state: 'copying' };
+      // After the run, the copy as its secondary describes it.
+      const after = async () => ({ ...copyOfSecondary(await readSecondaryAt(b.secondary), secondaryUrl), sourceUrl: before.sourceUrl });
+      return run('backup', { copyId: b.backupId, before, after, failed: () => ({ id: b.backupId, state: 'failed' }) }, work);
+    },
+    verify: (secondary, work) =>
+      run(
+        'verify',
+        {
+          secondary: redactUrl(secondary),
+          after: (x) => ({ id: x.backup_id, state: x.state, verification: 'ok', verifiedAt: now() }),
+          failed: (err, id) => ((err as { code?: unknown }).code === 'ERR_VERIFY_MISMATCH' ? { id, verification: 'failed', verifiedAt: now() } : undefined),
+        },
+        work,
+      ),
+    restore: (secondary, work) => run('restore', { secondary: redactUrl(secondary) }, work),
+    integrate: (secondary, work) => run('integrate', { secondary: redactUrl(secondary), after: (x) => ({ id: x.backup_id, state: 'integrated' }) }, work),
+    copies: async (ids) => {
+      if (!usable) return [];
+      try {
+        const c = openCatalog(a);
+        try {
+          const found = (await Promise.all(ids.map((id) => c.getCopy(id)))).flatMap((x) => (x ? [x.copy] : []));
+          return found.map((x) => ({ id: x.id, label: x.label, mode: x.mode, state: x.state, verification: x.verification, secondary_url: x.secondaryUrl }));
+        } finally {
+          await c.close();
+        }
+      } catch (err) {
+        const message = `${(err as Error)?.message ?? String(err)}; the drill's copies are not listed`;
+        out.record('progress', { event: 'warning', code: 'ERR_CATALOG', message });
+        if (!out.json) process.stderr.write(`xcopy-agent: warning: ${message}\n`);
+        return [];
+      }
+    },
+  };
 }
