@@ -71,6 +71,8 @@ export interface Catalog {
   getCopy(id: string): Promise<{ copy: CopyRecord; operations: OperationRecord[] } | undefined>;
   /** The operation with this id (or the one operation whose id begins so). */
   getOperation(id: string): Promise<OperationRecord | undefined>;
+  /** Marks every other copy recorded on this secondary `replaced`: a new backup wrote over it. */
+  replaceCopiesOn(secondaryUrl: string, byId: string): Promise<void>;
   /** The newest copy recorded on this secondary. */
   copyOnSecondary(secondaryUrl: string): Promise<CopyRecord | undefined>;
   close(): Promise<void>;

@@ -255,6 +255,12 @@ export class SqliteCatalog implements Catalog {
     });
   }
 
+  replaceCopiesOn(secondaryUrl: string, byId: string): Promise<void> {
+    return this.run(() => {
+      this.db.prepare("UPDATE copies SET state = 'replaced', updated_at = ? WHERE secondary_url = ? AND id <> ? AND state <> 'replaced'").run(new Date().toISOString(), secondaryUrl, byId);
+    });
+  }
+
   copyOnSecondary(secondaryUrl: string): Promise<CopyRecord | undefined> {
     return this.run(() => {
       const row = this.db.prepare('SELECT * FROM copies WHERE secondary_url = ? ORDER BY created_at DESC LIMIT 1').get(secondaryUrl) as Record<string, unknown> | undefined;

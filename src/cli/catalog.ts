@@ -48,6 +48,11 @@ export interface Recording<T> {
   params?: Record<string, unknown>;
   /** The operation this run resumes: recorded as cut short, resumed by this one. */
   resumes?: OperationRecord;
+  /**
+   * After the run, ok or failed: the secondary (URL as recorded) this copy now lies on, if it
+   * wrote there — the copies recorded there before are then marked `replaced`.
+   */
+  replacedOn?: () => Promise<string | undefined>;
 }
 
 /** What a run may record while it works. */
@@ -133,6 +138,11 @@ export class Recorder {
     }
   }
 
+  private async replaceOlder<T>(c: Catalog, o: Recording<T>, copyId: string | undefined): Promise<void> {
+    const on = copyId !== undefined && o.replacedOn ? await o.replacedOn().catch(() => undefined) : undefined;
+    if (on !== undefined) await c.replaceCopiesOn(on, copyId!);
+  }
+
   /** Runs the operation `work`, recording it (running, then ok or failed) and its copy; the catalog is closed after. */
   async operation<T extends { backup_id?: string }>(kind: OperationKind, o: Recording<T>, work: (c: OperationContext) => Promise<T>): Promise<T> {
     const id = crypto.randomUUID();
@@ -154,6 +164,7 @@ export class Recorder {
         await c.recordOperation({ id, copyId, finishedAt: new Date().toISOString(), state: 'ok', detail: { ...r } });
         const update = o.after ? await o.after(r) : undefined;
         if (update) await c.recordCopy({ ...update, updatedAt: new Date().toISOString() });
+        await this.replaceOlder(c, o, copyId);
       });
       return r;
     } catch (err) {
@@ -162,6 +173,7 @@ export class Recorder {
         await c.recordOperation({ id, copyId, finishedAt: new Date().toISOString(), state: 'failed', detail });
         const update = copyId !== undefined ? o.failed?.(err, copyId) : undefined;
         if (update && (await c.getCopy(update.id))) await c.recordCopy({ ...update, updatedAt: new Date().toISOString() });
+        await this.replaceOlder(c, o, copyId);
       });
       throw err;
     } finally {

@@ -72,7 +72,7 @@ test('both backups, verify, the source lost and restored (750, then 700), integr
     expect(r.restores[1].log_records).toBeGreaterThan(0);
     // The two copies the drill made, as the catalog has them, with what was done to each.
     expect(r.copies).toEqual([
-      { id: r.backups[0].backup_id, label: 'drill overwrite', mode: 'overwrite', state: 'integrated', verification: 'ok', secondary_url: url(2) },
+      { id: r.backups[0].backup_id, label: 'drill overwrite', mode: 'overwrite', state: 'replaced', verification: 'ok', secondary_url: url(2) },
       { id: r.backups[1].backup_id, label: 'drill append', mode: 'append', state: 'integrated', verification: 'ok', secondary_url: url(2) },
     ]);
     const catalog = SqliteCatalog.open(catalogFile);

@@ -102,6 +102,8 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         return { id: backupId, state: x.state, mode: x.mode, bytes: Number(x.image_bytes), finishedAt: new Date().toISOString() };
       }
     };
+    // The copies recorded on this secondary before are gone once this backup has written its header there.
+    const replacedOn = async () => ((await readSecondaryAt(secondaryLun)).backupId === backupId ? secondaryUrl : undefined);
     const params: Record<string, unknown> = {};
     for (const [flag, u] of [['source', source], ['secondary', secondaryLun], ['obf', obf], ['bridge', bridge]] as const) {
       if (u === undefined) continue;
@@ -110,7 +112,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     }
     for (const k of RESUMED) if (a[k] !== undefined) params[k] = a[k];
     const recorder = Recorder.open(argv, out, 'backup');
-    const r = await recorder.operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }), params, resumes: resumed?.operation }, () => backup({
+    const r = await recorder.operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }), params, resumes: resumed?.operation, replacedOn }, () => backup({
       backupId,
       resume: resumed !== undefined,
       source,

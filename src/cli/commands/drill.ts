@@ -136,7 +136,8 @@ export function drillCatalog(a: CatalogArgs, out: Output): DrillCatalog {
       const before = { id: b.backupId, label: b.label, secondaryUrl, obfUrl: redactUrl(b.obf), sourceUrl: redactUrl(b.source), mode: b.mode, state: 'copying' };
       // After the run, the copy as its secondary describes it.
       const after = async () => ({ ...copyOfSecondary(await readSecondaryAt(b.secondary), secondaryUrl), sourceUrl: before.sourceUrl });
-      return run('backup', { copyId: b.backupId, before, after, failed: () => ({ id: b.backupId, state: 'failed' }) }, work);
+      const replacedOn = async () => ((await readSecondaryAt(b.secondary)).backupId === b.backupId ? secondaryUrl : undefined);
+      return run('backup', { copyId: b.backupId, before, after, failed: () => ({ id: b.backupId, state: 'failed' }), replacedOn }, work);
     },
     verify: (secondary, work) =>
       run(

@@ -180,3 +180,21 @@ test('a version 1 file is migrated to version 2 in place: its rows kept, params 
   expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 2 }]);
   db.close();
 });
+
+test('a new copy on a secondary marks the copies recorded there before replaced, no other', async () => {
+  const c = SqliteCatalog.open(fresh());
+  try {
+    const on = (id: string, url: string, createdAt: string) => c.recordCopy({ ...copy(id, createdAt), secondaryUrl: url, state: 'integrated' });
+    await on('old', 'iscsi://h/t/2', '2026-12-01T00:00:00.000Z');
+    await on('elsewhere', 'iscsi://h/t/3', '2026-12-02T00:00:00.000Z');
+    await on('new', 'iscsi://h/t/2', '2026-12-03T00:00:00.000Z');
+    await c.replaceCopiesOn('iscsi://h/t/2', 'new');
+    expect((await c.listCopies()).map((x) => [x.id, x.state])).toEqual([
+      ['new', 'integrated'],
+      ['elsewhere', 'integrated'],
+      ['old', 'replaced'],
+    ]);
+  } finally {
+    await c.close();
+  }
+});
