@@ -175,6 +175,17 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     await waitReady(dst, to, o.readyTimeoutMs ?? retry.becomingReadyMs ?? 60_000, retry, o.onWarning);
     // The hash table the check compares with (all of it there, or verify says what is missing).
     const hashes = naa !== undefined && whole && r.progress.hashedExtents >= L.extents ? await readHashTable((lba, n) => sec.read16(lba, n), r) : undefined;
+    const targetHashes = (extents: { first: number; count: number }) =>
+      lunExtentHashes({ mgmt: o.mgmt!, naa: naa!, layout: L, extents, signal: o.signal, onProgress: onVerify }).catch((err: unknown) => {
+        if (!noViewHashing(err)) throw err;
+        if (extents.first === 0) o.onWarning?.(`the target at ${o.mgmt!.url} cannot hash a LUN (it has no lun_hash: an older target): checking ${to} by reading it back`);
+        return undefined;
+      });
+    // Hashing beside the copy reports once the copy has ended: one phase at a time on the display.
+    let copying = false;
+    const onVerify = (d: bigint) => {
+      if (!copying) o.onProgress?.('verify', d, L.imageBlocks, L.blockSize);
+    };
     const interrupted = () => {
       if (o.signal?.aborted) throw new AgentError('ERR_INTERRUPTED', 'restore interrupted: the LUN holds part of the copy (restore again)');
     };
@@ -182,10 +193,16 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     const tCopy = process.hrtime.bigint();
     // The image (or its ranges) by EXTENDED COPY.
     const totalBlocks = ranges.reduce((n, g) => n + g.blocks, 0n);
+    // Checked by the target and nothing laid over the image afterwards (750): each slice is hashed
+    // there while the next one copies (docs/restore.md, "The check").
+    const overlap = hashes !== undefined && naa !== undefined && o.mgmt !== undefined && (log === undefined || log.records.length === 0);
+    const hashing: Array<Promise<Buffer[] | undefined>> = [];
+    let lastHash: Promise<unknown> = Promise.resolve();
+    copying = true;
     let doneBefore = 0n;
     let xcopyBytes = 0n;
     let hostBytes = 0n;
-    for (const g of ranges) {
+    for (const g of overlap ? slices(L) : ranges) {
       interrupted();
       const c = await xcopyCopy({
         from: o.secondary,
@@ -203,7 +220,15 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       xcopyBytes += c.xcopy_bytes;
       hostBytes += c.host_bytes;
       doneBefore += g.blocks;
+      if (overlap) {
+        const extents = extentsOf(L, g);
+        const p = lastHash.then(() => targetHashes(extents));
+        p.catch(() => undefined); // awaited at the check; a failure while the next slice copies is not unhandled
+        hashing.push(p);
+        lastHash = p;
+      }
     }
+    copying = false;
     const tLog = process.hrtime.bigint();
     // 700: the appended log's records over the image, on the restored LUN.
     let logRecords = 0;
@@ -229,16 +254,12 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     interrupted();
     let verified: RestoreResult['verified'];
     let checkedBy: RestoreResult['checked_by'] = 'read-back';
-    const onVerify = (d: bigint) => o.onProgress?.('verify', d, L.imageBlocks, L.blockSize);
     if (whole) {
       let got: Buffer[] | undefined;
-      if (hashes && naa !== undefined && o.mgmt) {
-        got = await lunExtentHashes({ mgmt: o.mgmt, naa, layout: L, signal: o.signal, onProgress: onVerify }).catch((err: unknown) => {
-          if (!noViewHashing(err)) throw err;
-          o.onWarning?.(`the target at ${o.mgmt!.url} cannot hash a LUN (it has no lun_hash: an older target): checking ${to} by reading it back`);
-          return undefined;
-        });
-      }
+      if (overlap) {
+        const parts = await Promise.all(hashing);
+        got = parts.every((x) => x !== undefined) ? parts.flat() : undefined;
+      } else if (hashes) got = await targetHashes({ first: 0, count: L.extents });
       if (got && hashes) {
         checkedBy = 'target';
         try {
@@ -281,6 +302,32 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
 }
 
 const secs = (from: bigint, to: bigint) => Number(to - from) / 1e9;
+
+/**
+ * Image bytes per slice when the copy and the target's hashing overlap: the last slice's hashing
+ * is what the check adds to the copy, the first's copy what it adds to the hashing; each slice
+ * costs a copy (EXTENDED COPY, its sessions) and a call.
+ */
+const SLICE_BYTES = 128 * 1024 * 1024;
+
+/** The whole image in slices of whole extents, SLICE_BYTES or so each. */
+function slices(L: secondary.SecondaryLayout): RestoreRange[] {
+  const per = Math.max(1, Math.floor(SLICE_BYTES / L.extentBytes));
+  const out: RestoreRange[] = [];
+  for (let i = 0; i < L.extents; i += per) {
+    const first = secondary.extentRange(L, i);
+    const last = secondary.extentRange(L, Math.min(L.extents, i + per) - 1);
+    const B = BigInt(L.blockSize);
+    out.push({ lba: first.offset / B, blocks: (last.offset + BigInt(last.bytes)) / B - first.offset / B });
+  }
+  return out;
+}
+
+/** The extents a slice of whole extents covers. */
+function extentsOf(L: secondary.SecondaryLayout, g: RestoreRange): { first: number; count: number } {
+  const E = BigInt(L.extentBytes / L.blockSize);
+  return { first: Number(g.lba / E), count: Number((g.blocks + E - 1n) / E) };
+}
 
 /** NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY (SPC-4 r37 Annex D: 04h/01h). */
 function becomingReady(r: ScsiResult): boolean {
