@@ -5,22 +5,34 @@
  *  700  an append-mode copy not integrated: the image as copied, then the records of its
  *       appended log laid over it on the restored LUN (the secondary is not changed);
  * the whole image, or block ranges of it (`ranges`, records clipped to them). Then checked:
- * a whole restore against the hash table (verify --against), ranges byte for byte against the
- * image read from the secondary with the log laid over it.
+ * a whole restore against the hash table — hashed where its data is by the target serving the
+ * restored LUN (`mgmt`: lun_hash, the LUN found by its NAA designator), or read back through
+ * iSCSI (verify --against) without one — and ranges byte for byte against the image read from
+ * the secondary with the log laid over it (docs/restore.md, "The check").
+ *
+ * A LUN that answers NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY (04h/01h: its
+ * target resuming a snapshot after a restart) is waited for, bounded, before anything is written.
  *
  * A restore overwrites the LUN it writes: it needs `yes`, and refuses a LUN too small for what it
  * writes, with another block size, or that is the secondary itself, before anything is written.
  */
-import { AgentError, ArgumentError } from '../errors';
-import { IscsiSession, type SessionOptions } from '../initiator/session';
+import { AgentError, ArgumentError, IscsiError } from '../errors';
+import { DEFAULT_RETRY } from '../initiator/retry';
+import { IscsiSession, type ScsiResult, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
+import type { ManagementClient } from '../mgmt';
 import type { DataRecordRef } from '../obf/log';
+import { encodeTestUnitReadyCdb } from '../scsi/cdb';
+import { ScsiStatus } from '../scsi/constants';
+import { Sense, senseIs } from '../scsi/sense-reasons';
 import * as secondary from '../secondary';
 import { applyObf, readAppendedLog, type ObfLog } from './apply-obf';
 import { layOver } from './image-hashes';
 import { inquire } from './inquire';
-import { readSecondaryMetadata } from './secondary-lun';
-import { verify } from './verify';
+import { readHashTable, readSecondaryMetadata } from './secondary-lun';
+import { matchLun, type LunEntry } from './target-luns';
+import { checkExtentHashes, verify } from './verify';
+import { lunExtentHashes, noViewHashing } from './view-hashes';
 import { xcopyCopy } from './xcopy-copy';
 
 export interface RestoreRange {
@@ -39,6 +51,15 @@ export interface RestoreOptions {
   /** Required: the LUN written loses what it held there. */
   yes?: boolean;
   fallback?: boolean;
+  /**
+   * The management API of the target serving `to`: a whole restore is checked by hashing the LUN
+   * there (lun_hash) instead of reading it back through iSCSI.
+   */
+  mgmt?: Pick<ManagementClient, 'call' | 'url'>;
+  /** How long `to` is waited for while it is becoming ready (NOT READY 04h/01h), in ms (default: the initiator's, 60 s). */
+  readyTimeoutMs?: number;
+  /** Called with a line a person should read (a wait, a fallback). */
+  onWarning?: (message: string) => void;
   session?: SessionOptions;
   signal?: AbortSignal;
   onProgress?: (phase: 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number) => void;
@@ -56,7 +77,11 @@ export interface RestoreResult {
   host_bytes: bigint;
   log_records: number;
   verified: 'hashes' | 'bytes';
+  /** Who read the restored LUN for the check: its target (lun_hash), or this host through iSCSI. */
+  checked_by: 'target' | 'read-back';
   seconds: number;
+  /** Where the time went: checks and reads before the copy, the copy, the log laid over (700), the check. */
+  phase_seconds: { prepare: number; copy: number; log: number; check: number };
 }
 
 /** Parses "LBA+COUNT" (decimal, or 0x hex), as --range takes it. */
@@ -119,7 +144,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     const ranges = normalize(o.ranges?.length ? o.ranges : [{ lba: 0n, blocks: L.imageBlocks }], L.imageBlocks);
     const whole = ranges.length === 1 && ranges[0].lba === 0n && ranges[0].blocks === L.imageBlocks;
 
-    dst = await IscsiSession.connect(o.to, o.session);
+    // The LUN's readiness is waited for below, with a warning: not silently by the login's probe.
+    const retry = o.session?.retry ?? DEFAULT_RETRY;
+    dst = await IscsiSession.connect(o.to, { ...o.session, retry: { ...retry, becomingReadyMs: 0 } });
     const to = redactUrl(dst.url);
     const [secInfo, dstInfo] = [await inquire(sec), await inquire(dst)];
     if (dstInfo.block_size !== L.blockSize) throw new ArgumentError(`${to} has ${dstInfo.block_size}-byte blocks, the copy ${L.blockSize}-byte ones: restore onto a LUN with ${L.blockSize}-byte blocks`);
@@ -130,6 +157,14 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     const naas = (x: typeof secInfo) => new Set(x.designators.filter((d) => d.association === 0).map((d) => d.hex.toLowerCase()));
     const secNaas = naas(secInfo);
     if ([...naas(dstInfo)].some((n) => secNaas.has(n))) throw new ArgumentError(`${to} is the secondary itself: restore onto the original LUN or another`);
+    // The LUN in the target's API: by its NAA designator, never by name (target-luns.ts).
+    let naa: string | undefined;
+    if (o.mgmt) {
+      // Not there (XCOPY_AGENT_MGMT set for the backups' target, a restore onto another): read back.
+      const lun = matchLun(await o.mgmt.call<LunEntry[]>('lun_list'), dstInfo);
+      if (lun) naa = lun.naa;
+      else o.onWarning?.(`${to} is not a LUN of the target at ${o.mgmt.url} (no LUN there has its NAA designator): checking it by reading it back (give the --mgmt of the target serving it to have it hashed there)`);
+    }
     if (!o.yes) throw new ArgumentError(`a restore overwrites ${to} (${whole ? 'its first ' + String(L.imageBlocks) + ' blocks' : `${ranges.length} range(s)`}): give --yes to proceed`);
 
     // 700: the log read (and checked against its SEAL or MARKER) before anything is written.
@@ -137,16 +172,37 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     if (r.state === 'log-appended') {
       log = await readAppendedLog(sec, r);
     }
+    await waitReady(dst, to, o.readyTimeoutMs ?? retry.becomingReadyMs ?? 60_000, retry, o.onWarning);
+    // The hash table the check compares with (all of it there, or verify says what is missing).
+    const hashes = naa !== undefined && whole && r.progress.hashedExtents >= L.extents ? await readHashTable((lba, n) => sec.read16(lba, n), r) : undefined;
+    const targetHashes = (extents: { first: number; count: number }) =>
+      lunExtentHashes({ mgmt: o.mgmt!, naa: naa!, layout: L, extents, signal: o.signal, onProgress: onVerify }).catch((err: unknown) => {
+        if (!noViewHashing(err)) throw err;
+        if (extents.first === 0) o.onWarning?.(`the target at ${o.mgmt!.url} cannot hash a LUN (it has no lun_hash: an older target): checking ${to} by reading it back`);
+        return undefined;
+      });
+    // Hashing beside the copy reports once the copy has ended: one phase at a time on the display.
+    let copying = false;
+    const onVerify = (d: bigint) => {
+      if (!copying) o.onProgress?.('verify', d, L.imageBlocks, L.blockSize);
+    };
     const interrupted = () => {
       if (o.signal?.aborted) throw new AgentError('ERR_INTERRUPTED', 'restore interrupted: the LUN holds part of the copy (restore again)');
     };
 
+    const tCopy = process.hrtime.bigint();
     // The image (or its ranges) by EXTENDED COPY.
     const totalBlocks = ranges.reduce((n, g) => n + g.blocks, 0n);
+    // Checked by the target and nothing laid over the image afterwards (750): each slice is hashed
+    // there while the next one copies (docs/restore.md, "The check").
+    const overlap = hashes !== undefined && naa !== undefined && o.mgmt !== undefined && (log === undefined || log.records.length === 0);
+    const hashing: Array<Promise<Buffer[] | undefined>> = [];
+    let lastHash: Promise<unknown> = Promise.resolve();
+    copying = true;
     let doneBefore = 0n;
     let xcopyBytes = 0n;
     let hostBytes = 0n;
-    for (const g of ranges) {
+    for (const g of overlap ? slices(L) : ranges) {
       interrupted();
       const c = await xcopyCopy({
         from: o.secondary,
@@ -164,7 +220,16 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       xcopyBytes += c.xcopy_bytes;
       hostBytes += c.host_bytes;
       doneBefore += g.blocks;
+      if (overlap) {
+        const extents = extentsOf(L, g);
+        const p = lastHash.then(() => targetHashes(extents));
+        p.catch(() => undefined); // awaited at the check; a failure while the next slice copies is not unhandled
+        hashing.push(p);
+        lastHash = p;
+      }
     }
+    copying = false;
+    const tLog = process.hrtime.bigint();
     // 700: the appended log's records over the image, on the restored LUN.
     let logRecords = 0;
     if (log) {
@@ -183,20 +248,37 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       }
     }
     await dst.synchronizeCache16();
+    const tCheck = process.hrtime.bigint();
 
-    // Checked: a whole restore against the hash table, ranges byte for byte.
+    // Checked: a whole restore against the hash table (hashed by its target, or read back), ranges byte for byte.
     interrupted();
     let verified: RestoreResult['verified'];
+    let checkedBy: RestoreResult['checked_by'] = 'read-back';
     if (whole) {
-      await verify({ secondary: o.secondary, against: o.to, session: o.session, signal: o.signal, onProgress: (d, t, b) => o.onProgress?.('verify', d, t, b) }).catch((err: unknown) => {
-        if ((err as { code?: string }).code === 'ERR_VERIFY_MISMATCH') throw new AgentError('ERR_VERIFY_MISMATCH', `the restore did not read back as the copy: ${(err as Error).message}`, { cause: err });
-        throw err;
-      });
+      let got: Buffer[] | undefined;
+      if (overlap) {
+        const parts = await Promise.all(hashing);
+        got = parts.every((x) => x !== undefined) ? parts.flat() : undefined;
+      } else if (hashes) got = await targetHashes({ first: 0, count: L.extents });
+      if (got && hashes) {
+        checkedBy = 'target';
+        try {
+          checkExtentHashes(to, r.backupId, L, got, hashes);
+        } catch (err) {
+          throw new AgentError('ERR_VERIFY_MISMATCH', `the restore, hashed by its target, does not match the copy: ${(err as Error).message}`, { cause: err });
+        }
+      } else {
+        await verify({ secondary: o.secondary, against: o.to, session: o.session, signal: o.signal, onProgress: (d) => onVerify(d) }).catch((err: unknown) => {
+          if ((err as { code?: string }).code === 'ERR_VERIFY_MISMATCH') throw new AgentError('ERR_VERIFY_MISMATCH', `the restore did not read back as the copy: ${(err as Error).message}`, { cause: err });
+          throw err;
+        });
+      }
       verified = 'hashes';
     } else {
       await compareRanges(sec, dst, ranges, log ? clipRecords(log.records, ranges) : [], L, to);
       verified = 'bytes';
     }
+    const tEnd = process.hrtime.bigint();
     return {
       backup_id: r.backupId,
       ...(r.label !== undefined ? { label: r.label } : {}),
@@ -208,13 +290,74 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       host_bytes: hostBytes,
       log_records: logRecords,
       verified,
-      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      checked_by: checkedBy,
+      seconds: secs(t0, tEnd),
+      phase_seconds: { prepare: secs(t0, tCopy), copy: secs(tCopy, tLog), log: secs(tLog, tCheck), check: secs(tCheck, tEnd) },
     };
   } finally {
     if (bridge && bridge !== dst) await bridge.close().catch(() => undefined);
     await dst?.close().catch(() => undefined);
     await sec.close().catch(() => undefined);
   }
+}
+
+const secs = (from: bigint, to: bigint) => Number(to - from) / 1e9;
+
+/**
+ * Image bytes per slice when the copy and the target's hashing overlap: the last slice's hashing
+ * is what the check adds to the copy, the first's copy what it adds to the hashing; each slice
+ * costs a copy (EXTENDED COPY, its sessions) and a call.
+ */
+const SLICE_BYTES = 128 * 1024 * 1024;
+
+/** The whole image in slices of whole extents, SLICE_BYTES or so each. */
+function slices(L: secondary.SecondaryLayout): RestoreRange[] {
+  const per = Math.max(1, Math.floor(SLICE_BYTES / L.extentBytes));
+  const out: RestoreRange[] = [];
+  for (let i = 0; i < L.extents; i += per) {
+    const first = secondary.extentRange(L, i);
+    const last = secondary.extentRange(L, Math.min(L.extents, i + per) - 1);
+    const B = BigInt(L.blockSize);
+    out.push({ lba: first.offset / B, blocks: (last.offset + BigInt(last.bytes)) / B - first.offset / B });
+  }
+  return out;
+}
+
+/** The extents a slice of whole extents covers. */
+function extentsOf(L: secondary.SecondaryLayout, g: RestoreRange): { first: number; count: number } {
+  const E = BigInt(L.extentBytes / L.blockSize);
+  return { first: Number(g.lba / E), count: Number((g.blocks + E - 1n) / E) };
+}
+
+/** NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY (SPC-4 r37 Annex D: 04h/01h). */
+function becomingReady(r: ScsiResult): boolean {
+  return r.status === ScsiStatus.CHECK_CONDITION && senseIs(r.sense, Sense.LOGICAL_UNIT_IS_IN_PROCESS_OF_BECOMING_READY);
+}
+
+/**
+ * TEST UNIT READY on the LUN to restore onto; while it answers becoming ready (its target
+ * resuming a snapshot after a restart, docs/cow.md), one warning and the initiator's retry
+ * policy waits it out for `boundMs` at most (src/initiator/retry.ts). Still not ready then, or
+ * not ready for another reason: the LUN's NOT READY (exit status 2), nothing written.
+ */
+async function waitReady(dst: IscsiSession, to: string, boundMs: number, retry: NonNullable<SessionOptions['retry']>, warn?: (message: string) => void): Promise<void> {
+  const tur = encodeTestUnitReadyCdb();
+  let r = await dst.execute(tur);
+  if (becomingReady(r)) {
+    const secs = `${(boundMs / 1000).toFixed(boundMs % 1000 === 0 ? 0 : 1)} s`;
+    warn?.(`${to} is becoming ready (NOT READY 04h/01h: its target resumes a snapshot after a restart): waiting for it, at most ${secs}`);
+    r = await dst.execute(tur, { retry: { ...retry, becomingReadyMs: boundMs } });
+    if (becomingReady(r)) {
+      throw new IscsiError('ERR_SCSI_CHECK_CONDITION', `${to} did not become ready within ${secs} (NOT READY, LOGICAL UNIT IS IN PROCESS OF BECOMING READY): nothing was written; restore again once its target has resumed its snapshot, or give a longer --ready-timeout`, {
+        scsiStatus: r.status,
+        senseKey: r.sense?.senseKey,
+        asc: r.sense?.asc,
+        ascq: r.sense?.ascq,
+        sense: r.senseBytes,
+      });
+    }
+  }
+  dst.check(r, 'TEST UNIT READY');
 }
 
 /** Reads at most this many blocks' bytes at a time when comparing ranges. */

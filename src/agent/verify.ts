@@ -48,6 +48,15 @@ function notGood(name: string, what: string, cause?: unknown): AgentError {
   return new AgentError('ERR_VERIFY_MISMATCH', `${name} is not a good copy: ${what}`, cause === undefined ? undefined : { cause });
 }
 
+/** ERR_VERIFY_MISMATCH unless each digest of `got` is the hash table's for its extent (how many differ, and the first). */
+export function checkExtentHashes(checked: string, backupId: string, L: secondary.SecondaryLayout, got: readonly Buffer[], hashes: readonly Buffer[]): void {
+  const bad = got.flatMap((h, i) => (h.equals(hashes[i]) ? [] : [i]));
+  if (bad.length > 0) {
+    const e = secondary.extentRange(L, bad[0]);
+    throw notGood(checked, `${bad.length} of ${got.length} extents differ from the hash table of backup ${backupId}, the first extent ${bad[0]} (bytes ${e.offset}..${e.offset + BigInt(e.bytes) - 1n})`);
+  }
+}
+
 export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   const t0 = process.hrtime.bigint();
   const sec = await IscsiSession.connect(o.secondary, o.session);
@@ -109,11 +118,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
         o.onProgress?.((e.offset + BigInt(e.bytes)) / BigInt(L.blockSize), L.imageBlocks, L.blockSize);
       },
     });
-    const bad = got.flatMap((h, i) => (h.equals(hashes[i]) ? [] : [i]));
-    if (bad.length > 0) {
-      const e = secondary.extentRange(L, bad[0]);
-      throw notGood(checked, `${bad.length} of ${got.length} extents differ from the hash table of backup ${r.backupId}, the first extent ${bad[0]} (bytes ${e.offset}..${e.offset + BigInt(e.bytes) - 1n})`);
-    }
+    checkExtentHashes(checked, r.backupId, L, got, hashes);
     return {
       backup_id: r.backupId,
       ...(r.label !== undefined ? { label: r.label } : {}),

@@ -9,6 +9,7 @@
  *   snapshot_mark {id}   snapshot_terminate {id}   snapshot_status {id}   snapshot_list
  *   snapshot_forget {id}                       an ended snapshot out of the journal (its OBF stays)
  *   snapshot_hash {id, lba, blocks, piece_blocks}  SHA-256 of pieces of the image as of institution
+ *   lun_hash {naa | target+lun(+tpg), lba, blocks, piece_blocks}  SHA-256 of pieces of a LUN as it reads now
  *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
  *   counters                                   commands executed per opcode, sessions, copy manager
  */
@@ -16,6 +17,7 @@ import { AgentError } from '../errors';
 import type { MethodHandler } from '../mgmt';
 import type { InstituteParams, SnapshotManager } from './snapshots/manager';
 import { copyManagerOf } from '../xcopy';
+import { hashLun, lunByNaa } from './lun-hash';
 import type { TargetServer } from './server';
 
 type Params = Record<string, unknown>;
@@ -40,6 +42,20 @@ function optInt(p: Params, k: string, min: number, max: number): number | undefi
 function id(p: Params): string {
   if (typeof p.id !== 'string' || p.id === '') throw new AgentError('ERR_INVALID_ARG', 'id (the snapshot id) is required');
   return p.id;
+}
+
+/** A block number or count: a non-negative integer, as a number or a decimal string (beyond 2^53). */
+function big(p: Params, k: string): bigint {
+  const v = p[k];
+  if ((typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'string' && /^[0-9]{1,20}$/.test(v))) return BigInt(v);
+  throw new AgentError('ERR_INVALID_ARG', `${k} must be a non-negative integer (a number or a decimal string)`);
+}
+
+/** The range params of snapshot_hash and lun_hash. */
+function hashRange(p: Params): { lba: bigint; blocks: bigint; pieceBlocks: number } {
+  const pieceBlocks = optInt(p, 'piece_blocks', 1, 2 ** 31);
+  if (pieceBlocks === undefined) throw new AgentError('ERR_INVALID_ARG', 'piece_blocks (blocks per hashed piece) is required');
+  return { lba: big(p, 'lba'), blocks: big(p, 'blocks'), pieceBlocks };
 }
 
 /** A method whose only parameter is the snapshot `id`. */
@@ -89,14 +105,22 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
     snapshot_hash: async (params) => {
       const p = obj(params);
       only(p, ['id', 'lba', 'blocks', 'piece_blocks']);
-      const big = (k: string): bigint => {
-        const v = p[k];
-        if ((typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'string' && /^[0-9]{1,20}$/.test(v))) return BigInt(v);
-        throw new AgentError('ERR_INVALID_ARG', `${k} must be a non-negative integer (a number or a decimal string)`);
-      };
-      const pieceBlocks = optInt(p, 'piece_blocks', 1, 2 ** 31);
-      if (pieceBlocks === undefined) throw new AgentError('ERR_INVALID_ARG', 'piece_blocks (blocks per hashed piece) is required');
-      return manager.hashImage(id(p), { lba: big('lba'), blocks: big('blocks'), pieceBlocks });
+      return manager.hashImage(id(p), hashRange(p));
+    },
+    lun_hash: async (params) => {
+      const p = obj(params);
+      only(p, ['naa', 'target', 'tpg', 'lun', 'lba', 'blocks', 'piece_blocks']);
+      const byNaa = p.naa !== undefined;
+      if (byNaa === (p.target !== undefined || p.lun !== undefined)) throw new AgentError('ERR_INVALID_ARG', 'name the LUN by naa (its NAA designator in hex) or by target and lun, one of the two');
+      let at;
+      if (byNaa) {
+        if (typeof p.naa !== 'string' || p.tpg !== undefined) throw new AgentError('ERR_INVALID_ARG', 'naa must be a string of hex digits, alone (no tpg)');
+        at = lunByNaa(server.model, p.naa);
+      } else {
+        if (typeof p.target !== 'string' || p.lun === undefined) throw new AgentError('ERR_INVALID_ARG', 'target (an IQN) and lun are both required');
+        at = manager.resolveLun({ target: p.target, lun: optInt(p, 'lun', 0, 16383)!, tpg: optInt(p, 'tpg', 0, 65535) });
+      }
+      return hashLun(at, hashRange(p));
     },
     snapshot_list: (params) => {
       only(obj(params), []);

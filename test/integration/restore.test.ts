@@ -45,13 +45,47 @@ test('750: an overwrite-mode copy, whole, onto another LUN: the held image, chec
   expect(sha(fs.readFileSync(file('other.img')))).toBe(sha(heldOverwrite));
 });
 
+test('750 with the management API of the LUN\'s target: checked by lun_hash there, no read back', async () => {
+  fs.writeFileSync(file('other.img'), crypto.randomBytes(SIZE));
+  const r = await restore({ secondary: url(2), to: url(4), yes: true, mgmt: t.mgmt });
+  expect(r).toMatchObject({ method: '750', verified: 'hashes', checked_by: 'target' });
+  expect(sha(fs.readFileSync(file('other.img')))).toBe(sha(heldOverwrite));
+  // without it (or onto a LUN of tgt), the LUN is read back
+  expect((await restore({ secondary: url(2), to: url(4), yes: true })).checked_by).toBe('read-back');
+});
+
+test('with the management API of a target that does not serve the LUN: one warning, checked by reading it back', async () => {
+  const warnings: string[] = [];
+  const elsewhere = { url: 'http://127.0.0.1:1', call: async <T>() => [{ target: IQN, lun: 4, naa: '6001405' + '0'.repeat(25), blocks: '16384', block_size: 512 }] as T };
+  const r = await restore({ secondary: url(2), to: url(4), yes: true, mgmt: elsewhere, onWarning: (m) => warnings.push(m) });
+  expect(r).toMatchObject({ verified: 'hashes', checked_by: 'read-back' });
+  expect(warnings).toEqual([expect.stringMatching(/is not a LUN of the target at http:\/\/127\.0\.0\.1:1 \(no LUN there has its NAA designator\): checking it by reading it back/)]);
+  expect(sha(fs.readFileSync(file('other.img')))).toBe(sha(heldOverwrite));
+});
+
+test('checked by the target, a restore that does not match the copy\'s hashes is caught (the secondary\'s image damaged in extent 3)', async () => {
+  const at = 3 * MiB + 100;
+  const fd = fs.openSync(file('sec.img'), 'r+');
+  const byte = Buffer.alloc(1);
+  fs.readSync(fd, byte, 0, 1, at);
+  try {
+    fs.writeSync(fd, Buffer.from([byte[0] ^ 0x5a]), 0, 1, at);
+    const err = await restore({ secondary: url(2), to: url(4), yes: true, mgmt: t.mgmt }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_VERIFY_MISMATCH' });
+    expect((err as Error).message).toMatch(/^the restore, hashed by its target, does not match the copy: .* is not a good copy: 1 of 8 extents differ from the hash table of backup [0-9a-f-]+, the first extent 3 \(bytes 3145728\.\.4194303\)$/);
+  } finally {
+    fs.writeSync(fd, byte, 0, 1, at);
+    fs.closeSync(fd);
+  }
+});
+
 test('700: an append-mode copy never integrated, whole: the image then its log on the restored LUN; the secondary unchanged', async () => {
   fs.writeFileSync(file('other.img'), crypto.randomBytes(SIZE));
   const before = sha(fs.readFileSync(file('sec-append.img')));
   // the image as copied is not the held one: the log's records make it so
   expect(sha(fs.readFileSync(file('sec-append.img')).subarray(0, SIZE))).not.toBe(sha(heldAppend));
-  const r = await restore({ secondary: url(3), to: url(4), yes: true });
-  expect(r).toMatchObject({ method: '700', verified: 'hashes' });
+  const r = await restore({ secondary: url(3), to: url(4), yes: true, mgmt: t.mgmt });
+  expect(r).toMatchObject({ method: '700', verified: 'hashes', checked_by: 'target' });
   expect(r.log_records).toBeGreaterThan(0);
   expect(sha(fs.readFileSync(file('other.img')))).toBe(sha(heldAppend));
   expect(sha(fs.readFileSync(file('sec-append.img')))).toBe(before);
@@ -72,8 +106,8 @@ test('ranges (700): exactly those blocks become the held image, every other bloc
   })();
   const cut = { lba: rec.sourceLba + 5n, blocks: 20n };
   const ranges = ['16000+384', '100+3000', '9000+500', '2900+300'].map(parseRange); // unsorted, two overlapping
-  const r = await restore({ secondary: url(3), to: url(4), ranges: [...ranges, cut], yes: true });
-  expect(r).toMatchObject({ method: '700', verified: 'bytes' });
+  const r = await restore({ secondary: url(3), to: url(4), ranges: [...ranges, cut], yes: true, mgmt: t.mgmt });
+  expect(r).toMatchObject({ method: '700', verified: 'bytes', checked_by: 'read-back' });
   expect(r.log_records).toBeGreaterThanOrEqual(1);
   expect(r.ranges).toContainEqual(expect.objectContaining({ lba: 9000n, blocks: 500n }));
   const got = fs.readFileSync(file('other.img'));
@@ -136,7 +170,7 @@ test('the CLI: a summary with --json and exit 0; without --yes one line and exit
   const summary = JSON.parse(ok.stdout.trim().split('\n').at(-1)!) as { type: string; method: string; verified: string };
   expect(summary).toMatchObject({ type: 'summary', method: '750', verified: 'bytes' });
   expect(sha(fs.readFileSync(file('other.img')).subarray(0, MiB))).toBe(sha(heldOverwrite.subarray(0, MiB)));
-  const human = await run(['restore', '--secondary', url(3), '--to', url(4), '--yes']);
+  const human = await run(['restore', '--secondary', url(3), '--to', url(4), '--yes', '--mgmt', t.mgmt.url, '--token-file', t.tokenFile]);
   expect(human.code).toBe(0);
-  expect(human.stdout).toMatch(/^restore: backup [0-9a-f-]+ onto .* by 700: the whole image, 8\.0 MiB \(8\.0 MiB by EXTENDED COPY, 0\.0 MiB through this host\), \d+ log records laid over it; checked against its SHA-256 hashes/);
+  expect(human.stdout).toMatch(/^restore: backup [0-9a-f-]+ onto .* by 700: the whole image, 8\.0 MiB \(8\.0 MiB by EXTENDED COPY, 0\.0 MiB through this host\), \d+ log records laid over it; checked against its SHA-256 hashes \(hashed by the LUN's target\) in/);
 });

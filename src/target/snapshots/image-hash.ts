@@ -42,10 +42,10 @@ export interface HashRange {
   blockSize: number;
 }
 
-/** Validates a range against the image's size and the per-call bounds (ERR_INVALID_ARG). */
-export function checkHashRange(r: HashRange, imageBlocks: bigint): void {
+/** Validates a range against the image's (or LUN's: `what`) size and the per-call bounds (ERR_INVALID_ARG). */
+export function checkHashRange(r: HashRange, imageBlocks: bigint, what = 'the image'): void {
   if (r.blocks < 1n || r.pieceBlocks < 1) throw new AgentError('ERR_INVALID_ARG', 'blocks and piece_blocks must be at least 1');
-  if (r.lba < 0n || r.lba + r.blocks > imageBlocks) throw new AgentError('ERR_INVALID_ARG', `blocks [${r.lba}, ${r.lba + r.blocks}) are not all in the image (${imageBlocks} blocks)`);
+  if (r.lba < 0n || r.lba + r.blocks > imageBlocks) throw new AgentError('ERR_INVALID_ARG', `blocks [${r.lba}, ${r.lba + r.blocks}) are not all in ${what} (${imageBlocks} blocks)`);
   if (r.blocks * BigInt(r.blockSize) > BigInt(MAX_HASH_CALL_BYTES)) throw new AgentError('ERR_INVALID_ARG', `at most ${MAX_HASH_CALL_BYTES} bytes per call: split the range`);
   if ((r.blocks + BigInt(r.pieceBlocks) - 1n) / BigInt(r.pieceBlocks) > BigInt(MAX_HASH_PIECES)) throw new AgentError('ERR_INVALID_ARG', `at most ${MAX_HASH_PIECES} pieces per call: split the range, or larger pieces`);
 }
