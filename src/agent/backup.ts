@@ -33,6 +33,7 @@ import { imageExtentHashes } from './image-hashes';
 import { noViewHashing, viewExtentHashes } from './view-hashes';
 import { blankOrSecondary, readHashTable, SecondaryLun } from './secondary-lun';
 import { inquire, type InquireReport } from './inquire';
+import { matchLun, naasOf, type LunEntry } from './target-luns';
 import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 export type BackupMode = secondary.SecondaryMode;
@@ -140,17 +141,6 @@ const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const RESTART_WAIT_MS = DEFAULT_RETRY.becomingReadyMs ?? 60_000;
 const RESTART_POLL_MS = 250;
 
-/** The management API's view of a LUN (lun_list). */
-interface LunEntry {
-  target: string;
-  lun: number;
-  naa: string;
-  blocks: string;
-  block_size: number;
-  snapshot?: string;
-  kind?: string;
-}
-
 /** The management API's view of a snapshot (snapshot_list). */
 interface SnapshotEntry {
   id: string;
@@ -160,17 +150,6 @@ interface SnapshotEntry {
   reason?: string;
   resuming?: boolean;
   unresumable?: string;
-}
-
-/** The NAA designators (hex) a LUN reports in VPD 83h with association logical unit. */
-function naasOf(r: InquireReport): string[] {
-  return r.designators.filter((d) => d.association === 0 && d.designator_type === 3).map((d) => d.hex.toLowerCase());
-}
-
-/** Finds the LUN of the target's API whose NAA designator is one the LUN reached by iSCSI reports. */
-function matchLun(luns: LunEntry[], r: InquireReport): LunEntry | undefined {
-  const naas = new Set(naasOf(r));
-  return luns.find((l) => naas.has(l.naa.toLowerCase()));
 }
 
 /**

@@ -63,6 +63,20 @@ export interface RestoreOptions {
   session?: SessionOptions;
   signal?: AbortSignal;
   onProgress?: (phase: 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number) => void;
+  /**
+   * Continue a restore of the copy `backupId` that an agent left unfinished: the pieces within
+   * the first `copiedBlocks` blocks (in the restore's order) and the first `logRecords` records
+   * are not written again (docs/restore.md, "Resume"). The check still covers everything.
+   */
+  resume?: RestoreUnits & { backupId: string };
+  /** Called after each unit is written (and, for the image, made durable): what a resume may skip. */
+  onUnit?: (u: RestoreUnits) => Promise<void> | void;
+}
+
+/** A restore's resume units, each a prefix: blocks of the image copied (in the restore's order), log records laid. */
+export interface RestoreUnits {
+  copiedBlocks: bigint;
+  logRecords: number;
 }
 
 export interface RestoreResult {
@@ -140,6 +154,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     if (r.state !== 'integrated' && r.state !== 'log-appended') {
       throw new AgentError('ERR_SNAPSHOT_STATE', `${name} holds a copy in state ${r.state}${r.reason ? ` (${r.reason})` : ''}: only a complete copy (integrated, or log-appended) can be restored`);
     }
+    if (o.resume && r.backupId !== o.resume.backupId) {
+      throw new AgentError('ERR_NOT_RESUMABLE', `${name} now holds backup ${r.backupId}, not ${o.resume.backupId} whose restore was cut short: restore that copy from where it is now, or this one afresh (without --resume)`);
+    }
     const L = r.layout;
     const ranges = normalize(o.ranges?.length ? o.ranges : [{ lba: 0n, blocks: L.imageBlocks }], L.imageBlocks);
     const whole = ranges.length === 1 && ranges[0].lba === 0n && ranges[0].blocks === L.imageBlocks;
@@ -202,8 +219,22 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     let doneBefore = 0n;
     let xcopyBytes = 0n;
     let hostBytes = 0n;
-    for (const g of overlap ? slices(L) : ranges) {
+    /** Hashes a slice in the target after the previous one, while the next copies. */
+    const hashSlice = (g: RestoreRange) => {
+      const p = lastHash.then(() => targetHashes(extentsOf(L, g)));
+      p.catch(() => undefined); // awaited at the check; a failure while the next slice copies is not unhandled
+      hashing.push(p);
+      lastHash = p;
+    };
+    // In pieces, each made durable and recorded before the next (a resume skips the ones done).
+    const skip = o.resume?.copiedBlocks ?? 0n;
+    for (const g of whole ? slices(L) : pieces(ranges, L.blockSize)) {
       interrupted();
+      if (doneBefore + g.blocks <= skip) {
+        doneBefore += g.blocks;
+        if (overlap) hashSlice(g);
+        continue;
+      }
       const c = await xcopyCopy({
         from: o.secondary,
         to: o.to,
@@ -220,13 +251,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       xcopyBytes += c.xcopy_bytes;
       hostBytes += c.host_bytes;
       doneBefore += g.blocks;
-      if (overlap) {
-        const extents = extentsOf(L, g);
-        const p = lastHash.then(() => targetHashes(extents));
-        p.catch(() => undefined); // awaited at the check; a failure while the next slice copies is not unhandled
-        hashing.push(p);
-        lastHash = p;
-      }
+      await dst.synchronizeCache16();
+      await o.onUnit?.({ copiedBlocks: doneBefore, logRecords: 0 });
+      if (overlap) hashSlice(g);
     }
     copying = false;
     const tLog = process.hrtime.bigint();
@@ -238,13 +265,22 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       logRecords = records.length;
       if (records.length > 0) {
         bridge = o.bridge ? await IscsiSession.connect(o.bridge, o.session) : dst;
+        let saved = Date.now();
         await applyObf(sec, dst, {
           bridge,
           log: { ...log, records },
           obfOffset: L.logLba,
+          // Resumed: the records laid before (a completed prefix) are not laid again.
+          from: Math.min(o.resume?.logRecords ?? 0, records.length),
           signal: o.signal,
-          onProgress: (done, total) => o.onProgress?.('log', BigInt(done), BigInt(total), 1),
+          onProgress: async (done, total) => {
+            o.onProgress?.('log', BigInt(done), BigInt(total), 1);
+            if (Date.now() - saved < UNIT_SAVE_MS) return;
+            saved = Date.now();
+            await o.onUnit?.({ copiedBlocks: totalBlocks, logRecords: done });
+          },
         });
+        await o.onUnit?.({ copiedBlocks: totalBlocks, logRecords: records.length });
       }
     }
     await dst.synchronizeCache16();
@@ -309,6 +345,17 @@ const secs = (from: bigint, to: bigint) => Number(to - from) / 1e9;
  * costs a copy (EXTENDED COPY, its sessions) and a call.
  */
 const SLICE_BYTES = 128 * 1024 * 1024;
+
+/** Log records laid are recorded for a resume at most once per this many milliseconds. */
+const UNIT_SAVE_MS = 2000;
+
+/** Ranges cut into pieces of at most SLICE_BYTES (512-byte blocks or larger), in order. */
+function pieces(ranges: readonly RestoreRange[], blockSize = 512): RestoreRange[] {
+  const most = BigInt(Math.max(1, Math.floor(SLICE_BYTES / blockSize)));
+  const out: RestoreRange[] = [];
+  for (const g of ranges) for (let at = 0n; at < g.blocks; at += most) out.push({ lba: g.lba + at, blocks: g.blocks - at < most ? g.blocks - at : most });
+  return out;
+}
 
 /** The whole image in slices of whole extents, SLICE_BYTES or so each. */
 function slices(L: secondary.SecondaryLayout): RestoreRange[] {

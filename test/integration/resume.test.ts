@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import Database from 'better-sqlite3';
 import { readSecondaryMetadata } from '../../src/agent/secondary-lun';
 import { SqliteCatalog } from '../../src/catalog';
 import { onSnapshotHeld } from '../helpers/held';
@@ -38,11 +39,11 @@ let t: SnapshotTarget;
 const file = (name: string) => path.join(dir, name);
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-/** LUNs: 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append). */
+/** LUNs: 0 source, 1 OBF, 2 secondary (overwrite), 3 secondary (append), 4 a LUN to restore onto. */
 beforeAll(async () => {
   dir = tempDir('resume');
   fs.writeFileSync(file('src.img'), crypto.randomBytes(SIZE));
-  t = await startSnapshotTarget(dir, IQN, [`file:${file('src.img')}`, `file:${file('obf.img')}:16M`, `file:${file('sec.img')}:20M`, `file:${file('sec-append.img')}:40M`]);
+  t = await startSnapshotTarget(dir, IQN, [`file:${file('src.img')}`, `file:${file('obf.img')}:16M`, `file:${file('sec.img')}:20M`, `file:${file('sec-append.img')}:40M`, `file:${file('dst.img')}:16M`]);
 });
 
 afterAll(async () => {
@@ -58,7 +59,7 @@ interface Run {
 }
 
 /** Runs the CLI; `stopAt(record)` true stops it there (SIGSTOP at once, SIGKILL after `killAfterMs`). */
-function cli(args: string[], o: { stopAt?: (r: Record<string, unknown>) => boolean; killAfterMs?: number; killAt?: number } = {}): Promise<Run> {
+function cli(args: string[], o: { stopAt?: (r: Record<string, unknown>) => boolean; stopWhen?: () => boolean; killAfterMs?: number; killAt?: number } = {}): Promise<Run> {
   const mgmt = args[0] === 'backup' ? ['--mgmt', t.server.management!.url, '--token-file', t.tokenFile] : [];
   const child: ChildProcess = spawn(BIN, [...args, '--json', ...mgmt], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } }); // jest's process.env is the test's own copy
   const records: Array<Record<string, unknown>> = [];
@@ -77,10 +78,20 @@ function cli(args: string[], o: { stopAt?: (r: Record<string, unknown>) => boole
     }
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  // stopWhen: polled every 5 ms (e.g. the catalog says some units are done).
+  const poll = o.stopWhen
+    ? setInterval(() => {
+        if (stopped || !o.stopWhen!()) return;
+        stopped = true;
+        child.kill('SIGSTOP');
+        child.kill('SIGKILL');
+      }, 5)
+    : undefined;
 
   return new Promise((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearInterval(poll);
       resolve({ code, signal, records, stderr });
     }),
   );
@@ -231,6 +242,47 @@ test('bad --resume input: an unknown id, a finished backup, and --mode with --re
   const mode = await cli(['backup', '--resume', done.id, '--mode', 'append']);
   expect(mode.code).toBe(1);
 }, 60_000);
+
+test('restore --resume: a restore of 40 ranges killed after some are written continues from them', async () => {
+  // A complete copy (append mode, integrated by the test above, or this backup) on LUN 3.
+  const backup = await cli(['backup', '--source', t.url(0), '--secondary', t.url(3), '--obf', t.url(1), '--yes', '--mode', 'append']);
+  expect(backup.code).toBe(0);
+  const image = fs.readFileSync(file('sec-append.img')).subarray(0, SIZE); // no host wrote: the image is the source
+  expect(sha(image)).toBe(sha(fs.readFileSync(file('src.img'))));
+  fs.writeFileSync(file('dst.img'), Buffer.alloc(SIZE));
+  // 40 ranges of 64 KiB, 256 KiB apart: 40 pieces, each written, synchronized and recorded in turn.
+  const ranges = Array.from({ length: 40 }, (_, i) => ['--range', `${i * 512}+128`]).flat();
+  // Killed once the catalog says some pieces are written (read with SQLite itself, not our code).
+  const db = new Database(process.env.XCOPY_AGENT_CATALOG!, { readonly: true });
+  const running = db.prepare("SELECT id, progress FROM operations WHERE kind = 'restore' AND state = 'running'");
+  const written = () => (running.all() as Array<{ progress: string | null }>).some((o) => o.progress !== null && Number(JSON.parse(o.progress).copiedBlocks) > 0);
+  const first = await cli(['restore', '--secondary', t.url(3), '--to', t.url(4), '--yes', ...ranges], { stopWhen: written });
+  const cut = running.all() as Array<{ id: string; progress: string }>;
+  db.close();
+  expect(first.signal).toBe('SIGKILL');
+  expect(cut).toHaveLength(1);
+  const done = BigInt(JSON.parse(cut[0].progress).copiedBlocks);
+  expect(done).toBeGreaterThan(0n);
+  const catalog = SqliteCatalog.open(process.env.XCOPY_AGENT_CATALOG!);
+  const copyId = (await catalog.listCopies()).find((c) => c.secondaryUrl === t.url(3) && c.state === 'log-appended')!.id;
+  await catalog.close();
+  const second = await cli(['restore', '--resume', cut[0].id.slice(0, 8), '--yes']);
+  expect({ code: second.code, stderr: second.stderr }).toEqual({ code: 0, stderr: '' });
+  const summary = summaryOf(second)!;
+  expect(summary).toMatchObject({ backup_id: copyId, verified: 'bytes', resumed_from: { copied_blocks: String(done) } });
+  expect((summary.ranges as unknown[]).length).toBe(40);
+  // Each range holds the image's bytes; between them the LUN is as it was (zeros).
+  const dst = fs.readFileSync(file('dst.img'));
+  for (let i = 0; i < 40; i++) {
+    const at = i * 512 * BS;
+    expect(sha(dst.subarray(at, at + 128 * BS))).toBe(sha(image.subarray(at, at + 128 * BS)));
+    expect(dst.subarray(at + 128 * BS, at + 512 * BS).every((b) => b === 0)).toBe(true);
+  }
+  // Nothing is left to resume.
+  const again = await cli(['restore', '--resume', copyId]);
+  expect(again.code).toBe(50); // finished already
+  expect(again.records.find((r) => r.type === 'error')!.message).toMatch(/finished already|nothing to resume/);
+}, 120_000);
 
 function readBlocks(name: string, lba: bigint, n: number): Buffer {
   const fd = fs.openSync(file(name), 'r');
