@@ -4,8 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the project needs (libiscsi for the binding and its tools, tgt as a peer
-# target, qemu-utils for qemu-img as a copy peer).
-APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra
+# target, qemu-utils for qemu-img as a copy peer, netcat-openbsd to receive sd_notify datagrams in
+# a test).
+APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra netcat-openbsd
 # node-gyp builds against the headers of the Node.js that runs it (no download).
 NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command -v node)")")"; do [ -f "$$d/include/node/node.h" ] && { echo "$$d"; break; }; done)
 
@@ -13,12 +14,13 @@ TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null)
 NATIVE_SOURCES := native/binding.gyp $(wildcard native/src/*.cc native/src/*.h)
 ADDON := native/build/Release/xcopy_native.node
 
-.PHONY: help setup apt drill test test-unit test-integration bench clean
+.PHONY: help setup apt drill test test-unit test-integration bench clean install uninstall
 
 help:
 	@echo "make drill   set up, then run the main job (see README)"
 	@echo "make test    set up, then run every test"
 	@echo "make setup   install Debian/npm packages, build the native addon and the TypeScript"
+	@echo "make install install under PREFIX (/usr/local) with a systemd unit; make uninstall"
 
 setup: apt node_modules/.package-lock.json $(ADDON) dist/.built
 
@@ -54,6 +56,13 @@ test-integration: setup
 
 bench: setup
 	npm run bench:initiator
+
+# README "Operating it": PREFIX (default /usr/local) and DESTDIR honoured.
+install: setup
+	bash scripts/install.sh install
+
+uninstall:
+	bash scripts/install.sh uninstall
 
 clean:
 	rm -rf dist native/build

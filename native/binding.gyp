@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "xcopy_native",
-      "sources": ["src/addon.cc", "src/session.cc", "src/fileops.cc", "src/crc32c.cc", "src/digest.cc"],
+      "sources": ["src/addon.cc", "src/session.cc", "src/fileops.cc", "src/crc32c.cc", "src/digest.cc", "src/notify.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "libraries": ["-liscsi"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -3,6 +3,8 @@
  * Every flag can also come from the environment as XCOPY_AGENT_<FLAG>, for the commands that
  * have that flag only (./env.ts); a flag a command does not have fails only on the command line.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import yargs from 'yargs';
 import { ArgumentError, ExitStatus } from '../errors';
 import { createLogger, setLogger } from '../util/log';
@@ -21,6 +23,19 @@ import * as restore from './commands/restore';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 import { withEnv } from './env';
+
+/** The version of the package this code is part of (its package.json, found upwards from here). */
+export function packageVersion(): string {
+  for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'xcopy-agent' && pkg.version) return pkg.version;
+    } catch {
+      // not here
+    }
+  }
+  return 'unknown';
+}
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -59,8 +74,10 @@ export function buildCli(argv: string[]) {
       process.stderr.write(`xcopy-agent: ${text} (see 'xcopy-agent --help')\n`);
       process.exit(ExitStatus.USAGE);
     })
+    // `xcopy-agent completion >> ~/.bashrc` (or ~/.zshrc): yargs' own completion script.
+    .completion('completion', 'print a bash/zsh completion script (append it to ~/.bashrc or ~/.zshrc)')
     .help()
-    .version(false);
+    .version(packageVersion());
 }
 
 export async function main(argv: string[]): Promise<void> {

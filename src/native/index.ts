@@ -107,6 +107,8 @@ export interface NativeModule {
   crc32cHardware: boolean;
   /** SHA-256 of each `pieceBytes` piece of `data` (0: of all of it) on the libuv thread pool, read in place; the digests concatenated (see src/native/digest.ts). */
   sha256Async(data: Buffer, pieceBytes: number): Promise<Buffer>;
+  /** sd_notify(3): sends `state` ("READY=1", ...) to $NOTIFY_SOCKET; false when it is unset. */
+  sdNotify(state: string): boolean;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

@@ -8,6 +8,7 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { parseConfig, quickConfig, type Config } from '../../target/config';
 import { TargetServer } from '../../target/server';
+import { sdNotify } from '../../native/notify';
 import { createLogger } from '../../util/log';
 import { Output } from '../output';
 
@@ -82,9 +83,12 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       out.record('progress', { event: 'management', url: server.management.url });
       out.line(`target: management API on ${server.management.url}`);
     }
+    // Under systemd (Type=notify): serving now.
+    sdNotify({ READY: 1, STATUS: `serving ${config.targets.length} target(s) on ${portals.join(', ')}`, MAINPID: process.pid });
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         log.info({ signal: sig }, 'stopping');
+        sdNotify({ STOPPING: 1 });
         void server.stop().then(resolve);
       };
       process.once('SIGINT', () => stop('SIGINT'));
