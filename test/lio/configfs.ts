@@ -59,7 +59,8 @@ export function saveconfigToConfigfs(doc: unknown, env: NodeJS.ProcessEnv = proc
     ];
     for (const [key, file] of pairs) {
       const v = o[`${prefix}${key}`];
-      if (v !== undefined) lines.push(`echo ${q(key.endsWith('password') ? secret(v) : String(v))} > ${q(`${dir}/${file}`)}`);
+      // printf, not echo: LIO keeps a trailing newline as part of the name or secret.
+      if (v !== undefined) lines.push(`printf %s ${q(key.endsWith('password') ? secret(v) : String(v))} > ${q(`${dir}/${file}`)}`);
     }
   };
 

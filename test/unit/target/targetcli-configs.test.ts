@@ -80,8 +80,8 @@ describe('targetcli-configs/', () => {
     expect(script).toContain(`echo 'fd_dev_name=/var/lib/xcopy-agent/luns/chap/source.img,fd_dev_size=67108864' > 'core/fileio_0/chap-source/control'`);
     expect(script).toContain(`echo 'c4a90001-7c3e-4d2a-9f10-5e6b8a9d0c11' > 'core/fileio_0/chap-source/wwn/vpd_unit_serial'`);
     expect(script).toContain(`mkdir 'iscsi/iqn.2026-11.io.xcopy-agent:chap/tpgt_1/np/0.0.0.0:3260'`);
-    expect(script).toContain(`echo 'target-secret-4567' > 'iscsi/iqn.2026-11.io.xcopy-agent:chap/tpgt_1/acls/iqn.2026-11.io.xcopy-agent:host/auth/password_mutual'`);
-    expect(script).toContain(`echo 'discovery-secret-89' > 'iscsi/discovery_auth/password'`);
+    expect(script).toContain(`printf %s 'target-secret-4567' > 'iscsi/iqn.2026-11.io.xcopy-agent:chap/tpgt_1/acls/iqn.2026-11.io.xcopy-agent:host/auth/password_mutual'`);
+    expect(script).toContain(`printf %s 'discovery-secret-89' > 'iscsi/discovery_auth/password'`);
     expect(script).toContain(`echo 1 > 'iscsi/discovery_auth/enforce_discovery_auth'`);
     // block_size before the other attributes, the tpg enabled last.
     expect(script.indexOf('attrib/block_size')).toBeLessThan(script.indexOf('attrib/emulate_3pc'));
