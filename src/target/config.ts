@@ -14,8 +14,14 @@
  *                                                "demo_mode_write_protect" },
  *                                "chap_userid", "chap_password", ...   (tpg-wide CHAP for demo mode)
  *                                "parameters": { "MaxRecvDataSegmentLength", ... } } ] } ],
- *     "discovery_auth": { "enable", "userid", "password", "mutual_userid", "mutual_password" } }
+ *     "discovery_auth": { "enable", "userid", "password", "mutual_userid", "mutual_password" },
+ *     "fabric_modules": [ { "name": "iscsi", "discovery_enable_auth", "discovery_userid", ... } ] }
  *
+ * Files saved by targetcli (rtslib-fb's dump) load as they are: the keys it writes that have no
+ * meaning here (alua_tpgs, aio, write_back, exclusive, nullio, LUN and mapped-LUN aliases,
+ * alua_tg_pt_gp_name, a target's parameters, a node ACL's tag and attributes, LIO's storage and
+ * tpg attributes other than the ones read) are accepted and ignored; discovery CHAP is read from
+ * either `discovery_auth` (ours) or rtslib's `fabric_modules` entry named "iscsi", not both.
  * Validation names the offending key path (`targets[0].tpgs[0].luns[1].storage_object`).
  * Secrets may be given as "env:VARIABLE" to read them from the environment.
  */
@@ -196,13 +202,16 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   const names = c.unique(storageObjects, (so) => `/backstores/${so.plugin}/${so.name}`, (i) => `storage_objects[${i}].name`, 'storage object');
   const targets = c.list(root.targets, 'targets', (v, path) => target(c, v, path, names));
   c.unique(targets, (t) => t.wwn, (i) => `targets[${i}].wwn`, 'target');
-  return { storageObjects, targets, discoveryAuth: discoveryAuth(c, root.discovery_auth) };
+  if (root.discovery_auth !== undefined && fabricDiscoveryAuth(c, root.fabric_modules) !== undefined) {
+    c.fail('discovery_auth', 'give discovery CHAP in discovery_auth or in fabric_modules, not both');
+  }
+  return { storageObjects, targets, discoveryAuth: discoveryAuth(c, root.discovery_auth) ?? fabricDiscoveryAuth(c, root.fabric_modules) };
 }
 
 /** One storage object (a backstore): its plugin, block size, size and where its data lives. */
 function storageObject(c: Checker, v: unknown, path: string): StorageObjectConfig {
   const o = c.obj(v, path);
-  c.only(o, path, ['name', 'plugin', 'dev', 'size', 'wwn', 'attributes', 'write_back', 'aio', 'readonly']);
+  c.only(o, path, ['name', 'plugin', 'dev', 'size', 'wwn', 'attributes', 'write_back', 'aio', 'readonly', 'alua_tpgs', 'exclusive', 'nullio']);
   const pluginName = c.str(o.plugin, `${path}.plugin`);
   if (pluginName !== 'fileio' && pluginName !== 'ramdisk' && pluginName !== 'remote') {
     c.fail(`${path}.plugin`, `unsupported plugin ${JSON.stringify(pluginName)} (fileio, ramdisk or remote)`);
@@ -234,7 +243,7 @@ function storageObject(c: Checker, v: unknown, path: string): StorageObjectConfi
 /** One iSCSI target: its name and its tpgs; `names` are the storage objects' paths. */
 function target(c: Checker, v: unknown, tpath: string, names: Set<string>): TargetConfig {
   const t = c.obj(v, tpath);
-  c.only(t, tpath, ['wwn', 'fabric', 'tpgs']);
+  c.only(t, tpath, ['wwn', 'fabric', 'tpgs', 'parameters']);
   const wwn = c.str(t.wwn, `${tpath}.wwn`);
   if (!IQN.test(wwn)) c.fail(`${tpath}.wwn`, `${JSON.stringify(wwn)} is not an iSCSI name (iqn.YYYY-MM.reversed.domain[:name])`);
   if (t.fabric !== undefined && t.fabric !== 'iscsi') c.fail(`${tpath}.fabric`, 'only "iscsi" is supported');
@@ -275,7 +284,7 @@ function tpg(c: Checker, tv: unknown, gpath: string, names: Set<string>): TpgCon
 /** One LUN of a tpg: its number and the storage object behind it (one of `names`). */
 function tpgLun(c: Checker, lv: unknown, lpath: string, names: Set<string>): TpgConfig['luns'][number] {
   const l = c.obj(lv, lpath);
-  c.only(l, lpath, ['index', 'storage_object', 'alias']);
+  c.only(l, lpath, ['index', 'storage_object', 'alias', 'alua_tg_pt_gp_name']);
   const so = c.str(l.storage_object, `${lpath}.storage_object`);
   if (!names.has(so)) c.fail(`${lpath}.storage_object`, `${so} is not among storage_objects (${[...names].join(', ') || 'none'})`);
   return { index: c.int(l.index, `${lpath}.index`, 0, 16383), storageObject: so };
@@ -284,7 +293,7 @@ function tpgLun(c: Checker, lv: unknown, lpath: string, names: Set<string>): Tpg
 /** One node ACL: the initiator's name, its mapped LUNs (each one of the tpg's `lunIdx`) and CHAP. */
 function nodeAcl(c: Checker, av: unknown, apath: string, lunIdx: Set<number>): NodeAclConfig {
   const a = c.obj(av, apath);
-  c.only(a, apath, ['node_wwn', 'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password', 'mapped_luns', 'attributes']);
+  c.only(a, apath, ['node_wwn', 'tag', 'chap_userid', 'chap_password', 'chap_mutual_userid', 'chap_mutual_password', 'mapped_luns', 'attributes']);
   const nodeWwn = c.str(a.node_wwn, `${apath}.node_wwn`);
   if (!IQN.test(nodeWwn)) c.fail(`${apath}.node_wwn`, `${JSON.stringify(nodeWwn)} is not an iSCSI name`);
   const mapped = c.list(a.mapped_luns, `${apath}.mapped_luns`, (mv, mpath) => mappedLun(c, mv, mpath, lunIdx));
@@ -294,7 +303,7 @@ function nodeAcl(c: Checker, av: unknown, apath: string, lunIdx: Set<number>): N
 /** One mapped LUN of a node ACL: the number the initiator sees for one of the tpg's `lunIdx`. */
 function mappedLun(c: Checker, mv: unknown, mpath: string, lunIdx: Set<number>): MappedLunConfig {
   const m = c.obj(mv, mpath);
-  c.only(m, mpath, ['index', 'tpg_lun', 'write_protect']);
+  c.only(m, mpath, ['index', 'tpg_lun', 'write_protect', 'alias']);
   const tpgLun = c.int(m.tpg_lun, `${mpath}.tpg_lun`, 0, 16383);
   if (!lunIdx.has(tpgLun)) c.fail(`${mpath}.tpg_lun`, `LUN ${tpgLun} is not among the tpg's luns`);
   return { index: c.int(m.index, `${mpath}.index`, 0, 16383), tpgLun, writeProtect: c.bool(m.write_protect, `${mpath}.write_protect`, false) };
@@ -321,6 +330,20 @@ function discoveryAuth(c: Checker, v: unknown): ChapConfig | undefined {
   const d = c.obj(v, 'discovery_auth');
   c.only(d, 'discovery_auth', ['enable', 'userid', 'password', 'mutual_userid', 'mutual_password']);
   return c.bool(d.enable, 'discovery_auth.enable', true) ? c.chap(d, 'discovery_auth', '') : undefined;
+}
+
+/**
+ * Discovery CHAP as targetcli saves it: the `fabric_modules` entry named "iscsi" with
+ * discovery_userid/password (and the mutual pair), used when discovery_enable_auth is true (the
+ * default when a user id is given). Entries of other fabrics are ignored (iSCSI is the only one).
+ */
+function fabricDiscoveryAuth(c: Checker, v: unknown): ChapConfig | undefined {
+  const modules = c.list(v, 'fabric_modules', (mv, mpath) => ({ o: c.obj(mv, mpath), path: mpath }));
+  const iscsi = modules.find((m) => c.str(m.o.name, `${m.path}.name`) === 'iscsi');
+  if (!iscsi) return undefined;
+  c.only(iscsi.o, iscsi.path, ['name', 'discovery_enable_auth', 'discovery_userid', 'discovery_password', 'discovery_mutual_userid', 'discovery_mutual_password']);
+  const chap = c.chap(iscsi.o, iscsi.path, 'discovery_');
+  return c.bool(iscsi.o.discovery_enable_auth, `${iscsi.path}.discovery_enable_auth`, chap !== undefined) ? chap : undefined;
 }
 
 /**

@@ -174,4 +174,31 @@ describe('target config: each part of the document', () => {
     expect(parseConfig(doc(), {}).discoveryAuth).toBeUndefined();
     expect(() => parseConfig(doc({ discovery_auth: { enable: true, user: 'x' } }), {})).toThrow(/^config discovery_auth\.user: unknown key/);
   });
+
+  test('fabric_modules (as targetcli saves discovery CHAP): the iscsi entry, enabled by default when it has a user id', () => {
+    const iscsi = { name: 'iscsi', discovery_userid: 'd', discovery_password: 'env:DISC', discovery_mutual_userid: 't', discovery_mutual_password: 'target-secret-1' };
+    expect(parseConfig(doc({ fabric_modules: [{ name: 'loopback' }, iscsi] }), { DISC: 'discovery-secret' }).discoveryAuth).toEqual({
+      userid: 'd',
+      password: 'discovery-secret',
+      mutualUserid: 't',
+      mutualPassword: 'target-secret-1',
+    });
+    expect(parseConfig(doc({ fabric_modules: [{ ...iscsi, discovery_enable_auth: false }] }), { DISC: 'x' }).discoveryAuth).toBeUndefined();
+    expect(parseConfig(doc({ fabric_modules: [] }), {}).discoveryAuth).toBeUndefined();
+    expect(() => parseConfig(doc({ fabric_modules: [{ name: 'iscsi', discovery_user: 'x' }] }), {})).toThrow(/^config fabric_modules\[0\]\.discovery_user: unknown key/);
+    expect(() => parseConfig(doc({ fabric_modules: [iscsi], discovery_auth: { userid: 'd', password: 'discovery-secret' } }), { DISC: 'x' })).toThrow(
+      /^config discovery_auth: give discovery CHAP in discovery_auth or in fabric_modules, not both$/,
+    );
+  });
+
+  test('keys targetcli writes that mean nothing here are accepted (alua_tpgs, aliases, a target\'s parameters, an ACL\'s tag)', () => {
+    const d = JSON.parse(JSON.stringify(good));
+    Object.assign(d.storage_objects[0], { alua_tpgs: [{ name: 'default_tg_pt_gp', tg_pt_gp_id: 0 }], aio: false, write_back: false });
+    Object.assign(d.targets[0], { parameters: { cmd_completion_affinity: '-1' } });
+    const tpg = d.targets[0].tpgs[0];
+    Object.assign(tpg.luns[0], { alias: '3f1a20c4b1', alua_tg_pt_gp_name: 'default_tg_pt_gp' });
+    Object.assign(tpg.node_acls[0], { tag: 'hosts' });
+    Object.assign(tpg.node_acls[0].mapped_luns[0], { alias: '8c2e4a1f01' });
+    expect(parseConfig(d, { TEST_SECRET: 'sixteen-chars-ok' }).targets[0].tpgs[0].nodeAcls[0].mappedLuns).toEqual([{ index: 0, tpgLun: 1, writeProtect: true }]);
+  });
 });
