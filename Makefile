@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # Debian packages the project needs (libiscsi for the binding and its tools, tgt as a peer
 # target, qemu-utils for qemu-img as a copy peer).
-APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra
+APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra libext2fs-dev e2fsprogs fdisk
 # node-gyp builds against the headers of the Node.js that runs it (no download).
 NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command -v node)")")"; do [ -f "$$d/include/node/node.h" ] && { echo "$$d"; break; }; done)
 
