@@ -22,6 +22,7 @@ const DECLARED: Record<keyof NativeModule, true> = {
   crc32cPortable: true,
   crc32cHardware: true,
   sha256Async: true,
+  ext2TocAsync: true,
 };
 
 /** The same for the methods of a libiscsi session (native/src/session.cc). */
