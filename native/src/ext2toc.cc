@@ -447,6 +447,8 @@ class Walk {
     if (entry == DIRENT_DOT_FILE || entry == DIRENT_DOT_DOT_FILE || dirent->inode == 0) return 0;
     int len = ext2fs_dirent_name_len(dirent);
     std::string name(dirent->name, static_cast<size_t>(len));
+    // Inline-data directories report their synthesized "." and ".." as other entries.
+    if (name == "." || name == "..") return 0;
     if (dirent->inode > w->fs_->super->s_inodes_count ||
         (dirent->inode < EXT2_FIRST_INO(w->fs_->super) && dirent->inode != EXT2_ROOT_INO)) {
       // An entry naming an inode the file system does not have (or a reserved one) is corrupt.

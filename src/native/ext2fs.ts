@@ -67,7 +67,8 @@ function checkSource(source: Ext2TocSource): void {
 
 /** The native error as one of the registry's: which code depends on the part that failed. */
 function mapError(thrown: unknown): unknown {
-  if (!(thrown instanceof Error) || typeof (thrown as Partial<Ext2TocError>).kind !== 'string') return thrown;
+  // Not `instanceof Error`: the addon's errors come from the main realm, which a test's VM context does not share.
+  if (typeof thrown !== 'object' || thrown === null || typeof (thrown as Partial<Ext2TocError>).kind !== 'string') return thrown;
   const e = thrown as Ext2TocError;
   const what = { ino: e.ino, block: e.block, errcode: e.errcode };
   switch (e.kind) {

@@ -160,6 +160,12 @@ export function encodeToc(toc: Toc): Buffer {
       nextLogical = x.logical + x.blocks;
       nextPhysical = x.physical + x.blocks;
     }
+    w.uint(e.mapBlocks.length, 'map block count');
+    let prev = 0;
+    for (const b of e.mapBlocks) {
+      w.int(b - prev, 'map block delta');
+      prev = b;
+    }
   }
   const body = w.done();
   const header = Buffer.alloc(TOC_HEADER_LENGTH);
@@ -261,6 +267,7 @@ export function decodeToc(buf: Buffer): Toc {
       mtime: r.int('mtime'),
       mtimeNsec: r.uint('mtimeNsec'),
       extents: [],
+      mapBlocks: [],
     };
     const flagsAt = r.pos;
     const flags = r.uint('entry flags');
@@ -305,6 +312,15 @@ export function decodeToc(buf: Buffer): Toc {
       e.extents.push(x);
       nextLogical = logical + x.blocks;
       nextPhysical = physical + x.blocks;
+    }
+    const m = r.uint('map block count');
+    if (m > r.left) r.fail(`inode ${ino}: ${m} map blocks`, at);
+    let prev = 0;
+    for (let k = 0; k < m; k++) {
+      const bAt = r.pos;
+      prev += r.int('map block delta');
+      if (prev < 0 || prev >= fs.blocksCount) r.fail(`inode ${ino}: map block ${prev} lies outside the file system`, bAt);
+      e.mapBlocks.push(prev);
     }
     entries.push(e);
   }

@@ -68,6 +68,8 @@ export interface TocEntry {
   /** A symlink whose target is in the inode's block map (no blocks). */
   fastSymlink?: boolean;
   extents: TocExtent[];
+  /** The blocks of its map itself: extent-tree index and leaf blocks, indirect blocks (file-system blocks). */
+  mapBlocks: number[];
 }
 
 export interface TocFileSystem {
@@ -154,6 +156,7 @@ export function tocFromRaw(raw: Ext2RawToc, offset: number): Toc {
       mtime: r.mtime,
       mtimeNsec: r.mtimeNsec,
       extents,
+      mapBlocks: Array.from(raw.meta.subarray(r.metaStart, r.metaStart + r.metaCount)),
     };
     if (r.target) {
       const t = bytesToText(r.target);
