@@ -320,6 +320,35 @@ describe('through iSCSI from the project target', () => {
   });
 });
 
+describe('the command', () => {
+  const BIN = path.resolve(__dirname, '../../bin/xcopy-agent');
+  const run = (args: string[]) => spawnSync(BIN, ['toc', ...args], { encoding: 'utf8' });
+
+  test('--json: one file record per inode listed, then the summary; paths select', () => {
+    const img = images.get('ext3-4k-mbr')!;
+    const r = run(['--file', img.file, '--json', '/deep0/deep1/large.bin', '/fast-link']);
+    expect(r.status).toBe(0);
+    const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recs.map((x) => x.type)).toEqual(['file', 'file', 'summary']);
+    const large = recs.find((x) => x.path === '/deep0/deep1/large.bin')!;
+    expect(large).toMatchObject({ file_type: 'file', size: img.exp.get('/deep0/deep1/large.bin')!.size });
+    expect((large.extents as Array<{ lba: number }>)[0].lba).toBeGreaterThanOrEqual(2048);
+    expect(recs.find((x) => x.path === '/fast-link')).toMatchObject({ file_type: 'symlink', link_target: 'f1' });
+    expect(recs[2]).toMatchObject({ command: 'toc', fs_type: 'ext3', partition: { index: 1, scheme: 'mbr' }, listed: 2 });
+  });
+
+  test('bad input: one line, the documented exit status, nothing on stdout', () => {
+    const notFs = run(['--file', path.join(dir, 'ext2-1k.tree', 'deep0', 'deep1', 'large.bin')]);
+    expect(notFs.status).toBe(54);
+    expect(notFs.stderr.trim().split('\n')).toHaveLength(1);
+    expect(notFs.stdout).toBe('');
+    const missing = run(['--file', images.get('ext2-1k')!.file, '/no/such/file']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/no such path in the file system: \/no\/such\/file/);
+    expect(run([]).status).toBe(1);
+  });
+});
+
 describe('corrupt images give errors, not crashes', () => {
   const CODES = ['ERR_FS_CORRUPT', 'ERR_FS_UNSUPPORTED', 'ERR_FS_READ'];
 

@@ -191,21 +191,8 @@ test('random TOCs round-trip, non-UTF-8 names and targets included', () => {
           return false;
         }
       };
-      const e: TocEntry = {
-        ino,
-        paths: [],
-        type: fileTypeOf(r.mode),
-        mode: r.mode,
-        uid: r.uid,
-        gid: r.gid,
-        links: r.links,
-        flags: r.flags,
-        size: r.size,
-        mtime: r.mtime,
-        mtimeNsec: r.mtimeNsec,
-        extents: [],
-        mapBlocks: r.map,
-      };
+      const { mode, uid, gid, links, flags, size, mtime, mtimeNsec } = r;
+      const e: TocEntry = { ino, paths: [], type: fileTypeOf(mode), mode, uid, gid, links, flags, size, mtime, mtimeNsec, extents: [], mapBlocks: r.map };
       // Paths as the decoder shows them; raw bytes kept when one is not UTF-8.
       e.paths = decodeToc(encodeToc({ fs: BIG_FS, entries: [{ ...e, paths: ['/x'], rawPaths: raw }] })).entries[0].paths;
       if (!raw.every(utf)) e.rawPaths = raw;
