@@ -5,8 +5,9 @@ SHELL := /bin/bash
 
 # Debian packages the project needs (libiscsi for the binding and its tools, tgt as a peer
 # target, qemu-utils for qemu-img as a copy peer, qemu-system-x86 busybox-static cpio kmod for the
-# LIO VM (docs/lio.md), netcat-openbsd to receive sd_notify datagrams in a test).
-APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra qemu-system-x86 busybox-static cpio kmod netcat-openbsd
+# LIO VM (docs/lio.md), libext2fs-dev e2fsprogs fdisk for the table of contents (docs/toc.md),
+# netcat-openbsd to receive sd_notify datagrams in a test).
+APT_PACKAGES := libiscsi-dev libiscsi-bin tgt qemu-utils qemu-block-extra qemu-system-x86 busybox-static cpio kmod libext2fs-dev e2fsprogs fdisk netcat-openbsd
 # node-gyp builds against the headers of the Node.js that runs it (no download).
 NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command -v node)")")"; do [ -f "$$d/include/node/node.h" ] && { echo "$$d"; break; }; done)
 

@@ -31,6 +31,7 @@ export const ExitStatus = {
   HOOK_FAILED: 51, // a backup's pre- or post-hook failed; the snapshot was ended, nothing left armed
   SNAPSHOT_INVALID: 52, // the snapshot turned INVALID during a backup (OBF full, I/O error...): no consistent copy
   CATALOG: 53, // the catalog of copies cannot be opened or written (locked, corrupt, unwritable): `catalog rebuild`
+  FILESYSTEM: 54, // the file system on the LUN cannot be read for a table of contents (not ext2/3/4, unsupported, corrupt)
   INTERNAL: 99, // a bug: please report
   INTERRUPTED: 130, // SIGINT
 } as const;
@@ -77,6 +78,9 @@ export const ErrorCodes = {
   ERR_BACKUP_VERIFY: ExitStatus.MISCOMPARE, // backup --verify: the secondary does not read back as the snapshot's image (an extent's hash differs)
   ERR_NOT_RESUMABLE: ExitStatus.PARTIAL, // --resume: the operation cannot be continued (its snapshot is gone or INVALID, it ended failed, its LUN holds another copy); it is recorded failed
   ERR_CATALOG: ExitStatus.CATALOG, // the catalog of copies is locked past the busy timeout, corrupt, unwritable or newer (docs/catalog.md)
+  ERR_FS_UNSUPPORTED: ExitStatus.FILESYSTEM, // toc: no ext2/3/4 file system where asked (the partition table or signature found is named), or features libext2fs does not read
+  ERR_FS_CORRUPT: ExitStatus.FILESYSTEM, // toc: libext2fs refused a structure of the file system (the inode or block is named)
+  ERR_FS_READ: ExitStatus.MEDIUM_HARDWARE, // toc: reading the device under the file system failed (a READ's sense, an I/O error, a read past its end)
   ERR_VERIFY_MISMATCH: ExitStatus.MISCOMPARE, // verify: the secondary (or a restored LUN) is not a good copy: an extent's hash differs, its log or metadata is damaged, or its backup did not finish
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -8,11 +8,15 @@
 //     face src/native/crc32c.ts;
 //   - SHA-256 of a buffer on the thread pool (digest.h), the TS face src/native/digest.ts;
 //   - the service manager's readiness datagram, sd_notify(3) (notify.h), the TS face
-//     src/native/notify.ts.
+//     src/native/notify.ts;
+//   - the table of contents of an ext2/3/4 file system, walked by libext2fs on the thread pool
+//     through an io_manager reading a LUN (libiscsi) or a file (ext2toc.h), the TS face
+//     src/native/ext2fs.ts.
 #include <napi.h>
 
 #include "crc32c.h"
 #include "digest.h"
+#include "ext2toc.h"
 #include "fileops.h"
 #include "notify.h"
 #include "session.h"
@@ -25,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   xcopy::InitCrc32c(env, exports);
   xcopy::InitDigest(env, exports);
   xcopy::InitNotify(env, exports);
+  xcopy::InitExt2Toc(env, exports);
   return exports;
 }
 

@@ -22,6 +22,7 @@ import * as verify from './commands/verify';
 import * as restore from './commands/restore';
 import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
+import * as toc from './commands/toc';
 import { withEnv } from './env';
 
 /** The version of the package this code is part of (its package.json, found upwards from here). */
@@ -60,6 +61,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(exportCommand))
     .command(withEnv(copies))
     .command(withEnv(catalog))
+    .command(withEnv(toc))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

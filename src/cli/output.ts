@@ -34,8 +34,8 @@ export class Output {
     if (!this.json) this.out.write(`${text}\n`);
   }
 
-  /** `copy` and `operation`: one record per catalog row (`copies`). */
-  record(type: 'progress' | 'summary' | 'copy' | 'operation', fields: Record<string, unknown>): void {
+  /** `copy` and `operation`: one record per catalog row (`copies`); `file`: one per inode (`toc`). */
+  record(type: 'progress' | 'summary' | 'copy' | 'operation' | 'file', fields: Record<string, unknown>): void {
     if (this.json) this.out.write(`${toJson({ type, ...fields })}\n`);
   }
 

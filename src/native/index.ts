@@ -2,7 +2,8 @@
  * The one loader and type declaration of the native addon, xcopy_native (native/, node-gyp;
  * docs/native.md). It holds libiscsi initiator sessions (NativeSession, used by
  * src/initiator/session.ts), block-file I/O (used through src/native/fileops.ts), CRC32C (used
- * through src/native/crc32c.ts) and SHA-256 on the thread pool (src/native/digest.ts). Only
+ * through src/native/crc32c.ts), SHA-256 on the thread pool (src/native/digest.ts) and the walk
+ * of an ext2/3/4 file system by libext2fs (src/native/ext2fs.ts). Only
  * this file knows where the .node file lives and requires it; every function the addon exports
  * is declared here, once.
  */
@@ -63,6 +64,91 @@ export interface NativeSession {
   lastError(): string;
 }
 
+/** Where ext2TocAsync reads: an image file (or block device), or a LUN by its own libiscsi session. */
+export type Ext2TocSource =
+  | { file: string; blockSize: number }
+  | {
+      initiator: string;
+      portal: string;
+      target: string;
+      lun: number;
+      user?: string;
+      password?: string;
+      targetUser?: string;
+      targetPassword?: string;
+      /** libiscsi's enum iscsi_header_digest (0 NONE, 1 NONE_CRC32C, 2 CRC32C_NONE, 3 CRC32C). */
+      headerDigest?: number;
+      timeoutSec: number;
+    };
+
+/** One inode reached from the root, as libext2fs read it (native/src/ext2toc.cc). */
+export interface Ext2RawInode {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  links: number;
+  flags: number;
+  sizeHigh: number;
+  sizeLow: number;
+  /** Seconds since the epoch (with the extra epoch bits of large inodes), and nanoseconds. */
+  mtime: number;
+  mtimeNsec: number;
+  /** Character and block devices: the device number as stored (old or new encoding). */
+  rdev?: number;
+  /** Index and count of its runs in `extents` (4 numbers each), of its tree/indirect blocks in `meta`. */
+  extStart: number;
+  extCount: number;
+  metaStart: number;
+  metaCount: number;
+  /** Symbolic links: the target's bytes. */
+  target?: Buffer;
+  /** The data lives in the inode (EXT4_INLINE_DATA_FL); for files and directories, the bytes. */
+  inline?: true;
+  inlineData?: Buffer;
+  fastSymlink?: true;
+}
+
+/** The walk's raw result: src/toc/ makes the TOC of it. */
+export interface Ext2RawToc {
+  fs: {
+    blockSize: number;
+    blocksCount: number;
+    firstDataBlock: number;
+    inodesCount: number;
+    inodeSize: number;
+    featureCompat: number;
+    featureIncompat: number;
+    featureRoCompat: number;
+    state: number;
+    revLevel: number;
+    label: Buffer;
+    uuid: string;
+    /** Feature names as e2fsprogs spells them (libe2p's e2p_feature2string). */
+    features: string[];
+  };
+  deviceBytes: number;
+  deviceBlockSize: number;
+  /** Reads from the device (cache misses) and their bytes. */
+  reads: number;
+  bytesRead: number;
+  inodes: Ext2RawInode[];
+  /** Directory entries: [parent inode, inode, file type, name bytes]; the root is [0, 2, 2, <empty>]. */
+  links: Array<[number, number, number, Buffer]>;
+  /** Mapped runs: logical block, physical block, blocks, uninit (0/1), in file-system blocks. */
+  extents: Float64Array;
+  /** Extent-tree and indirect blocks (file-system blocks). */
+  meta: Float64Array;
+}
+
+/** A failed walk: `kind` says which part failed; `ino`/`block` what it names. */
+export interface Ext2TocError extends Error {
+  kind: 'open' | 'connect' | 'fs' | 'unsupported' | 'io';
+  errcode?: number;
+  ino?: number;
+  block?: number;
+}
+
 /** Everything the addon exports (native/src/addon.cc), each declared once. */
 export interface NativeModule {
   NativeSession: new (initiatorName: string) => NativeSession;
@@ -109,6 +195,11 @@ export interface NativeModule {
   sha256Async(data: Buffer, pieceBytes: number): Promise<Buffer>;
   /** sd_notify(3): sends `state` ("READY=1", ...) to $NOTIFY_SOCKET; false when it is unset. */
   sdNotify(state: string): boolean;
+  /**
+   * Walks the ext2/3/4 file system starting at byte `offset` of the source with libext2fs, on
+   * the thread pool (see src/native/ext2fs.ts); rejects with an Ext2TocError.
+   */
+  ext2TocAsync(source: Ext2TocSource, offset: number, options: { windowBytes: number; windows: number }): Promise<Ext2RawToc>;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

@@ -23,6 +23,7 @@ const DECLARED: Record<keyof NativeModule, true> = {
   crc32cHardware: true,
   sha256Async: true,
   sdNotify: true,
+  ext2TocAsync: true,
 };
 
 /** The same for the methods of a libiscsi session (native/src/session.cc). */

@@ -38,6 +38,7 @@ const FORBIDDEN: Record<string, string[]> = {
   initiator: ['store', 'cow', 'xcopy', 'target', 'mgmt', 'agent', 'cli'],
   mgmt: ['store', 'cow', 'xcopy', 'target', 'agent', 'cli'],
   agent: ['cow', 'store', 'xcopy', 'cli'],
+  toc: ['store', 'cow', 'xcopy', 'target', 'mgmt', 'agent', 'cli', 'catalog', 'peers'],
   catalog: ['scsi', 'native', 'store', 'cow', 'obf', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli', 'peers'],
   util: ['scsi', 'native', 'store', 'cow', 'obf', 'xcopy', 'target', 'initiator', 'mgmt', 'agent', 'cli'],
 };
