@@ -24,6 +24,8 @@ import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import * as secondary from '../secondary';
 import { decodeSuperblock } from '../obf/format';
+import { encodeToc, TOC_FORMAT_NAME } from '../toc/format';
+import { readToc } from '../toc/read';
 import { SenseKey } from '../scsi/constants';
 import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
@@ -37,7 +39,7 @@ import { matchLun, naasOf, type LunEntry } from './target-luns';
 import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 export type BackupMode = secondary.SecondaryMode;
-export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'terminate' | 'apply' | 'append' | 'hash' | 'verify' | 'done';
+export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'toc' | 'terminate' | 'apply' | 'append' | 'hash' | 'verify' | 'done';
 
 export interface BackupOptions {
   source: string;
@@ -72,6 +74,12 @@ export interface BackupOptions {
   yes?: boolean;
   /** After 608, read the secondary back and check each extent against the hashes of the view. */
   verify?: boolean;
+  /**
+   * 603: the table of contents of the ext2/3/4 file system on the source, read from the
+   * snapshot's view while the copy runs, into the secondary's TOC reserve (docs/backup.md, "The
+   * table of contents"). A source it cannot list gets a warning, not a failed backup.
+   */
+  toc?: boolean;
   /** On failure or interruption, keep the snapshot (ACTIVE) instead of ending it. */
   keepSnapshotOnAbort?: boolean;
   signal?: AbortSignal;
@@ -105,6 +113,8 @@ export interface BackupResult {
   hashed_from: 'view' | 'secondary';
   /** True when the secondary was read back after 608 and matched the view's hashes (--verify). */
   verified: boolean;
+  /** With --toc: the files listed and the bytes of the TOC written to the reserve (absent when none could be made). */
+  toc?: { files: number; bytes: number };
   /** With `resume`: what the earlier run had done (the secondary's state then), or `nothing` (it had not instituted). */
   resumed_from?: secondary.SecondaryState | 'nothing';
   phases: Record<string, number>;
@@ -140,6 +150,13 @@ const elapsed = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
  */
 const RESTART_WAIT_MS = DEFAULT_RETRY.becomingReadyMs ?? 60_000;
 const RESTART_POLL_MS = 250;
+
+/** `url` (a LUN of the source's target, with its credentials and options) naming another LUN of that target. */
+export function lunUrl(url: string, target: string, lun: number): string {
+  const m = /^(iscsi:\/\/[^/]+)\/[^/?]+\/\d+(\?.*)?$/.exec(url);
+  if (!m) throw new ArgumentError(`${redactUrl(url)} is not an iscsi://HOST/IQN/LUN URL`);
+  return `${m[1]}/${target}/${lun}${m[2] ?? ''}`;
+}
 
 /** The management API's view of a snapshot (snapshot_list). */
 interface SnapshotEntry {
@@ -206,15 +223,20 @@ export class Backup {
       } else if (!this.meta) await this.writeInitialMetadata(plan, snap);
       let copy: XcopyCopyResult = { blocks: 0n, block_size: plan.blockSize, xcopy_bytes: 0n, host_bytes: 0n, extended_copy_commands: 0, seconds: 0, path: 'xcopy' };
       let viewHashes: Buffer[] | undefined;
+      let toc: BackupResult['toc'];
       let log: ObfLog;
       if (this.record.state === 'copying' && recovered?.capture !== 'sealed') {
-        // The image's hashes from the snapshot's view, in the target, while the copy runs.
+        // The image's hashes from the snapshot's view, in the target, while the copy runs; and
+        // with --toc (603) the table of contents from the view, beside them.
         const hashing = this.hashView(plan, snap.id);
+        const listing = this.opts.toc ? this.tableOfContents(plan, snap.id) : undefined;
         try {
           copy = await this.timed('copy', () => this.outboardCopy(plan));
           viewHashes = await this.timed('hash', () => hashing.finish());
+          if (listing) toc = await this.timed('toc', () => listing);
         } finally {
           await hashing.stop();
+          await listing?.catch(() => undefined);
         }
         log = await this.timed('terminate', () => this.endCapture(plan, recovered?.capture === 'marked'));
       } else {
@@ -251,6 +273,7 @@ export class Backup {
         extents,
         hashed_from: viewHashes ? 'view' : 'secondary',
         verified: viewHashes !== undefined && this.opts.verify === true,
+        ...(toc ? { toc } : {}),
         ...(recovered ? { resumed_from: recovered.from } : {}),
         phases: { ...this.phases },
         seconds: elapsed(t0),
@@ -732,6 +755,45 @@ export class Backup {
     await plan.sec.synchronizeCache16();
     await this.saveRecord({ log: { records: log.records.length, dataBlocks, usedBlocks: used }, progress: { ...this.record.progress, appendedBlocks: used } });
     return { records: log.records.length, dataBytes };
+  }
+
+  // ---- 603: the table of contents --------------------------------------------------------
+
+  /**
+   * The file system on the snapshot's view (the image as of 602, not the live source): the view
+   * exported as a LUN of the source's target for the walk (src/toc/read.ts), then removed; the
+   * TOC encoded (docs/toc-format.md) into the secondary's TOC reserve and recorded in its
+   * header. Resolves undefined, with a warning, when no TOC can be made (no ext2/3/4, a damaged
+   * file system, a TOC larger than the reserve): the copy stands without it.
+   */
+  private async tableOfContents(plan: Plan, snapshotId: string): Promise<BackupResult['toc']> {
+    let view: { target: string; lun: number } | undefined;
+    try {
+      view = await this.snapshots.call<{ target: string; lun: number }>('view_add', { id: snapshotId });
+      const r = await readToc({ url: lunUrl(this.opts.source, view.target, view.lun), session: this.opts.session });
+      await this.snapshots.call('view_remove', { id: snapshotId, lun: view.lun });
+      view = undefined;
+      if (r.fs.needsRecovery) this.emit({ type: 'warning', message: 'the file system on the source needs journal recovery (in use, not flushed): its table of contents may list files written since its last commit wrong; freeze it with a pre-hook (fsfreeze -f) for a clean copy' });
+      const body = encodeToc(r);
+      const L = plan.layout;
+      const room = L.tocBlocks * BigInt(L.blockSize);
+      if (BigInt(body.length) > room) {
+        this.emit({ type: 'warning', message: `no table of contents kept: it takes ${body.length} bytes, the secondary's TOC reserve ${room} (a file system of ${r.entries.length} inodes)` });
+        return undefined;
+      }
+      const blocks = Math.ceil(body.length / L.blockSize);
+      const out = Buffer.alloc(blocks * L.blockSize);
+      body.copy(out);
+      await plan.sec.write16(L.tocLba, out, { fua: true });
+      await this.saveRecord({ toc: { usedBytes: BigInt(body.length), format: TOC_FORMAT_NAME } });
+      return { files: r.entries.length, bytes: body.length };
+    } catch (err) {
+      if (this.interrupted()) throw err;
+      this.emit({ type: 'warning', message: `no table of contents: ${(err as Error).message}` });
+      return undefined;
+    } finally {
+      if (view) await this.snapshots.call('view_remove', { id: snapshotId, lun: view.lun }).catch(() => undefined);
+    }
   }
 
   // ---- hashes of the image as of 602 ------------------------------------------------------

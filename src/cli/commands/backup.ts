@@ -65,7 +65,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('yes', { type: 'boolean', default: false, describe: 'take a secondary that holds other data' })
     .option('keep-snapshot-on-abort', { type: 'boolean', describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
     .option('verify', { type: 'boolean', describe: "after 608, read the secondary back and check every extent against the snapshot view's hashes" })
-    .option('toc', { type: 'boolean', default: false, hidden: true, describe: 'table of contents (not yet)' })
+    .option('toc', { type: 'boolean', default: false, describe: '603: list the ext2/3/4 file system on the source from the snapshot view into the secondary (see `toc --secondary`)' })
     .example('$0 backup --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/0 --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2 --obf iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/1', '')
     .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '')
     .example('$0 backup --resume 3f2c9a1e', 'continue a backup whose agent was killed') as unknown as Argv<Args>;
@@ -73,7 +73,6 @@ export function builder(y: Argv): Argv<Args> {
 
 export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   return runCommand(argv.json, 'backup', async ({ out, progress, signal }) => {
-    if (argv.toc) throw new ArgumentError('--toc (the table of contents, step 603) is not available yet');
     if (!(argv.expectedChange >= 0 && argv.expectedChange <= 100)) throw new ArgumentError(`--expected-change ${argv.expectedChange} must be a percentage 0..100`);
     if (!(argv.hookTimeout > 0)) throw new ArgumentError(`--hook-timeout ${argv.hookTimeout} must be a positive number of seconds`);
     // --resume: the options the cut-short run recorded, the ones given now winning.
@@ -133,6 +132,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       yes: argv.yes,
       keepSnapshotOnAbort: a.keepSnapshotOnAbort,
       verify: a.verify,
+      toc: argv.toc,
       signal,
       log: logger(),
       onEvent: (e) => {
@@ -165,6 +165,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
           `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
           (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
+          (r.toc ? `; table of contents: ${r.toc.files} inodes (${r.toc.bytes} bytes)` : '') +
           `; ${r.extents} extents hashed (from the ${r.hashed_from})${r.verified ? ', the secondary read back and verified' : ''}; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
     };
   });
@@ -175,6 +176,7 @@ function phaseName(p: BackupPhase): string {
     preflight: 'preflight: checking every LUN',
     institute: '602 institute: holding writes, arming COW',
     copy: '604 outboard copy (EXTENDED COPY)',
+    toc: '603 table of contents (from the snapshot view)',
     terminate: '606 terminate (OBF retained)',
     apply: '608 apply the OBF records',
     append: '608 append the OBF log',

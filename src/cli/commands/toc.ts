@@ -7,14 +7,21 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { lunRanges, type TocEntry, type TocFileSystem } from '../../toc/toc';
 import { readToc, type TocResult } from '../../toc/read';
+import { SecondaryLun } from '../../agent/secondary-lun';
+import { IscsiSession, type SessionOptions } from '../../initiator/session';
+import { redactUrl } from '../../initiator/url';
+import { decodeToc } from '../../toc/format';
+import { catalogOptions, openCatalog, type CatalogArgs } from '../catalog';
 import { Output } from '../output';
 
 export const command = 'toc [paths..]';
 export const describe = 'List the files of the ext2/3/4 file system on a LUN (or image) and where their blocks are';
 
-interface Args {
+interface Args extends CatalogArgs {
   lun?: string;
   file?: string;
+  secondary?: string;
+  copy?: string;
   paths?: string[];
   partition?: number;
   offset?: number;
@@ -24,18 +31,23 @@ interface Args {
 }
 
 export function builder(y: Argv): Argv<Args> {
-  return y
+  return catalogOptions(y)
     .positional('paths', { type: 'string', array: true, describe: 'list only these paths (and what is below a directory)' })
     .option('lun', { type: 'string', describe: 'the LUN: iscsi://host[:port]/<iqn>/<lun> (a snapshot view LUN for a consistent listing)' })
     .option('file', { type: 'string', describe: 'an image file (or block device) instead of a LUN' })
+    .option('secondary', { type: 'string', describe: 'a backup\'s secondary LUN: the table of contents `backup --toc` kept there (the image as of its snapshot)' })
+    .option('copy', { type: 'string', describe: 'a copy\'s id (`copies list`): the table of contents kept on its secondary' })
     .option('partition', { type: 'number', describe: 'the partition (1-based, as sfdisk numbers them) when several hold ext2/3/4' })
     .option('offset', { type: 'number', describe: 'the byte where the file system starts (skips the partition table)' })
     .option('block-size', { type: 'number', default: 512, describe: 'with --file: the image\'s block size, 512 or 4096 (the unit of LBAs)' })
     .option('timeout', { type: 'number', default: 30, describe: 'seconds allowed for connect, login and each command' })
-    .conflicts('lun', 'file')
+    .conflicts('lun', ['file', 'secondary', 'copy'])
+    .conflicts('file', ['secondary', 'copy'])
+    .conflicts('secondary', 'copy')
     .conflicts('offset', 'partition')
     .example('$0 toc --lun iscsi://127.0.0.1:3260/iqn.2026-11.io.xcopy-agent:snap/1', 'every file of the view LUN')
-    .example('$0 toc --file disk.img /etc/passwd --json', 'one file, NDJSON') as unknown as Argv<Args>;
+    .example('$0 toc --file disk.img /etc/passwd --json', 'one file, NDJSON')
+    .example('$0 toc --copy 3f2c9a1e /home', 'what a backup made with --toc holds under /home') as unknown as Argv<Args>;
 }
 
 const TYPE_CHAR: Record<TocEntry['type'], string> = { file: '-', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's', unknown: '?' };
@@ -127,20 +139,65 @@ function table(out: Output, r: TocResult, entries: TocEntry[]): void {
   for (const row of rows) out.line(fmt(row));
 }
 
+/** The secondary the catalog records for a copy. */
+async function secondaryOfCopy(a: CatalogArgs, id: string): Promise<string> {
+  const catalog = openCatalog(a);
+  try {
+    const found = await catalog.getCopy(id);
+    if (!found) throw new ArgumentError(`the catalog ${catalog.location} has no copy ${id}: see \`xcopy-agent copies list\`, or give --secondary URL`);
+    return found.copy.secondaryUrl;
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** Reads at most this many bytes per READ of the TOC reserve. */
+const TOC_READ_BYTES = 1024 * 1024;
+
+/**
+ * The table of contents `backup --toc` kept in a secondary's TOC reserve (docs/secondary-format.md,
+ * docs/toc-format.md): its header says how many bytes, the TOC's own CRC checks them.
+ */
+async function keptToc(url: string, session: SessionOptions): Promise<TocResult> {
+  const s = await IscsiSession.connect(url, session);
+  try {
+    const { record: r, layout: L } = await SecondaryLun.open(s);
+    if (!r.toc || r.toc.usedBytes === 0n) {
+      throw new ArgumentError(`${redactUrl(url)} holds backup ${r.backupId} without a table of contents (made without --toc, or none could be made): list the image with --lun on a LUN holding it`);
+    }
+    const bytes = Number(r.toc.usedBytes);
+    const parts: Buffer[] = [];
+    const per = Math.max(1, Math.floor(TOC_READ_BYTES / L.blockSize));
+    const blocks = Math.ceil(bytes / L.blockSize);
+    for (let at = 0; at < blocks; at += per) parts.push(await s.read16(L.tocLba + BigInt(at), Math.min(per, blocks - at)));
+    const toc = decodeToc(Buffer.concat(parts).subarray(0, bytes));
+    return { ...toc, layout: { scheme: 'none', blockSize: L.blockSize, partitions: [] }, reads: parts.length, bytesRead: bytes };
+  } finally {
+    await s.close().catch(() => undefined);
+  }
+}
+
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
-    if (argv.lun === undefined && argv.file === undefined) throw new ArgumentError('name the LUN with --lun URL (or an image with --file PATH)');
+    if (argv.lun === undefined && argv.file === undefined && argv.secondary === undefined && argv.copy === undefined) {
+      throw new ArgumentError('name the LUN with --lun URL (or an image with --file PATH, a backup with --secondary URL or --copy ID)');
+    }
     if (argv.blockSize !== 512 && argv.blockSize !== 4096) throw new ArgumentError(`--block-size must be 512 or 4096, got ${argv.blockSize}`);
     const ms = Math.max(1, argv.timeout) * 1000;
-    const r = await readToc({
-      url: argv.lun,
-      file: argv.file,
-      blockSize: argv.blockSize,
-      offset: argv.offset,
-      partition: argv.partition,
-      session: { connectTimeoutMs: ms, commandTimeoutMs: ms },
-    });
+    const session = { connectTimeoutMs: ms, commandTimeoutMs: ms };
+    const secondaryUrl = argv.copy !== undefined ? await secondaryOfCopy(argv, argv.copy) : argv.secondary;
+    const r =
+      secondaryUrl !== undefined
+        ? await keptToc(secondaryUrl, session)
+        : await readToc({
+            url: argv.lun,
+            file: argv.file,
+            blockSize: argv.blockSize,
+            offset: argv.offset,
+            partition: argv.partition,
+            session,
+          });
     const entries = selectEntries(r.entries, (argv.paths ?? []).map(String));
     if (r.fs.needsRecovery) {
       process.stderr.write(
