@@ -17,6 +17,7 @@ import * as drill from './commands/drill';
 import * as eraseObf from './commands/erase-obf';
 import * as exportCommand from './commands/export';
 import * as inquire from './commands/inquire';
+import * as metrics from './commands/metrics';
 import * as integrate from './commands/integrate';
 import * as verify from './commands/verify';
 import * as restore from './commands/restore';
@@ -62,6 +63,7 @@ export function buildCli(argv: string[]) {
     .command(withEnv(copies))
     .command(withEnv(catalog))
     .command(withEnv(toc))
+    .command(withEnv(metrics))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .epilogue(

@@ -10,6 +10,9 @@ const WINDOW_MS = 30_000;
 
 export class CaptureRate {
   private readonly samples: Array<{ t: number; bytes: bigint }> = [];
+  /** Chunks captured, and the time their captures took in all (ms), for the latency metric. */
+  captures = 0;
+  captureMs = 0;
 
   /** `now`: the clock (milliseconds). */
   constructor(private readonly now: () => number = Date.now) {}
@@ -24,6 +27,12 @@ export class CaptureRate {
     }
     this.samples.push({ t: now, bytes });
     while (this.samples.length > 2 && now - this.samples[0].t > WINDOW_MS) this.samples.shift();
+  }
+
+  /** Records one chunk's capture, which took `ms` (its original read and its OBF record committed). */
+  captured(ms: number): void {
+    this.captures++;
+    this.captureMs += ms;
   }
 
   /** Capture rate over the last 30 s (bytes/s); 0 before two samples. */

@@ -197,6 +197,7 @@ export class ChunkCapture {
     const { where, inProgress, chunkBlocks } = this.chunks;
     const running = inProgress.get(c);
     if (running) return running;
+    const started = performance.now();
     const p = (async () => {
       const lba = BigInt(c) * chunkBlocks;
       const n = Number(this.source.blocks - lba < chunkBlocks ? this.source.blocks - lba : chunkBlocks);
@@ -206,6 +207,7 @@ export class ChunkCapture {
         if (host) host.outcome = rec.host;
         where.set(c, Number(rec.dataLba));
         this.rate.sample(this.appender.state.dataBytes);
+        this.rate.captured(performance.now() - started);
         return;
       }
       let original: Original;
@@ -222,6 +224,7 @@ export class ChunkCapture {
       }
       where.set(c, Number(rec.dataLba));
       this.rate.sample(this.appender.state.dataBytes);
+      this.rate.captured(performance.now() - started);
     })().finally(() => inProgress.delete(c));
     inProgress.set(c, p);
     return p;

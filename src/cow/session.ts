@@ -149,6 +149,11 @@ export class SnapshotSession implements ChangeGuard {
     this.capture.readFrom(source.claimedStore(this), this.record.chunkBytes);
   }
 
+  /** Chunks captured since this session (re)started, and the seconds their captures took in all. */
+  get captureTime(): { captures: number; seconds: number } {
+    return { captures: this.rate.captures, seconds: this.rate.captureMs / 1000 };
+  }
+
   get state(): SnapshotState {
     return this.record.state;
   }

@@ -13,6 +13,7 @@ import type { LoginConfig, LoginResult } from './iscsi/login';
 import { DEFAULT_TARGET_PARAMS, type TargetParams } from './iscsi/negotiation';
 import { TargetSession } from './iscsi/session';
 import type { TextPair } from './iscsi/text';
+import type { LogicalUnit } from './scsi/logical-unit';
 import { TargetModel } from './target';
 import { copyManagerOf } from '../xcopy';
 import { SnapshotManager } from './snapshots/manager';
@@ -60,6 +61,8 @@ export class TargetServer implements ConnectionHost {
   snapshots: SnapshotManager | undefined;
   /** The management API (when configured). */
   management: ManagementServer | undefined;
+  /** Told of every command that ends (the metrics exporter, src/target/metrics.ts), if set. */
+  commandObserver: ConnectionHost['commandDone'] | undefined;
   /** Addresses actually listened on, as host:port. */
   readonly listening: { host: string; port: number; tag: number }[] = [];
 
@@ -255,9 +258,18 @@ export class TargetServer implements ConnectionHost {
     this.opcodeCounts.set(op, (this.opcodeCounts.get(op) ?? 0) + 1);
   }
 
+  commandDone(lu: LogicalUnit | undefined, opcode: number, status: number, dataInBytes: number, dataOutBytes: number, startedMs: number): void {
+    this.commandObserver?.(lu, opcode, status, dataInBytes, dataOutBytes, startedMs);
+  }
+
   /** Sessions now open (for status and tests). */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** TCP connections now open, logged in or not (for metrics). */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   /**

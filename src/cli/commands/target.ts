@@ -1,12 +1,14 @@
 /**
  * `target`: run the project's iSCSI target, from a saveconfig.json-like file or the quick form.
- * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0.
+ * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0. `--metrics`: the
+ * Prometheus endpoint (src/target/metrics.ts, docs/metrics.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { parseConfig, quickConfig, type Config } from '../../target/config';
+import { parseMetricsAddress, TargetMetrics } from '../../target/metrics';
 import { TargetServer } from '../../target/server';
 import { sdNotify } from '../../native/notify';
 import { createLogger } from '../../util/log';
@@ -25,6 +27,8 @@ interface Args {
   stateDir?: string;
   mgmt?: string;
   mgmtTokenFile?: string;
+  metrics?: string;
+  metricsAnyAddress: boolean;
 }
 
 export function builder(y: Argv): Argv<Args> {
@@ -36,10 +40,13 @@ export function builder(y: Argv): Argv<Args> {
     .option('state-dir', { type: 'string', describe: 'snapshot journal directory; sessions resume from it at start (default with --mgmt: /var/lib/xcopy-agent)' })
     .option('mgmt', { type: 'string', describe: 'management API: HOST:PORT (or http://HOST:PORT) on loopback, e.g. 127.0.0.1:3261, or unix:/path' })
     .option('mgmt-token-file', { type: 'string', describe: 'bearer token file (created 0600 when missing; default STATE_DIR/mgmt.token)' })
+    .option('metrics', { type: 'string', describe: 'serve Prometheus metrics on http://HOST:PORT/metrics, loopback only unless --metrics-any-address (docs/metrics.md)' })
+    .option('metrics-any-address', { type: 'boolean', default: false, describe: 'allow --metrics on a non-loopback address (the endpoint has no authentication)' })
     .conflicts('config', ['portal', 'iqn', 'lun'])
     .example('$0 target --portal 127.0.0.1:3260 --iqn iqn.2026-11.io.example:t1 --lun file:/srv/lun0.img:1G', '')
     .example('$0 target --config target.json', '')
-    .example('$0 target --config target.json --mgmt 127.0.0.1:3261 --state-dir /var/lib/xcopy-agent', '') as unknown as Argv<Args>;
+    .example('$0 target --config target.json --mgmt 127.0.0.1:3261 --state-dir /var/lib/xcopy-agent', '')
+    .example('$0 target --config target.json --metrics 127.0.0.1:9470', 'Prometheus scrapes http://127.0.0.1:9470/metrics') as unknown as Argv<Args>;
 }
 
 function loadConfig(argv: Args): Config {
@@ -68,6 +75,8 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
     const config = loadConfig(argv);
+    if (argv.metricsAnyAddress && argv.metrics === undefined) throw new ArgumentError('--metrics-any-address needs --metrics HOST:PORT');
+    const metricsAddress = argv.metrics === undefined ? undefined : parseMetricsAddress(argv.metrics, argv.metricsAnyAddress);
     // The target logs its lifecycle at info level unless told otherwise.
     const log = createLogger({ level: process.env.XCOPY_AGENT_LOG_LEVEL ?? (argv.logLevel === 'warn' ? 'info' : argv.logLevel) });
     const stateDir = argv.stateDir ?? (argv.mgmt ? '/var/lib/xcopy-agent' : undefined);
@@ -76,6 +85,13 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       stateDir,
       management: argv.mgmt ? { listen: argv.mgmt, tokenFile: argv.mgmtTokenFile ?? path.join(stateDir!, 'mgmt.token') } : undefined,
     });
+    let metrics: TargetMetrics | undefined;
+    try {
+      if (metricsAddress) metrics = await TargetMetrics.start(server, metricsAddress, log);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
     const portals = server.listening.map((l) => `${l.host}:${l.port}`);
     out.record('progress', { event: 'listening', portals, targets: config.targets.map((t) => t.wwn) });
     out.line(`target: listening on ${portals.join(', ')} for ${config.targets.map((t) => t.wwn).join(', ')}`);
@@ -83,13 +99,17 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       out.record('progress', { event: 'management', url: server.management.url });
       out.line(`target: management API on ${server.management.url}`);
     }
+    if (metrics) {
+      out.record('progress', { event: 'metrics', url: metrics.url });
+      out.line(`target: metrics on ${metrics.url}`);
+    }
     // Under systemd (Type=notify): serving now.
     sdNotify({ READY: 1, STATUS: `serving ${config.targets.length} target(s) on ${portals.join(', ')}`, MAINPID: process.pid });
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         log.info({ signal: sig }, 'stopping');
         sdNotify({ STOPPING: 1 });
-        void server.stop().then(resolve);
+        void (metrics?.stop() ?? Promise.resolve()).then(() => server.stop()).then(resolve);
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -11,6 +11,7 @@ import type { Logger } from '../../util/log';
 import { ScsiStatus } from '../../scsi/constants';
 import { Sense, buildSense } from '../../scsi/sense-reasons';
 import { executeOnView } from '../scsi/dispatch';
+import type { LogicalUnit } from '../scsi/logical-unit';
 import type { ScsiReply } from '../scsi/types';
 import { LOGIN_MAX_DATA_SEGMENT_LENGTH, PduFramer, encodeFrame, type FramedPdu } from './framer';
 import { LoginMachine, LoginStatus, type LoginResult } from './login';
@@ -60,6 +61,12 @@ export interface ConnectionHost {
   /** LUN RESET / TARGET WARM RESET: aborts tasks on every connection, then resets the LUs. */
   reset(fn: 'lun' | 'target', conn: Connection, lun: number): Promise<boolean>;
   countOpcode(cdb0: number): void;
+  /**
+   * A command has ended (its status is about to be sent, or it was aborted): for metrics. `lu` is
+   * the logical unit it addressed (undefined for an unmapped LUN); the byte counts are the Data-In
+   * sent and the Data-Out gathered; `startedMs` is performance.now() when the command arrived.
+   */
+  commandDone(lu: LogicalUnit | undefined, opcode: number, status: number, dataInBytes: number, dataOutBytes: number, startedMs: number): void;
   readonly keepAliveIntervalMs: number;
   readonly keepAliveTimeoutMs: number;
   /** Largest Data-Out gathered for one command (bytes). */
@@ -93,6 +100,8 @@ interface Task {
   executing: boolean;
   done: Promise<void>;
   finish: () => void;
+  /** performance.now() when the command PDU arrived (for the latency metric). */
+  startedMs: number;
 }
 
 let nextTtt = 1;
@@ -558,6 +567,7 @@ export class Connection {
       executing: false,
       done,
       finish,
+      startedMs: performance.now(),
     };
     this.host.countOpcode(task.cdb[0]);
     this.tasks.set(task.itt, task);
@@ -690,9 +700,17 @@ export class Connection {
   private completeWith(task: Task, reply: ScsiReply): void {
     this.tasks.delete(task.itt);
     task.finish();
+    const data = reply.data && task.read ? reply.data : undefined;
+    this.host.commandDone(
+      this.session?.view.get(task.lun),
+      task.cdb[0],
+      task.aborted ? ScsiStatus.TASK_ABORTED : reply.status,
+      data ? Math.min(data.length, task.edtl) : 0,
+      task.write ? task.received : 0,
+      task.startedMs,
+    );
     if (task.aborted || this.phase === 'closed') return;
     const p = this.params!;
-    const data = reply.data && task.read ? reply.data : undefined;
     // RFC 7143 11.4.5: residuals compare what the command moved (or wanted to) with the EDTL.
     const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === ScsiStatus.GOOD && task.edtl > 0 ? 0 : undefined;
     const sendLen = data ? Math.min(data.length, task.edtl) : 0;
