@@ -34,6 +34,8 @@ const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const shaFile = (p: string) => sha(fs.readFileSync(p));
 
 let dir: string;
+/** Set when a failure is diagnosed: its files stay for inspection. */
+let keepDir = false;
 let server: TargetServer;
 let client: ManagementClient;
 let port: number;
@@ -74,7 +76,7 @@ beforeAll(async () => {
 afterAll(async () => {
   offHeld?.();
   await server?.stop();
-  removeDir(dir);
+  if (!keepDir) removeDir(dir);
 });
 
 
@@ -122,6 +124,36 @@ async function applyObfAt(obfUrl: string, secondaryUrl: string): Promise<number>
   }
 }
 
+/**
+ * When the secondary does not equal the held image, what each differing 64 KiB chunk says (one
+ * CI failure in ~100 runs, not reproduced since): its log records, and whether their data is the
+ * held image's, the secondary zeros (a hole punched by the copy), or the source as it is now.
+ */
+async function diagnoseSecondary(oraclePath: string): Promise<string> {
+  const C = 65536;
+  const [held, sec, src, obf] = [fs.readFileSync(oraclePath), fs.readFileSync(secPath), fs.readFileSync(srcPath), fs.readFileSync(path.join(dir, 'obf.img'))];
+  const sb = decodeSuperblock(obf.subarray(0, 512));
+  const scan = await scanLog(async (lba, n) => obf.subarray(Number(lba) * sb.blockSize, (Number(lba) + n) * sb.blockSize), sb);
+  const lines: string[] = [];
+  for (let c = 0; c < SIZE / C; c++) {
+    const want = held.subarray(c * C, (c + 1) * C);
+    const got = sec.subarray(c * C, (c + 1) * C);
+    if (want.equals(got) || lines.length >= 20) continue;
+    const records = scan.records.filter((r) => Number(r.sourceLba) * 512 >= c * C && Number(r.sourceLba) * 512 < (c + 1) * C);
+    const data = records.map((r) => obf.subarray(Number(r.dataLba) * 512, Number(r.dataLba) * 512 + C));
+    lines.push(
+      JSON.stringify({
+        chunk: c,
+        records: records.map((r) => ({ seq: String(r.sequence), lba: String(r.sourceLba), blocks: r.sourceBlocks })),
+        record_is_held: data.map((d) => d.equals(want)),
+        secondary_zeros: got.every((x) => x === 0),
+        secondary_is_source_now: got.equals(src.subarray(c * C, (c + 1) * C)),
+      }),
+    );
+  }
+  return `${lines.join('\n')}\n(${scan.records.length} records, log stop: ${scan.stop}; files kept in ${dir})`;
+}
+
 test('several hosts write while a snapshot is instituted, viewed, copied by XCOPY and applied: view and secondary equal the held image', async () => {
   const seed = Number(process.env.COW_SEED ?? crypto.randomInt(1, 2 ** 31));
   console.info(`cow-target seed ${seed} (replay with COW_SEED=${seed})`);
@@ -155,6 +187,10 @@ test('several hosts write while a snapshot is instituted, viewed, copied by XCOP
     expect(ops.reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
     const applied = await applyObfAt(url(1), url(2));
     expect(applied).toBe(ended.records);
+    if (shaFile(secPath) !== oracleHash) {
+      keepDir = true;
+      console.error(`the secondary differs from the held image:\n${await diagnoseSecondary(oracle)}`);
+    }
     expect(shaFile(secPath)).toBe(oracleHash);
     expect(shaFile(srcPath)).not.toBe(oracleHash);
     await client.call('snapshot_forget', { id: st.id }); // its log is applied: the OBF is free
