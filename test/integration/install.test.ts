@@ -81,7 +81,7 @@ test('the systemd unit verifies (systemd-analyze verify), installed under a PREF
   for (const line of ['Type=notify', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'Restart=on-failure', 'StateDirectory=xcopy-agent']) expect(text).toContain(line);
 }, 600_000);
 
-test('under a service manager the target says READY=1 once it serves, STOPPING=1 on SIGTERM (sd_notify)', async () => {
+test('under a service manager the target says READY=1 once it serves, survives SIGHUP, says STOPPING=1 on SIGTERM (sd_notify)', async () => {
   // The service manager's end of $NOTIFY_SOCKET: netcat receiving unix datagrams (-d: stdin is not read).
   const socket = path.join(dir, 'notify.sock');
   const nc = spawn('nc', ['-dlkUu', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,6 +101,10 @@ test('under a service manager the target says READY=1 once it serves, STOPPING=1
     await until('READY=1');
     expect(got).toContain(`MAINPID=${target.pid}`);
     expect(got).toMatch(/STATUS=serving 1 target\(s\) on 127\.0\.0\.1:\d+/);
+    // SIGHUP (a reload, not built yet) is logged, and the target keeps serving.
+    target.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(target.exitCode).toBeNull();
     const closed = new Promise((r) => target.once('close', r));
     target.kill('SIGTERM');
     await until('STOPPING=1');

@@ -111,6 +111,8 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         sdNotify({ STOPPING: 1 });
         void (metrics?.stop() ?? Promise.resolve()).then(() => server.stop()).then(resolve);
       };
+      // SIGHUP would end Node's process by default: a reload that is not built yet must not stop a target.
+      process.on('SIGHUP', () => log.warn('SIGHUP: configuration reload is not supported yet; restart the target to apply a new configuration'));
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
