@@ -64,9 +64,31 @@ export interface OperationContext {
 }
 
 /** A URL as the catalog keeps it, and whether it lost a secret on the way (a CHAP password). */
-export function recordedUrl(url: string): { url: string; redacted: boolean } {
+function recordedUrl(url: string): { url: string; redacted: boolean } {
   const r = redactUrl(url);
   return { url: r, redacted: r !== url };
+}
+
+/**
+ * The options a run records for `--resume` (docs/catalog.md, `params`): its LUN URLs, redacted,
+ * each with `<flag>Redacted: true` where a secret was cut, and its other options as given.
+ */
+export function runParams(urls: Record<string, string | undefined>, options: Record<string, unknown> = {}): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  for (const [flag, u] of Object.entries(urls)) {
+    if (u === undefined) continue;
+    const r = recordedUrl(u);
+    Object.assign(params, { [flag]: r.url, [`${flag}Redacted`]: r.redacted });
+  }
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) params[k] = v;
+  return params;
+}
+
+/** The options given now, the cut-short run's recorded ones (`params`) filling those left out. */
+export function withRecorded<T extends object>(given: T, params: Record<string, unknown>, keys: readonly (keyof T & string)[]): T {
+  const a = { ...given };
+  for (const k of keys) if (a[k] === undefined && params[k] !== undefined) Object.assign(a, { [k]: params[k] });
+  return a;
 }
 
 /**
@@ -91,13 +113,15 @@ export async function findResumable(a: CatalogArgs, kind: OperationKind, id: str
 }
 
 /**
- * A recorded option for a resumed run: the one given now wins; else the recorded one, unless the
- * catalog holds it without its secret (then it must be given again: `flag` says which).
+ * A LUN URL for a resumed run: the one given now wins; else the one recorded in `params` under
+ * `flag` (or `fallback`, e.g. the copy's), unless the catalog holds it without its secret (then
+ * it must be given again).
  */
-export function resumedUrl(given: string | undefined, recorded: unknown, flag: string, wasRedacted: unknown): string | undefined {
+export function resumedUrl(given: string | undefined, params: Record<string, unknown>, flag: string, fallback?: string): string | undefined {
   if (given !== undefined) return given;
+  const recorded = params[flag] ?? fallback;
   if (typeof recorded !== 'string') return undefined;
-  if (wasRedacted === true) throw new ArgumentError(`the catalog keeps ${flag} without its CHAP secret: give ${flag} URL again with --resume`);
+  if (params[`${flag}Redacted`] === true) throw new ArgumentError(`the catalog keeps --${flag} without its CHAP secret: give --${flag} URL again with --resume`);
   return recorded;
 }
 

@@ -12,7 +12,7 @@ import { redactUrl } from '../../initiator/url';
 import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
-import { catalogOptions, findResumable, recordedUrl, Recorder, resumedUrl, type CatalogArgs } from '../catalog';
+import { catalogOptions, findResumable, Recorder, resumedUrl, runParams, withRecorded, type CatalogArgs } from '../catalog';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
 import { runCommand } from '../run';
 
@@ -79,15 +79,14 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     if (argv.resume !== undefined && (argv.mode !== undefined || argv.mark !== undefined)) throw new ArgumentError('--mode and --mark are the resumed backup\'s own (its secondary records them): leave them out with --resume');
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'backup', argv.resume) : undefined;
     const p = resumed?.operation.params ?? {};
-    const a = { ...argv };
-    for (const k of RESUMED) if (a[k] === undefined && p[k] !== undefined) Object.assign(a, { [k]: p[k] });
+    const a = withRecorded(argv, p, RESUMED);
     const url = (flag: 'source' | 'secondary' | 'obf', recorded: string | undefined) => {
-      const u = resumedUrl(argv[flag], p[flag] ?? recorded, `--${flag}`, p[`${flag}Redacted`]);
+      const u = resumedUrl(argv[flag], p, flag, recorded);
       if (u === undefined) throw new ArgumentError(`--${flag} is required (or --resume ID of an unfinished backup)`);
       return u;
     };
     const [source, secondaryLun, obf] = [url('source', resumed?.copy?.sourceUrl), url('secondary', resumed?.copy?.secondaryUrl), url('obf', resumed?.copy?.obfUrl)];
-    const bridge = resumedUrl(argv.bridge, p.bridge, '--bridge', p.bridgeRedacted);
+    const bridge = resumedUrl(argv.bridge, p, 'bridge');
     const chunkBytes = a.chunk !== undefined ? parseSize(a.chunk, '--chunk') : undefined;
     let blockBytes = 512;
     // The copy is in the catalog from the start (state copying); after the run, as its secondary describes it.
@@ -103,13 +102,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     };
     // The copies recorded on this secondary before are gone once this backup has written its header there.
     const replacedOn = async () => ((await readSecondaryAt(secondaryLun)).backupId === backupId ? secondaryUrl : undefined);
-    const params: Record<string, unknown> = {};
-    for (const [flag, u] of [['source', source], ['secondary', secondaryLun], ['obf', obf], ['bridge', bridge]] as const) {
-      if (u === undefined) continue;
-      const r = recordedUrl(u);
-      Object.assign(params, { [flag]: r.url, [`${flag}Redacted`]: r.redacted });
-    }
-    for (const k of RESUMED) if (a[k] !== undefined) params[k] = a[k];
+    const params = runParams({ source, secondary: secondaryLun, obf, bridge }, Object.fromEntries(RESUMED.map((k) => [k, a[k]])));
     const recorder = Recorder.open(argv, out, 'backup');
     const r = await recorder.operation('backup', { copyId: backupId, before, after, failed: () => ({ id: backupId, state: 'failed' }), params, resumes: resumed?.operation, replacedOn }, () => backup({
       backupId,

@@ -3,7 +3,7 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { integrate } from '../../agent/integrate';
 import { redactUrl } from '../../initiator/url';
 import { ArgumentError } from '../../errors';
-import { catalogOptions, findResumable, recordedUrl, Recorder, resumedUrl, type CatalogArgs } from '../catalog';
+import { catalogOptions, findResumable, Recorder, resumedUrl, runParams, type CatalogArgs } from '../catalog';
 import { Output } from '../output';
 import { Progress } from '../progress';
 
@@ -34,17 +34,16 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     // --resume: the secondary the cut-short run named (integrate itself resumes from the secondary's progress).
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'integrate', argv.resume) : undefined;
     const p = resumed?.operation.params ?? {};
-    const secondary = resumedUrl(argv.secondary, p.secondary ?? resumed?.copy?.secondaryUrl, '--secondary', p.secondaryRedacted);
+    const secondary = resumedUrl(argv.secondary, p, 'secondary', resumed?.copy?.secondaryUrl);
     if (secondary === undefined) throw new ArgumentError('--secondary is required (or --resume ID of an unfinished integrate)');
-    const bridge = resumedUrl(argv.bridge, p.bridge, '--bridge', p.bridgeRedacted);
-    const rec = recordedUrl(secondary);
+    const bridge = resumedUrl(argv.bridge, p, 'bridge');
     progress.start('integrate', '610 integrate: laying the appended log over the image');
     const r = await Recorder.open(argv, out, 'integrate').operation(
       'integrate',
       {
         secondary: redactUrl(secondary),
         after: (x) => ({ id: x.backup_id, state: 'integrated' }),
-        params: { secondary: rec.url, secondaryRedacted: rec.redacted, ...(bridge ? { bridge: recordedUrl(bridge).url, bridgeRedacted: recordedUrl(bridge).redacted } : {}) },
+        params: runParams({ secondary, bridge }),
         resumes: resumed?.operation,
       },
       () => integrate({ secondary, bridge, onProgress: (done, total) => progress.update(BigInt(done), BigInt(total), 'records') }),

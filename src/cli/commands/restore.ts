@@ -4,7 +4,7 @@ import { parseRange, restore } from '../../agent/restore';
 import { ArgumentError } from '../../errors';
 import { DEFAULT_RETRY } from '../../initiator/retry';
 import { redactUrl } from '../../initiator/url';
-import { catalogOptions, findResumable, recordedUrl, Recorder, resumedUrl, type CatalogArgs } from '../catalog';
+import { catalogOptions, findResumable, Recorder, resumedUrl, runParams, withRecorded, type CatalogArgs } from '../catalog';
 import { DEFAULT_TOKEN_FILE, managementClient } from '../management';
 import { runCommand } from '../run';
 
@@ -52,10 +52,9 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     // --resume: the options the cut-short run recorded (those given now win) and its units.
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'restore', argv.resume) : undefined;
     const p = resumed?.operation.params ?? {};
-    const a = { ...argv };
-    for (const k of RESUMED) if (a[k] === undefined && p[k] !== undefined) Object.assign(a, { [k]: p[k] });
+    const a = withRecorded(argv, p, RESUMED);
     const url = (flag: 'secondary' | 'to' | 'bridge', required: boolean) => {
-      const u = resumedUrl(argv[flag], p[flag], `--${flag}`, p[`${flag}Redacted`]);
+      const u = resumedUrl(argv[flag], p, flag);
       if (u === undefined && required) throw new ArgumentError(`--${flag} is required (or --resume ID of an unfinished restore)`);
       return u;
     };
@@ -72,13 +71,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         ? { backupId: resumed.operation.copyId, copiedBlocks: BigInt(String(units?.copiedBlocks ?? 0)), logRecords: Number(units?.logRecords ?? 0) }
         : undefined;
     if (resumed && !resume) throw new ArgumentError(`--resume ${argv.resume}: the catalog does not say which copy that restore was of: restore afresh (without --resume)`);
-    const params: Record<string, unknown> = { ranges: rangeTexts };
-    for (const [flag, u] of [['secondary', secondary], ['to', to], ['bridge', bridge]] as const) {
-      if (u === undefined) continue;
-      const r = recordedUrl(u);
-      Object.assign(params, { [flag]: r.url, [`${flag}Redacted`]: r.redacted });
-    }
-    for (const k of RESUMED) if (a[k] !== undefined) params[k] = a[k];
+    const params = runParams({ secondary, to, bridge }, { ranges: rangeTexts, ...Object.fromEntries(RESUMED.map((k) => [k, a[k]])) });
     let phase = '';
     const names = { copy: 'restore: the image by EXTENDED COPY', log: '700: the appended log over the image', verify: 'restore: checking against the copy' };
     const r = await Recorder.open(argv, out, 'restore').operation('restore', { secondary: redactUrl(secondary), params, resumes: resumed?.operation }, (op) => restore({
