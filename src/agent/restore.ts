@@ -114,6 +114,11 @@ function normalize(ranges: readonly RestoreRange[], imageBlocks: bigint): Restor
       throw new ArgumentError(`range ${r.lba}+${r.blocks} is not inside the image (${imageBlocks} blocks): give ranges within 0+${imageBlocks}`);
     }
   }
+  return mergeRanges(ranges);
+}
+
+/** Ranges sorted, those that overlap or touch merged into one. */
+export function mergeRanges(ranges: readonly RestoreRange[]): RestoreRange[] {
   const sorted = [...ranges].sort((a, b) => (a.lba < b.lba ? -1 : a.lba > b.lba ? 1 : 0));
   const out: RestoreRange[] = [];
   for (const r of sorted) {

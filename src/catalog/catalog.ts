@@ -39,7 +39,11 @@ export interface CopyRecord {
 }
 
 /** Fields given to recordCopy: an id and what is known now; the fields left out keep their values. */
-export type CopyUpdate = Partial<CopyRecord> & { id: string };
+export type CopyUpdate = Partial<CopyRecord> & {
+  id: string;
+  /** Its table of contents (603) as the secondary keeps it (docs/toc-format.md), and how many inodes it lists. */
+  toc?: { bytes: Buffer; files: number };
+};
 
 export interface OperationRecord {
   id: string;
@@ -67,6 +71,8 @@ export interface Catalog {
   recordOperation(o: OperationUpdate): Promise<void>;
   /** Every copy, newest first (createdAt descending). */
   listCopies(): Promise<CopyRecord[]>;
+  /** The table of contents recorded for the copy with this id (exactly), as the secondary keeps it. */
+  getToc(copyId: string): Promise<Buffer | undefined>;
   /** The copy with this id (or the one copy whose id begins so) and its operations, oldest first. */
   getCopy(id: string): Promise<{ copy: CopyRecord; operations: OperationRecord[] } | undefined>;
   /** The operation with this id (or the one operation whose id begins so). */

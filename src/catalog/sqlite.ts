@@ -19,7 +19,7 @@ import {
 } from './catalog';
 
 /** The schema this code writes (table schema_version); docs/catalog.md lists each version. */
-export const CATALOG_SCHEMA_VERSION = 2;
+export const CATALOG_SCHEMA_VERSION = 3;
 /** How long a writer waits for another one before ERR_CATALOG (milliseconds). */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -61,8 +61,16 @@ const SCHEMA_V2 = `
 ALTER TABLE operations ADD COLUMN params TEXT;
 ALTER TABLE operations ADD COLUMN progress TEXT;
 `;
+/** Version 3: each copy's table of contents (603), as kept on its secondary (docs/toc-format.md). */
+const SCHEMA_V3 = `
+CREATE TABLE tocs (
+  copy_id TEXT PRIMARY KEY REFERENCES copies (id) ON DELETE CASCADE,
+  files INTEGER NOT NULL,
+  toc BLOB NOT NULL
+);
+`;
 /** The migrations, in order: MIGRATIONS[v - 1] makes version v from version v - 1. */
-const MIGRATIONS = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /** CopyRecord field → column, in the order of the table. */
 const COPY_COLUMNS: Array<[keyof CopyRecord, string]> = [
@@ -215,7 +223,12 @@ export class SqliteCatalog implements Catalog {
       const exists = this.db.prepare('SELECT 1 FROM copies WHERE id = ?').get(c.id) !== undefined;
       if (!exists) params.created_at ??= now;
       this.upsert('copies', params, ['id', 'created_at', 'updated_at', 'secondary_url', 'state']);
+      if (c.toc) this.db.prepare('INSERT OR REPLACE INTO tocs (copy_id, files, toc) VALUES (?, ?, ?)').run(c.id, c.toc.files, c.toc.bytes);
     });
+  }
+
+  getToc(copyId: string): Promise<Buffer | undefined> {
+    return this.run(() => (this.db.prepare('SELECT toc FROM tocs WHERE copy_id = ?').get(copyId) as { toc: Buffer } | undefined)?.toc);
   }
 
   recordOperation(o: OperationUpdate): Promise<void> {

@@ -32,6 +32,23 @@ export function openCatalog(a: CatalogArgs): Catalog {
   return SqliteCatalog.open(catalogPath(a));
 }
 
+/** The copy the catalog records under `id` (`--copy ID`): its secondary, and the table of contents recorded for it. */
+export async function copyOfCatalog(a: CatalogArgs, id: string): Promise<{ copy: CopyRecord; toc?: Buffer }> {
+  const catalog = openCatalog(a);
+  try {
+    const found = await catalog.getCopy(id);
+    if (!found) throw new ArgumentError(`the catalog ${catalog.location} has no copy ${id}: see \`xcopy-agent copies list\`, or give --secondary URL`);
+    return { copy: found.copy, toc: await catalog.getToc(found.copy.id) };
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** The secondary the catalog records for a copy (`--copy ID`). */
+export async function secondaryOfCopy(a: CatalogArgs, id: string): Promise<string> {
+  return (await copyOfCatalog(a, id)).copy.secondaryUrl;
+}
+
 /** What an operation records, beside its summary or error. */
 export interface Recording<T> {
   /** The copy the operation is about, when known before it runs (a backup's own id). */

@@ -44,8 +44,8 @@ export class Progress {
     if (!this.out.json && this.tty) this.err.write(`${label}\n`);
   }
 
-  /** `done` of `total` units; `bytesPerUnit` turns blocks into bytes (1 for records). */
-  update(done: bigint, total: bigint, unit: 'blocks' | 'records', bytesPerUnit = 1, extra = '', fields?: Record<string, unknown>): void {
+  /** `done` of `total` units; `bytesPerUnit` turns blocks into bytes (1 for records and bytes). */
+  update(done: bigint, total: bigint, unit: 'blocks' | 'bytes' | 'records', bytesPerUnit = 1, extra = '', fields?: Record<string, unknown>): void {
     const now = Date.now();
     if (this.out.json && now - this.lastRecord >= 1000) {
       this.lastRecord = now;
@@ -56,7 +56,7 @@ export class Progress {
     const secs = (now - this.t0) / 1000;
     const frac = total > 0n ? Number(done) / Number(total) : 1;
     const amount =
-      unit === 'blocks'
+      unit !== 'records'
         ? `${((Number(done) * bytesPerUnit) / MiB).toFixed(0)}/${((Number(total) * bytesPerUnit) / MiB).toFixed(0)} MiB, ${secs > 0 ? ((Number(done) * bytesPerUnit) / MiB / secs).toFixed(0) : '0'} MiB/s`
         : `${done}/${total} records`;
     const left = frac > 0 ? (secs / frac) * (1 - frac) : Number.NaN;

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { backup, type BackupPhase } from '../../agent/backup';
 import { readSecondaryAt } from '../../agent/secondary-lun';
+import { secondaryWithToc } from '../../agent/secondary-toc';
 import { copyOfSecondary } from '../../catalog';
 import { redactUrl } from '../../initiator/url';
 import { ArgumentError } from '../../errors';
@@ -95,7 +96,8 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     const before = resumed ? undefined : { id: backupId, label: argv.label, secondaryUrl, obfUrl: redactUrl(obf), sourceUrl: redactUrl(source), mode: argv.mode ?? 'overwrite', state: 'copying' };
     const after = async (x: { state: string; mode: string; image_bytes: bigint }) => {
       try {
-        return { ...copyOfSecondary(await readSecondaryAt(secondaryLun), secondaryUrl), sourceUrl: redactUrl(source) };
+        const { record, toc } = await secondaryWithToc(secondaryLun);
+        return { ...copyOfSecondary(record, secondaryUrl), sourceUrl: redactUrl(source), toc };
       } catch {
         return { id: backupId, state: x.state, mode: x.mode, bytes: Number(x.image_bytes), finishedAt: new Date().toISOString() };
       }

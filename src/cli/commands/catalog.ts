@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
-import { readSecondaryAt } from '../../agent/secondary-lun';
+import { secondaryWithToc } from '../../agent/secondary-toc';
 import { CatalogError, copyOfSecondary, type Catalog } from '../../catalog';
 import { AgentError } from '../../errors';
 import { redactUrl } from '../../initiator/url';
@@ -57,8 +57,9 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       for (const url of argv.secondary) {
         const name = redactUrl(url);
         try {
-          const copy = copyOfSecondary(await readSecondaryAt(url), name);
-          await catalog.recordCopy(copy);
+          const { record, toc } = await secondaryWithToc(url);
+          const copy = copyOfSecondary(record, name);
+          await catalog.recordCopy({ ...copy, toc });
           found.push(copy.id);
           out.record('progress', { secondary: name, copy_id: copy.id, state: copy.state });
         } catch (err) {

@@ -7,11 +7,9 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
 import { lunRanges, type TocEntry, type TocFileSystem } from '../../toc/toc';
 import { readToc, type TocResult } from '../../toc/read';
-import { SecondaryLun } from '../../agent/secondary-lun';
-import { IscsiSession, type SessionOptions } from '../../initiator/session';
-import { redactUrl } from '../../initiator/url';
-import { decodeToc } from '../../toc/format';
-import { catalogOptions, openCatalog, type CatalogArgs } from '../catalog';
+import { keptTocAt, tocOfBytes } from '../../agent/secondary-toc';
+import { selectEntries } from '../../toc/select';
+import { catalogOptions, copyOfCatalog, type CatalogArgs } from '../catalog';
 import { Output } from '../output';
 
 export const command = 'toc [paths..]';
@@ -65,24 +63,6 @@ export function modeString(e: Pick<TocEntry, 'type' | 'mode'>): string {
 }
 
 const mtimeIso = (e: TocEntry) => new Date(e.mtime * 1000 + Math.floor(e.mtimeNsec / 1e6)).toISOString();
-
-/** The entries any of whose paths is one of `paths` or lies below one; a path matching nothing is an error. */
-export function selectEntries(entries: TocEntry[], paths: string[]): TocEntry[] {
-  if (paths.length === 0) return entries;
-  const wanted = paths.map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p));
-  for (const w of wanted) if (!w.startsWith('/')) throw new ArgumentError(`path ${JSON.stringify(w)} must start with '/' (paths are from the file system's root)`);
-  const hit = new Set<string>();
-  const out = entries.filter((e) =>
-    e.paths.some((p) => {
-      const m = wanted.find((w) => p === w || p.startsWith(w === '/' ? '/' : `${w}/`));
-      if (m) hit.add(m);
-      return m !== undefined;
-    }),
-  );
-  const missing = wanted.filter((w) => !hit.has(w));
-  if (missing.length > 0) throw new ArgumentError(`no such path in the file system: ${missing.join(', ')} (paths are from its root, e.g. /etc/passwd)`);
-  return out;
-}
 
 function fileRecord(fs: TocFileSystem, e: TocEntry): Record<string, unknown> {
   return {
@@ -139,44 +119,6 @@ function table(out: Output, r: TocResult, entries: TocEntry[]): void {
   for (const row of rows) out.line(fmt(row));
 }
 
-/** The secondary the catalog records for a copy. */
-async function secondaryOfCopy(a: CatalogArgs, id: string): Promise<string> {
-  const catalog = openCatalog(a);
-  try {
-    const found = await catalog.getCopy(id);
-    if (!found) throw new ArgumentError(`the catalog ${catalog.location} has no copy ${id}: see \`xcopy-agent copies list\`, or give --secondary URL`);
-    return found.copy.secondaryUrl;
-  } finally {
-    await catalog.close();
-  }
-}
-
-/** Reads at most this many bytes per READ of the TOC reserve. */
-const TOC_READ_BYTES = 1024 * 1024;
-
-/**
- * The table of contents `backup --toc` kept in a secondary's TOC reserve (docs/secondary-format.md,
- * docs/toc-format.md): its header says how many bytes, the TOC's own CRC checks them.
- */
-async function keptToc(url: string, session: SessionOptions): Promise<TocResult> {
-  const s = await IscsiSession.connect(url, session);
-  try {
-    const { record: r, layout: L } = await SecondaryLun.open(s);
-    if (!r.toc || r.toc.usedBytes === 0n) {
-      throw new ArgumentError(`${redactUrl(url)} holds backup ${r.backupId} without a table of contents (made without --toc, or none could be made): list the image with --lun on a LUN holding it`);
-    }
-    const bytes = Number(r.toc.usedBytes);
-    const parts: Buffer[] = [];
-    const per = Math.max(1, Math.floor(TOC_READ_BYTES / L.blockSize));
-    const blocks = Math.ceil(bytes / L.blockSize);
-    for (let at = 0; at < blocks; at += per) parts.push(await s.read16(L.tocLba + BigInt(at), Math.min(per, blocks - at)));
-    const toc = decodeToc(Buffer.concat(parts).subarray(0, bytes));
-    return { ...toc, layout: { scheme: 'none', blockSize: L.blockSize, partitions: [] }, reads: parts.length, bytesRead: bytes };
-  } finally {
-    await s.close().catch(() => undefined);
-  }
-}
-
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
   try {
@@ -186,10 +128,13 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     if (argv.blockSize !== 512 && argv.blockSize !== 4096) throw new ArgumentError(`--block-size must be 512 or 4096, got ${argv.blockSize}`);
     const ms = Math.max(1, argv.timeout) * 1000;
     const session = { connectTimeoutMs: ms, commandTimeoutMs: ms };
-    const secondaryUrl = argv.copy !== undefined ? await secondaryOfCopy(argv, argv.copy) : argv.secondary;
-    const r =
-      secondaryUrl !== undefined
-        ? await keptToc(secondaryUrl, session)
+    // --copy: the TOC the catalog recorded for it, else the one its secondary keeps.
+    const cataloged = argv.copy !== undefined ? await copyOfCatalog(argv, argv.copy) : undefined;
+    const secondaryUrl = cataloged?.copy.secondaryUrl ?? argv.secondary;
+    const r = cataloged?.toc
+      ? tocOfBytes(cataloged.toc, cataloged.copy.sourceBlockSize ?? 512)
+      : secondaryUrl !== undefined
+        ? await keptTocAt(secondaryUrl, session)
         : await readToc({
             url: argv.lun,
             file: argv.file,

@@ -33,7 +33,7 @@ test('a new file: its directory 0700, WAL, the tables and the current schema ver
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: CATALOG_SCHEMA_VERSION }]);
     const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
-    expect(tables).toEqual(['copies', 'operations', 'schema_version']);
+    expect(tables).toEqual(['copies', 'operations', 'schema_version', 'tocs']);
   } finally {
     db.close();
   }
@@ -152,7 +152,7 @@ test("a secondary's record becomes its copy: NAA designator preferred, bytes of 
   expect(c).toEqual({ id: 'id1', label: 'l', createdAt: 's', updatedAt: 'u', finishedAt: 'f', sourceUrl: 'iscsi://h/iqn.2026-12.t:x/0', sourceDesignator: 'naa.6001405abcdef', sourceCapacityBlocks: 16384, sourceBlockSize: 512, secondaryUrl: 'iscsi://h/iqn.2026-12.t:x/2', mode: 'append', state: 'integrated', bytes: 8388608 });
 });
 
-test('a version 1 file is migrated to version 2 in place: its rows kept, params and progress added', async () => {
+test('a version 1 file is migrated to the current version in place: its rows kept, params, progress and tocs added', async () => {
   const file = fresh();
   fs.mkdirSync(path.dirname(file), { recursive: true });
   // A file as version 1 of this code made it (docs/catalog.md): the tables without params/progress.
@@ -173,11 +173,14 @@ test('a version 1 file is migrated to version 2 in place: its rows kept, params 
     // A prefix that names two operations names none.
     expect(await c.getOperation('op-')).toBeUndefined();
     expect((await c.getCopy('old'))!.operations.map((o) => o.id)).toEqual(['op-old', 'op-new']);
+    await c.recordCopy({ id: 'old', toc: { bytes: Buffer.from('toc'), files: 3 } });
+    expect(await c.getToc('old')).toEqual(Buffer.from('toc'));
   } finally {
     await c.close();
   }
   const db = new Database(file, { readonly: true });
-  expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 2 }]);
+  expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: CATALOG_SCHEMA_VERSION }]);
+  expect(CATALOG_SCHEMA_VERSION).toBe(3);
   db.close();
 });
 
@@ -194,6 +197,23 @@ test('a new copy on a secondary marks the copies recorded there before replaced,
       ['elsewhere', 'integrated'],
       ['old', 'replaced'],
     ]);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a copy\'s table of contents: recorded with it, kept by updates without one, replaced by a newer one', async () => {
+  const c = SqliteCatalog.open(fresh());
+  try {
+    expect(await c.getToc('a')).toBeUndefined();
+    await c.recordCopy({ ...copy('a', '2026-12-01T00:00:00.000Z'), toc: { bytes: Buffer.from([1, 2, 3]), files: 7 } });
+    expect(await c.getToc('a')).toEqual(Buffer.from([1, 2, 3]));
+    await c.recordCopy({ id: 'a', state: 'integrated' }); // an update without a TOC keeps it
+    expect(await c.getToc('a')).toEqual(Buffer.from([1, 2, 3]));
+    await c.recordCopy({ id: 'a', toc: { bytes: Buffer.from([9]), files: 1 } });
+    expect(await c.getToc('a')).toEqual(Buffer.from([9]));
+    // A prefix is not an id here: the copy's own id (from getCopy) is asked for.
+    expect(await c.getToc('')).toBeUndefined();
   } finally {
     await c.close();
   }
