@@ -52,6 +52,10 @@ namespace {
 class Source {
  public:
   virtual ~Source() = default;
+  // Lets go of the device. Called at the end of the job, on the worker thread: an iSCSI logout
+  // waits for the target, which may be served by this very process's event loop (the
+  // destructor runs on the main thread, after OnOK).
+  virtual void Close() {}
   // Reads exactly `len` bytes at absolute byte `off` (off + len <= Size()); false with `err` set.
   virtual bool Read(uint64_t off, size_t len, uint8_t* out, std::string* err) = 0;
   uint64_t Size() const { return size_; }
@@ -115,10 +119,12 @@ struct IscsiParams {
 
 class IscsiSource : public Source {
  public:
-  ~IscsiSource() override {
+  ~IscsiSource() override { Close(); }
+  void Close() override {
     if (ctx_ != nullptr) {
       if (loggedIn_) iscsi_logout_sync(ctx_);
       iscsi_destroy_context(ctx_);
+      ctx_ = nullptr;
     }
   }
   bool Open(const IscsiParams& p, std::string* err) {
@@ -702,6 +708,13 @@ class TocWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
+    // The device let go of here, on this thread, however the job ends (Source::Close).
+    struct CloseAtEnd {
+      std::unique_ptr<Source>& src;
+      ~CloseAtEnd() {
+        if (src) src->Close();
+      }
+    } closeAtEnd{src_};
     std::string err;
     if (isFile_) {
       auto f = std::make_unique<FileSource>();
