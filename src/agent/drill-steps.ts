@@ -62,7 +62,8 @@ export interface DrillCatalog {
   backup(b: DrillBackupRecord, work: () => Promise<BackupResult>): Promise<BackupResult>;
   /** A verify of the copy on `secondary` (its verification recorded). */
   verify(secondary: string, work: () => Promise<VerifyResult>): Promise<VerifyResult>;
-  restore(secondary: string, work: () => Promise<RestoreResult>): Promise<RestoreResult>;
+  /** A restore (whole, ranges, or files) of the copy on `secondary`. */
+  restore<T extends { backup_id?: string }>(secondary: string, work: () => Promise<T>): Promise<T>;
   integrate(secondary: string, work: () => Promise<IntegrateResult>): Promise<IntegrateResult>;
   /** The copies with these ids, as the catalog has them now (none when it cannot be read). */
   copies(ids: readonly string[]): Promise<DrillCopy[]>;
@@ -101,11 +102,11 @@ export class DrillOperations {
    * that went through this host instead of the copy manager fails the drill.
    */
   async backUpUnderWrites(
-    o: Pick<BackupOptions, 'source' | 'secondary' | 'obf' | 'bridge' | 'mgmt' | 'mark' | 'yes'> & { mode: 'overwrite' | 'append' },
+    o: Pick<BackupOptions, 'source' | 'secondary' | 'obf' | 'bridge' | 'mgmt' | 'mark' | 'yes' | 'toc' | 'label'> & { mode: 'overwrite' | 'append' },
     writer: HostWriter,
   ): Promise<{ r: BackupResult; hostWrites: number }> {
     const backupId = crypto.randomUUID();
-    const label = `drill ${o.mode}`;
+    const label = o.label ?? `drill ${o.mode}`;
     this.backupIds.push(backupId);
     let stopped: Promise<number> | undefined;
     try {
@@ -158,6 +159,11 @@ export class DrillOperations {
     const r = await this.catalog.restore(p.secondary, () => restore({ secondary: p.secondary, to: p.to, bridge: p.bridge, yes: true, session: this.session }));
     this.step('restore', { method: r.method, backup_id: r.backup_id, from: p.secondary, log_records: r.log_records, verified: r.verified, seconds: r.seconds, ...(p.check ? await p.check() : {}) });
     return r;
+  }
+
+  /** `restore --files` from the copy on `secondary` (its step is the caller's). */
+  restoreFiles<T extends { backup_id?: string }>(secondary: string, work: () => Promise<T>): Promise<T> {
+    return this.catalog.restore(secondary, work);
   }
 
   /** 610: the append copy on `secondary` integrated. */

@@ -20,7 +20,10 @@
  *     block is its own LBA's stamp, of a generation written before its snapshot's institution
  *     (a write racing the institute call may carry the earlier generation and land after T0: it
  *     was captured, so its block shows what it overwrote);
- *  7. lists the two copies from the catalog (`copies list`), when one is given: each operation
+ *  7. restores files: an ext4 file system made from a generated tree is backed up with --toc
+ *     while a host overwrites its files, then restored file by file to a directory and, for one
+ *     directory, in place (./drill-files.ts), against the tree and e2fsprogs' debugfs;
+ *  8. lists the three copies from the catalog (`copies list`), when one is given: each operation
  *     above is recorded in it as the commands record theirs (./drill-steps.ts).
  */
 import crypto from 'node:crypto';
@@ -34,6 +37,7 @@ import { quickConfig } from '../target/config';
 import { SNAPSHOT_HELD_CHANNEL, subscribeSnapshotEvent, TargetServer, type SnapshotHeldMessage } from '../target/server';
 import { logger } from '../util/log';
 import * as secondaryFormat from '../secondary';
+import { DRILL_FS_BYTES, fileDrill, makeDrillFileSystem, type FileDrillResult } from './drill-files';
 import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
 import { inquire, type InquireReport } from './inquire';
 import type { RestoreResult } from './restore';
@@ -82,7 +86,9 @@ export interface DrillResult {
     from_append: { method: string; log_records: number; seconds: number; sha256: string; reference_sha256: string };
     from_overwrite: { method: string; seconds: number; sha256: string; reference_sha256: string };
   };
-  /** The two copies, as the catalog lists them at the end (`copies list`; none without a catalog). */
+  /** Single files: an ext4 file system backed up with --toc, restored to a directory and in place. */
+  files: FileDrillResult;
+  /** The three copies, as the catalog lists them at the end (`copies list`; none without a catalog). */
   copies: DrillCopy[];
 }
 
@@ -111,13 +117,22 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   const imageBlocks = BigInt(size / BS);
   const overwriteSize = Number(secondaryFormat.requiredBlocks({ blockSize: BS, imageBlocks, mode: 'overwrite' })) * BS;
   const appendSize = Number(secondaryFormat.requiredBlocks({ blockSize: BS, imageBlocks, mode: 'append', logBlocksMax: BigInt(obfSize / BS) })) * BS;
+  const fsSecondarySize = Number(secondaryFormat.requiredBlocks({ blockSize: BS, imageBlocks: BigInt(DRILL_FS_BYTES / BS), mode: 'overwrite' })) * BS;
+  const tree = await makeDrillFileSystem(opts.workDir);
   const port = await freePort();
   step('start-target', { target: IQN, portal: `127.0.0.1:${port}`, work_dir: opts.workDir });
   const server = await TargetServer.start(
     quickConfig({
       portal: `127.0.0.1:${port}`,
       iqn: IQN,
-      luns: [`file:${files.source}:${size}`, `file:${files.obf}:${obfSize}`, `file:${files.secondary}:${overwriteSize}`, `file:${files.secondaryAppend}:${appendSize}`],
+      luns: [
+        `file:${files.source}:${size}`,
+        `file:${files.obf}:${obfSize}`,
+        `file:${files.secondary}:${overwriteSize}`,
+        `file:${files.secondaryAppend}:${appendSize}`,
+        `file:${tree.image}:${DRILL_FS_BYTES}`,
+        `file:${files.fsSecondary}:${fsSecondarySize}`,
+      ],
     }),
     {
       log: logger(),
@@ -138,7 +153,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   let reference = files.reference;
   const onHeld = (m: unknown) => {
     const held = m as SnapshotHeldMessage;
-    if ([...server.model.stores.values()].some((st) => st === held.source)) held.hold(fs.promises.copyFile(files.source, reference));
+    // LUN 0's store only (the quick form names it lun0): the file-level backup keeps its own reference, the tree.
+    if (server.model.stores.get('/backstores/fileio/lun0') === held.source) held.hold(fs.promises.copyFile(files.source, reference));
   };
   const unsubscribe = subscribeSnapshotEvent(SNAPSHOT_HELD_CHANNEL, onHeld);
   try {
@@ -178,7 +194,9 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     const secondary_sha256 = await fileSha256(files.secondary, size);
     const restoresOk = restoredAppend.sha256 === referenceAppendSha256 && restoredOverwrite.sha256 === reference_sha256;
     step('restore-check', { restored_700_sha256: restoredAppend.sha256, reference_append_sha256: referenceAppendSha256, restored_750_sha256: restoredOverwrite.sha256, reference_sha256, match: restoresOk });
-    const ok = reference_sha256 === secondary_sha256 && checkedOverwrite.ok && checkedAppend.ok && restoresOk;
+    // Single files (603 and the restore of named files).
+    const fileLevel = await fileDrill(ops, step, { tree, source: url(4), secondary: url(5), obf: url(1), mgmt, workDir: opts.workDir });
+    const ok = reference_sha256 === secondary_sha256 && checkedOverwrite.ok && checkedAppend.ok && restoresOk && fileLevel.ok;
     return {
       ok,
       source,
@@ -208,13 +226,14 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
         from_append: { method: restoredAppend.r.method, log_records: restoredAppend.r.log_records, seconds: restoredAppend.r.seconds, sha256: restoredAppend.sha256, reference_sha256: referenceAppendSha256 },
         from_overwrite: { method: restoredOverwrite.r.method, seconds: restoredOverwrite.r.seconds, sha256: restoredOverwrite.sha256, reference_sha256 },
       },
+      files: fileLevel,
       copies: await ops.copies(),
     };
   } finally {
     unsubscribe();
     for (const s of sessions) await s.close().catch(() => undefined);
     await server.stop();
-    if (!opts.keep) removeWorkFiles(files, stateDir);
+    if (!opts.keep) removeWorkFiles({ ...files, fsImage: tree.image }, stateDir);
   }
 }
 
@@ -241,7 +260,7 @@ async function loseAndRestore(
 
 /** The drill's files in the work folder: the three LUNs, the reference image, the target's state. */
 interface WorkFiles {
-  files: { source: string; obf: string; secondary: string; secondaryAppend: string; reference: string; referenceAppend: string };
+  files: { source: string; obf: string; secondary: string; secondaryAppend: string; reference: string; referenceAppend: string; fsSecondary: string };
   stateDir: string;
 }
 
@@ -255,13 +274,14 @@ function prepareWorkDir(workDir: string): WorkFiles {
     secondaryAppend: path.join(workDir, 'secondary-append.img'),
     reference: path.join(workDir, 'reference.img'),
     referenceAppend: path.join(workDir, 'reference-append.img'),
+    fsSecondary: path.join(workDir, 'fs-secondary.img'),
   };
   const stateDir = path.join(workDir, 'state');
   removeWorkFiles(files, stateDir);
   return { files, stateDir };
 }
 
-function removeWorkFiles(files: WorkFiles['files'], stateDir: string): void {
+function removeWorkFiles(files: Record<string, string>, stateDir: string): void {
   for (const f of Object.values(files)) fs.rmSync(f, { force: true });
   fs.rmSync(stateDir, { recursive: true, force: true });
 }

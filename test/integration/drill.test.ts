@@ -30,6 +30,10 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
       'source-lost',
       'restore',
       'restore-check',
+      'institute',
+      'backup',
+      'restore-files',
+      'restore-in-place',
       'copies',
     ]);
     expect(r.ok).toBe(true);
@@ -51,12 +55,20 @@ test('drill: snapshot under writes, EXTENDED COPY, OBF applied; the secondary eq
     expect(r.copies.map((c) => [c.label, c.mode, c.state, c.verification])).toEqual([
       ['drill overwrite', 'overwrite', 'integrated', 'ok'],
       ['drill append', 'append', 'integrated', 'ok'],
+      ['drill files', 'overwrite', 'integrated', undefined],
     ]);
+    // single files: the ext4 source backed up with --toc under writes, restored to a directory and in place
+    expect(r.files).toMatchObject({ ok: true, to_dir: { matching: r.files.to_dir.paths }, in_place: { matching: r.files.in_place.paths, untouched_elsewhere: true } });
+    expect(r.files.to_dir.files).toBeGreaterThan(100);
+    expect(r.files.in_place.matching).toBeGreaterThan(30);
+    expect(r.files.host_writes_during_backup).toBeGreaterThan(100);
     const catalog = SqliteCatalog.open(catalogFile);
     try {
       const kinds = async (id: string) => (await catalog.getCopy(id))!.operations.map((o) => `${o.kind} ${o.state}`);
       expect(await kinds(r.copies[0].id)).toEqual(['backup ok', 'verify ok', 'restore ok']);
       expect(await kinds(r.copies[1].id)).toEqual(['backup ok', 'verify ok', 'restore ok', 'integrate ok']);
+      expect(await kinds(r.copies[2].id)).toEqual(['backup ok', 'restore ok', 'restore ok']);
+      expect((await catalog.getToc(r.copies[2].id))?.length).toBeGreaterThan(1000);
     } finally {
       await catalog.close();
     }

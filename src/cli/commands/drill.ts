@@ -11,6 +11,7 @@ import { runDrill } from '../../agent/drill';
 import { runLunDrill } from '../../agent/drill-luns';
 import type { DrillCatalog, DrillCopy, DrillStep } from '../../agent/drill-steps';
 import { readSecondaryAt } from '../../agent/secondary-lun';
+import { secondaryWithToc } from '../../agent/secondary-toc';
 import { copyOfSecondary, type OperationKind } from '../../catalog';
 import { redactUrl } from '../../initiator/url';
 import { catalogOptions, openCatalog, Recorder, type CatalogArgs, type Recording } from '../catalog';
@@ -63,10 +64,12 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         `sha256 ${r.append.secondary_sha256.slice(0, 16)}… ${r.append.secondary_sha256 === r.append.reference_sha256 ? '=' : '!='} its held image; ` +
         `source lost and restored twice: 700 from the append copy (${r.restores.from_append.log_records} log records) ${r.restores.from_append.sha256 === r.restores.from_append.reference_sha256 ? '=' : '!='} its held image, ` +
         `750 from the overwrite copy ${r.restores.from_overwrite.sha256 === r.restores.from_overwrite.reference_sha256 ? '=' : '!='} its held image; ` +
-        `${r.stamped_blocks_checked + r.append.stamped_blocks_checked} stamped blocks checked`,
+        `${r.stamped_blocks_checked + r.append.stamped_blocks_checked} stamped blocks checked; ` +
+        `files: backup --toc (${r.files.toc_files} inodes) while a host overwrote ${r.files.host_writes_during_backup} files, ` +
+        `${r.files.to_dir.matching}/${r.files.to_dir.paths} files restored to a directory = the tree, ${r.files.in_place.matching}/${r.files.in_place.paths} restored in place = the tree (read by debugfs)`,
     );
     printCopies(out, r.copies);
-    if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the secondary differs from the image held at institution');
+    if (!r.ok) throw new AgentError('ERR_INTERNAL', r.files.ok ? 'drill failed: the secondary differs from the image held at institution' : `drill failed: files restored differ from the generated tree (seed ${r.files.seed})`);
   } catch (err) {
     process.exitCode = out.error(err);
   }
@@ -135,7 +138,10 @@ export function drillCatalog(a: CatalogArgs, out: Output): DrillCatalog {
       const secondaryUrl = redactUrl(b.secondary);
       const before = { id: b.backupId, label: b.label, secondaryUrl, obfUrl: redactUrl(b.obf), sourceUrl: redactUrl(b.source), mode: b.mode, state: 'copying' };
       // After the run, the copy as its secondary describes it.
-      const after = async () => ({ ...copyOfSecondary(await readSecondaryAt(b.secondary), secondaryUrl), sourceUrl: before.sourceUrl });
+      const after = async () => {
+        const { record, toc } = await secondaryWithToc(b.secondary);
+        return { ...copyOfSecondary(record, secondaryUrl), sourceUrl: before.sourceUrl, toc };
+      };
       const replacedOn = async () => ((await readSecondaryAt(b.secondary)).backupId === b.backupId ? secondaryUrl : undefined);
       return run('backup', { copyId: b.backupId, before, after, failed: () => ({ id: b.backupId, state: 'failed' }), replacedOn }, work);
     },
