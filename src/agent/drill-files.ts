@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { AgentError } from '../errors';
 import { IscsiSession } from '../initiator/session';
 import type { ManagementClient } from '../mgmt';
+import { xorshift } from '../util/rng';
 import { readToc } from '../toc/read';
 import { lunRanges } from '../toc/toc';
 import type { DrillOperations, DrillStep, HostWriter } from './drill-steps';
@@ -48,19 +49,9 @@ export async function makeDrillFileSystem(workDir: string, seed: number = crypto
   const image = path.join(workDir, 'fs.img');
   fs.rmSync(root, { recursive: true, force: true });
   fs.rmSync(image, { force: true });
-  let x = seed >>> 0 || 1;
-  const rand = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-  const bytes = (n: number) => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE(rand(), i);
-    return b;
-  };
+  const rng = xorshift(seed);
+  const rand = rng.next;
+  const bytes = rng.bytes;
   const files = new Map<string, Buffer>();
   const put = (rel: string, data: Buffer) => {
     const p = path.join(root, rel);
