@@ -242,6 +242,9 @@ export class Backup {
       } else {
         // Resumed after 606: the snapshot no longer captures, its log is complete in the OBF.
         log = await this.timed('terminate', () => this.readEndedLog(plan, snap.id));
+        if (this.opts.toc && !this.record.toc) {
+          this.emit({ type: 'warning', message: 'no table of contents: the run cut short ended its snapshot before listing the file system; list the copy\'s image once it is integrated (toc --lun on a LUN holding it), or restore files from it all the same (restore --files reads the image then)' });
+        }
       }
       const applied = this.mode === 'overwrite' ? await this.timed('apply', () => this.applyRecords(plan, log)) : await this.timed('append', () => this.appendLog(plan, log));
       if (!viewHashes && this.record.progress.hashedExtents === plan.layout.extents) viewHashes = await readHashTable((lba, n) => plan.sec.read16(lba, n), this.record);

@@ -40,11 +40,11 @@ interface Args extends ManagementArgs, CatalogArgs {
   yes: boolean;
   keepSnapshotOnAbort?: boolean;
   verify?: boolean;
-  toc: boolean;
+  toc?: boolean;
 }
 
 /** The options a backup records for `--resume` (with the URLs, redacted, and whether each lost a secret). */
-const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'fallback', 'keepSnapshotOnAbort', 'verify', 'mgmt', 'tokenFile'] as const;
+const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'fallback', 'keepSnapshotOnAbort', 'verify', 'toc', 'mgmt', 'tokenFile'] as const;
 
 export function builder(y: Argv): Argv<Args> {
   return catalogOptions(managementOptions(y))
@@ -66,7 +66,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('yes', { type: 'boolean', default: false, describe: 'take a secondary that holds other data' })
     .option('keep-snapshot-on-abort', { type: 'boolean', describe: 'on failure or Ctrl-C keep the snapshot ACTIVE instead of ending it' })
     .option('verify', { type: 'boolean', describe: "after 608, read the secondary back and check every extent against the snapshot view's hashes" })
-    .option('toc', { type: 'boolean', default: false, describe: '603: list the ext2/3/4 file system on the source from the snapshot view into the secondary (see `toc --secondary`)' })
+    .option('toc', { type: 'boolean', describe: '603: list the ext2/3/4 file system on the source from the snapshot view into the secondary and the catalog (see `toc --copy`)' })
     .example('$0 backup --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/0 --secondary iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/2 --obf iscsi://127.0.0.1:3260/iqn.2026-11.io.example:t1/1', '')
     .example('$0 backup --source URL --secondary URL --obf URL --mode append --pre-hook "fsfreeze -f /srv" --post-hook "fsfreeze -u /srv" --json', '')
     .example('$0 backup --resume 3f2c9a1e', 'continue a backup whose agent was killed') as unknown as Argv<Args>;
@@ -127,7 +127,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       yes: argv.yes,
       keepSnapshotOnAbort: a.keepSnapshotOnAbort,
       verify: a.verify,
-      toc: argv.toc,
+      toc: a.toc === true,
       signal,
       log: logger(),
       onEvent: (e) => {
