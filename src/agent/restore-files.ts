@@ -256,8 +256,13 @@ async function restoreToDir(o: FileRestoreOptions, toc: TocResult, image: Checke
   for (const it of ordered) {
     const e = it.entry;
     if (done0.has(it) && e.type !== 'dir') {
+      // Written whole by the run cut short (renamed into place once written): counted, kept.
       if (e.links > 1) madeFor.set(e.ino, it.dest);
-      advance(e.type === 'file' ? e.size : 0);
+      if (e.type === 'file') {
+        result.files++;
+        result.bytes += e.size;
+        advance(e.size);
+      }
       continue;
     }
     const parent = it.dest.subarray(0, Math.max(1, it.dest.lastIndexOf(0x2f)));

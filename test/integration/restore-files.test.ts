@@ -15,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { backup, type BackupEvent } from '../../src/agent/backup';
+import { restoreFiles } from '../../src/agent/restore-files';
 import { SqliteCatalog } from '../../src/catalog';
 import { IscsiSession } from '../../src/initiator/session';
 import { freePort } from '../../src/peers/tgt';
@@ -211,6 +212,21 @@ describe('to a directory', () => {
     expectTree(out);
     expect(fs.statSync(path.join(out, 'lost+found')).isDirectory()).toBe(true);
   }, 120_000);
+
+  test('a run continued (--resume): files already in place are kept, leftovers of the cut-short run removed, the rest written', async () => {
+    const out = file('out-resume');
+    const first = await cli(['restore', '--secondary', t.url(2), '--files', '/many/f1.bin', '/many/f2.bin', '--to-dir', out]);
+    expect(first.code).toBe(0);
+    // As a run killed midway leaves it: two files renamed into place, one under its temporary name.
+    const kept = fs.statSync(path.join(out, 'many/f1.bin')).ino;
+    const leftover = path.join(out, 'many', `.xcopy-agent-restore.999999.f3.bin`);
+    fs.writeFileSync(leftover, 'half written');
+    const r = await restoreFiles({ secondary: t.url(2), paths: ['/many'], toDir: out, skipExisting: true });
+    expect(r.files).toBe(20);
+    expect(fs.statSync(path.join(out, 'many/f1.bin')).ino).toBe(kept);
+    expect(fs.existsSync(leftover)).toBe(false);
+    expectTree(out, [...tree.keys()].filter((p) => p.startsWith('/many/')));
+  }, 60_000);
 
   test('a damaged copy: the file whose extent does not match its hash is not written, exit 14', async () => {
     // Flip one byte of /docs/sub/b.bin's data on a copy of the secondary (the kept TOC says where).
