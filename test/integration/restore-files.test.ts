@@ -355,6 +355,8 @@ describe('through the catalog', () => {
     } finally {
       await c.close();
     }
+    const shown = await cli(['copies', 'show', id.slice(0, 8), '--catalog', catalog]);
+    expect(shown.stdout).toMatch(/table of contents: \d+ inodes \(toc --copy /);
     const listed = await cli(['toc', '--copy', id.slice(0, 8), '--catalog', catalog, '/big.bin', '--json']);
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout.trim().split('\n')[0])).toMatchObject({ path: '/big.bin', size: expected.length });

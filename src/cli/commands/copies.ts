@@ -1,5 +1,6 @@
 /** `copies list|show ID`: the copies in the catalog (docs/catalog.md), and one copy with its operations. */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
+import { decodeTocHeader } from '../../toc/format';
 import type { CopyRecord, OperationRecord } from '../../catalog';
 import { ArgumentError } from '../../errors';
 import { catalogOptions, catalogPath, openCatalog, type CatalogArgs } from '../catalog';
@@ -65,17 +66,29 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       out.record('copy', snake(found.copy));
       for (const o of found.operations) out.record('operation', snake(o));
       const c = found.copy;
+      const toc = await catalog.getToc(c.id);
+      const tocFiles = toc ? tocEntries(toc) : undefined;
       const lines = [
         `copy ${c.id}${c.label ? ` (${c.label})` : ''}: ${c.mode ?? '?'} mode, ${c.state}, ${mib(c.bytes)}`,
         `  created ${c.createdAt}, updated ${c.updatedAt}${c.finishedAt ? `, finished ${c.finishedAt}` : ''}`,
         `  source ${c.sourceUrl ?? '-'}${c.sourceDesignator ? ` (${c.sourceDesignator})` : ''}${c.sourceCapacityBlocks !== undefined ? `, ${c.sourceCapacityBlocks} blocks of ${c.sourceBlockSize} bytes` : ''}`,
         `  secondary ${c.secondaryUrl}${c.obfUrl ? `, OBF ${c.obfUrl}` : ''}`,
         `  verified: ${c.verification ? `${c.verification} at ${c.verifiedAt}` : 'never'}`,
+        `  table of contents: ${tocFiles !== undefined ? `${tocFiles} inodes (toc --copy ${c.id.slice(0, 8)}; restore --copy ${c.id.slice(0, 8)} --files PATH...)` : 'none recorded (backup --toc makes one)'}`,
         found.operations.length ? operationsTable(found.operations) : '  no operations recorded',
       ];
-      return { summary: { catalog: catalog.location, id: c.id, operations: found.operations.length }, line: lines.join('\n') };
+      return { summary: { catalog: catalog.location, id: c.id, operations: found.operations.length, toc_files: tocFiles ?? null }, line: lines.join('\n') };
     } finally {
       await catalog.close();
     }
   });
+}
+
+/** The inodes a recorded TOC lists (its header's count), or undefined when its header does not check out. */
+function tocEntries(toc: Buffer): number | undefined {
+  try {
+    return decodeTocHeader(toc).entries;
+  } catch {
+    return undefined;
+  }
 }
