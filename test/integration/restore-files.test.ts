@@ -370,3 +370,18 @@ describe('through the catalog', () => {
     expect(unknown.stderr).toMatch(/has no copy ffffffff/);
   }, 180_000);
 });
+
+describe('a copy made without --toc', () => {
+  test('an integrated copy is listed from its image, with a warning; the files are as of the backup', async () => {
+    const dev = `${file('src.img')}?offset=${PART_OFFSET}`;
+    const expected = (await run('debugfs', ['-R', 'cat /docs/sub/b.bin', dev], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })).stdout;
+    const r = await backup({ source: t.url(0), secondary: t.url(3), obf: t.url(1), mgmt: t.mgmt!, mode: 'overwrite', yes: true, log: pino({ level: 'silent' }) });
+    expect(r.toc).toBeUndefined();
+    const out = file('out-no-toc');
+    const restored = await cli(['restore', '--secondary', t.url(3), '--files', '/docs/sub/b.bin', '--to-dir', out, '--json']);
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toMatch(/"event":"warning","message":"backup [0-9a-f-]+ was made without --toc: reading the file system from its image now"/);
+    expect(JSON.parse(restored.stdout.trim().split('\n').pop()!)).toMatchObject({ toc: 'image', files: 1 });
+    expect(sha(fs.readFileSync(path.join(out, 'docs/sub/b.bin')))).toBe(sha(expected));
+  }, 120_000);
+});
