@@ -91,10 +91,10 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         if (!argv.json) process.stderr.write(`xcopy-agent: warning: ${message}\n`);
       },
       signal,
-      onProgress: (p, done, total, blockSize) => {
+      onProgress: (p, done, total, blockSize, path) => {
         if (p !== phase) progress.start(p, names[p]);
         phase = p;
-        progress.update(done, total, p === 'log' ? 'records' : 'blocks', blockSize);
+        progress.update(done, total, p === 'log' ? 'records' : 'blocks', { blockSize, path });
       },
     }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
