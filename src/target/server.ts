@@ -130,7 +130,11 @@ export class TargetServer implements ConnectionHost {
       if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
       // Sources of journalled sessions refuse changes from here until their session has resumed
       // (COW re-armed), which happens in the background while the target serves.
-      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log });
+      if (opts.stateDir) {
+        server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log });
+        // A view added or removed changes the LUNs of the sessions that see its source.
+        server.snapshots.lunsChanged = () => server.refreshSessions();
+      }
       if (opts.management && server.snapshots) {
         server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
         log.info({ url: server.management.url }, 'management API listening');
@@ -408,6 +412,12 @@ export class TargetServer implements ConnectionHost {
     };
     this.log.info(result, 'configuration reloaded');
     return result;
+  }
+
+  /** Each session given the LUN view its TPG gives it now (a snapshot view added or removed). */
+  refreshSessions(): void {
+    const r = this.remapSessions(new Set());
+    if (r.remapped > 0) this.log.debug(r, 'LUN views of the sessions refreshed');
   }
 
   /**

@@ -312,6 +312,30 @@ test('a reload that would remove or change a snapshot\'s source, or take its vie
   expect(await hangUp()).toMatchObject({ event: 'reloaded', storage_objects: { removed: ['/backstores/fileio/a'] } });
 }, 60_000);
 
+test('view_add and view_remove change the inventory of the sessions logged in already: 3Fh/0Eh, the view in REPORT LUNS, then gone', async () => {
+  writeConfig(V3);
+  expect((await hangUp()).event).toBe('reloaded');
+  expect(await s1.reportLuns()).toEqual([0, 2]);
+  // LUN 0 came back (the test before removed it): a new LU, whose power-on report is taken here.
+  expect(await tur(s1)).toBe(UA_POWER_ON);
+  expect(await tur(s1)).toBe('GOOD');
+  const snap = (await mgmt.call('snapshot_institute', { source: `${IQN}/0`, obf: `file:${file('obf2.img')}:4M` })) as { id: string };
+  try {
+    const view = (await mgmt.call('view_add', { id: snap.id })) as { lun: number };
+    expect(await tur(s1)).toBe(UA_REPORTED_LUNS_CHANGED);
+    expect(await s1.reportLuns()).toEqual([0, 2, view.lun].sort((x, y) => x - y));
+    // The view is new to this nexus (power on), read-only, and reads the image as of institution.
+    expect(await tur(s1, view.lun)).toBe(UA_POWER_ON);
+    expect(sha256(await readLun(s1, view.lun, 64))).toBe(sha256(fs.readFileSync(file('a.img')).subarray(0, 64 * BS)));
+    await mgmt.call('view_remove', { id: snap.id, lun: view.lun });
+    expect(await tur(s1)).toBe(UA_REPORTED_LUNS_CHANGED);
+    expect(await s1.reportLuns()).toEqual([0, 2]);
+    expect(await tur(s1, view.lun)).toBe(LUN_NOT_SUPPORTED);
+  } finally {
+    await mgmt.call('snapshot_terminate', { id: snap.id });
+  }
+}, 60_000);
+
 test('SIGUSR1: the target logs one status line (and opens no inspector)', async () => {
   const before = stderr.length;
   child.kill('SIGUSR1');

@@ -112,6 +112,12 @@ export class SnapshotManager {
   resumed: Promise<void> = Promise.resolve();
   /** Aborts the resumes still to come or running (close: the target is stopping). */
   private readonly stopping = new AbortController();
+  /**
+   * Told when a view LUN was added to or removed from a TPG. The server gives the sessions their
+   * new LUN views (TargetServer.refreshSessions); alone, every nexus the TPG's LUs know gets
+   * REPORTED LUNS DATA HAS CHANGED.
+   */
+  lunsChanged: (tpg: TargetPortalGroup) => void = (tpg) => reportedLunsChanged(tpg.luns);
 
   private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
     this.model = model;
@@ -508,7 +514,7 @@ export class SnapshotManager {
     this.mapView(s, tpg, lun);
     const v = { tpg, lun, lu };
     e.views.push(v);
-    reportedLunsChanged(tpg.luns);
+    this.lunsChanged(tpg);
     this.log.info({ snapshot: s.id, target: tpg.node.name, lun }, 'snapshot view added');
     return this.viewInfo(s.id, v);
   }
@@ -572,7 +578,7 @@ export class SnapshotManager {
     if (v.tpg.luns.get(v.lun) === v.lu) v.tpg.luns.delete(v.lun);
     for (const acl of v.tpg.config.nodeAcls) acl.mappedLuns = acl.mappedLuns.filter((x) => x.tpgLun !== v.lun);
     e.views = e.views.filter((x) => x !== v);
-    reportedLunsChanged(v.tpg.luns);
+    this.lunsChanged(v.tpg);
     this.log.info({ snapshot: e.session.id, target: v.tpg.node.name, lun: v.lun }, 'snapshot view removed');
   }
 
