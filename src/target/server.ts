@@ -511,7 +511,8 @@ export class TargetServer implements ConnectionHost {
     await this.management?.stop().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...this.connections].map((c) => c.drain())),
+      // Stores a reload took out of service close once their last commands have ended.
+      Promise.all([...[...this.connections].map((c) => c.drain()), ...this.retiring]),
       new Promise<void>((r) => {
         timer = setTimeout(r, timeoutMs);
       }),
@@ -519,7 +520,6 @@ export class TargetServer implements ConnectionHost {
     clearTimeout(timer);
     await this.model.flush();
     for (const c of this.connections) c.close();
-    await Promise.all(this.retiring);
     // After the connections: a capture in flight finishes before its OBF is let go.
     await this.snapshots?.close();
     await this.model.close();
