@@ -90,7 +90,7 @@ export interface BackupOptions {
 
 export type BackupEvent =
   | { type: 'phase'; phase: BackupPhase; [k: string]: unknown }
-  | { type: 'progress'; phase: BackupPhase; done: bigint; total: bigint; unit: 'blocks' | 'records'; obf_records?: number; obf_fill?: number }
+  | { type: 'progress'; phase: BackupPhase; done: bigint; total: bigint; unit: 'blocks' | 'records'; obf_records?: number; obf_fill?: number; path?: 'xcopy' | 'host' }
   | { type: 'warning'; message: string };
 
 export interface BackupResult {
@@ -626,7 +626,7 @@ export class Backup {
         fallback: o.fallback === true,
         session: o.session,
         signal: o.signal,
-        onProgress: (done) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks', obf_records: obf.records, obf_fill: obf.fill }),
+        onProgress: (done, _total, path) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks', obf_records: obf.records, obf_fill: obf.fill, path }),
       });
       total.xcopy_bytes += part.xcopy_bytes;
       total.host_bytes += part.host_bytes;
@@ -751,7 +751,7 @@ export class Backup {
       fallback: this.opts.fallback === true,
       session: this.opts.session,
       signal: this.opts.signal,
-      onProgress: (done, total) => this.emit({ type: 'progress', phase: 'append', done, total, unit: 'blocks' }),
+      onProgress: (done, total, path) => this.emit({ type: 'progress', phase: 'append', done, total, unit: 'blocks', path }),
     });
     const dataBlocks = log.records.reduce((n, r) => n + BigInt(r.dataBlocks), 0n);
     const dataBytes = dataBlocks * BigInt(log.superblock.blockSize);

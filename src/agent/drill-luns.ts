@@ -35,7 +35,7 @@ import { AgentError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
-import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
+import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillProgress, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
 import { imageExtentHashes } from './image-hashes';
 import { blankOrSecondary, isBlank, SecondaryLun } from './secondary-lun';
 import { checkBlock, stampBlocks } from './stamp';
@@ -50,6 +50,8 @@ export interface LunDrillOptions {
   yes?: boolean;
   session?: SessionOptions;
   onStep?: DrillStep;
+  /** Where the progress of each backup, verify, restore and integrate is shown (default: nowhere). */
+  progress?: DrillProgress;
   /** Where the operations are recorded and the copies listed from (default: none). */
   catalog?: DrillCatalog;
 }
@@ -198,7 +200,7 @@ export async function runLunDrill(opts: LunDrillOptions): Promise<LunDrillResult
     const latest = new BigUint64Array(lun.blocks).fill(1n);
     const host = await IscsiSession.connect(opts.source, opts.session);
     sessions.push(host);
-    const ops = new DrillOperations(opts.catalog ?? NO_CATALOG, step, opts.session);
+    const ops = new DrillOperations(opts.catalog ?? NO_CATALOG, step, opts.session, opts.progress);
     let next = 2n;
     const backups: LunDrillResult['backups'] = [];
     const restores: LunDrillResult['restores'] = [];

@@ -78,6 +78,15 @@ export const NO_CATALOG: DrillCatalog = {
   copies: async () => [],
 };
 
+/**
+ * Where a drill shows how far the operation running has got (the CLI's progress display): a
+ * phase begins, then its numbers; `path` is how a copy's data goes, when known.
+ */
+export interface DrillProgress {
+  start(phase: string, label: string): void;
+  update(done: bigint, total: bigint, unit: 'blocks' | 'records', blockSize: number, path?: 'xcopy' | 'host'): void;
+}
+
 /** A host writing the source through a backup; told when the institute call begins and returns. */
 export interface HostWriter {
   instituteBegins(): void;
@@ -95,6 +104,7 @@ export class DrillOperations {
     private readonly catalog: DrillCatalog,
     private readonly step: DrillStep,
     private readonly session?: SessionOptions,
+    private readonly progress?: DrillProgress,
   ) {}
 
   /**
@@ -109,6 +119,7 @@ export class DrillOperations {
     const label = o.label ?? `drill ${o.mode}`;
     this.backupIds.push(backupId);
     let stopped: Promise<number> | undefined;
+    let blockSize = 512;
     try {
       const r = await this.catalog.backup({ backupId, source: o.source, secondary: o.secondary, obf: o.obf, mode: o.mode, label }, () =>
         backup({
@@ -118,7 +129,11 @@ export class DrillOperations {
           session: this.session,
           log: logger(),
           onEvent: (e) => {
-            if (e.type !== 'phase' || e.phase !== 'institute') return;
+            if (e.type === 'progress') return this.progress?.update(e.done, e.total, e.unit, blockSize, e.path);
+            if (e.type !== 'phase') return;
+            if (typeof e.block_size === 'number') blockSize = e.block_size;
+            else if (e.phase !== 'institute' && e.phase !== 'done') this.progress?.start(e.phase, `backup (${o.mode}): ${e.phase}`);
+            if (e.phase !== 'institute') return;
             if (e.snapshot_id === undefined) return writer.instituteBegins();
             writer.instituteReturned();
             this.step('institute', { mode: o.mode, snapshot: e.snapshot_id, pause_ms: e.institute_pause_ms });
@@ -137,7 +152,8 @@ export class DrillOperations {
 
   /** The product's own check of the copy on `secondary` (`verify`), recorded as its verification. */
   async verifyCopy(secondary: string): Promise<VerifyResult> {
-    const v = await this.catalog.verify(secondary, () => verify({ secondary, session: this.session }));
+    this.progress?.start('verify', `verify ${secondary}`);
+    const v = await this.catalog.verify(secondary, () => verify({ secondary, session: this.session, onProgress: (d, t, bs) => this.progress?.update(d, t, 'blocks', bs) }));
     this.step('verify-copy', { mode: v.mode, state: v.state, extents: v.extents, ...(v.log_records !== undefined ? { log_records: v.log_records } : {}), seconds: v.seconds });
     return v;
   }
@@ -156,7 +172,21 @@ export class DrillOperations {
     for (const { lba, n } of mebibytes(lun)) await s.write16(BigInt(lba), zeros.subarray(0, n * lun.blockSize));
     await s.synchronizeCache16();
     this.step('source-lost', { zeroed_blocks: lun.blocks });
-    const r = await this.catalog.restore(p.secondary, () => restore({ secondary: p.secondary, to: p.to, bridge: p.bridge, yes: true, session: this.session }));
+    let phase = '';
+    const r = await this.catalog.restore(p.secondary, () =>
+      restore({
+        secondary: p.secondary,
+        to: p.to,
+        bridge: p.bridge,
+        yes: true,
+        session: this.session,
+        onProgress: (ph, d, t, bs, path) => {
+          if (ph !== phase) this.progress?.start(ph, `restore: ${ph}`);
+          phase = ph;
+          this.progress?.update(d, t, ph === 'log' ? 'records' : 'blocks', bs, path);
+        },
+      }),
+    );
     this.step('restore', { method: r.method, backup_id: r.backup_id, from: p.secondary, log_records: r.log_records, verified: r.verified, seconds: r.seconds, ...(p.check ? await p.check() : {}) });
     return r;
   }
@@ -168,7 +198,10 @@ export class DrillOperations {
 
   /** 610: the append copy on `secondary` integrated. */
   async integrate(secondary: string, bridge?: string): Promise<IntegrateResult> {
-    const r = await this.catalog.integrate(secondary, () => integrate({ secondary, bridge, session: this.session }));
+    this.progress?.start('integrate', `integrate ${secondary}`);
+    const r = await this.catalog.integrate(secondary, () =>
+      integrate({ secondary, bridge, session: this.session, onProgress: (d, t) => this.progress?.update(BigInt(d), BigInt(t), 'records', 1) }),
+    );
     this.step('integrate', { records: r.records, seconds: r.seconds });
     return r;
   }

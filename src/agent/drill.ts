@@ -38,7 +38,7 @@ import { SNAPSHOT_HELD_CHANNEL, subscribeSnapshotEvent, TargetServer, type Snaps
 import { logger } from '../util/log';
 import * as secondaryFormat from '../secondary';
 import { DRILL_FS_BYTES, fileDrill, makeDrillFileSystem, type FileDrillResult } from './drill-files';
-import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
+import { DrillOperations, mebibytes, NO_CATALOG, type DrillCatalog, type DrillCopy, type DrillProgress, type DrillStep, type HostWriter, type LunBlocks } from './drill-steps';
 import { inquire, type InquireReport } from './inquire';
 import type { RestoreResult } from './restore';
 import { SecondaryLun } from './secondary-lun';
@@ -51,6 +51,8 @@ export interface DrillOptions {
   sizeBytes: number;
   keep?: boolean;
   onStep?: DrillStep;
+  /** Where the progress of each backup, verify, restore and integrate is shown (default: nowhere). */
+  progress?: DrillProgress;
   /** Where the operations are recorded and the copies listed from (default: none). */
   catalog?: DrillCatalog;
 }
@@ -168,7 +170,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
     step('write-source', { blocks: lun.blocks, generation: 1 });
 
     // 602–608, overwrite mode.
-    const ops = new DrillOperations(opts.catalog ?? NO_CATALOG, step);
+    const ops = new DrillOperations(opts.catalog ?? NO_CATALOG, step, undefined, opts.progress);
     const host = await open(0);
     const backUp = (secondaryLun: number, mode: 'overwrite' | 'append', generation: bigint) =>
       ops.backUpUnderWrites({ source: url(0), obf: url(1), secondary: url(secondaryLun), mgmt, mode, mark: mode === 'append' }, HostWorkload.start(host, lun, generation));

@@ -50,7 +50,8 @@ export interface ExportOptions {
   signal?: AbortSignal;
   onPhase?: (phase: ExportPhase) => void;
   /** Blocks done of the secondary's capacity (copy) or of its image (verify). */
-  onProgress?: (phase: ExportPhase, doneBlocks: bigint, totalBlocks: bigint, blockSize: number) => void;
+  /** `path`: how a copy's data goes (the copy manager's EXTENDED COPY, or this host), when known. */
+  onProgress?: (phase: ExportPhase, doneBlocks: bigint, totalBlocks: bigint, blockSize: number, path?: 'xcopy' | 'host') => void;
 }
 
 export interface ExportResult {
@@ -158,7 +159,7 @@ async function toLun(source: Source, o: ExportOptions): Promise<Copied> {
         fallbackHint: 'add --fallback',
         session: o.session,
         signal: o.signal,
-        onProgress: (done) => o.onProgress?.('copy', skip + done, L.capacityBlocks, B),
+        onProgress: (done, _total, path) => o.onProgress?.('copy', skip + done, L.capacityBlocks, B, path),
       });
     // Everything before the trailer, the metadata area where the destination's layout puts it.
     const copies = relocated ? [await copy(0n, 0n, L.metaLba), await copy(L.metaLba, layout.metaLba, L.metaBlocks)] : [await copy(0n, 0n, L.capacityBlocks - 1n)];
@@ -267,7 +268,7 @@ async function copyToFile(src: IscsiSession, fh: fs.promises.FileHandle, L: seco
     {
       depth: FILE_DEPTH,
       signal: o.signal,
-      onProgress: (done, total) => o.onProgress?.('copy', done, total, B),
+      onProgress: (done, total) => o.onProgress?.('copy', done, total, B, 'host'),
       interrupted: (done) => `export interrupted after ${done} of ${count} blocks; the file is incomplete (export again)`,
     },
   );

@@ -54,7 +54,7 @@ export interface FileRestoreOptions {
   signal?: AbortSignal;
   onWarning?: (message: string) => void;
   /** Bytes of file data written so far (to a directory), or the in-place restore's progress. */
-  onProgress?: (phase: 'toc' | 'files' | 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number) => void;
+  onProgress?: (phase: 'toc' | 'files' | 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number, path?: 'xcopy' | 'host') => void;
   /** In place: resume units (restore.ts), and the callback recording them. */
   resume?: RestoreUnits & { backupId: string };
   onUnit?: (u: RestoreUnits) => Promise<void> | void;
@@ -244,7 +244,7 @@ async function restoreToDir(o: FileRestoreOptions, toc: TocResult, image: Checke
   let done = 0;
   const advance = (n: number) => {
     done += n;
-    o.onProgress?.('files', BigInt(done), BigInt(total), 1);
+    o.onProgress?.('files', BigInt(done), BigInt(total), 1, 'host');
   };
   const result = { to: path.resolve(dir), files: 0, directories: 0, symlinks: 0, hard_links: 0, special: 0, bytes: 0, skipped: [] as FileRestoreResult['skipped'] };
   await fsp.mkdir(dir, { recursive: true });

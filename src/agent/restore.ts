@@ -62,7 +62,8 @@ export interface RestoreOptions {
   onWarning?: (message: string) => void;
   session?: SessionOptions;
   signal?: AbortSignal;
-  onProgress?: (phase: 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number) => void;
+  /** `path`: how a copy's data goes (the copy manager's EXTENDED COPY, or this host), when known. */
+  onProgress?: (phase: 'copy' | 'log' | 'verify', done: bigint, total: bigint, blockSize: number, path?: 'xcopy' | 'host') => void;
   /**
    * Continue a restore of the copy `backupId` that an agent left unfinished: the pieces within
    * the first `copiedBlocks` blocks (in the restore's order) and the first `logRecords` records
@@ -251,7 +252,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
         fallbackHint: 'give --fallback',
         session: o.session,
         signal: o.signal,
-        onProgress: (done) => o.onProgress?.('copy', doneBefore + done, totalBlocks, L.blockSize),
+        onProgress: (done, _total, path) => o.onProgress?.('copy', doneBefore + done, totalBlocks, L.blockSize, path),
       });
       xcopyBytes += c.xcopy_bytes;
       hostBytes += c.host_bytes;

@@ -38,7 +38,8 @@ export interface XcopyCopyOptions {
   /** How the refusal when fallback is off says to allow the host path (default: "drop --no-fallback"). */
   fallbackHint?: string;
   session?: SessionOptions;
-  onProgress?: (copiedBlocks: bigint, totalBlocks: bigint, path: 'xcopy' | 'host') => void;
+  /** Blocks copied of the range so far, the path they took, and the source's block length. */
+  onProgress?: (copiedBlocks: bigint, totalBlocks: bigint, path: 'xcopy' | 'host', blockSize: number) => void;
   /** How often COPY STATUS is asked for progress while commands run (default 500 ms). */
   progressIntervalMs?: number;
   /**
@@ -195,7 +196,7 @@ async function copyThroughHost(job: CopyJob, why: string, from: bigint): Promise
     skip: range.skip + from,
     seek: range.seek + from,
     count: range.count - from,
-    onProgress: (c, total) => opts.onProgress?.(from + c, from + total, 'host'),
+    onProgress: (c, total) => opts.onProgress?.(from + c, from + total, 'host', range.blockSize),
     signal: opts.signal,
   });
   result.host_bytes += r.bytes;
@@ -376,7 +377,7 @@ class ExtendedCopyRun {
       await this.plan.bridge.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage: LIST_ID_USAGE, cscdDescriptors: this.plan.cscds, segmentDescriptors: segments }));
       this.commands++;
       this.done += end - start;
-      this.opts.onProgress?.(this.done, this.range.count, 'xcopy');
+      this.opts.onProgress?.(this.done, this.range.count, 'xcopy', this.range.blockSize);
     } catch (err) {
       if (this.failedAt === undefined || start < this.failedAt) this.failedAt = start;
       this.failure = err;
@@ -417,7 +418,7 @@ class ExtendedCopyRun {
     } catch {
       return false; // no COPY STATUS here (or the list is gone): completions only
     }
-    if (!this.ended) this.opts.onProgress?.(this.done + partial, this.range.count, 'xcopy');
+    if (!this.ended) this.opts.onProgress?.(this.done + partial, this.range.count, 'xcopy', this.range.blockSize);
     return true;
   }
 }

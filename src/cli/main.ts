@@ -25,6 +25,7 @@ import * as snapshot from './commands/snapshot';
 import * as target from './commands/target';
 import * as toc from './commands/toc';
 import { withEnv } from './env';
+import { installStatusSignal } from './progress';
 
 /** The version of the package this code is part of (its package.json, found upwards from here). */
 export function packageVersion(): string {
@@ -94,6 +95,8 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = ExitStatus.INTERNAL;
   };
   process.once('beforeExit', stranded);
+  // SIGUSR1: the status line of a long command (and never Node's inspector).
+  installStatusSignal();
   try {
     await buildCli(argv).parseAsync();
   } finally {

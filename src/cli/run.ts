@@ -1,6 +1,6 @@
 /**
  * What a long-running command does around its work: the output (--json or text) and the
- * progress display; an AbortSignal that SIGINT, SIGTERM and SIGHUP trip, so the work stops
+ * progress display (SIGUSR1: its status line); an AbortSignal that SIGINT, SIGTERM and SIGHUP trip, so the work stops
  * cleanly and ends in ERR_INTERRUPTED (exit 130); then one summary (record and line), or the
  * one-line error with its exit status. The handlers stay installed until the work has ended: a
  * second signal while it cleans up (a backup ending its snapshot) must not kill it half-way.
@@ -20,9 +20,14 @@ export interface RunSummary {
   line: string;
 }
 
-export async function runCommand(json: boolean, command: string, work: (c: RunContext) => Promise<RunSummary>): Promise<void> {
+export async function runCommand(
+  json: boolean,
+  command: string,
+  work: (c: RunContext) => Promise<RunSummary>,
+  opts: { progressLines?: boolean } = {},
+): Promise<void> {
   const out = new Output(json);
-  const progress = new Progress(out);
+  const progress = new Progress(out, { command, lines: opts.progressLines });
   const stop = new AbortController();
   const onSignal = () => {
     if (stop.signal.aborted) {

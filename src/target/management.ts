@@ -12,6 +12,8 @@
  *   lun_hash {naa | target+lun(+tpg), lba, blocks, piece_blocks}  SHA-256 of pieces of a LUN as it reads now
  *   view_add {id, target?, tpg?, lun?}   view_remove {id, lun}
  *   counters                                   commands executed per opcode, sessions, copy manager
+ *   reload                                     read the --config file again and put it in force, as SIGHUP
+ *                                              does (docs/target.md "Reloading the configuration")
  */
 import { AgentError } from '../errors';
 import type { MethodHandler } from '../mgmt';
@@ -139,6 +141,10 @@ export function managementMethods(server: TargetServer, manager: SnapshotManager
       const lun = optInt(p, 'lun', 0, 16383);
       if (lun === undefined) throw new AgentError('ERR_INVALID_ARG', 'lun (the view LUN to remove) is required');
       return manager.removeView(id(p), lun);
+    },
+    reload: (params) => {
+      only(obj(params), []);
+      return server.reloadConfig();
     },
     counters: (params) => {
       only(obj(params), []);

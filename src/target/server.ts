@@ -2,10 +2,11 @@
  * The project's iSCSI target: listens on the configured portals (and only those), runs one
  * Connection per TCP connection, keeps the sessions (TSIH assignment, reinstatement of the same
  * initiator port, RFC 7143 6.3.5), answers SendTargets, performs LUN and target resets across
- * connections, counts commands per opcode, and stops gracefully.
+ * connections, counts commands per opcode, reloads its configuration without dropping the
+ * sessions it need not drop (docs/target.md "Reloading the configuration"), and stops gracefully.
  */
 import net from 'node:net';
-import { AgentError } from '../errors';
+import { AgentError, ArgumentError } from '../errors';
 import { logger, type Logger } from '../util/log';
 import type { Config } from './config';
 import { Connection, type ConnectionHost } from './iscsi/connection';
@@ -14,7 +15,9 @@ import { DEFAULT_TARGET_PARAMS, type TargetParams } from './iscsi/negotiation';
 import { TargetSession } from './iscsi/session';
 import type { TextPair } from './iscsi/text';
 import type { LogicalUnit } from './scsi/logical-unit';
-import { TargetModel } from './target';
+import { reportedLunsChanged } from './scsi/dispatch';
+import { openStorageObject, TargetModel, type LunName, type OpenedStorageObject, type TargetPortalGroup } from './target';
+import { planReload } from './reload';
 import { copyManagerOf } from '../xcopy';
 import { SnapshotManager } from './snapshots/manager';
 import { ManagementServer } from '../mgmt';
@@ -39,7 +42,41 @@ export interface ServerOptions {
   stateDir?: string;
   /** The management API (needs stateDir): listen = HOST:PORT on loopback or unix:/path. */
   management?: { listen: string; token?: string; tokenFile?: string };
+  /** Where reloadConfig() reads the configuration anew (the --config file); absent: it cannot. */
+  configSource?: () => Config;
+  /** Told as a reload begins and ends (the CLI tells the service manager, sd_notify). */
+  onReload?: (event: { phase: 'begin' } | { phase: 'end'; result: ReloadResult } | { phase: 'refused'; error: Error }) => void;
 }
+
+/** A portal to listen on, from the configuration: its address, port and TPG tag. */
+interface PortalSpec {
+  host: string;
+  port: number;
+  tag: number;
+}
+
+/** The portals of the enabled TPGs of `config`, by `ip_address:port` as configured. */
+function portalsOf(config: Config): Map<string, PortalSpec> {
+  const portals = new Map<string, PortalSpec>();
+  for (const t of config.targets) {
+    for (const g of t.tpgs) {
+      if (!g.enable) continue;
+      for (const p of g.portals) portals.set(`${p.ipAddress}:${p.port}`, { host: p.ipAddress, port: p.port, tag: g.tag });
+    }
+  }
+  return portals;
+}
+
+/** What a configuration reload did (TargetServer.reload; the management API's `reload` answers it). */
+export interface ReloadResult {
+  storage_objects: { added: string[]; changed: string[]; removed: string[] };
+  luns: { added: LunName[]; replaced: LunName[]; removed: LunName[] };
+  portals: { added: string[]; removed: string[] };
+  /** Sessions left as they were, given a new LUN view (and REPORTED LUNS DATA HAS CHANGED), or ended. */
+  sessions: { unchanged: number; remapped: number; ended: number };
+}
+
+const NO_PORTAL = 'no portal configured: add targets[].tpgs[].portals (ip_address, port)';
 
 export class TargetServer implements ConnectionHost {
   readonly log: Logger;
@@ -49,7 +86,12 @@ export class TargetServer implements ConnectionHost {
   readonly maxCommandBytes: number;
   /** Commands executed, by operation code (for tests and the management API). */
   readonly opcodeCounts = new Map<number, number>();
-  private readonly servers: net.Server[] = [];
+  /** The listening sockets, by portal as configured (ip_address:port). */
+  private readonly portals = new Map<string, { server: net.Server; at: { host: string; port: number; tag: number } }>();
+  /** Reloads run one at a time, in the order asked. */
+  private reloads: Promise<unknown> = Promise.resolve();
+  /** Stores a reload took out of service, closing once the commands that were in flight have ended. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly connections = new Set<Connection>();
   private readonly sessions = new Map<string, TargetSession>();
   private readonly connectionsOf = new Map<TargetSession, Set<Connection>>();
@@ -57,6 +99,8 @@ export class TargetServer implements ConnectionHost {
   private nextConnId = 1;
   private readonly params: TargetParams;
   private stopping = false;
+  private readonly configSource: ServerOptions['configSource'];
+  private readonly onReload: ServerOptions['onReload'];
   /** Snapshot sessions (when started with a stateDir). */
   snapshots: SnapshotManager | undefined;
   /** The management API (when configured). */
@@ -73,6 +117,8 @@ export class TargetServer implements ConnectionHost {
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 15_000;
     this.maxCommandBytes = opts.maxCommandBytes ?? 64 * 1024 * 1024;
     this.params = { ...DEFAULT_TARGET_PARAMS };
+    this.configSource = opts.configSource;
+    this.onReload = opts.onReload;
   }
 
   /** Opens the stores, builds the LUNs and listens on every portal. */
@@ -84,17 +130,18 @@ export class TargetServer implements ConnectionHost {
       if (opts.management && !opts.stateDir) throw new AgentError('ERR_INVALID_ARG', 'the management API needs a state directory (--state-dir)');
       // Sources of journalled sessions refuse changes from here until their session has resumed
       // (COW re-armed), which happens in the background while the target serves.
-      if (opts.stateDir) server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log });
+      if (opts.stateDir) {
+        server.snapshots = await SnapshotManager.open(model, opts.stateDir, { log });
+        // A view added or removed changes the LUNs of the sessions that see its source.
+        server.snapshots.lunsChanged = () => server.refreshSessions();
+      }
       if (opts.management && server.snapshots) {
         server.management = await ManagementServer.start({ ...opts.management, methods: managementMethods(server, server.snapshots), log });
         log.info({ url: server.management.url }, 'management API listening');
       }
-      const portals = new Map<string, { host: string; port: number; tag: number }>();
-      for (const tpg of model.allTpgs()) {
-        for (const p of tpg.config.portals) portals.set(`${p.ipAddress}:${p.port}`, { host: p.ipAddress, port: p.port, tag: tpg.tag });
-      }
-      if (portals.size === 0) throw new AgentError('ERR_INVALID_ARG', 'no portal configured: add targets[].tpgs[].portals (ip_address, port)');
-      for (const p of portals.values()) await server.listen(p.host, p.port, p.tag);
+      const portals = portalsOf(config);
+      if (portals.size === 0) throw new AgentError('ERR_INVALID_ARG', NO_PORTAL);
+      for (const [key, p] of portals) await server.listen(key, p);
     } catch (err) {
       await server.stop();
       throw err;
@@ -102,7 +149,8 @@ export class TargetServer implements ConnectionHost {
     return server;
   }
 
-  private listen(host: string, port: number, tag: number): Promise<void> {
+  /** Listens on one portal (`key` as configured); registered once it listens. */
+  private listen(key: string, { host, port, tag }: PortalSpec): Promise<void> {
     return new Promise((resolve, reject) => {
       const srv = net.createServer((socket) => this.accept(socket));
       srv.once('error', (err: NodeJS.ErrnoException) => {
@@ -117,12 +165,24 @@ export class TargetServer implements ConnectionHost {
       });
       srv.listen(port, host, () => {
         const a = srv.address() as net.AddressInfo;
-        this.listening.push({ host: a.address, port: a.port, tag });
+        const at = { host: a.address, port: a.port, tag };
+        this.listening.push(at);
+        this.portals.set(key, { server: srv, at });
         this.log.info({ portal: `${a.address}:${a.port}`, tpgt: tag }, 'listening');
         resolve();
       });
-      this.servers.push(srv);
     });
+  }
+
+  /** Stops listening on one portal (connections made through it go on). */
+  private async unlisten(key: string): Promise<void> {
+    const p = this.portals.get(key);
+    if (!p) return;
+    this.portals.delete(key);
+    const i = this.listening.indexOf(p.at);
+    if (i >= 0) this.listening.splice(i, 1);
+    await new Promise<void>((r) => p.server.close(() => r()));
+    this.log.info({ portal: `${p.at.host}:${p.at.port}` }, 'no longer listening');
   }
 
   private accept(socket: net.Socket): void {
@@ -254,12 +314,179 @@ export class TargetServer implements ConnectionHost {
     return true;
   }
 
+  /**
+   * Replaces the configuration in force with `next` (docs/target.md "Reloading the
+   * configuration"), after the reloads asked before it. Refused, with nothing changed, when the
+   * plan is (reload.ts: what snapshots hold), when a new or changed storage object cannot be
+   * opened, or when a new portal cannot be listened on: an ArgumentError naming the key path.
+   * Otherwise the swap is synchronous (TargetModel.swap), then each session is given its new LUN
+   * view or ended (remapSessions), then portals no longer configured stop listening; stores no
+   * longer used close once the commands in flight at the swap have ended.
+   */
+  reload(next: Config): Promise<ReloadResult> {
+    return this.queueReload(() => next);
+  }
+
+  /**
+   * Reads the configuration anew from its source (SIGHUP, the management API's `reload`) and
+   * reloads it. A configuration that does not read or validate is refused as any other is.
+   */
+  reloadConfig(): Promise<ReloadResult> {
+    const source = this.configSource;
+    if (!source) {
+      const err = new ArgumentError('this target was started without --config: there is no configuration file to reload (restart it with the new LUNs)');
+      this.log.warn(err.message);
+      return Promise.reject(err);
+    }
+    return this.queueReload(source);
+  }
+
+  private queueReload(next: () => Config): Promise<ReloadResult> {
+    const run = this.reloads.then(async () => {
+      this.onReload?.({ phase: 'begin' });
+      try {
+        const result = await this.reloadNow(next());
+        this.onReload?.({ phase: 'end', result });
+        return result;
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'configuration reload refused; the configuration in force stays');
+        this.onReload?.({ phase: 'refused', error: err as Error });
+        throw err;
+      }
+    });
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(next: Config): Promise<ReloadResult> {
+    if (this.stopping) throw new AgentError('ERR_INVALID_ARG', 'the target is stopping; nothing reloaded');
+    const plan = planReload(this.model, next, this.snapshots);
+    const wanted = portalsOf(next);
+    if (wanted.size === 0) throw new ArgumentError(`config targets: ${NO_PORTAL}`);
+    const opened = new Map<string, OpenedStorageObject>();
+    const listened: string[] = [];
+    try {
+      for (const o of plan.open) {
+        try {
+          opened.set(o.key, await openStorageObject(o.so, this.log));
+        } catch (err) {
+          throw new ArgumentError(`config ${o.path}: cannot open ${o.key}: ${(err as Error).message}`);
+        }
+      }
+      for (const [key, p] of wanted) {
+        if (this.portals.has(key)) continue;
+        await this.listen(key, p);
+        listened.push(key);
+      }
+      // Snapshots may have been instituted while the stores opened: the plan must still hold.
+      planReload(this.model, next, this.snapshots);
+    } catch (err) {
+      await Promise.all([...opened.values()].map((o) => o.store.close().catch(() => undefined)));
+      await Promise.all(listened.map((k) => this.unlisten(k)));
+      throw err;
+    }
+    // From here on nothing fails: the new configuration is in force.
+    const swap = this.model.swap(next, opened);
+    for (const tpg of this.model.allTpgs()) this.snapshots?.remapViews(tpg);
+    for (const [key, p] of wanted) {
+      const at = this.portals.get(key)?.at;
+      if (at) at.tag = p.tag;
+    }
+    const sessions = this.remapSessions(new Set(swap.goneTpgs));
+    const unlistened = [...this.portals.keys()].filter((k) => !wanted.has(k));
+    await Promise.all(unlistened.map((k) => this.unlisten(k)));
+    if (swap.retired.length > 0) {
+      // The commands in flight now may still use the retired stores; the ones after cannot.
+      const inFlight = Promise.all([...this.connections].map((c) => c.drain()));
+      const closing = inFlight.then(async () => {
+        await Promise.all(swap.retired.map((st) => st.close().catch((err: Error) => this.log.warn({ err: err.message }, 'a store taken out of service failed to close'))));
+      });
+      this.retiring.add(closing);
+      void closing.finally(() => this.retiring.delete(closing));
+    }
+    const result: ReloadResult = {
+      storage_objects: { added: plan.added, changed: plan.changed, removed: plan.removed },
+      luns: { added: swap.added, replaced: swap.replaced, removed: swap.removed },
+      portals: { added: listened, removed: unlistened },
+      sessions,
+    };
+    this.log.info(result, 'configuration reloaded');
+    return result;
+  }
+
+  /** Each session given the LUN view its TPG gives it now (a snapshot view added or removed). */
+  refreshSessions(): void {
+    const r = this.remapSessions(new Set());
+    if (r.remapped > 0) this.log.debug(r, 'LUN views of the sessions refreshed');
+  }
+
+  /**
+   * After a swap, each normal session is given the LUN view its TPG's ACLs now give it. One
+   * whose TPG is gone, or whose initiator the ACLs no longer let in, ends (as LIO ends the
+   * sessions of a node ACL it deletes). One whose view changed — a LUN added, removed or
+   * replaced, or its write protection — keeps its connection: every LU of its new view
+   * establishes REPORTED LUNS DATA HAS CHANGED for it (SPC-4 r37 6.33), an LU new to it after
+   * the POWER ON condition it reports first (SAM-5 r21 5.14: the LU is new), and the LUs it no
+   * longer sees let go what it held there, as at nexus loss. The others are left alone.
+   */
+  private remapSessions(gone: Set<TargetPortalGroup>): ReloadResult['sessions'] {
+    const out = { unchanged: 0, remapped: 0, ended: 0 };
+    for (const s of this.sessions.values()) {
+      if (s.type !== 'Normal' || !s.tpg) continue;
+      const access = gone.has(s.tpg) ? undefined : s.tpg.accessFor(s.initiatorName);
+      if (!access) {
+        this.log.info({ initiator: s.initiatorName, tsih: s.tsih, target: s.tpg.node.name }, 'session ended by the reload: its target portal group or ACL is gone');
+        this.closeSession(s);
+        out.ended++;
+        continue;
+      }
+      const same =
+        access.view.size === s.view.size &&
+        [...access.view].every(([n, lu]) => s.view.get(n) === lu) &&
+        access.writeProtected.size === s.writeProtected.size &&
+        [...access.writeProtected].every((n) => s.writeProtected.has(n));
+      if (same) {
+        out.unchanged++;
+        continue;
+      }
+      const before = new Set(s.view.values());
+      const after = new Set(access.view.values());
+      for (const lu of before) {
+        if (after.has(lu)) continue;
+        lu.nexusGone(s.nexus);
+        copyManagerOf(lu)?.nexusGone(s.nexus, [lu]);
+      }
+      for (const lu of after) if (!before.has(lu)) lu.unitAttentions.touch(s.nexus);
+      s.view.clear();
+      for (const [n, lu] of access.view) s.view.set(n, lu);
+      s.writeProtected.clear();
+      for (const n of access.writeProtected) s.writeProtected.add(n);
+      reportedLunsChanged(s.view, [s.nexus]);
+      out.remapped++;
+    }
+    return out;
+  }
+
   countOpcode(op: number): void {
     this.opcodeCounts.set(op, (this.opcodeCounts.get(op) ?? 0) + 1);
   }
 
   commandDone(lu: LogicalUnit | undefined, opcode: number, status: number, dataInBytes: number, dataOutBytes: number, startedMs: number): void {
     this.commandObserver?.(lu, opcode, status, dataInBytes, dataOutBytes, startedMs);
+  }
+
+  /** What the target is doing, in a few numbers (SIGUSR1 logs it). */
+  status(): Record<string, unknown> {
+    const tpgs = this.model.allTpgs();
+    return {
+      targets: this.model.nodes.size,
+      tpgs: tpgs.length,
+      luns: tpgs.reduce((n, t) => n + t.luns.size, 0),
+      portals: this.listening.map((l) => `${l.host}:${l.port}`),
+      sessions: this.sessionCount,
+      connections: this.connectionCount,
+      commands: [...this.opcodeCounts.values()].reduce((a, b) => a + b, 0),
+    };
   }
 
   /** Sessions now open (for status and tests). */
@@ -280,11 +507,12 @@ export class TargetServer implements ConnectionHost {
     if (this.stopping) return;
     this.stopping = true;
     this.snapshots?.stopResuming();
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all([...this.portals.keys()].map((k) => this.unlisten(k)));
     await this.management?.stop().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...this.connections].map((c) => c.drain())),
+      // Stores a reload took out of service close once their last commands have ended.
+      Promise.all([...[...this.connections].map((c) => c.drain()), ...this.retiring]),
       new Promise<void>((r) => {
         timer = setTimeout(r, timeoutMs);
       }),

@@ -12,7 +12,7 @@ import type { Store } from '../store/store';
 import type { Logger } from '../util/log';
 import type { ChapCredentials } from './iscsi/chap';
 import type { LoginTarget } from './iscsi/login';
-import type { ChapConfig, Config, TpgConfig } from './config';
+import type { ChapConfig, Config, StorageObjectConfig, TpgConfig } from './config';
 import { LogicalUnit } from './scsi/logical-unit';
 import { COPY_MANAGER_OPCODES, CopyManager, enableCopyManager } from '../xcopy';
 import { CowStore } from '../cow/cow-store';
@@ -29,17 +29,63 @@ function chapCredentials(c: ChapConfig | undefined): ChapCredentials | undefined
   };
 }
 
+/** A storage object's key, as LUNs name it: /backstores/PLUGIN/NAME. */
+export function storageObjectKey(so: Pick<StorageObjectConfig, 'plugin' | 'name'>): string {
+  return `/backstores/${so.plugin}/${so.name}`;
+}
+
+/** A storage object opened: its store behind the COW filter, and the kind of the store below. */
+export interface OpenedStorageObject {
+  store: CowStore;
+  kind: string;
+}
+
+/** Opens one storage object (a backstore) as a store, behind a COW filter. */
+export async function openStorageObject(so: StorageObjectConfig, log: Logger): Promise<OpenedStorageObject> {
+  let store: Store;
+  if (so.plugin === 'fileio') {
+    store = await FileStore.open({ path: so.dev!, size: so.size, blockSize: so.blockSize, readOnly: so.readOnly });
+  } else if (so.plugin === 'ramdisk') {
+    store = new MemoryStore({ blocks: BigInt(so.size! / so.blockSize), blockSize: so.blockSize, name: so.name, readOnly: so.readOnly });
+  } else {
+    store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
+  }
+  log.info({ storage_object: storageObjectKey(so), kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
+  // Every store sits behind a COW filter, idle until a snapshot of it is instituted.
+  return { store: new CowStore(store), kind: store.kind };
+}
+
 export class TargetPortalGroup {
   readonly tag: number;
   readonly node: TargetNode;
-  readonly config: TpgConfig;
+  /** Replaced by a configuration reload (TargetModel.swap); read it anew each time. */
+  config: TpgConfig;
   /** TPG LUN number → logical unit. */
   readonly luns = new Map<number, LogicalUnit>();
+  /**
+   * The copy manager of this TPG: an initiator may name, as copy source or destination, only
+   * the LUNs it could reach itself (no confused deputy, CVE-2020-28374).
+   */
+  readonly copyManager: CopyManager;
 
-  constructor(node: TargetNode, config: TpgConfig) {
+  constructor(node: TargetNode, config: TpgConfig, log: Logger) {
     this.node = node;
     this.tag = config.tag;
     this.config = config;
+    this.copyManager = new CopyManager({
+      reachable: (nexus) => {
+        const a = this.accessFor(nexus.initiatorName);
+        return a ? [...a.view].map(([n, lu]) => ({ lu, writeProtect: a.writeProtected.has(n) })) : [];
+      },
+      log,
+    });
+  }
+
+  /** A new logical unit of this TPG over `store` (a storage object's, `kind` the store below its filter), served by its copy manager. */
+  newLogicalUnit(store: CowStore, kind: string | undefined): LogicalUnit {
+    const lu = new LogicalUnit({ store, targetName: this.node.name, targetPortGroup: this.tag, opcodes: COPY_MANAGER_OPCODES, atomicWrite: kind === 'memory' });
+    enableCopyManager(lu, this.copyManager);
+    return lu;
   }
 
   /**
@@ -72,7 +118,7 @@ export class TargetPortalGroup {
     return { view, writeProtected };
   }
 
-  /** What the login needs (LoginMachine's LoginTarget). */
+  /** What the login needs (LoginMachine's LoginTarget); the configuration as it is at login time. */
   loginTarget(): LoginTarget {
     const cfg = this.config;
     const needAuth = cfg.authentication || cfg.nodeAcls.some((a) => a.chap) || cfg.chap !== undefined;
@@ -95,6 +141,24 @@ export class TargetNode {
   }
 }
 
+/** A LUN of a TPG, as a reload reports it. */
+export interface LunName {
+  target: string;
+  tpg: number;
+  lun: number;
+}
+
+/** What TargetModel.swap changed. */
+export interface SwapResult {
+  /** Stores no longer used (removed or changed storage objects): close them once the commands in flight on them are done. */
+  retired: CowStore[];
+  /** TPGs no longer served (removed, or disabled): their sessions end. */
+  goneTpgs: TargetPortalGroup[];
+  added: LunName[];
+  replaced: LunName[];
+  removed: LunName[];
+}
+
 /** Everything the configuration describes, opened. */
 export class TargetModel {
   readonly nodes = new Map<string, TargetNode>();
@@ -105,55 +169,32 @@ export class TargetModel {
   readonly stores = new Map<string, CowStore>();
   /** Storage object key → the kind of the store opened for it ('file', 'memory', 'remote'). */
   readonly backingKinds = new Map<string, string>();
-  readonly config: Config;
+  /** The configuration in force (replaced by a reload, TargetModel.swap). */
+  config: Config;
+  private readonly log: Logger;
 
-  private constructor(config: Config) {
+  private constructor(config: Config, log: Logger) {
     this.config = config;
+    this.log = log;
   }
 
   /** Opens every storage object and builds the LUNs. Stores are closed again on failure. */
   static async open(config: Config, log: Logger): Promise<TargetModel> {
-    const model = new TargetModel(config);
+    const model = new TargetModel(config, log);
     try {
       for (const so of config.storageObjects) {
-        const key = `/backstores/${so.plugin}/${so.name}`;
-        let store: Store;
-        if (so.plugin === 'fileio') {
-          store = await FileStore.open({ path: so.dev!, size: so.size, blockSize: so.blockSize, readOnly: so.readOnly });
-        } else if (so.plugin === 'ramdisk') {
-          store = new MemoryStore({ blocks: BigInt(so.size! / so.blockSize), blockSize: so.blockSize, name: so.name, readOnly: so.readOnly });
-        } else {
-          store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
-        }
-        // Every store sits behind a COW filter, idle until a snapshot of it is instituted.
-        model.stores.set(key, new CowStore(store));
-        model.backingKinds.set(key, store.kind);
-        log.info({ storage_object: key, kind: store.kind, blocks: store.blocks.toString(), block_size: store.blockSize }, 'storage object opened');
+        const o = await openStorageObject(so, log);
+        model.stores.set(storageObjectKey(so), o.store);
+        model.backingKinds.set(storageObjectKey(so), o.kind);
       }
       for (const t of config.targets) {
         const node = new TargetNode(t.wwn);
         model.nodes.set(t.wwn, node);
         for (const g of t.tpgs) {
           if (!g.enable) continue;
-          const tpg = new TargetPortalGroup(node, g);
+          const tpg = new TargetPortalGroup(node, g, log);
           node.tpgs.push(tpg);
-          // The copy manager of this TPG: an initiator may name, as copy source or destination,
-          // only the LUNs it could reach itself (no confused deputy, CVE-2020-28374).
-          const cm = new CopyManager({
-            reachable: (nexus) => {
-              const a = tpg.accessFor(nexus.initiatorName);
-              return a ? [...a.view].map(([n, lu]) => ({ lu, writeProtect: a.writeProtected.has(n) })) : [];
-            },
-            log,
-          });
-          for (const l of g.luns) {
-            const store = model.stores.get(l.storageObject);
-            if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${l.index} of ${t.wwn} names ${l.storageObject}, which is not open`);
-            const atomicWrite = model.backingKinds.get(l.storageObject) === 'memory';
-            const lu = new LogicalUnit({ store, targetName: t.wwn, targetPortGroup: g.tag, opcodes: COPY_MANAGER_OPCODES, atomicWrite });
-            enableCopyManager(lu, cm);
-            tpg.luns.set(l.index, lu);
-          }
+          for (const l of g.luns) tpg.luns.set(l.index, model.logicalUnitFor(tpg, l.storageObject, t.wwn, l.index));
         }
       }
     } catch (err) {
@@ -161,6 +202,78 @@ export class TargetModel {
       throw err;
     }
     return model;
+  }
+
+  /** A new LU of `tpg` over the storage object `key` (which must be open). */
+  private logicalUnitFor(tpg: TargetPortalGroup, key: string, wwn: string, index: number): LogicalUnit {
+    const store = this.stores.get(key);
+    if (!store) throw new AgentError('ERR_INVALID_ARG', `LUN ${index} of ${wwn} names ${key}, which is not open`);
+    return tpg.newLogicalUnit(store, this.backingKinds.get(key));
+  }
+
+  /**
+   * Puts `next` in place of the configuration in force (a reload; docs/target.md "Reloading the
+   * configuration"). `opened` holds the stores of the storage objects added or changed, opened
+   * beforehand; every other storage object keeps its store. A TPG (target name and tag) that
+   * stays keeps its object and copy manager, and every LU whose LUN number still names the same
+   * unchanged storage object (so its reservations and unit attentions); the other LUs are new.
+   * LUNs no configuration names (snapshot views) stay where they are. Synchronous: no command
+   * sees half of it. The caller has checked that nothing pinned is removed or replaced.
+   */
+  swap(next: Config, opened: Map<string, OpenedStorageObject>): SwapResult {
+    const out: SwapResult = { retired: [], goneTpgs: [], added: [], replaced: [], removed: [] };
+    const nextKeys = new Set(next.storageObjects.map(storageObjectKey));
+    for (const [key, store] of this.stores) {
+      if (!nextKeys.has(key) || opened.has(key)) {
+        out.retired.push(store);
+        this.stores.delete(key);
+        this.backingKinds.delete(key);
+      }
+    }
+    for (const [key, o] of opened) {
+      this.stores.set(key, o.store);
+      this.backingKinds.set(key, o.kind);
+    }
+    const retired = new Set<CowStore>(out.retired);
+    const before = this.allTpgs();
+    const served = new Set<TargetPortalGroup>();
+    const nodes = new Map<string, TargetNode>();
+    for (const t of next.targets) {
+      const node = this.nodes.get(t.wwn) ?? new TargetNode(t.wwn);
+      nodes.set(t.wwn, node);
+      const tpgs: TargetPortalGroup[] = [];
+      for (const g of t.tpgs) {
+        if (!g.enable) continue;
+        const old = node.tpgs.find((x) => x.tag === g.tag);
+        const tpg = old ?? new TargetPortalGroup(node, g, this.log);
+        const oldConfigLuns = new Map((old?.config.luns ?? []).map((l) => [l.index, l.storageObject]));
+        tpg.config = g;
+        const wanted = new Map(g.luns.map((l) => [l.index, l.storageObject]));
+        // LUNs the old configuration named and the new one does not: gone.
+        for (const [n] of oldConfigLuns) {
+          if (!wanted.has(n)) {
+            tpg.luns.delete(n);
+            out.removed.push({ target: t.wwn, tpg: g.tag, lun: n });
+          }
+        }
+        for (const [n, key] of wanted) {
+          const lu = tpg.luns.get(n);
+          const same = lu !== undefined && oldConfigLuns.get(n) === key && !retired.has(lu.store as CowStore);
+          if (same) continue;
+          tpg.luns.set(n, this.logicalUnitFor(tpg, key, t.wwn, n));
+          (lu === undefined ? out.added : out.replaced).push({ target: t.wwn, tpg: g.tag, lun: n });
+        }
+        tpgs.push(tpg);
+        served.add(tpg);
+      }
+      node.tpgs.splice(0, node.tpgs.length, ...tpgs);
+    }
+    out.goneTpgs = before.filter((tpg) => !served.has(tpg));
+    for (const tpg of out.goneTpgs) for (const l of tpg.config.luns) out.removed.push({ target: tpg.node.name, tpg: tpg.tag, lun: l.index });
+    this.nodes.clear();
+    for (const [k, v] of nodes) this.nodes.set(k, v);
+    this.config = next;
+    return out;
   }
 
   /** The TPG of `targetName` served on a portal group tag (or its first TPG). */

@@ -75,7 +75,11 @@ test('against tgt (no copy manager) the copy falls back to host I/O; --no-fallba
     expect(sha(fs.readFileSync(tgt.lunPaths[1]))).not.toBe(sha(data));
     const r = await cli(['copy', '--json', '--from', tgt.url(1), '--to', tgt.url(2)]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toMatchObject({ path: 'host', xcopy_bytes: '0', host_bytes: String(8 * MiB) });
+    // NDJSON: the copy's progress records (the phase's start first), then the summary.
+    const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records[0]).toEqual({ type: 'progress', phase: 'copy', event: 'start' });
+    expect(records.slice(1, -1).every((x) => x.type === 'progress' && x.path === 'host')).toBe(true);
+    expect(records[records.length - 1]).toMatchObject({ type: 'summary', path: 'host', xcopy_bytes: '0', host_bytes: String(8 * MiB) });
     expect(sha(fs.readFileSync(tgt.lunPaths[1]))).toBe(sha(data));
   } finally {
     await tgt.stop();

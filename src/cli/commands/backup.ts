@@ -142,7 +142,12 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
           } else if (e.phase !== 'done') progress.start(e.phase, phaseName(e.phase));
         } else if (e.type === 'progress') {
           const obf = e.obf_records !== undefined ? `OBF ${e.obf_records} records (${((e.obf_fill ?? 0) * 100).toFixed(1)}% full)` : '';
-          progress.update(e.done, e.total, e.unit, e.unit === 'blocks' ? blockBytes : 1, obf, e.obf_records !== undefined ? { obf_records: e.obf_records, obf_fill: e.obf_fill } : undefined);
+          progress.update(e.done, e.total, e.unit, {
+            blockSize: blockBytes,
+            path: e.path,
+            extra: obf,
+            fields: e.obf_records !== undefined ? { obf_records: e.obf_records, obf_fill: e.obf_fill } : undefined,
+          });
         } else {
           progress.finishLine();
           out.record('progress', { event: 'warning', message: e.message });

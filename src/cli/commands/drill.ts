@@ -9,7 +9,7 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { AgentError, ArgumentError } from '../../errors';
 import { runDrill } from '../../agent/drill';
 import { runLunDrill } from '../../agent/drill-luns';
-import type { DrillCatalog, DrillCopy, DrillStep } from '../../agent/drill-steps';
+import type { DrillCatalog, DrillCopy, DrillProgress, DrillStep } from '../../agent/drill-steps';
 import { readSecondaryAt } from '../../agent/secondary-lun';
 import { secondaryWithToc } from '../../agent/secondary-toc';
 import { copyOfSecondary, type OperationKind } from '../../catalog';
@@ -17,6 +17,7 @@ import { redactUrl } from '../../initiator/url';
 import { catalogOptions, openCatalog, Recorder, type CatalogArgs, type Recording } from '../catalog';
 import { managementClient, managementOptions, type ManagementArgs } from '../management';
 import { Output } from '../output';
+import { Progress } from '../progress';
 import { parseSize } from '../../util/size';
 
 export const command = 'drill';
@@ -50,11 +51,13 @@ export function builder(y: Argv): Argv<Args> {
 
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   const out = new Output(argv.json);
+  const progress = new Progress(out, { command: 'drill' });
   try {
-    if (argv.source !== undefined || argv.secondary !== undefined || argv.obf !== undefined) return await lunDrill(argv, out);
+    if (argv.source !== undefined || argv.secondary !== undefined || argv.obf !== undefined) return await lunDrill(argv, out, progress);
     const size = parseSize(argv.size, '--size');
     if (size % 1048576 !== 0) throw new ArgumentError(`--size ${argv.size} is not a whole number of MiB`);
-    const r = await runDrill({ workDir: argv.workDir, sizeBytes: size, keep: argv.keep, onStep: printStep(out), catalog: drillCatalog(argv, out) });
+    const r = await runDrill({ workDir: argv.workDir, sizeBytes: size, keep: argv.keep, onStep: printStep(out, progress), progress: drillProgress(progress), catalog: drillCatalog(argv, out) });
+    progress.finishLine();
     out.record('summary', { command: 'drill', ...r });
     out.line(
       `drill: ${r.ok ? 'PASS' : 'FAIL'} — backup (overwrite): snapshot ${r.snapshot_id} (writes held ${r.institute_pause_ms.toFixed(2)} ms, including the reference copy), ` +
@@ -71,12 +74,13 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     printCopies(out, r.copies);
     if (!r.ok) throw new AgentError('ERR_INTERNAL', r.files.ok ? 'drill failed: the secondary differs from the image held at institution' : `drill failed: files restored differ from the generated tree (seed ${r.files.seed})`);
   } catch (err) {
+    progress.finishLine();
     process.exitCode = out.error(err);
   }
 }
 
 /** The drill on real LUNs (src/agent/drill-luns.ts). */
-async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output): Promise<void> {
+async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output, progress: Progress): Promise<void> {
   if (!argv.source || !argv.secondary || !argv.obf) throw new ArgumentError('the drill on real LUNs needs --source, --secondary and --obf');
   const r = await runLunDrill({
     source: argv.source,
@@ -85,9 +89,11 @@ async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output): Promise<vo
     bridge: argv.bridge,
     mgmt: managementClient(argv),
     yes: argv.yes,
-    onStep: printStep(out),
+    onStep: printStep(out, progress),
+    progress: drillProgress(progress),
     catalog: drillCatalog(argv, out),
   });
+  progress.finishLine();
   out.record('summary', { command: 'drill', ...r });
   out.line(
     `drill: ${r.ok ? 'PASS' : 'FAIL'} — ${r.backups.map((b) => `${b.mode}: ${b.blocks_checked} blocks checked by stamp, extent hashes ${b.extent_hashes_match ? 'match' : 'DIFFER'}`).join('; ')}; ` +
@@ -97,11 +103,20 @@ async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output): Promise<vo
   if (!r.ok) throw new AgentError('ERR_INTERNAL', 'drill failed: the recorded hashes or a restored source differ from the secondary');
 }
 
-/** Each step as a progress record and a line. */
-function printStep(out: Output): DrillStep {
+/** Each step as a progress record and a line (after the progress bar's line, which it ends). */
+function printStep(out: Output, progress: Progress): DrillStep {
   return (step, fields) => {
+    progress.finishLine();
     out.record('progress', { step, ...fields });
     out.line(`drill: ${step} ${Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${String(v)}`])).join(' ')}`);
+  };
+}
+
+/** The drill's operations in the one progress display of the long commands. */
+function drillProgress(progress: Progress): DrillProgress {
+  return {
+    start: (phase, label) => progress.start(phase, label),
+    update: (done, total, unit, blockSize, path) => progress.update(done, total, unit, { blockSize, path }),
   };
 }
 

@@ -35,7 +35,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       onProgress: (done, total, blockSize) => {
         if (!started) progress.start('erase', 'erasing the OBF');
         started = true;
-        progress.update(done, total, 'blocks', blockSize);
+        progress.update(done, total, 'blocks', { blockSize });
       },
     });
     const held = r.snapshot_id ? `snapshot ${r.snapshot_id} (${r.obf_state}, ${r.records} records in ${r.used_blocks} blocks)` : 'no OBF (--force)';

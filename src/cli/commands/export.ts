@@ -46,7 +46,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       force: argv.force,
       signal,
       onPhase: (phase) => progress.start(phase, LABELS[phase]),
-      onProgress: (_phase, done, total, blockSize) => progress.update(done, total, 'blocks', blockSize),
+      onProgress: (_phase, done, total, blockSize, path) => progress.update(done, total, 'blocks', { blockSize, path }),
     }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
     const how =

@@ -29,7 +29,7 @@ export function builder(y: Argv): Argv<Args> {
 export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
   // Not runCommand: integrate takes no AbortSignal, and Ctrl-C must still stop it (it resumes).
   const out = new Output(argv.json);
-  const progress = new Progress(out);
+  const progress = new Progress(out, { command: 'integrate' });
   try {
     // --resume: the secondary the cut-short run named (integrate itself resumes from the secondary's progress).
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'integrate', argv.resume) : undefined;

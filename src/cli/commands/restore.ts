@@ -112,10 +112,10 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         if (!argv.json) process.stderr.write(`xcopy-agent: warning: ${message}\n`);
       },
       signal,
-      onProgress: (p, done, total, blockSize) => {
+      onProgress: (p, done, total, blockSize, path) => {
         if (p !== phase) progress.start(p, names[p]);
         phase = p;
-        progress.update(done, total, p === 'log' ? 'records' : 'blocks', blockSize);
+        progress.update(done, total, p === 'log' ? 'records' : 'blocks', { blockSize, path });
       },
     }));
     const mib = (b: bigint) => (Number(b) / 1048576).toFixed(1);
@@ -171,10 +171,11 @@ async function fileRestore(argv: ArgumentsCamelCase<Args>, out: Output, progress
         out.record('progress', { event: 'warning', message });
         if (!argv.json) process.stderr.write(`xcopy-agent: warning: ${message}\n`);
       },
-      onProgress: (ph, done, total, blockSize) => {
+      onProgress: (ph, done, total, blockSize, path) => {
         if (ph !== phase) progress.start(ph, names[ph]);
         phase = ph;
-        progress.update(done, total, ph === 'log' ? 'records' : ph === 'files' || ph === 'toc' ? 'bytes' : 'blocks', blockSize);
+        // Files and the listing count bytes: blocks of one byte.
+        progress.update(done, total, ph === 'log' ? 'records' : 'blocks', { blockSize: ph === 'files' || ph === 'toc' ? 1 : blockSize, path });
       },
     }),
   );

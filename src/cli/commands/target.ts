@@ -1,7 +1,9 @@
 /**
  * `target`: run the project's iSCSI target, from a saveconfig.json-like file or the quick form.
- * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0. `--metrics`: the
- * Prometheus endpoint (src/target/metrics.ts, docs/metrics.md).
+ * SIGINT/SIGTERM: stop accepting, finish commands in flight, flush, exit 0. SIGHUP: read the
+ * --config file again and reload it (docs/target.md "Reloading the configuration"), telling the
+ * service manager (RELOADING=1, then READY=1). SIGUSR1: one status line in the log. `--metrics`:
+ * the Prometheus endpoint (src/target/metrics.ts, docs/metrics.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -49,22 +51,25 @@ export function builder(y: Argv): Argv<Args> {
     .example('$0 target --config target.json --metrics 127.0.0.1:9470', 'Prometheus scrapes http://127.0.0.1:9470/metrics') as unknown as Argv<Args>;
 }
 
-function loadConfig(argv: Args): Config {
-  if (argv.config) {
-    let text: string;
-    try {
-      text = fs.readFileSync(argv.config, 'utf8');
-    } catch (err) {
-      throw new ArgumentError(`cannot read --config ${argv.config}: ${(err as Error).message}`);
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch (err) {
-      throw new ArgumentError(`--config ${argv.config} is not valid JSON: ${(err as Error).message}`);
-    }
-    return parseConfig(doc);
+/** Reads and validates a saveconfig.json-like file (again, on a reload). */
+function readConfigFile(file: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ArgumentError(`cannot read --config ${file}: ${(err as Error).message}`);
   }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ArgumentError(`--config ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(doc);
+}
+
+function loadConfig(argv: Args): Config {
+  if (argv.config) return readConfigFile(argv.config);
   if (!argv.portal || !argv.iqn || !argv.lun?.length) {
     throw new ArgumentError('give --config FILE, or --portal HOST:PORT --iqn IQN --lun SPEC [--lun SPEC ...]');
   }
@@ -80,10 +85,18 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     // The target logs its lifecycle at info level unless told otherwise.
     const log = createLogger({ level: process.env.XCOPY_AGENT_LOG_LEVEL ?? (argv.logLevel === 'warn' ? 'info' : argv.logLevel) });
     const stateDir = argv.stateDir ?? (argv.mgmt ? '/var/lib/xcopy-agent' : undefined);
+    const configFile = argv.config;
     const server = await TargetServer.start(config, {
       log,
       stateDir,
       management: argv.mgmt ? { listen: argv.mgmt, tokenFile: argv.mgmtTokenFile ?? path.join(stateDir!, 'mgmt.token') } : undefined,
+      configSource: configFile === undefined ? undefined : () => readConfigFile(configFile),
+      onReload: (e) => {
+        // sd_notify(3): RELOADING=1 with the monotonic time the reload began, READY=1 when done.
+        if (e.phase === 'begin') sdNotify({ RELOADING: 1, MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n), STATUS: 'reloading the configuration' });
+        else if (e.phase === 'end') sdNotify({ READY: 1, STATUS: `serving ${server.model.config.targets.length} target(s) on ${server.listening.map((l) => `${l.host}:${l.port}`).join(', ')} (configuration reloaded)` });
+        else sdNotify({ READY: 1, STATUS: `reload refused, the previous configuration stays: ${e.error.message}` });
+      },
     });
     let metrics: TargetMetrics | undefined;
     try {
@@ -111,8 +124,16 @@ export async function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
         sdNotify({ STOPPING: 1 });
         void (metrics?.stop() ?? Promise.resolve()).then(() => server.stop()).then(resolve);
       };
-      // SIGHUP would end Node's process by default: a reload that is not built yet must not stop a target.
-      process.on('SIGHUP', () => log.warn('SIGHUP: configuration reload is not supported yet; restart the target to apply a new configuration'));
+      // SIGHUP: reload (a refusal is logged, with the key path, and the configuration in force stays).
+      process.on('SIGHUP', () => {
+        log.info({ signal: 'SIGHUP', config: configFile }, 'reloading the configuration');
+        server.reloadConfig().then(
+          (r) => out.record('progress', { event: 'reloaded', ...r }),
+          (err: Error) => out.record('progress', { event: 'reload-refused', message: err.message }),
+        );
+      });
+      // SIGUSR1 (which would otherwise open Node's inspector): one status line in the log.
+      process.on('SIGUSR1', () => log.info(server.status(), 'status'));
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });

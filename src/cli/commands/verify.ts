@@ -41,7 +41,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       onProgress: (done, total, blockSize) => {
         if (!started) progress.start('verify', 'verify: reading the image back against its hashes');
         started = true;
-        progress.update(done, total, 'blocks', blockSize);
+        progress.update(done, total, 'blocks', { blockSize });
       },
     }));
     const mib = (Number(r.image_bytes) / 1048576).toFixed(1);

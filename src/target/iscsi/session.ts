@@ -19,9 +19,10 @@ export class TargetSession {
   readonly initiatorName: string;
   readonly isid: Buffer;
   readonly tpg?: TargetPortalGroup;
+  /** Its LUNs; a configuration reload changes them in place (TargetServer.remapSessions). */
   readonly view: LunView;
-  /** Mapped LUN numbers this session may only read (write-protected mappings). */
-  readonly writeProtected: ReadonlySet<number>;
+  /** Mapped LUN numbers this session may only read (write-protected mappings); as `view`. */
+  readonly writeProtected: Set<number>;
   readonly nexus: ItNexus;
   /** Next CmdSN expected (RFC 7143 3.2.2.1). */
   expCmdSN: number;
@@ -43,7 +44,7 @@ export class TargetSession {
     this.isid = opts.isid;
     this.tpg = opts.tpg;
     this.view = opts.view;
-    this.writeProtected = opts.writeProtected ?? new Set();
+    this.writeProtected = new Set(opts.writeProtected);
     this.expCmdSN = opts.cmdSN >>> 0;
     const isidHex = opts.isid.toString('hex');
     const tag = opts.tpg?.tag ?? 0;

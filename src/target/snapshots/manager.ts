@@ -112,6 +112,12 @@ export class SnapshotManager {
   resumed: Promise<void> = Promise.resolve();
   /** Aborts the resumes still to come or running (close: the target is stopping). */
   private readonly stopping = new AbortController();
+  /**
+   * Told when a view LUN was added to or removed from a TPG. The server gives the sessions their
+   * new LUN views (TargetServer.refreshSessions); alone, every nexus the TPG's LUs know gets
+   * REPORTED LUNS DATA HAS CHANGED.
+   */
+  lunsChanged: (tpg: TargetPortalGroup) => void = (tpg) => reportedLunsChanged(tpg.luns);
 
   private constructor(model: TargetModel, journal: FileJournal, opts: ManagerOptions) {
     this.model = model;
@@ -505,20 +511,59 @@ export class SnapshotManager {
     const cm = [...tpg.luns.values()].map((x) => copyManagerOf(x)).find((x) => x !== undefined);
     if (cm) enableCopyManager(lu, cm);
     tpg.luns.set(lun, lu);
-    // Whoever sees the source sees its snapshot, read-only.
+    this.mapView(s, tpg, lun);
+    const v = { tpg, lun, lu };
+    e.views.push(v);
+    this.lunsChanged(tpg);
+    this.log.info({ snapshot: s.id, target: tpg.node.name, lun }, 'snapshot view added');
+    return this.viewInfo(s.id, v);
+  }
+
+  /** Whoever sees the snapshot's source in `tpg` sees its view at TPG LUN `lun`, read-only. */
+  private mapView(s: SnapshotSession, tpg: TargetPortalGroup, lun: number): void {
+    const srcTpg = this.tpgOfStore(s.source);
     const srcLun = srcTpg && srcTpg.tpg === tpg ? srcTpg.lun : undefined;
+    if (srcLun === undefined) return;
     for (const acl of tpg.config.nodeAcls) {
-      const m = srcLun === undefined ? undefined : acl.mappedLuns.find((x) => x.tpgLun === srcLun);
-      if (!m) continue;
+      if (!acl.mappedLuns.some((x) => x.tpgLun === srcLun)) continue;
       let index = lun;
       while (acl.mappedLuns.some((x) => x.index === index)) index++;
       acl.mappedLuns.push({ index, tpgLun: lun, writeProtect: true });
     }
-    const v = { tpg, lun, lu };
-    e.views.push(v);
-    reportedLunsChanged(tpg.luns);
-    this.log.info({ snapshot: s.id, target: tpg.node.name, lun }, 'snapshot view added');
-    return this.viewInfo(s.id, v);
+  }
+
+  /**
+   * After a configuration reload replaced `tpg`'s ACLs (TargetModel.swap): its views are mapped
+   * again to the ACLs that map their sources. The views themselves stay at their LUN numbers.
+   */
+  remapViews(tpg: TargetPortalGroup): void {
+    for (const e of this.entries.values()) for (const v of e.views) if (v.tpg === tpg) this.mapView(e.session, tpg, v.lun);
+  }
+
+  /** The LUN numbers of `tpg` that snapshot views hold (a reload must leave them to the views). */
+  viewLuns(tpg: TargetPortalGroup): Array<{ lun: number; snapshot: string }> {
+    return [...this.entries.values()].flatMap((e) => e.views.filter((v) => v.tpg === tpg).map((v) => ({ lun: v.lun, snapshot: e.session.id })));
+  }
+
+  /**
+   * Why a configuration reload must leave the storage object `key` as it is — neither remove
+   * nor replace its store — if it must: a snapshot captures it or is being instituted on it; it
+   * is the OBF of a snapshot not ended yet, or of a sealed one the target retains (its log is
+   * still to be read); a journalled snapshot naming it is resuming, or could not be resumed.
+   */
+  pinnedBy(key: string): string | undefined {
+    const cow = this.model.stores.get(key);
+    for (const e of this.entries.values()) {
+      const s = e.session;
+      if (cow !== undefined && s.source === cow && !s.ended) return `snapshot ${s.id} (${s.state}) captures it`;
+      if (cow !== undefined && (s.obf === cow || cow.wraps(s.obf)) && (!s.ended || s.state === 'SEALED')) {
+        return `it is the OBF of snapshot ${s.id} (${s.state})${s.ended ? ', retained until snapshot_forget' : ''}`;
+      }
+    }
+    if (cow?.claimed || cow?.obfOf !== undefined) return 'a snapshot is being instituted on it';
+    const pending = [...this.resuming.values(), ...[...this.unresumable.values()].map((u) => u.record)].find((r) => r.source === key || r.obf === key);
+    if (pending) return `snapshot ${pending.id} names it and ${this.resuming.has(pending.id) ? 'is resuming after a restart' : 'could not be resumed after the restart'}`;
+    return undefined;
   }
 
   removeView(id: unknown, lun: unknown): ViewInfo {
@@ -533,7 +578,7 @@ export class SnapshotManager {
     if (v.tpg.luns.get(v.lun) === v.lu) v.tpg.luns.delete(v.lun);
     for (const acl of v.tpg.config.nodeAcls) acl.mappedLuns = acl.mappedLuns.filter((x) => x.tpgLun !== v.lun);
     e.views = e.views.filter((x) => x !== v);
-    reportedLunsChanged(v.tpg.luns);
+    this.lunsChanged(v.tpg);
     this.log.info({ snapshot: e.session.id, target: v.tpg.node.name, lun: v.lun }, 'snapshot view removed');
   }
 
