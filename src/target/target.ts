@@ -4,8 +4,10 @@
  * The transport asks it two questions: may this initiator log in (and with which credentials),
  * and which LUNs does it see (its view: mapped LUN number → LogicalUnit).
  */
+import crypto from 'node:crypto';
 import { AgentError } from '../errors';
 import { FileStore } from '../store/file';
+import { naaFromSeed, serialFromSeed } from '../store/identity';
 import { MemoryStore } from '../store/memory';
 import { RemoteStore } from '../store/remote';
 import type { Store } from '../store/store';
@@ -46,7 +48,12 @@ export async function openStorageObject(so: StorageObjectConfig, log: Logger): P
   if (so.plugin === 'fileio') {
     store = await FileStore.open({ path: so.dev!, size: so.size, blockSize: so.blockSize, readOnly: so.readOnly });
   } else if (so.plugin === 'ramdisk') {
-    store = new MemoryStore({ blocks: BigInt(so.size! / so.blockSize), blockSize: so.blockSize, name: so.name, readOnly: so.readOnly });
+    // A RAM disk is a new device each time it is opened: its NAA must not repeat on another
+    // target (or this one after a restart) that has a RAM disk of the same name, or a copy
+    // manager resolving the designator would copy the wrong LUN. Stable only when the saved
+    // configuration gives its unit serial (wwn), as LIO derives its NAA from that.
+    const seed = so.wwn !== undefined ? `ramdisk:${so.wwn}` : `ramdisk:${so.name}:${crypto.randomUUID()}`;
+    store = new MemoryStore({ blocks: BigInt(so.size! / so.blockSize), blockSize: so.blockSize, name: so.name, readOnly: so.readOnly, naa: naaFromSeed(seed), serial: serialFromSeed(seed) });
   } else {
     store = await RemoteStore.open(so.dev!, { readOnly: so.readOnly });
   }
