@@ -1,13 +1,13 @@
 /**
  * The files of targetcli-configs/ (README "targetcli-configs"): the project's reader accepts each
  * as targetcli saved it, with the LUNs, block sizes and CHAP the tests and drills rely on; the
- * translator to configfs writes (test/lio/configfs.ts, what the LIO VM runs) covers every key.
+ * translator to configfs writes (src/peers/lio-configfs.ts, what the LIO VM runs) covers every key.
  * LIO's acceptance of the same files is proved by test/integration/lio.test.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../../src/target/config';
-import { saveconfigToConfigfs } from '../../lio/configfs';
+import { saveconfigToConfigfs } from '../../../src/peers/lio-configfs';
 
 const DIR = path.resolve(__dirname, '../../../targetcli-configs');
 const load = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(DIR, name), 'utf8'));
