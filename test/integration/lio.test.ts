@@ -25,7 +25,7 @@ import { xorshift } from '../helpers/rng';
 
 const BIN = path.resolve(__dirname, '../../bin/xcopy-agent');
 const IQN = 'iqn.2026-11.io.xcopy-agent';
-const CONFIGS = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json'];
+const CONFIGS = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json', 'small.json'];
 // Test-only secrets for chap.json (its file holds none: "env:NAME").
 const SECRETS = {
   XCOPY_LIO_CHAP_SECRET: crypto.randomBytes(9).toString('hex'),
