@@ -272,6 +272,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
           bridge,
           log: { ...log, records },
           obfOffset: L.logLba,
+          fallback: o.fallback === true,
+          fallbackHint: 'give --fallback',
           // Resumed: the records laid before (a completed prefix) are not laid again.
           from: Math.min(o.resume?.logRecords ?? 0, records.length),
           signal: o.signal,

@@ -60,8 +60,12 @@ export interface XcopyCopyResult {
   fallback_reason?: string;
 }
 
-/** An answer that means "this copy manager cannot do it": fall back to host I/O. */
-function isFallbackCondition(err: unknown): boolean {
+/**
+ * An answer that means "this copy manager cannot do it" (SPC-4 r37 6.4.3.1: COPY ABORTED, COPY
+ * TARGET DEVICE NOT REACHABLE or UNREACHABLE COPY TARGET; or no EXTENDED COPY at all): fall back
+ * to host I/O where allowed.
+ */
+export function isFallbackCondition(err: unknown): boolean {
   if (!(err instanceof IscsiError) || err.code !== 'ERR_SCSI_CHECK_CONDITION') return false;
   if (senseIs(err, Sense.COPY_TARGET_DEVICE_NOT_REACHABLE) || senseIs(err, Sense.UNREACHABLE_COPY_TARGET)) return true;
   return senseIs(err, Sense.INVALID_COMMAND_OPERATION_CODE); // no EXTENDED COPY at all
@@ -189,7 +193,7 @@ function secondsSince(t0: bigint): number {
  */
 async function copyThroughHost(job: CopyJob, why: string, from: bigint): Promise<XcopyCopyResult> {
   const { opts, ends, range, result } = job;
-  if (!(opts.fallback ?? true)) throw new AgentError('ERR_SCSI_STATUS', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'drop --no-fallback'} to copy through this host)`);
+  if (!(opts.fallback ?? true)) throw new AgentError('ERR_XCOPY_UNAVAILABLE', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'drop --no-fallback'} to copy through this host)`);
   result.fallback_reason = why;
   const r = await hostCopy(ends.src, ends.dst, {
     skip: range.skip + from,

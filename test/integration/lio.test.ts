@@ -153,7 +153,7 @@ test("a LUN of another target: LIO's COPY ABORTED 0Dh/02h; --no-fallback fails w
   const source = xorshift(0x11008).bytes(1024 * bs);
   await withSession(url('site-a', 0), (s) => writeAt(s, 0n, source, bs));
   const refused = await cli(['copy', '--no-fallback', '--from', url('site-a', 0), '--to', url('site-b', 0), '--bridge', url('site-a', 0), '--count', '1024']);
-  expect(refused.code).not.toBe(0);
+  expect(refused.code).toBe(10); // ERR_XCOPY_UNAVAILABLE
   expect(refused.stderr.trim().split('\n')).toHaveLength(1);
   expect(refused.stderr).toMatch(/not reachable|0Dh\/02h|0x0d\/0x02/i);
   const r = await cli(['copy', '--json', '--from', url('site-a', 0), '--to', url('site-b', 0), '--bridge', url('site-a', 0), '--count', '1024']);
