@@ -19,7 +19,7 @@ import { transferCountToBytes, type OperatingParameters } from '../scsi/copy-res
 import { Sense, senseIs } from '../scsi/sense-reasons';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { every } from '../util/every';
-import { encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
+import { encodeExtendedCopyLid1, ListIdUsage, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { cscdOfLun } from './apply-obf';
 import { hostCopy } from './host-copy';
 
@@ -247,6 +247,30 @@ export async function operatingParametersOf(bridge: Pick<IscsiSession, 'operatin
       return undefined;
     }
     throw err;
+  }
+}
+
+/**
+ * Whether the copy manager behind `bridge` reaches the two LUNs that `cscds` name (source, then
+ * destination), asked before anything is written: an EXTENDED COPY (LID1, LIST ID USAGE 11b) of
+ * one 02h segment of 0 blocks. It moves no data, and a copy manager answers it only after
+ * resolving both CSCD descriptors: LIO with GOOD or COPY ABORTED, COPY TARGET DEVICE NOT
+ * REACHABLE (docs/lio.md), this project's the same (docs/xcopy.md). The refusal's message when
+ * the answer is a fallback condition; undefined otherwise (any other answer proves nothing, and
+ * the copy itself will say).
+ */
+export async function unreachable(bridge: Pick<IscsiSession, 'extendedCopy'>, cscds: [CscdDescriptor, CscdDescriptor]): Promise<string | undefined> {
+  const probe = encodeExtendedCopyLid1({
+    listIdentifier: 0,
+    listIdUsage: ListIdUsage.DISABLE,
+    cscdDescriptors: cscds,
+    segmentDescriptors: [{ kind: 'blockToBlock', dc: false, cat: false, sourceCscdDescriptorId: 0, destinationCscdDescriptorId: 1, blockDeviceNumberOfBlocks: 0, sourceBlockDeviceLba: 0n, destinationBlockDeviceLba: 0n }],
+  });
+  try {
+    await bridge.extendedCopy(probe);
+    return undefined;
+  } catch (err) {
+    return isFallbackCondition(err) ? (err as Error).message : undefined;
   }
 }
 
