@@ -54,6 +54,12 @@ export interface BackupOptions {
   mark?: boolean;
   chunkBytes?: number;
   policy?: 'protect-application' | 'protect-snapshot';
+  /**
+   * The longest a capture may take before the snapshot turns INVALID (protect-application) or
+   * the write fails (protect-snapshot); the target's default is 5000 ms. A gateway in front of a
+   * slow or distant target may need more.
+   */
+  cowTimeoutMs?: number;
   preHook?: string;
   postHook?: string;
   hookTimeoutMs?: number;
@@ -594,6 +600,7 @@ export class Backup {
         series_id: this.backupId,
         ...(o.chunkBytes !== undefined ? { chunk_bytes: o.chunkBytes } : {}),
         ...(o.policy ? { policy: o.policy } : {}),
+        ...(o.cowTimeoutMs !== undefined ? { cow_timeout_ms: o.cowTimeoutMs } : {}),
       });
       this.snapshotId = st.id;
       this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });

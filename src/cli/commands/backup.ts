@@ -13,7 +13,7 @@ import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
 import { catalogOptions, findResumable, Recorder, resumedUrl, runParams, withRecorded, type CatalogArgs } from '../catalog';
-import { managementClient, managementOptions, type ManagementArgs } from '../management';
+import { cowTimeoutMs, managementClient, managementOptions, type ManagementArgs } from '../management';
 import { runCommand } from '../run';
 
 export const command = 'backup';
@@ -30,6 +30,7 @@ interface Args extends ManagementArgs, CatalogArgs {
   mark?: boolean;
   chunk?: string;
   policy?: 'protect-application' | 'protect-snapshot';
+  cowTimeoutMs?: number;
   preHook?: string;
   postHook?: string;
   hookTimeout: number;
@@ -43,7 +44,7 @@ interface Args extends ManagementArgs, CatalogArgs {
 }
 
 /** The options a backup records for `--resume` (with the URLs, redacted, and whether each lost a secret). */
-const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'fallback', 'keepSnapshotOnAbort', 'verify', 'mgmt', 'tokenFile'] as const;
+const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'cowTimeoutMs', 'fallback', 'keepSnapshotOnAbort', 'verify', 'mgmt', 'tokenFile'] as const;
 
 export function builder(y: Argv): Argv<Args> {
   return catalogOptions(managementOptions(y))
@@ -56,6 +57,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('mark', { type: 'boolean', describe: 'mark when the copy completes and apply only the records before the marker' })
     .option('chunk', { type: 'string', describe: 'COW chunk size (e.g. 64K; default the target\'s, 64 KiB)' })
     .option('policy', { choices: ['protect-application', 'protect-snapshot'] as const, describe: 'what to sacrifice when a chunk cannot be captured' })
+    .option('cow-timeout-ms', { type: 'number', describe: "longest a capture may take before the policy acts (default the target's, 5000; more for a gateway in front of a slow target)" })
     .option('pre-hook', { type: 'string', describe: 'command run before the snapshot (e.g. an application flush, fsfreeze -f)' })
     .option('post-hook', { type: 'string', describe: 'command run after it (e.g. fsfreeze -u); gets XCOPY_AGENT_SNAPSHOT_ID' })
     .option('hook-timeout', { type: 'number', default: 120, describe: 'seconds a hook may run' })
@@ -80,6 +82,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'backup', argv.resume) : undefined;
     const p = resumed?.operation.params ?? {};
     const a = withRecorded(argv, p, RESUMED);
+    const cowTimeout = cowTimeoutMs(a.cowTimeoutMs);
     const url = (flag: 'source' | 'secondary' | 'obf', recorded: string | undefined) => {
       const u = resumedUrl(argv[flag], p, flag, recorded);
       if (u === undefined) throw new ArgumentError(`--${flag} is required (or --resume ID of an unfinished backup)`);
@@ -115,6 +118,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       mark: a.mark,
       chunkBytes,
       policy: a.policy,
+      cowTimeoutMs: cowTimeout,
       preHook: argv.preHook,
       postHook: argv.postHook,
       hookTimeoutMs: argv.hookTimeout * 1000,

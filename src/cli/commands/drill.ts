@@ -14,7 +14,7 @@ import { readSecondaryAt } from '../../agent/secondary-lun';
 import { copyOfSecondary, type OperationKind } from '../../catalog';
 import { redactUrl } from '../../initiator/url';
 import { catalogOptions, openCatalog, Recorder, type CatalogArgs, type Recording } from '../catalog';
-import { managementClient, managementOptions, type ManagementArgs } from '../management';
+import { cowTimeoutMs, managementClient, managementOptions, type ManagementArgs } from '../management';
 import { Output } from '../output';
 import { parseSize } from '../../util/size';
 
@@ -30,6 +30,7 @@ interface Args extends ManagementArgs, CatalogArgs {
   secondary?: string;
   obf?: string;
   bridge?: string;
+  cowTimeoutMs?: number;
   yes: boolean;
 }
 
@@ -42,6 +43,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('secondary', { type: 'string', describe: 'real LUNs: the secondary' })
     .option('obf', { type: 'string', describe: "real LUNs: the OBF, a LUN of the source's target" })
     .option('bridge', { type: 'string', describe: "real LUNs: the copy manager (default: the secondary's)" })
+    .option('cow-timeout-ms', { type: 'number', describe: "real LUNs: the backups' capture timeout (as `backup --cow-timeout-ms`)" })
     .option('yes', { type: 'boolean', default: false, describe: 'real LUNs: take LUNs that hold data (the source is overwritten)' })
     .example('$0 drill --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:gw/0 --obf iscsi://.../1 --secondary iscsi://.../2', '')
     .example('$0 drill --size 256M', '') as unknown as Argv<Args>;
@@ -81,6 +83,7 @@ async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output): Promise<vo
     obf: argv.obf,
     bridge: argv.bridge,
     mgmt: managementClient(argv),
+    cowTimeoutMs: cowTimeoutMs(argv.cowTimeoutMs),
     yes: argv.yes,
     onStep: printStep(out),
     catalog: drillCatalog(argv, out),
