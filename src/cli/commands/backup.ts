@@ -158,15 +158,17 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       line:
         (r.resumed_from !== undefined ? `resumed (from ${r.resumed_from}): ` : '') +
         `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
-          `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY (${r.extended_copy_commands.copy} commands), ${mib(r.host_bytes)} MiB through this host` +
+          `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY (${commands(r.extended_copy_commands.copy)}), ${mib(r.host_bytes)} MiB through this host` +
           (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
-          `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'} (${r.extended_copy_commands.apply} commands)` +
+          `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'} (${commands(r.extended_copy_commands.apply)})` +
           (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
           (r.toc ? `; table of contents: ${r.toc.files} inodes (${r.toc.bytes} bytes)` : '') +
           `; ${r.extents} extents hashed (from the ${r.hashed_from})${r.verified ? ', the secondary read back and verified' : ''}; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
     };
   });
 }
+
+const commands = (n: number) => `${n} command${n === 1 ? '' : 's'}`;
 
 function phaseName(p: BackupPhase): string {
   return {
