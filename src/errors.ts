@@ -63,6 +63,7 @@ export const ErrorCodes = {
   ERR_SNAPSHOT_STATE: ExitStatus.USAGE, // the snapshot is not in a state that allows the operation
   ERR_STORE: ExitStatus.MEDIUM_HARDWARE, // a backing store request failed (StoreError; the SCSI layer answers its kind's sense)
   ERR_XCOPY_ABORTED: ExitStatus.COPY_ABORTED, // the copy manager stopped an EXTENDED COPY in a segment (COPY ABORTED)
+  ERR_XCOPY_UNAVAILABLE: ExitStatus.COPY_ABORTED, // no copy manager can do the copy (COPY ABORTED 0Dh/02h: a LUN it cannot reach; 3PC=0) and host copy was not allowed
   ERR_HOLD_TIMEOUT: ExitStatus.TIMEOUT, // writes in flight did not drain while a snapshot held its source
   ERR_COW_TIMEOUT: ExitStatus.TIMEOUT, // a COW capture took longer than the policy's timeout
   ERR_OBF_FULL: ExitStatus.DATA_PROTECT, // the OBF has no room for a record (as SPACE ALLOCATION FAILED WRITE PROTECT)

@@ -17,7 +17,7 @@ import { checkMarker, checkSeal, LogTail, type DataRecordRef, type ObfScan } fro
 import { pickCscdDesignator } from '../scsi/vpd';
 import type * as secondary from '../secondary';
 import { cscdFromDesignator, encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
-import { copyLimits, operatingParametersOf } from './xcopy-copy';
+import { copyLimits, isFallbackCondition, operatingParametersOf, type CopyLimits } from './xcopy-copy';
 
 /** The E4h CSCD descriptor naming a LUN (from its VPD 83h), or undefined when it has none usable. */
 export async function cscdOfLun(s: IscsiSession, blockSize: number): Promise<CscdDescriptor | undefined> {
@@ -119,6 +119,14 @@ export interface ApplyObfOptions {
   obfOffset?: bigint;
   /** Records already applied (a resumed pass): the first `from` are skipped. */
   from?: number;
+  /**
+   * When no copy manager can lay the records (no designators, no OPERATING PARAMETERS, or a
+   * refusal such as LIO's COPY ABORTED 0Dh/02h for a LUN of another target), lay the rest through
+   * this host (READ from the OBF, WRITE to the secondary). Without it, that refusal fails with
+   * ERR_XCOPY_UNAVAILABLE, saying `fallbackHint` (default "give --fallback").
+   */
+  fallback?: boolean;
+  fallbackHint?: string;
   /** Stops sending commands (those in flight finish); the apply then rejects with ERR_INTERRUPTED. */
   signal?: AbortSignal;
   /** Called after each command with the records applied so far (counting `from`); awaited. */
@@ -130,8 +138,17 @@ export interface ApplyObfResult {
   dataBytes: bigint;
   afterMarker: number;
   extendedCopyCommands: number;
+  /** Bytes laid through this host (with `fallback`, after the copy manager could not). */
+  hostBytes: bigint;
+  /** Why records went through this host, when they did. */
+  fallbackReason?: string;
 }
 
+/**
+ * Lays the log's records (from `from` on) over the secondary: by EXTENDED COPY through the bridge,
+ * split by its OPERATING PARAMETERS (for LIO: one 02h segment per command, one command at a time);
+ * what the copy manager cannot do goes through this host when `fallback` allows it.
+ */
 export async function applyObf(obf: IscsiSession, secondary: IscsiSession, opts: ApplyObfOptions = {}): Promise<ApplyObfResult> {
   const log = opts.log ?? (await readObfLog(obf, { upToMarker: opts.upToMarker, obfOffset: opts.obfOffset }));
   const { superblock: sb } = log;
@@ -139,55 +156,124 @@ export async function applyObf(obf: IscsiSession, secondary: IscsiSession, opts:
   const records = log.records.slice(from);
   const at = opts.obfOffset ?? 0n;
   const bridge = opts.bridge ?? secondary;
+  const plan = await planApply(obf, secondary, bridge, sb);
+  let sent: SentLists = { applied: 0, commands: 0 };
+  let why = 'fallback' in plan ? plan.fallback : undefined;
+  if (!('fallback' in plan)) {
+    const lists = segmentLists(records, { at, obfBlockSize: sb.blockSize, sourceBlockSize: sb.sourceBlockSize, blocksPerSegment: Number(plan.limits.blocksPerSegment), segmentsPerCommand: plan.limits.segmentsPerCommand });
+    sent = await sendLists(bridge, plan, lists, { ...opts, from, total: log.records.length });
+    if (sent.failure !== undefined) {
+      if (!isFallbackCondition(sent.failure)) throw sent.failure;
+      why = `${bridge.url}: ${(sent.failure as Error).message}`;
+    }
+  }
+  let hostBytes = 0n;
+  if (why !== undefined) {
+    if (!opts.fallback) {
+      throw new AgentError('ERR_XCOPY_UNAVAILABLE', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'give --fallback'} to lay the OBF's records through this host)`);
+    }
+    hostBytes = await layThroughHost(obf, secondary, records.slice(sent.applied), { at, sb, signal: opts.signal, onRecord: (n) => opts.onProgress?.(from + sent.applied + n, log.records.length) });
+  }
+  await secondary.synchronizeCache16();
+  const dataBytes = log.records.reduce((sum, r) => sum + BigInt(r.dataBlocks) * BigInt(sb.blockSize), 0n);
+  return { records: log.records.length, dataBytes, afterMarker: log.afterMarker, extendedCopyCommands: sent.commands, hostBytes, ...(why !== undefined ? { fallbackReason: why } : {}) };
+}
+
+/**
+ * The CSCD descriptors and limits to lay records with through `bridge`, or why a copy manager
+ * cannot (a LUN without a designator a CSCD can name, a bridge without OPERATING PARAMETERS).
+ */
+async function planApply(obf: IscsiSession, secondary: IscsiSession, bridge: IscsiSession, sb: ObfSuperblock): Promise<{ cscds: CscdDescriptor[]; limits: CopyLimits } | { fallback: string }> {
   const o = await cscdOfLun(obf, sb.blockSize);
   const d = await cscdOfLun(secondary, sb.sourceBlockSize);
-  if (!o || !d) throw new AgentError('ERR_INVALID_ARG', 'the OBF or the secondary reports no designator a copy manager can resolve (VPD 83h: NAA, EUI-64 or T10)');
+  if (!o || !d) return { fallback: 'the OBF or the secondary reports no designator a copy manager can resolve (VPD 83h: NAA, EUI-64 or T10)' };
   const op = await operatingParametersOf(bridge);
-  if (!op) throw new AgentError('ERR_XCOPY_ABORTED', `${bridge.url} has no copy manager that answers OPERATING PARAMETERS: the OBF cannot be applied by EXTENDED COPY`);
-  const limits = copyLimits(op, sb.sourceBlockSize);
-  const lists = segmentLists(records, { at, obfBlockSize: sb.blockSize, sourceBlockSize: sb.sourceBlockSize, blocksPerSegment: Number(limits.blocksPerSegment), segmentsPerCommand: limits.segmentsPerCommand });
+  if (!op) return { fallback: `${bridge.url} has no copy manager that answers OPERATING PARAMETERS` };
+  return { cscds: [o, d], limits: copyLimits(op, sb.sourceBlockSize) };
+}
+
+/** How the EXTENDED COPY commands went: records applied (a prefix), commands that succeeded, the first failure. */
+interface SentLists {
+  applied: number;
+  commands: number;
+  failure?: unknown;
+}
+
+/**
+ * Sends the lists, `limits.commandsInFlight` commands at a time, each with its own LIST
+ * IDENTIFIER (never one still in flight); the first failure, or the signal, stops the others from
+ * sending more (the ones in flight finish). Progress is the records whose every segment is in
+ * the prefix of lists all done (commands finish out of order): what a resumed pass may skip.
+ */
+async function sendLists(
+  bridge: IscsiSession,
+  plan: { cscds: CscdDescriptor[]; limits: CopyLimits },
+  lists: ReturnType<typeof segmentLists>,
+  opts: Pick<ApplyObfOptions, 'signal' | 'onProgress'> & { from: number; total: number },
+): Promise<SentLists> {
   let next = 0;
-  let applied = 0;
   let listId = 1;
   const busy = new Set<number>();
-  let failure: unknown;
   const finished: boolean[] = [];
   let prefix = 0;
-  // Several commands in flight, each with its own LIST IDENTIFIER (never one still in flight);
-  // the first failure, or the signal, stops the others from sending more (the ones in flight
-  // finish).
+  const out: SentLists = { applied: 0, commands: 0 };
   const worker = async () => {
-    while (next < lists.length && failure === undefined) {
+    while (next < lists.length && out.failure === undefined) {
       if (opts.signal?.aborted) {
-        failure ??= new AgentError('ERR_INTERRUPTED', `applying the OBF interrupted after ${from + applied} of ${log.records.length} records`);
+        out.failure ??= new AgentError('ERR_INTERRUPTED', `applying the OBF interrupted after ${opts.from + out.applied} of ${opts.total} records`);
         return;
       }
       const index = next++;
-      const { segments } = lists[index];
       while (busy.has(listId)) listId = listId >= 255 ? 1 : listId + 1;
       const id = listId;
       listId = listId >= 255 ? 1 : listId + 1;
       busy.add(id);
       try {
-        await bridge.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage: 2, cscdDescriptors: [o, d], segmentDescriptors: segments }));
-        // Progress is the records whose every segment is in the prefix of lists all done
-        // (commands finish out of order): what a resumed pass may skip.
+        await bridge.extendedCopy(encodeExtendedCopyLid1({ listIdentifier: id, listIdUsage: 2, cscdDescriptors: plan.cscds, segmentDescriptors: lists[index].segments }));
+        out.commands++;
         finished[index] = true;
-        while (prefix < lists.length && finished[prefix]) applied += lists[prefix++].recordsEnding;
-        await opts.onProgress?.(from + applied, log.records.length);
+        while (prefix < lists.length && finished[prefix]) out.applied += lists[prefix++].recordsEnding;
+        await opts.onProgress?.(opts.from + out.applied, opts.total);
       } catch (err) {
-        failure ??= err;
+        out.failure ??= err;
         return;
       } finally {
         busy.delete(id);
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limits.commandsInFlight, Math.max(1, lists.length)) }, worker));
-  if (failure !== undefined) throw failure;
-  await secondary.synchronizeCache16();
-  const dataBytes = log.records.reduce((sum, r) => sum + BigInt(r.dataBlocks) * BigInt(sb.blockSize), 0n);
-  return { records: log.records.length, dataBytes, afterMarker: log.afterMarker, extendedCopyCommands: lists.length };
+  await Promise.all(Array.from({ length: Math.min(plan.limits.commandsInFlight, Math.max(1, lists.length)) }, worker));
+  return out;
+}
+
+/** Bytes per READ/WRITE when records go through this host (a multiple of every block length). */
+const HOST_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * The records laid through this host, in log order: each record's data read from the OBF and
+ * written at its source address on the secondary, in pieces of HOST_PIECE_BYTES; `onRecord` after
+ * each with the records laid so far. The bytes laid.
+ */
+async function layThroughHost(
+  obf: IscsiSession,
+  secondary: IscsiSession,
+  records: readonly DataRecordRef[],
+  p: { at: bigint; sb: ObfSuperblock; signal?: AbortSignal; onRecord: (laid: number) => void | Promise<void> },
+): Promise<bigint> {
+  const { blockSize: obfBs, sourceBlockSize: srcBs } = p.sb;
+  let bytes = 0n;
+  for (const [i, r] of records.entries()) {
+    if (p.signal?.aborted) throw new AgentError('ERR_INTERRUPTED', `laying the OBF's records through this host interrupted after ${i} of ${records.length}`);
+    const length = r.dataBlocks * obfBs; // = r.sourceBlocks * srcBs
+    for (let off = 0; off < length; off += HOST_PIECE_BYTES) {
+      const n = Math.min(HOST_PIECE_BYTES, length - off);
+      const data = await obf.read16(p.at + r.dataLba + BigInt(off / obfBs), n / obfBs);
+      await secondary.write16(r.sourceLba + BigInt(off / srcBs), data);
+    }
+    bytes += BigInt(length);
+    await p.onRecord(i + 1);
+  }
+  return bytes;
 }
 
 /**

@@ -27,6 +27,7 @@ import { decodeSuperblock } from '../obf/format';
 import { encodeToc, TOC_FORMAT_NAME } from '../toc/format';
 import { readToc } from '../toc/read';
 import { SenseKey } from '../scsi/constants';
+import type { CscdDescriptor } from '../scsi/xcopy';
 import { every } from '../util/every';
 import { logger, type Logger } from '../util/log';
 import { applyObf, cscdOfLun, ObfLogReader, type ObfLog } from './apply-obf';
@@ -36,7 +37,7 @@ import { noViewHashing, viewExtentHashes } from './view-hashes';
 import { blankOrSecondary, readHashTable, SecondaryLun } from './secondary-lun';
 import { inquire, type InquireReport } from './inquire';
 import { matchLun, naasOf, type LunEntry } from './target-luns';
-import { operatingParametersOf, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
+import { operatingParametersOf, unreachable, xcopyCopy, type XcopyCopyResult } from './xcopy-copy';
 
 export type BackupMode = secondary.SecondaryMode;
 export type BackupPhase = 'preflight' | 'institute' | 'copy' | 'toc' | 'terminate' | 'apply' | 'append' | 'hash' | 'verify' | 'done';
@@ -53,6 +54,12 @@ export interface BackupOptions {
   mark?: boolean;
   chunkBytes?: number;
   policy?: 'protect-application' | 'protect-snapshot';
+  /**
+   * The longest a capture may take before the snapshot turns INVALID (protect-application) or
+   * the write fails (protect-snapshot); the target's default is 5000 ms. A gateway in front of a
+   * slow or distant target may need more.
+   */
+  cowTimeoutMs?: number;
   preHook?: string;
   postHook?: string;
   hookTimeoutMs?: number;
@@ -101,8 +108,13 @@ export interface BackupResult {
   state: secondary.SecondaryState;
   institute_pause_ms?: number;
   image_bytes: bigint;
+  /** Bytes the copy manager moved in 604. */
   xcopy_bytes: bigint;
+  /** Bytes that went through this host (--fallback), in 604 and 608. */
   host_bytes: bigint;
+  /** The EXTENDED COPY commands of 604 and of 608 (one per record on LIO: one segment per command). */
+  extended_copy_commands: { copy: number; apply: number };
+  /** How 604 went. */
   copy_path: XcopyCopyResult['path'];
   fallback_reason?: string;
   obf_records: number;
@@ -119,6 +131,15 @@ export interface BackupResult {
   resumed_from?: secondary.SecondaryState | 'nothing';
   phases: Record<string, number>;
   seconds: number;
+}
+
+/** What 608 did: the records laid (or the log appended), by how many EXTENDED COPY commands, and what went through this host. */
+interface PassResult {
+  records: number;
+  dataBytes: bigint;
+  commands: number;
+  hostBytes: bigint;
+  fallbackReason?: string;
 }
 
 /** What preflight found: the sessions and facts every later step uses. */
@@ -267,9 +288,10 @@ export class Backup {
         institute_pause_ms: snap.pauseMs,
         image_bytes: plan.imageBlocks * BigInt(plan.blockSize),
         xcopy_bytes: copy.xcopy_bytes,
-        host_bytes: copy.host_bytes,
+        host_bytes: copy.host_bytes + applied.hostBytes,
+        extended_copy_commands: { copy: copy.extended_copy_commands, apply: applied.commands },
         copy_path: copy.path,
-        fallback_reason: copy.fallback_reason,
+        fallback_reason: copy.fallback_reason ?? applied.fallbackReason,
         obf_records: applied.records,
         obf_bytes: applied.dataBytes,
         records_after_marker: this.marked ? log.afterMarker : undefined,
@@ -368,11 +390,30 @@ export class Backup {
       if (!bInfo.three_pc && !o.fallback) {
         throw new AgentError('ERR_INVALID_ARG', `${redactUrl(bridge.url)} has no copy manager (3PC=0): give --bridge with one that reaches the source and the secondary, or --fallback to copy through this host`);
       }
-      if (bInfo.three_pc && !(await operatingParametersOf(bridge)) && !o.fallback) {
+      const op = bInfo.three_pc ? await operatingParametersOf(bridge) : undefined;
+      if (bInfo.three_pc && !op && !o.fallback) {
         throw new AgentError('ERR_INVALID_ARG', `${redactUrl(bridge.url)} answers no OPERATING PARAMETERS: give another --bridge, or --fallback to copy through this host`);
       }
+      const cscds = new Map<string, CscdDescriptor>();
       for (const [name, s, bs] of [['source', src, blockSize], ['secondary', sec, blockSize], ['OBF', obf, obfInfo.block_size]] as const) {
-        if (!(await cscdOfLun(s, bs))) throw new ArgumentError(`the ${name} reports no designator a copy manager can resolve (VPD 83h NAA, EUI-64 or T10): it cannot take part in EXTENDED COPY`);
+        const c = await cscdOfLun(s, bs);
+        if (!c) throw new ArgumentError(`the ${name} reports no designator a copy manager can resolve (VPD 83h NAA, EUI-64 or T10): it cannot take part in EXTENDED COPY`);
+        cscds.set(name, c);
+      }
+      // The copy manager must reach the LUNs of 604 and 608 (LIO: only LUNs of the target the
+      // command came to), asked with a copy of 0 blocks before anything changes.
+      if (op) {
+        for (const from of ['source', 'OBF']) {
+          const why = await unreachable(bridge, [cscds.get(from)!, cscds.get('secondary')!]);
+          if (why === undefined) continue;
+          if (!o.fallback) {
+            throw new AgentError(
+              'ERR_XCOPY_UNAVAILABLE',
+              `the copy manager at ${redactUrl(bridge.url)} cannot copy from the ${from} to the secondary (${why}): give --bridge with one that reaches the source, the OBF and the secondary (on LIO, LUNs of one target), or --fallback to copy through this host`,
+            );
+          }
+          this.emit({ type: 'warning', message: `the copy manager at ${redactUrl(bridge.url)} cannot copy from the ${from} to the secondary (${why}): that copy goes through this host (--fallback)` });
+        }
       }
       const identity: secondary.SourceIdentity = {
         designators: source.designators.map((d) => ({ codeSet: d.code_set, designatorType: d.designator_type, association: d.association, designator: d.hex })),
@@ -536,6 +577,7 @@ export class Backup {
       image_bytes: plan.imageBlocks * BigInt(plan.blockSize),
       xcopy_bytes: 0n,
       host_bytes: 0n,
+      extended_copy_commands: { copy: 0, apply: 0 },
       copy_path: 'xcopy',
       obf_records: r.mode === 'overwrite' ? r.progress.appliedRecords : (r.log?.records ?? 0),
       obf_bytes: 0n,
@@ -561,6 +603,7 @@ export class Backup {
         series_id: this.backupId,
         ...(o.chunkBytes !== undefined ? { chunk_bytes: o.chunkBytes } : {}),
         ...(o.policy ? { policy: o.policy } : {}),
+        ...(o.cowTimeoutMs !== undefined ? { cow_timeout_ms: o.cowTimeoutMs } : {}),
       });
       this.snapshotId = st.id;
       this.emit({ type: 'phase', phase: 'institute', snapshot_id: st.id, institute_pause_ms: st.institute_pause_ms });
@@ -624,6 +667,7 @@ export class Backup {
         seek: at,
         count,
         fallback: o.fallback === true,
+        fallbackHint: 'give --fallback',
         session: o.session,
         signal: o.signal,
         onProgress: (done, _total, path) => this.emit({ type: 'progress', phase: 'copy', done: at + done, total: plan.imageBlocks, unit: 'blocks', obf_records: obf.records, obf_fill: obf.fill, path }),
@@ -718,11 +762,13 @@ export class Backup {
 
   // ---- 608 -------------------------------------------------------------------------------
 
-  private async applyRecords(plan: Plan, log: ObfLog): Promise<{ records: number; dataBytes: bigint }> {
+  private async applyRecords(plan: Plan, log: ObfLog): Promise<PassResult> {
     let saved = Date.now();
     const r = await applyObf(plan.obf, plan.sec, {
       bridge: plan.bridge,
       log,
+      fallback: this.opts.fallback === true,
+      fallbackHint: 'give --fallback',
       // Resumed: the records laid before the agent stopped (a completed prefix) are not laid again.
       from: Math.min(this.record.progress.appliedRecords, log.records.length),
       signal: this.opts.signal,
@@ -734,14 +780,14 @@ export class Backup {
       },
     });
     await this.saveRecord({ progress: { ...this.record.progress, appliedRecords: r.records } });
-    return r;
+    return { records: r.records, dataBytes: r.dataBytes, commands: r.extendedCopyCommands, hostBytes: r.hostBytes, fallbackReason: r.fallbackReason };
   }
 
   /** Append mode: the used OBF (superblock and log) after the image, one contiguous copy. */
-  private async appendLog(plan: Plan, log: ObfLog): Promise<{ records: number; dataBytes: bigint }> {
+  private async appendLog(plan: Plan, log: ObfLog): Promise<PassResult> {
     const used = log.scan.endLba;
     if (used > plan.layout.logBlocksMax) throw new AgentError('ERR_INTERNAL', `the OBF's log (${used} blocks) exceeds the log area reserved on the secondary (${plan.layout.logBlocksMax})`);
-    await xcopyCopy({
+    const c = await xcopyCopy({
       from: this.opts.obf,
       to: this.opts.secondary,
       bridge: this.opts.bridge,
@@ -749,6 +795,7 @@ export class Backup {
       seek: plan.layout.logLba,
       count: used,
       fallback: this.opts.fallback === true,
+      fallbackHint: 'give --fallback',
       session: this.opts.session,
       signal: this.opts.signal,
       onProgress: (done, total, path) => this.emit({ type: 'progress', phase: 'append', done, total, unit: 'blocks', path }),
@@ -757,7 +804,7 @@ export class Backup {
     const dataBytes = dataBlocks * BigInt(log.superblock.blockSize);
     await plan.sec.synchronizeCache16();
     await this.saveRecord({ log: { records: log.records.length, dataBlocks, usedBlocks: used }, progress: { ...this.record.progress, appendedBlocks: used } });
-    return { records: log.records.length, dataBytes };
+    return { records: log.records.length, dataBytes, commands: c.extended_copy_commands, hostBytes: c.host_bytes, fallbackReason: c.fallback_reason };
   }
 
   // ---- 603: the table of contents --------------------------------------------------------

@@ -46,6 +46,8 @@ export interface LunDrillOptions {
   obf: string;
   bridge?: string;
   mgmt: ManagementClient;
+  /** The backups' capture timeout (`backup --cow-timeout-ms`; default the target's). */
+  cowTimeoutMs?: number;
   /** Take LUNs that hold data (the source is overwritten). */
   yes?: boolean;
   session?: SessionOptions;
@@ -208,7 +210,7 @@ export async function runLunDrill(opts: LunDrillOptions): Promise<LunDrillResult
     /** One backup while the host writes; its image checked by stamp and by the hashes it recorded. */
     const backUp = async (mode: 'overwrite' | 'append') => {
       const writer = new SequencedHost(host, lun, latest, next);
-      const { r, hostWrites } = await ops.backUpUnderWrites({ source: opts.source, secondary: opts.secondary, obf: opts.obf, bridge: opts.bridge, mgmt: opts.mgmt, mode, mark: mode === 'append', yes: true }, writer);
+      const { r, hostWrites } = await ops.backUpUnderWrites({ source: opts.source, secondary: opts.secondary, obf: opts.obf, bridge: opts.bridge, mgmt: opts.mgmt, cowTimeoutMs: opts.cowTimeoutMs, mode, mark: mode === 'append', yes: true }, writer);
       next = writer.nextSequence;
       return { r, hostWrites, rule: writer.rule() };
     };

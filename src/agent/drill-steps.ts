@@ -112,7 +112,7 @@ export class DrillOperations {
    * that went through this host instead of the copy manager fails the drill.
    */
   async backUpUnderWrites(
-    o: Pick<BackupOptions, 'source' | 'secondary' | 'obf' | 'bridge' | 'mgmt' | 'mark' | 'yes' | 'toc' | 'label'> & { mode: 'overwrite' | 'append' },
+    o: Pick<BackupOptions, 'source' | 'secondary' | 'obf' | 'bridge' | 'mgmt' | 'mark' | 'yes' | 'toc' | 'label' | 'cowTimeoutMs'> & { mode: 'overwrite' | 'append' },
     writer: HostWriter,
   ): Promise<{ r: BackupResult; hostWrites: number }> {
     const backupId = crypto.randomUUID();

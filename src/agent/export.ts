@@ -204,10 +204,16 @@ function relocatedLayout(r: secondary.SecondaryRecord, capacityBlocks: bigint): 
   });
 }
 
-/** True when two sessions reach one logical unit: they share a VPD 83h designator of the LU (association 0). */
+/**
+ * True when two sessions reach one logical unit: they share a VPD 83h designator of the LU
+ * (association 0) other than a LOGICAL UNIT GROUP (type 6h, SPC-4 r37 7.8.6.9), which LUs share
+ * by design (LIO gives all its LUNs group 0).
+ */
 async function sameLun(a: IscsiSession, b: IscsiSession): Promise<boolean> {
   const ids = async (s: IscsiSession) =>
-    (await s.deviceIdentification().catch(() => ({ designators: [] }))).designators.filter((d) => d.association === 0).map((d) => `${d.designatorType}:${d.designator.toString('hex')}`);
+    (await s.deviceIdentification().catch(() => ({ designators: [] }))).designators
+      .filter((d) => d.association === 0 && d.designatorType !== 6)
+      .map((d) => `${d.designatorType}:${d.designator.toString('hex')}`);
   const mine = new Set(await ids(a));
   return (await ids(b)).some((d) => mine.has(d));
 }

@@ -25,6 +25,8 @@ export interface IntegrateResult {
   /** Records laid by this run (fewer than `records` when resumed, 0 when already integrated). */
   applied_now: number;
   already_integrated: boolean;
+  /** The EXTENDED COPY commands this run sent (one per record where the copy manager takes one segment per command, as LIO). */
+  extended_copy_commands: number;
   seconds: number;
 }
 
@@ -37,11 +39,11 @@ export async function integrate(opts: IntegrateOptions): Promise<IntegrateResult
     const r = lun.record;
     const seconds = () => Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.mode !== 'append') throw new AgentError('ERR_INVALID_ARG', `${sec.url} holds an overwrite-mode copy: its image is already exact, there is nothing to integrate`);
-    if (r.state === 'integrated') return { backup_id: r.backupId, records: r.progress.integratedRecords, applied_now: 0, already_integrated: true, seconds: seconds() };
+    if (r.state === 'integrated') return { backup_id: r.backupId, records: r.progress.integratedRecords, applied_now: 0, already_integrated: true, extended_copy_commands: 0, seconds: seconds() };
     if (r.state !== 'log-appended') throw new AgentError('ERR_SNAPSHOT_STATE', `${sec.url} holds a copy in state ${r.state}${r.reason ? ` (${r.reason})` : ''}: only a copy whose log was appended can be integrated`);
     const log = await readAppendedLog(sec, r);
     const from = Math.min(r.progress.integratedRecords, log.records.length);
-    await applyObf(sec, sec, {
+    const applied = await applyObf(sec, sec, {
       bridge,
       log,
       obfOffset: r.layout.logLba,
@@ -52,7 +54,7 @@ export async function integrate(opts: IntegrateOptions): Promise<IntegrateResult
       },
     });
     await lun.save({ state: 'integrated', progress: { ...lun.record.progress, integratedRecords: log.records.length } });
-    return { backup_id: r.backupId, records: log.records.length, applied_now: log.records.length - from, already_integrated: false, seconds: seconds() };
+    return { backup_id: r.backupId, records: log.records.length, applied_now: log.records.length - from, already_integrated: false, extended_copy_commands: applied.extendedCopyCommands, seconds: seconds() };
   } finally {
     if (bridge !== sec) await bridge.close().catch(() => undefined);
     await sec.close().catch(() => undefined);

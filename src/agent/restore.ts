@@ -177,9 +177,11 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     if (BigInt(dstInfo.capacity_blocks) < last.lba + last.blocks) {
       throw new ArgumentError(`${to} has ${dstInfo.capacity_blocks} blocks, fewer than the ${last.lba + last.blocks} the restore writes: restore onto a LUN of at least ${last.lba + last.blocks} blocks`);
     }
-    const naas = (x: typeof secInfo) => new Set(x.designators.filter((d) => d.association === 0).map((d) => d.hex.toLowerCase()));
-    const secNaas = naas(secInfo);
-    if ([...naas(dstInfo)].some((n) => secNaas.has(n))) throw new ArgumentError(`${to} is the secondary itself: restore onto the original LUN or another`);
+    // The LU's own designators (association 0), not its LOGICAL UNIT GROUP (type 6h, SPC-4 r37
+    // 7.8.6.9), which LUs share by design: LIO gives all its LUNs group 0.
+    const ids = (x: typeof secInfo) => x.designators.filter((d) => d.association === 0 && d.designator_type !== 6).map((d) => `${d.designator_type}:${d.hex.toLowerCase()}`);
+    const secIds = new Set(ids(secInfo));
+    if (ids(dstInfo).some((n) => secIds.has(n))) throw new ArgumentError(`${to} is the secondary itself: restore onto the original LUN or another`);
     // The LUN in the target's API: by its NAA designator, never by name (target-luns.ts).
     let naa: string | undefined;
     if (o.mgmt) {
@@ -276,6 +278,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
           bridge,
           log: { ...log, records },
           obfOffset: L.logLba,
+          fallback: o.fallback === true,
+          fallbackHint: 'give --fallback',
           // Resumed: the records laid before (a completed prefix) are not laid again.
           from: Math.min(o.resume?.logRecords ?? 0, records.length),
           signal: o.signal,

@@ -19,7 +19,7 @@ import { transferCountToBytes, type OperatingParameters } from '../scsi/copy-res
 import { Sense, senseIs } from '../scsi/sense-reasons';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { every } from '../util/every';
-import { encodeExtendedCopyLid1, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
+import { encodeExtendedCopyLid1, ListIdUsage, type CscdDescriptor, type SegmentDescriptor } from '../scsi/xcopy';
 import { cscdOfLun } from './apply-obf';
 import { hostCopy } from './host-copy';
 
@@ -61,8 +61,12 @@ export interface XcopyCopyResult {
   fallback_reason?: string;
 }
 
-/** An answer that means "this copy manager cannot do it": fall back to host I/O. */
-function isFallbackCondition(err: unknown): boolean {
+/**
+ * An answer that means "this copy manager cannot do it" (SPC-4 r37 6.4.3.1: COPY ABORTED, COPY
+ * TARGET DEVICE NOT REACHABLE or UNREACHABLE COPY TARGET; or no EXTENDED COPY at all): fall back
+ * to host I/O where allowed.
+ */
+export function isFallbackCondition(err: unknown): boolean {
   if (!(err instanceof IscsiError) || err.code !== 'ERR_SCSI_CHECK_CONDITION') return false;
   if (senseIs(err, Sense.COPY_TARGET_DEVICE_NOT_REACHABLE) || senseIs(err, Sense.UNREACHABLE_COPY_TARGET)) return true;
   return senseIs(err, Sense.INVALID_COMMAND_OPERATION_CODE); // no EXTENDED COPY at all
@@ -190,7 +194,7 @@ function secondsSince(t0: bigint): number {
  */
 async function copyThroughHost(job: CopyJob, why: string, from: bigint): Promise<XcopyCopyResult> {
   const { opts, ends, range, result } = job;
-  if (!(opts.fallback ?? true)) throw new AgentError('ERR_SCSI_STATUS', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'drop --no-fallback'} to copy through this host)`);
+  if (!(opts.fallback ?? true)) throw new AgentError('ERR_XCOPY_UNAVAILABLE', `EXTENDED COPY not possible: ${why} (${opts.fallbackHint ?? 'drop --no-fallback'} to copy through this host)`);
   result.fallback_reason = why;
   const r = await hostCopy(ends.src, ends.dst, {
     skip: range.skip + from,
@@ -244,6 +248,30 @@ export async function operatingParametersOf(bridge: Pick<IscsiSession, 'operatin
       return undefined;
     }
     throw err;
+  }
+}
+
+/**
+ * Whether the copy manager behind `bridge` reaches the two LUNs that `cscds` name (source, then
+ * destination), asked before anything is written: an EXTENDED COPY (LID1, LIST ID USAGE 11b) of
+ * one 02h segment of 0 blocks. It moves no data, and a copy manager answers it only after
+ * resolving both CSCD descriptors: LIO with GOOD or COPY ABORTED, COPY TARGET DEVICE NOT
+ * REACHABLE (docs/lio.md), this project's the same (docs/xcopy.md). The refusal's message when
+ * the answer is a fallback condition; undefined otherwise (any other answer proves nothing, and
+ * the copy itself will say).
+ */
+export async function unreachable(bridge: Pick<IscsiSession, 'extendedCopy'>, cscds: [CscdDescriptor, CscdDescriptor]): Promise<string | undefined> {
+  const probe = encodeExtendedCopyLid1({
+    listIdentifier: 0,
+    listIdUsage: ListIdUsage.DISABLE,
+    cscdDescriptors: cscds,
+    segmentDescriptors: [{ kind: 'blockToBlock', dc: false, cat: false, sourceCscdDescriptorId: 0, destinationCscdDescriptorId: 1, blockDeviceNumberOfBlocks: 0, sourceBlockDeviceLba: 0n, destinationBlockDeviceLba: 0n }],
+  });
+  try {
+    await bridge.extendedCopy(probe);
+    return undefined;
+  } catch (err) {
+    return isFallbackCondition(err) ? (err as Error).message : undefined;
   }
 }
 

@@ -38,3 +38,11 @@ function readToken(file: string): string {
 export function managementClient(a: ManagementArgs): ManagementClient {
   return new ManagementClient({ url: a.mgmt ?? DEFAULT_MGMT_URL, token: readToken(path.resolve(a.tokenFile ?? DEFAULT_TOKEN_FILE)) });
 }
+
+/** `--cow-timeout-ms` as institute takes it (cow_timeout_ms: 1 to 120000), refused under the flag's own name. */
+export function cowTimeoutMs(ms: number | undefined): number | undefined {
+  if (ms !== undefined && !(Number.isInteger(ms) && ms >= 1 && ms <= 120_000)) {
+    throw new ArgumentError(`--cow-timeout-ms ${ms} must be a whole number of milliseconds from 1 to 120000`);
+  }
+  return ms;
+}

@@ -525,19 +525,37 @@ export class IscsiSession {
     return r.data ?? Buffer.alloc(0);
   }
 
-  /** WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 r36 5.35). */
+  /**
+   * WRITE(16) of `data` (a whole number of blocks) at `lba` (SBC-3 r36 5.35). FUA and DPO are
+   * sent only to a LUN whose MODE SENSE says it takes them (DPOFUA, SBC-3 r36 6.4.1; asked once):
+   * LIO refuses them with INVALID FIELD IN CDB where its device advertises no write cache. To
+   * another LUN a FUA write is the WRITE, then SYNCHRONIZE CACHE(16) of its blocks (5.27): the
+   * data is on the medium when this resolves, either way. DPO, a cache hint, is dropped there.
+   */
   async write16(lba: bigint, data: Buffer, opts: { fua?: boolean; dpo?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (typeof lba !== 'bigint' || lba < 0n || lba > 0xffffffffffffffffn) throw new ArgumentError('lba must be a bigint from 0 to 2^64-1');
     if (!Buffer.isBuffer(data)) throw new ArgumentError('data must be a Buffer');
     const bs = this.cachedBlockSize ?? (await this.blockSize());
     if (data.length % bs !== 0) throw new ArgumentError(`data length ${data.length} is not a multiple of the block size ${bs}`);
+    const flags = opts.fua || opts.dpo ? await this.takesDpoFua() : true;
     this.check(
-      await this.execute(encodeWrite16Cdb({ lba, transferLength: data.length / bs, fua: opts.fua, dpo: opts.dpo }), {
+      await this.execute(encodeWrite16Cdb({ lba, transferLength: data.length / bs, fua: flags && opts.fua, dpo: flags && opts.dpo }), {
         dataOut: data,
         timeoutMs: opts.timeoutMs,
       }),
       `WRITE(16) at LBA ${lba}`,
     );
+    if (opts.fua && !flags) await this.synchronizeCache16(lba, data.length / bs);
+  }
+
+  /** Whether the LUN takes DPO and FUA (the DPOFUA bit of MODE SENSE(10)); no answer counts as no. */
+  private dpofua: Promise<boolean> | undefined;
+  private takesDpoFua(): Promise<boolean> {
+    this.dpofua ??= this.modeParameterHeader10().then(
+      (h) => h.dpofua,
+      () => false,
+    );
+    return this.dpofua;
   }
 
   /** SYNCHRONIZE CACHE(16) (SBC-3 r36 5.27); the defaults flush the whole LUN. */

@@ -1,197 +1,34 @@
 /**
- * A real Linux LIO target for the tests (docs/lio.md): Debian's own kernel booted under QEMU with
- * TCG (never KVM unless XCOPY_LIO_ACCEL=kvm: a /dev/kvm that opens can still hang a nested
- * guest), from the base initramfs of scripts/lio-vm-build.sh plus a second cpio archive holding
- * /etc/lio-config.sh — the files of targetcli-configs/ translated to configfs writes
- * (test/lio/configfs.ts). The backing files live in the guest's RAM (its initramfs root).
- *
- * Network: QEMU user networking with restrict=on (the guest reaches nothing outside) and one
- * forward, 127.0.0.1:PORT → the guest's 3260. Clients use direct iscsi://127.0.0.1:PORT/IQN/LUN
- * URLs only, never SendTargets: LIO advertises the guest's own 10.0.2.15, which nothing here may
- * connect to.
- *
- * Boot failure (a panic, an init that fails, a marker that never comes) rejects within
- * bootTimeoutMs with the console's tail; a machine without QEMU rejects saying so. The suite
- * fails then — it is never skipped.
+ * The LIO VM (src/peers/lio-vm.ts, docs/lio.md) as a jest fixture: one VM per test file.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { freePort } from '../../src/peers/tgt';
-import { saveconfigToConfigfs } from '../lio/configfs';
-import { removeDir, tempDir } from './tmp';
+import { startLioVm, type LioVm, type LioVmOptions } from '../../src/peers/lio-vm';
 
-const run = promisify(execFile);
-const REPO = path.resolve(__dirname, '../..');
-export const TARGETCLI_CONFIGS = path.join(REPO, 'targetcli-configs');
-const QEMU = 'qemu-system-x86_64';
+export { TARGETCLI_CONFIGS, type LioVm, type LioVmOptions } from '../../src/peers/lio-vm';
 
-export interface LioVmOptions {
-  /** saveconfig.json files applied in order (names relative to targetcli-configs/ or absolute). */
-  configs: string[];
-  /** Where "env:NAME" secrets of the files come from. */
-  env?: NodeJS.ProcessEnv;
-  /** Guest memory (default 1024 MiB; the LUNs' written blocks live in it). */
-  memoryMiB?: number;
-  /** From QEMU's start to a working login (default 120 s). */
-  bootTimeoutMs?: number;
-  /** A LUN URL path (IQN/LUN) that needs no CHAP: logged in to prove the forward works. */
-  probe: string;
-}
-
-export interface LioVm {
-  /** The forwarded loopback port of the guest's portal. */
-  port: number;
-  url(iqn: string, lun: number): string;
-  /** The serial console so far (the kernel's and init's messages). */
-  console(): string;
-  /** Attributes LIO refused while applying the configs (LIO-CONFIG-WARN lines). */
-  warnings: string[];
-  bootSeconds: number;
-  stop(): Promise<void>;
-}
-
-function tail(text: string, lines = 40): string {
-  return text.split('\n').slice(-lines).join('\n');
-}
-
-async function haveQemu(): Promise<void> {
-  try {
-    await run(QEMU, ['--version']);
-  } catch (err) {
-    throw new Error(`LIO VM: cannot run ${QEMU} (${(err as Error).message.split('\n')[0]}); install qemu-system-x86 ('make setup')`);
-  }
-}
-
-/** The kernel and base initramfs, built (or taken from the cache) by scripts/lio-vm-build.sh. */
-async function buildImages(): Promise<{ kernel: string; initramfs: string }> {
-  let out: string;
-  try {
-    ({ stdout: out } = await run('bash', [path.join(REPO, 'scripts/lio-vm-build.sh')], { timeout: 300_000 }));
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`LIO VM: scripts/lio-vm-build.sh failed: ${(e.stderr ?? e.message).trim()}`);
-  }
-  const get = (k: string) => out.split('\n').find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
-  const kernel = get('kernel');
-  const initramfs = get('initramfs');
-  if (!kernel || !initramfs) throw new Error(`LIO VM: scripts/lio-vm-build.sh printed no kernel/initramfs: ${out}`);
-  return { kernel, initramfs };
+/** What a test file runs against the VM's whole life: after it boots, and before it is stopped. */
+export interface LioVmHooks {
+  started?: (vm: LioVm) => Promise<void>;
+  /** Runs while the VM still answers (jest runs afterAll hooks in the order they were declared). */
+  stopping?: () => Promise<void>;
 }
 
 /**
- * base initramfs + a newc cpio archive of /etc/lio-config.sh: the kernel unpacks concatenated
- * archives in turn, skipping zero bytes between them (an uncompressed one must start 4-aligned).
+ * One VM for the test file: started in beforeAll (within the boot timeout plus the image build),
+ * stopped in afterAll. `vm()` is the running VM.
  */
-async function initrdWith(base: string, script: string, dir: string): Promise<string> {
-  const root = path.join(dir, 'root');
-  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'etc/lio-config.sh'), script, { mode: 0o600 });
-  const extra = path.join(dir, 'config.cpio');
-  await run('sh', ['-c', `cd "$1" && printf 'etc\\netc/lio-config.sh\\n' | cpio -o -H newc --quiet > "$2"`, 'sh', root, extra]);
-  const initrd = path.join(dir, 'initrd');
-  const first = fs.readFileSync(base);
-  const pad = Buffer.alloc((512 - (first.length % 512)) % 512);
-  fs.writeFileSync(initrd, Buffer.concat([first, pad, fs.readFileSync(extra)]), { mode: 0o600 });
-  return initrd;
-}
-
-export async function startLioVm(o: LioVmOptions): Promise<LioVm> {
-  const t0 = Date.now();
-  const timeoutMs = o.bootTimeoutMs ?? 120_000;
-  await haveQemu();
-  const script = o.configs
-    .map((c) => {
-      const file = path.isAbsolute(c) ? c : path.join(TARGETCLI_CONFIGS, c);
-      return `# ${path.basename(file)}\n${saveconfigToConfigfs(JSON.parse(fs.readFileSync(file, 'utf8')), o.env ?? process.env)}`;
-    })
-    .join('\n');
-  const images = await buildImages();
-  const dir = tempDir('lio-vm');
-  const port = await freePort();
-  const initrd = await initrdWith(images.initramfs, script, dir);
-  const accel = process.env.XCOPY_LIO_ACCEL === 'kvm' ? 'kvm' : 'tcg';
-  const args = [
-    '-accel', accel, '-smp', '1', '-m', String(o.memoryMiB ?? 1024),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', images.kernel, '-initrd', initrd,
-    '-append', 'console=ttyS0 panic=-1 quiet',
-    '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:3260`,
-    '-device', 'virtio-net-pci,netdev=n0',
-  ];
-  const child: ChildProcess = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let consoleText = '';
-  const append = (b: Buffer) => {
-    consoleText += b.toString('latin1').replace(/\r/g, '');
-    if (consoleText.length > 1 << 20) consoleText = consoleText.slice(-(1 << 19));
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-    removeDir(dir);
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`LIO VM: no LIO-VM-READY within ${timeoutMs / 1000} s (accel ${accel}); console tail:\n${tail(consoleText)}`)), timeoutMs);
-      const check = () => {
-        if (consoleText.includes('LIO-VM-READY')) {
-          clearTimeout(timer);
-          resolve();
-        } else if (/LIO-VM-FAIL|Kernel panic/.test(consoleText)) {
-          clearTimeout(timer);
-          // Let the panic's lines arrive before quoting them.
-          setTimeout(() => reject(new Error(`LIO VM: boot failed; console tail:\n${tail(consoleText)}`)), 300);
-        }
-      };
-      child.stdout!.on('data', check);
-      child.once('exit', (code, sig) => {
-        clearTimeout(timer);
-        reject(new Error(`LIO VM: ${QEMU} exited (${sig ?? code}) before LIO was ready; console tail:\n${tail(consoleText)}`));
-      });
-    });
-    // The forward accepts TCP before the guest listens: a real login proves the portal.
-    const probeUrl = `iscsi://127.0.0.1:${port}/${o.probe}`;
-    let lastErr = '';
-    for (;;) {
-      try {
-        await run('iscsi-inq', [probeUrl], { timeout: 10_000 });
-        break;
-      } catch (err) {
-        lastErr = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
-      }
-      if (Date.now() - t0 > timeoutMs) throw new Error(`LIO VM: no login to ${probeUrl} within ${timeoutMs / 1000} s: ${lastErr}; console tail:\n${tail(consoleText)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return {
-    port,
-    url: (iqn, lun) => `iscsi://127.0.0.1:${port}/${iqn}/${lun}`,
-    console: () => consoleText,
-    warnings: consoleText.split('\n').filter((l) => l.startsWith('LIO-CONFIG-WARN')),
-    bootSeconds: (Date.now() - t0) / 1000,
-    stop,
-  };
-}
-
-/**
- * One VM for the test file (a jest fixture): started in beforeAll (within the boot timeout plus
- * the image build), stopped in afterAll. `vm()` is the running VM.
- */
-export function lioVmFixture(o: LioVmOptions): () => LioVm {
+export function lioVmFixture(o: LioVmOptions, hooks: LioVmHooks = {}): () => LioVm {
   let vm: LioVm | undefined;
   beforeAll(async () => {
     vm = await startLioVm(o);
+    await hooks.started?.(vm);
   }, (o.bootTimeoutMs ?? 120_000) + 300_000);
   afterAll(async () => {
-    await vm?.stop();
-  });
+    try {
+      await hooks.stopping?.();
+    } finally {
+      await vm?.stop();
+    }
+  }, 120_000);
   return () => {
     if (!vm) throw new Error('LIO VM: not running (its start failed; see the first error of this suite)');
     return vm;

@@ -52,7 +52,8 @@ const HOLD_COPY = path.resolve(__dirname, '../helpers/hold-copy.js');
 /**
  * A: 0 source, 1 OBF, 2 secondary, 3 B/0 (thin, 20 MiB), 4 B/1 (thin, 44 MiB, append mode),
  * 5 B/2 (the bridge test's secondary), 6 a source whose file is cut short, 7 a read-only LUN.
- * B: 0 and 1 on its tmpfs, 2 and 3 plain files. C: 0 A's source, 1 B/2.
+ * B: 0 and 1 on its tmpfs, 2 and 3 plain files. C (the bridge that goes away): 0 A's source, 1
+ * B/2, 2 A's OBF (a bridge must reach every LUN of 604 and 608: preflight asks it).
  */
 beforeAll(async () => {
   dir = tempDir('backup-faults');
@@ -72,7 +73,7 @@ beforeAll(async () => {
     [`file:${file('src.img')}`, `file:${file('obf.img')}:24M`, `file:${file('sec.img')}:20M`, b.url(0), b.url(1), b.url(2), `file:${file('src-cut.img')}`, `file:${file('sec-ro.img')}`],
     { readOnly: [7] },
   );
-  c = await startTargetProcess({ iqn: `${IQN}-c`, luns: [a.url(0), b.url(2)] });
+  c = await startTargetProcess({ iqn: `${IQN}-c`, luns: [a.url(0), b.url(2), a.url(1)] });
 });
 
 afterAll(async () => {

@@ -48,7 +48,7 @@ kill $pid; wait $pid
   });
 }
 
-test.each(['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json'])(
+test.each(['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json', 'small.json'])(
   "the project's target serves %s as written: every LUN at its size and block size",
   async (name) => {
     const file = path.join(TARGETCLI_CONFIGS, name);

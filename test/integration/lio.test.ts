@@ -14,6 +14,7 @@ import { IscsiError } from '../../src/errors';
 import { IscsiSession } from '../../src/initiator/session';
 import { xcopyCopy } from '../../src/agent/xcopy-copy';
 import { cscdOfLun } from '../../src/agent/apply-obf';
+import { encodeWrite16Cdb } from '../../src/scsi/cdb';
 import { encodeExtendedCopyLid1 } from '../../src/scsi/xcopy';
 import { runIscsiTestCu } from '../../src/peers/iscsi-test-cu';
 import { freePort } from '../../src/peers/tgt';
@@ -25,7 +26,7 @@ import { xorshift } from '../helpers/rng';
 
 const BIN = path.resolve(__dirname, '../../bin/xcopy-agent');
 const IQN = 'iqn.2026-11.io.xcopy-agent';
-const CONFIGS = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json'];
+const CONFIGS = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json', 'small.json'];
 // Test-only secrets for chap.json (its file holds none: "env:NAME").
 const SECRETS = {
   XCOPY_LIO_CHAP_SECRET: crypto.randomBytes(9).toString('hex'),
@@ -153,7 +154,7 @@ test("a LUN of another target: LIO's COPY ABORTED 0Dh/02h; --no-fallback fails w
   const source = xorshift(0x11008).bytes(1024 * bs);
   await withSession(url('site-a', 0), (s) => writeAt(s, 0n, source, bs));
   const refused = await cli(['copy', '--no-fallback', '--from', url('site-a', 0), '--to', url('site-b', 0), '--bridge', url('site-a', 0), '--count', '1024']);
-  expect(refused.code).not.toBe(0);
+  expect(refused.code).toBe(10); // ERR_XCOPY_UNAVAILABLE
   expect(refused.stderr.trim().split('\n')).toHaveLength(1);
   expect(refused.stderr).toMatch(/not reachable|0Dh\/02h|0x0d\/0x02/i);
   const r = await cli(['copy', '--json', '--from', url('site-a', 0), '--to', url('site-b', 0), '--bridge', url('site-a', 0), '--count', '1024']);
@@ -161,6 +162,19 @@ test("a LUN of another target: LIO's COPY ABORTED 0Dh/02h; --no-fallback fails w
   expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ path: 'host', host_bytes: String(1024 * bs) });
   expect(sha(await withSession(url('site-b', 0), (s) => readAt(s, 0n, 1024, bs)))).toBe(sha(source));
 }, 120_000);
+
+test('FUA on a LUN without a write cache: LIO refuses the bit (INVALID FIELD IN CDB); the initiator writes, then synchronizes, instead', async () => {
+  const data = xorshift(0x1100a).bytes(8 * 512);
+  await withSession(url('fileio-512', 2), async (s) => {
+    expect((await s.modeParameterHeader10()).dpofua).toBe(false); // emulate_write_cache 0: no DPOFUA
+    const raw = await s.execute(encodeWrite16Cdb({ lba: 0n, transferLength: 8, fua: true }), { dataOut: data });
+    expect(raw.sense).toMatchObject({ senseKey: 0x05, asc: 0x24, ascq: 0x00 });
+    await s.write16(16n, data, { fua: true });
+  });
+  // The blocks as LIO's backing file holds them, hashed in the guest.
+  const inFile = await vm().exec('dd if=/var/lib/xcopy-agent/luns/fileio-512/obf.img bs=512 skip=16 count=8 2>/dev/null | sha256sum');
+  expect(inFile.output.toString().split(' ')[0]).toBe(sha(data));
+});
 
 test("bad requests get LIO's own sense: source past the end, a short OPERATING PARAMETERS allocation", async () => {
   await withSession(url('fileio-512', 1), async (dst) => {

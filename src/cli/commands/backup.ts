@@ -14,7 +14,7 @@ import { ArgumentError } from '../../errors';
 import { logger } from '../../util/log';
 import { parseSize } from '../../util/size';
 import { catalogOptions, findResumable, Recorder, resumedUrl, runParams, withRecorded, type CatalogArgs } from '../catalog';
-import { managementClient, managementOptions, type ManagementArgs } from '../management';
+import { cowTimeoutMs, managementClient, managementOptions, type ManagementArgs } from '../management';
 import { runCommand } from '../run';
 
 export const command = 'backup';
@@ -31,6 +31,7 @@ interface Args extends ManagementArgs, CatalogArgs {
   mark?: boolean;
   chunk?: string;
   policy?: 'protect-application' | 'protect-snapshot';
+  cowTimeoutMs?: number;
   preHook?: string;
   postHook?: string;
   hookTimeout: number;
@@ -44,7 +45,7 @@ interface Args extends ManagementArgs, CatalogArgs {
 }
 
 /** The options a backup records for `--resume` (with the URLs, redacted, and whether each lost a secret). */
-const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'fallback', 'keepSnapshotOnAbort', 'verify', 'toc', 'mgmt', 'tokenFile'] as const;
+const RESUMED = ['mode', 'mark', 'chunk', 'policy', 'cowTimeoutMs', 'fallback', 'keepSnapshotOnAbort', 'verify', 'toc', 'mgmt', 'tokenFile'] as const;
 
 export function builder(y: Argv): Argv<Args> {
   return catalogOptions(managementOptions(y))
@@ -57,6 +58,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('mark', { type: 'boolean', describe: 'mark when the copy completes and apply only the records before the marker' })
     .option('chunk', { type: 'string', describe: 'COW chunk size (e.g. 64K; default the target\'s, 64 KiB)' })
     .option('policy', { choices: ['protect-application', 'protect-snapshot'] as const, describe: 'what to sacrifice when a chunk cannot be captured' })
+    .option('cow-timeout-ms', { type: 'number', describe: "longest a capture may take before the policy acts (default the target's, 5000; more for a gateway in front of a slow target)" })
     .option('pre-hook', { type: 'string', describe: 'command run before the snapshot (e.g. an application flush, fsfreeze -f)' })
     .option('post-hook', { type: 'string', describe: 'command run after it (e.g. fsfreeze -u); gets XCOPY_AGENT_SNAPSHOT_ID' })
     .option('hook-timeout', { type: 'number', default: 120, describe: 'seconds a hook may run' })
@@ -81,6 +83,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
     const resumed = argv.resume !== undefined ? await findResumable(argv, 'backup', argv.resume) : undefined;
     const p = resumed?.operation.params ?? {};
     const a = withRecorded(argv, p, RESUMED);
+    const cowTimeout = cowTimeoutMs(a.cowTimeoutMs);
     const url = (flag: 'source' | 'secondary' | 'obf', recorded: string | undefined) => {
       const u = resumedUrl(argv[flag], p, flag, recorded);
       if (u === undefined) throw new ArgumentError(`--${flag} is required (or --resume ID of an unfinished backup)`);
@@ -117,6 +120,7 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       mark: a.mark,
       chunkBytes,
       policy: a.policy,
+      cowTimeoutMs: cowTimeout,
       preHook: argv.preHook,
       postHook: argv.postHook,
       hookTimeoutMs: argv.hookTimeout * 1000,
@@ -161,15 +165,17 @@ export function handler(argv: ArgumentsCamelCase<Args>): Promise<void> {
       line:
         (r.resumed_from !== undefined ? `resumed (from ${r.resumed_from}): ` : '') +
         `backup ${r.backup_id}: ${r.state} — snapshot ${r.snapshot_id} (writes held ${(r.institute_pause_ms ?? 0).toFixed(2)} ms), ` +
-          `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY, ${mib(r.host_bytes)} MiB through this host` +
+          `${mib(r.image_bytes)} MiB image: ${mib(r.xcopy_bytes)} MiB by EXTENDED COPY (${commands(r.extended_copy_commands.copy)}), ${mib(r.host_bytes)} MiB through this host` +
           (r.fallback_reason ? ` (${r.fallback_reason})` : '') +
-          `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'}` +
+          `; ${r.obf_records} OBF records (${mib(r.obf_bytes)} MiB) ${r.mode === 'overwrite' ? 'applied' : 'appended'} (${commands(r.extended_copy_commands.apply)})` +
           (r.records_after_marker !== undefined ? `, ${r.records_after_marker} after the marker not needed` : '') +
           (r.toc ? `; table of contents: ${r.toc.files} inodes (${r.toc.bytes} bytes)` : '') +
           `; ${r.extents} extents hashed (from the ${r.hashed_from})${r.verified ? ', the secondary read back and verified' : ''}; ${r.seconds.toFixed(2)} s (${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`,
     };
   });
 }
+
+const commands = (n: number) => `${n} command${n === 1 ? '' : 's'}`;
 
 function phaseName(p: BackupPhase): string {
   return {

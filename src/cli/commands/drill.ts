@@ -15,7 +15,7 @@ import { secondaryWithToc } from '../../agent/secondary-toc';
 import { copyOfSecondary, type OperationKind } from '../../catalog';
 import { redactUrl } from '../../initiator/url';
 import { catalogOptions, openCatalog, Recorder, type CatalogArgs, type Recording } from '../catalog';
-import { managementClient, managementOptions, type ManagementArgs } from '../management';
+import { cowTimeoutMs, managementClient, managementOptions, type ManagementArgs } from '../management';
 import { Output } from '../output';
 import { Progress } from '../progress';
 import { parseSize } from '../../util/size';
@@ -32,6 +32,7 @@ interface Args extends ManagementArgs, CatalogArgs {
   secondary?: string;
   obf?: string;
   bridge?: string;
+  cowTimeoutMs?: number;
   yes: boolean;
 }
 
@@ -44,6 +45,7 @@ export function builder(y: Argv): Argv<Args> {
     .option('secondary', { type: 'string', describe: 'real LUNs: the secondary' })
     .option('obf', { type: 'string', describe: "real LUNs: the OBF, a LUN of the source's target" })
     .option('bridge', { type: 'string', describe: "real LUNs: the copy manager (default: the secondary's)" })
+    .option('cow-timeout-ms', { type: 'number', describe: "real LUNs: the backups' capture timeout (as `backup --cow-timeout-ms`)" })
     .option('yes', { type: 'boolean', default: false, describe: 'real LUNs: take LUNs that hold data (the source is overwritten)' })
     .example('$0 drill --source iscsi://127.0.0.1:3260/iqn.2026-11.io.example:gw/0 --obf iscsi://.../1 --secondary iscsi://.../2', '')
     .example('$0 drill --size 256M', '') as unknown as Argv<Args>;
@@ -88,6 +90,7 @@ async function lunDrill(argv: ArgumentsCamelCase<Args>, out: Output, progress: P
     obf: argv.obf,
     bridge: argv.bridge,
     mgmt: managementClient(argv),
+    cowTimeoutMs: cowTimeoutMs(argv.cowTimeoutMs),
     yes: argv.yes,
     onStep: printStep(out, progress),
     progress: drillProgress(progress),

@@ -1,15 +1,17 @@
 /**
  * The files of targetcli-configs/ (README "targetcli-configs"): the project's reader accepts each
  * as targetcli saved it, with the LUNs, block sizes and CHAP the tests and drills rely on; the
- * translator to configfs writes (test/lio/configfs.ts, what the LIO VM runs) covers every key.
+ * translator to configfs writes (src/peers/lio-configfs.ts, what the LIO VM runs) covers every key.
  * LIO's acceptance of the same files is proved by test/integration/lio.test.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import * as secondary from '../../../src/secondary';
 import { parseConfig } from '../../../src/target/config';
-import { saveconfigToConfigfs } from '../../lio/configfs';
+import { saveconfigToConfigfs } from '../../../src/peers/lio-configfs';
 
 const DIR = path.resolve(__dirname, '../../../targetcli-configs');
+const FILES = ['chap.json', 'fileio-4096.json', 'fileio-512.json', 'small.json', 'two-targets.json'];
 const load = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(DIR, name), 'utf8'));
 const SECRETS = {
   XCOPY_LIO_CHAP_SECRET: 'host-secret-0123',
@@ -18,8 +20,8 @@ const SECRETS = {
 };
 
 describe('targetcli-configs/', () => {
-  test('the folder holds the four layouts, each valid JSON', () => {
-    expect(fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()).toEqual(['chap.json', 'fileio-4096.json', 'fileio-512.json', 'two-targets.json']);
+  test('the folder holds the five layouts, each valid JSON', () => {
+    expect(fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()).toEqual(FILES);
   });
 
   test.each([
@@ -43,11 +45,11 @@ describe('targetcli-configs/', () => {
   });
 
   test('every LUN of every file has its own serial, distinct in its leading hex digits (LIO builds the NAA from them)', () => {
-    const serials = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json'].flatMap((f) => parseConfig(load(f), SECRETS).storageObjects.map((so) => so.wwn!));
-    expect(serials).toHaveLength(12);
-    expect(new Set(serials.map((s) => s.replace(/[^0-9a-f]/gi, '').slice(0, 8))).size).toBe(12);
-    const names = ['fileio-512.json', 'fileio-4096.json', 'chap.json', 'two-targets.json'].flatMap((f) => parseConfig(load(f), SECRETS).storageObjects.map((so) => so.dev!));
-    expect(new Set(names).size).toBe(12);
+    const serials = FILES.flatMap((f) => parseConfig(load(f), SECRETS).storageObjects.map((so) => so.wwn!));
+    expect(serials).toHaveLength(18);
+    expect(new Set(serials.map((s) => s.replace(/[^0-9a-f]/gi, '').slice(0, 8))).size).toBe(18);
+    const names = FILES.flatMap((f) => parseConfig(load(f), SECRETS).storageObjects.map((so) => so.dev!));
+    expect(new Set(names).size).toBe(18);
   });
 
   test('chap.json: one ACL with mutual CHAP, discovery CHAP from fabric_modules, secrets from the environment', () => {
@@ -65,6 +67,28 @@ describe('targetcli-configs/', () => {
     // No secret is in the file: without the variables the reader says which one is missing.
     expect(JSON.stringify(load('chap.json'))).not.toMatch(/secret-\d/);
     expect(() => parseConfig(load('chap.json'), {})).toThrow(/chap_password: names the environment variable XCOPY_LIO_CHAP_SECRET, which is not set/);
+  });
+
+  test('small.json: the same layout at 16 MiB, one target per block size (512, 4096), for the CI end-to-end runs on LIO', () => {
+    const config = parseConfig(load('small.json'), {});
+    const byPath = new Map(config.storageObjects.map((so) => [`/backstores/${so.plugin}/${so.name}`, so]));
+    expect(
+      config.targets.map((t) => [t.wwn, t.tpgs[0].luns.map((l) => [l.index, byPath.get(l.storageObject)!.name, byPath.get(l.storageObject)!.blockSize, byPath.get(l.storageObject)!.size])]),
+    ).toEqual(
+      [512, 4096].map((bs) => [
+        `iqn.2026-11.io.xcopy-agent:small-${bs}`,
+        [
+          [0, `small-${bs}-source`, bs, 16 << 20],
+          [1, `small-${bs}-secondary`, bs, 48 << 20],
+          [2, `small-${bs}-obf`, bs, 16 << 20],
+        ],
+      ]),
+    );
+    // Each secondary holds the image, an appended OBF as large as the OBF LUN, and the metadata area.
+    for (const bs of [512, 4096]) {
+      const blocks = (n: number) => BigInt((n << 20) / bs);
+      expect(secondary.requiredBlocks({ blockSize: bs, imageBlocks: blocks(16), mode: 'append', logBlocksMax: blocks(16) })).toBeLessThanOrEqual(blocks(48));
+    }
   });
 
   test('two-targets.json: the secondary is a LUN of another target than the source and OBF', () => {

@@ -18,7 +18,7 @@
  * An attribute LIO refuses makes the script print `LIO-CONFIG-WARN path` and go on, as rtslib
  * reports non-fatal errors; the harness collects these lines and the tests assert there are none.
  */
-import { parseConfig } from '../../src/target/config';
+import { parseConfig } from '../target/config';
 
 type Json = Record<string, unknown>;
 
