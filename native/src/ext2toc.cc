@@ -38,6 +38,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -348,14 +349,7 @@ class Reader {
   }
 
   ~Reader() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-      planned_.clear();
-    }
-    ioCv_.notify_one();
-    Wake();
-    io_.join();
+    Stop();
     for (auto& [p, c] : map_) {
       (void)p;
       if (c->refs-- == 1) delete c;
@@ -416,6 +410,19 @@ class Reader {
   }
 
   std::string error;  // the last failed Read's (the walk's thread only)
+
+  // Ends the I/O thread once its reads in flight are done.
+  void Stop() {
+    if (!io_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      planned_.clear();
+    }
+    ioCv_.notify_one();
+    Wake();
+    io_.join();
+  }
 
   struct Stats {
     uint64_t reads = 0, bytes = 0, misses = 0;
@@ -776,11 +783,27 @@ struct Rec {
   int32_t out = -1;  // its place in Walk::order, once reached
 };
 // Bits of Rec::bits; kMapped is the walk's own (not in the result).
-enum : uint8_t { kInline = 1, kFastSymlink = 2, kTarget = 4, kInlineData = 8, kDevice = 16, kMapped = 32 };
+enum : uint8_t { kInline = 1, kFastSymlink = 2, kTarget = 4, kInlineData = 8, kDevice = 16, kMapped = 32, kLater = 64 };
+// In a batch: a record not complete yet (its map or target is read later, or it failed).
+constexpr uint32_t kPendingBit = 128;
+constexpr uint8_t kResultBits = kInline | kFastSymlink | kTarget | kInlineData | kDevice;
 
 // The result's strides (src/native/index.ts, Ext2RawToc): numbers per inode, per link.
 constexpr size_t kInodeStride = 19;
 constexpr size_t kLinkStride = 7;
+constexpr size_t kBitsWord = 18;  // Ext2InodeField.bits
+
+// Records the scan kept, complete, handed to JS while the walk goes on (the TOC's entries are
+// made of them meanwhile): the result's words of each (Ext2InodeField; kPendingBit in the bits
+// of one not complete yet), their runs, map blocks and bytes, and the place of the first among
+// the records kept.
+struct Batch {
+  uint32_t first = 0;
+  std::vector<uint32_t> words;
+  std::vector<double> extents, meta;
+  std::string blob;
+};
+constexpr size_t kBatch = 4096;
 
 // A directory entry of the result: the names are in Walk::names, joined by '/'.
 struct Link {
@@ -1002,16 +1025,84 @@ class Walk {
             PlanRuns(r, &dirRuns, UINT64_MAX);
             reader_->Plan(dirRuns);
           } else if (LINUX_S_ISLNK(r.mode)) {
+            r.bits |= kLater;
             later_.push_back(i);  // its target is read later
           }
           break;
         case kMapLater:
+          r.bits |= kLater;
           later_.push_back(i);
           break;
       }
+      if (onKept && recs_.size() - sent_ >= kBatch) Send();
     }
+    if (onKept && recs_.size() > sent_) Send();
     ext2fs_close_inode_scan(scan);
   }
+
+  // The records kept since the last batch, to onKept: complete ones with their runs and bytes.
+  void Send() {
+    Batch b;
+    b.first = static_cast<uint32_t>(sent_);
+    b.words.resize((recs_.size() - sent_) * kInodeStride);
+    uint32_t* w = b.words.data();
+    for (size_t i = sent_; i < recs_.size(); i++, w += kInodeStride) {
+      const Rec& r = recs_[i];
+      if (!Complete(r)) {
+        w[kBitsWord] = kPendingBit;
+        continue;
+      }
+      size_t x = b.extents.size() / 4, m = b.meta.size(), t = b.blob.size();
+      b.extents.insert(b.extents.end(), extents.begin() + 4 * r.extStart, extents.begin() + 4 * (r.extStart + r.extCount));
+      b.meta.insert(b.meta.end(), meta.begin() + r.metaStart, meta.begin() + r.metaStart + r.metaCount);
+      b.blob.append(blob, r.blobStart, r.blobLen);
+      Words(r, w, static_cast<uint32_t>(x), static_cast<uint32_t>(m), static_cast<uint32_t>(t));
+    }
+    sent_ = recs_.size();
+    onKept(std::move(b));
+  }
+
+  // Mapped, its bytes read, nothing found wrong: what a batch holds of it is its final record.
+  static bool Complete(const Rec& r) { return r.err < 0 && !(r.bits & kLater); }
+
+ public:
+  // A record as the result's words (src/native/index.ts, Ext2InodeField), its runs and bytes
+  // at the places given.
+  static void Words(const Rec& r, uint32_t* w, uint32_t extStart, uint32_t metaStart, uint32_t blobStart) {
+    bool dev = LINUX_S_ISCHR(r.mode) || LINUX_S_ISBLK(r.mode);
+    const uint32_t v[kInodeStride] = {r.ino,
+                                      r.mode,
+                                      r.uid,
+                                      r.gid,
+                                      r.links,
+                                      r.flags,
+                                      static_cast<uint32_t>(r.size >> 32),
+                                      static_cast<uint32_t>(r.size),
+                                      static_cast<uint32_t>(static_cast<uint64_t>(r.mtime) >> 32),
+                                      static_cast<uint32_t>(static_cast<uint64_t>(r.mtime)),
+                                      r.mtimeNsec,
+                                      dev ? r.rdev : 0,
+                                      extStart,
+                                      r.extCount,
+                                      metaStart,
+                                      r.metaCount,
+                                      blobStart,
+                                      r.blobLen,
+                                      static_cast<uint32_t>((r.bits & kResultBits) | (dev ? kDevice : 0))};
+    memcpy(w, v, sizeof v);
+  }
+
+  // Where a reached record was sent complete in a batch: its place among the kept records.
+  uint32_t SentAs(const Rec* r) const {
+    if (r < recs_.data() || r >= recs_.data() + recs_.size()) return UINT32_MAX;
+    size_t i = static_cast<size_t>(r - recs_.data());
+    return i < sent_ && Complete(*r) ? static_cast<uint32_t>(i) : UINT32_MAX;
+  }
+
+  // Records the scan kept, in batches of kBatch while it runs (src/toc/toc.ts, TocBuilder).
+  std::function<void(Batch&&)> onKept;
+
+ private:
 
   enum Next { kDone, kMapNow, kMapLater };
 
@@ -1328,6 +1419,7 @@ class Walk {
   std::vector<Rec> recs_;        // their records
   std::unordered_map<uint32_t, Rec> extra_;  // inodes read alone
   std::vector<size_t> dirsNow_, later_;      // into recs_
+  size_t sent_ = 0;                          // records handed to onKept
   std::vector<Pending> pending_;
   std::vector<DirRes> dirs_;
   std::vector<Ent> ents_;
@@ -1341,7 +1433,7 @@ class Walk {
 class TocWorker : public Napi::AsyncWorker {
  public:
   TocWorker(Napi::Env env, bool isFile, std::string file, IscsiParams iscsi, uint64_t offset, uint32_t fileBlockSize,
-            uint32_t windowBytes, uint32_t windows)
+            uint32_t windowBytes, uint32_t windows, Napi::Value onBatch)
       : Napi::AsyncWorker(env, "ext2TocAsync"),
         deferred_(Napi::Promise::Deferred::New(env)),
         isFile_(isFile),
@@ -1350,16 +1442,25 @@ class TocWorker : public Napi::AsyncWorker {
         offset_(offset),
         fileBlockSize_(fileBlockSize),
         windowBytes_(windowBytes),
-        windows_(windows) {}
+        windows_(windows) {
+    if (onBatch.IsFunction()) {
+      batches_ = Napi::ThreadSafeFunction::New(env, onBatch.As<Napi::Function>(), "ext2TocBatch", 0, 1);
+      hasBatches_ = true;
+    }
+  }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     double cpu0 = ThreadCpuMs();
     Run();
+    if (hasBatches_) batches_.Release();
     walkCpuMs_ = ThreadCpuMs() - cpu0;
     // The reader's I/O thread ends, and the session logs out, here on the worker thread.
-    if (reader_) stats_ = reader_->stats();
+    if (reader_) {
+      reader_->Stop();
+      stats_ = reader_->stats();
+    }
     reader_.reset();
     if (src_) {
       deviceBytes_ = src_->Size();
@@ -1403,6 +1504,12 @@ class TocWorker : public Napi::AsyncWorker {
     Superblock(fs);
     openMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     walk_ = std::make_unique<Walk>(fs, reader_.get());
+    if (hasBatches_) {
+      walk_->onKept = [this](Batch&& b) {
+        auto* p = new Batch(std::move(b));
+        if (batches_.NonBlockingCall(p, CallBatch) != napi_ok) delete p;
+      };
+    }
     if (!walk_->Run()) {
       error_ = walk_->error;
       failed_ = true;
@@ -1445,32 +1552,14 @@ class TocWorker : public Napi::AsyncWorker {
     // made here would cost more than the walk.
     const auto& order = walk_->order;
     Napi::Uint32Array inodes = Napi::Uint32Array::New(env, order.size() * kInodeStride);
+    Napi::Uint32Array sentAs = Napi::Uint32Array::New(env, order.size());
     uint32_t* d = inodes.Data();
-    for (const Rec* r : order) {
-      bool dev = LINUX_S_ISCHR(r->mode) || LINUX_S_ISBLK(r->mode);
-      uint8_t bits = (r->bits & (kInline | kFastSymlink | kTarget | kInlineData)) | (dev ? kDevice : 0);
-      const uint32_t v[kInodeStride] = {r->ino,
-                                        r->mode,
-                                        r->uid,
-                                        r->gid,
-                                        r->links,
-                                        r->flags,
-                                        static_cast<uint32_t>(r->size >> 32),
-                                        static_cast<uint32_t>(r->size),
-                                        static_cast<uint32_t>(static_cast<uint64_t>(r->mtime) >> 32),
-                                        static_cast<uint32_t>(static_cast<uint64_t>(r->mtime)),
-                                        r->mtimeNsec,
-                                        dev ? r->rdev : 0,
-                                        static_cast<uint32_t>(r->extStart),
-                                        static_cast<uint32_t>(r->extCount),
-                                        static_cast<uint32_t>(r->metaStart),
-                                        static_cast<uint32_t>(r->metaCount),
-                                        static_cast<uint32_t>(r->blobStart),
-                                        static_cast<uint32_t>(r->blobLen),
-                                        bits};
-      memcpy(d, v, sizeof v);
-      d += kInodeStride;
+    for (size_t i = 0; i < order.size(); i++, d += kInodeStride) {
+      const Rec* r = order[i];
+      Walk::Words(*r, d, r->extStart, r->metaStart, r->blobStart);
+      sentAs[i] = walk_->SentAs(r);
     }
+    out.Set("sentAs", sentAs);
     out.Set("inodes", inodes);
     const auto& links = walk_->links;
     Napi::Uint32Array ls = Napi::Uint32Array::New(env, links.size() * kLinkStride);
@@ -1492,6 +1581,25 @@ class TocWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  // A batch on the main thread: { first, inodes, extents, meta, blob } (src/native/index.ts, Ext2RawBatch).
+  static void CallBatch(Napi::Env env, Napi::Function cb, Batch* raw) {
+    std::unique_ptr<Batch> b(raw);
+    if (env == nullptr || cb == nullptr) return;  // the function is going away: nothing to hand
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("first", b->first);
+    Napi::Uint32Array words = Napi::Uint32Array::New(env, b->words.size());
+    if (!b->words.empty()) memcpy(words.Data(), b->words.data(), b->words.size() * sizeof(uint32_t));
+    o.Set("inodes", words);
+    o.Set("extents", Doubles(env, b->extents));
+    o.Set("meta", Doubles(env, b->meta));
+    o.Set("blob", Napi::Buffer<char>::Copy(env, b->blob.data(), b->blob.size()));
+    try {
+      cb.Call({o});
+    } catch (const Napi::Error&) {
+      // The callback's own failure (it catches its errors): the TOC is made from the result then.
+    }
+  }
+
   static Napi::Float64Array Doubles(Napi::Env env, const std::vector<double>& v) {
     Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
     if (!v.empty()) memcpy(a.Data(), v.data(), v.size() * sizeof(double));
@@ -1565,6 +1673,8 @@ class TocWorker : public Napi::AsyncWorker {
   std::unique_ptr<Source> src_;
   std::unique_ptr<Reader> reader_;
   std::unique_ptr<Walk> walk_;
+  Napi::ThreadSafeFunction batches_;
+  bool hasBatches_ = false;
   Reader::Stats stats_;
   double openMs_ = 0;
   double walkCpuMs_ = 0;
@@ -1579,10 +1689,11 @@ std::string Str(const Napi::Object& o, const char* key) {
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
 }
 
-// ext2TocAsync(source, offset, options):
+// ext2TocAsync(source, offset, options, onBatch?):
 //   source: { file, blockSize } | { initiator, portal, target, lun, user?, password?, targetUser?,
 //            targetPassword?, headerDigest?, timeoutSec }
-//   offset: the byte where the file system starts; options: { windowBytes, windows }
+//   offset: the byte where the file system starts; options: { windowBytes, windows }; onBatch:
+//   called on the main thread with the records the scan kept, while the walk goes on
 Napi::Value Ext2TocAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object src = info[0].As<Napi::Object>();
@@ -1609,7 +1720,7 @@ Napi::Value Ext2TocAsync(const Napi::CallbackInfo& info) {
   }
   uint32_t windowBytes = opts.Get("windowBytes").As<Napi::Number>().Uint32Value();
   uint32_t windows = opts.Get("windows").As<Napi::Number>().Uint32Value();
-  auto* w = new TocWorker(env, isFile, std::move(file), std::move(p), offset, fileBlockSize, windowBytes, windows);
+  auto* w = new TocWorker(env, isFile, std::move(file), std::move(p), offset, fileBlockSize, windowBytes, windows, info[3]);
   Napi::Promise promise = w->Promise();
   w->Queue();
   return promise;

@@ -6,9 +6,9 @@
  * contents in src/toc/.
  */
 import { AgentError, ArgumentError, type ErrorCode } from '../errors';
-import { loadNative, type Ext2RawToc, type Ext2TocError, type Ext2TocSource } from './index';
+import { loadNative, type Ext2RawBatch, type Ext2RawToc, type Ext2TocError, type Ext2TocSource } from './index';
 
-export type { Ext2RawToc, Ext2TocSource } from './index';
+export type { Ext2RawBatch, Ext2RawToc, Ext2TocSource } from './index';
 
 /** A file system the walk could not read: `ino` and `block` say what it names, when it does. */
 export class FileSystemError extends AgentError {
@@ -35,6 +35,11 @@ export interface Ext2WalkOptions {
    * half of it for reading ahead. Default 256 (16 MiB with the default window).
    */
   windows?: number;
+  /**
+   * Called on the event loop with the inodes the walk's scan kept, while the walk goes on (so
+   * that their entries are made meanwhile: src/toc/toc.ts, TocBuilder). Must not throw.
+   */
+  onBatch?: (batch: Ext2RawBatch) => void;
 }
 
 const isPow2 = (n: number) => Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -107,8 +112,9 @@ export async function walkExt2(source: Ext2TocSource, offset: number, opts: Ext2
     throw new ArgumentError(`the read window must be a power of two from 4 KiB to 16 MiB, got ${windowBytes}`);
   }
   if (!Number.isInteger(windows) || windows < 1 || windows > 65536) throw new ArgumentError(`windows must be 1..65536, got ${windows}`);
+  if (opts.onBatch !== undefined && typeof opts.onBatch !== 'function') throw new ArgumentError('onBatch must be a function');
   try {
-    return await loadNative().ext2TocAsync(source, offset, { windowBytes, windows });
+    return await loadNative().ext2TocAsync(source, offset, { windowBytes, windows }, opts.onBatch);
   } catch (e) {
     throw mapError(e);
   }

@@ -125,6 +125,8 @@ export const enum Ext2InodeBits {
   inlineData = 8,
   /** A character or block device: `rdev` holds its number. */
   device = 16,
+  /** In a batch: a record not complete yet (it comes in the result). */
+  pending = 128,
 }
 
 /** The numbers of one directory entry in Ext2RawToc.links (kLinkStride): entry `i` starts at `i * LINK_STRIDE`. */
@@ -174,6 +176,8 @@ export interface Ext2RawToc {
   cpuMs: Float64Array;
   /** Every inode reached from the root, in the order first reached (Ext2InodeField). */
   inodes: Uint32Array;
+  /** For each of them, its place among the records handed to onBatch complete, or 2^32-1. */
+  sentAs: Uint32Array;
   /** Directory entries in the order of the walk (Ext2LinkField); the root's is first, with an empty name. */
   links: Uint32Array;
   /** The entries' names, joined by '/' (no name holds one). */
@@ -184,6 +188,20 @@ export interface Ext2RawToc {
   extents: Float64Array;
   /** Extent-tree and indirect blocks (file-system blocks). */
   meta: Float64Array;
+}
+
+/**
+ * Inodes the walk's scan kept, handed over while the walk goes on: `inodes` as in Ext2RawToc
+ * (Ext2InodeField, runs, map blocks and bytes at places in this batch's arrays), records that are
+ * not complete yet marked Ext2InodeBits.pending; `first` is the place of the first among all the
+ * records kept (Ext2RawToc.sentAs).
+ */
+export interface Ext2RawBatch {
+  first: number;
+  inodes: Uint32Array;
+  extents: Float64Array;
+  meta: Float64Array;
+  blob: Buffer;
 }
 
 /** A failed walk: `kind` says which part failed; `ino`/`block` what it names. */
@@ -244,7 +262,12 @@ export interface NativeModule {
    * Walks the ext2/3/4 file system starting at byte `offset` of the source with libext2fs, on
    * the thread pool (see src/native/ext2fs.ts); rejects with an Ext2TocError.
    */
-  ext2TocAsync(source: Ext2TocSource, offset: number, options: { windowBytes: number; windows: number }): Promise<Ext2RawToc>;
+  ext2TocAsync(
+    source: Ext2TocSource,
+    offset: number,
+    options: { windowBytes: number; windows: number },
+    onBatch?: (batch: Ext2RawBatch) => void,
+  ): Promise<Ext2RawToc>;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

@@ -3,7 +3,7 @@
  * an ext2/3/4 file system, with its attributes and where its data lies, made from what libext2fs
  * read (src/native/ext2fs.ts). Pure: no I/O here.
  */
-import { FileSystemError, type Ext2RawToc } from '../native/ext2fs';
+import { FileSystemError, type Ext2RawBatch, type Ext2RawToc } from '../native/ext2fs';
 import { Ext2InodeBits as Bits, Ext2InodeField as F, Ext2LinkField as L } from '../native/index';
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket' | 'unknown';
@@ -118,89 +118,140 @@ export function fsTypeOf(features: readonly string[]): TocFileSystem['type'] {
   return features.includes('has_journal') ? 'ext3' : 'ext2';
 }
 
-/**
- * The TOC of a walk: paths joined from the directory entries, sizes and runs checked. Built for
- * speed (docs/toc.md, "Speed"): one pass over typed arrays of 32-bit words, one object of one
- * shape per entry, every array made at its size, every name decoded at once and paths joined as
- * strings; bytes only for names that are not UTF-8.
- */
+/** The TOC of a walk: paths joined from the directory entries, sizes and runs checked. */
 export function tocFromRaw(raw: Ext2RawToc, offset: number): Toc {
-  const label = bytesToText(raw.fs.label).text;
-  const fs: TocFileSystem = {
-    type: fsTypeOf(raw.fs.features),
-    blockSize: raw.fs.blockSize,
-    blocksCount: raw.fs.blocksCount,
-    inodesCount: raw.fs.inodesCount,
-    features: raw.fs.features,
-    needsRecovery: raw.fs.features.includes('needs_recovery'),
-    state: raw.fs.state,
-    uuid: raw.fs.uuid,
-    label,
-    offset,
-    deviceBlockSize: raw.deviceBlockSize,
-  };
-  const I = raw.inodes;
-  const X = raw.extents;
-  const M = raw.meta;
-  const n = I.length / F.INODE_STRIDE;
-  const paths = joinPaths(raw, n);
-  const entries = new Array<TocEntry>(n);
-  for (let k = 0, at = 0; k < n; k++, at += F.INODE_STRIDE) {
-    const ino = I[at + F.ino];
-    const size = I[at + F.sizeHigh] * 2 ** 32 + I[at + F.sizeLow];
-    if (!Number.isSafeInteger(size)) {
-      throw new FileSystemError('ERR_FS_CORRUPT', `inode ${ino}: size ${BigInt(I[at + F.sizeHigh]) * 2n ** 32n + BigInt(I[at + F.sizeLow])} is not a file size`, { ino });
-    }
-    const xn = I[at + F.extCount];
-    let extents: TocExtent[];
-    if (xn === 1) {
-      const j = 4 * I[at + F.extStart];
-      extents = [{ logical: small(X[j]), physical: small(X[j + 1]), blocks: small(X[j + 2]), uninit: X[j + 3] === 1 }];
-    } else {
-      extents = new Array<TocExtent>(xn);
-      for (let i = 0, j = 4 * I[at + F.extStart]; i < xn; i++, j += 4) extents[i] = { logical: small(X[j]), physical: small(X[j + 1]), blocks: small(X[j + 2]), uninit: X[j + 3] === 1 };
-    }
-    const mn = I[at + F.metaCount];
-    let mapBlocks: number[];
-    if (mn === 0) mapBlocks = [];
-    else {
-      mapBlocks = new Array<number>(mn);
-      for (let i = 0, m0 = I[at + F.metaStart]; i < mn; i++) mapBlocks[i] = small(M[m0 + i]);
-    }
-    const first = paths.first[k];
-    const mode = I[at + F.mode];
-    const e: TocEntry = {
-      ino,
-      paths: first === undefined ? [] : paths.more?.get(k) ?? [first],
-      type: fileTypeOf(mode),
-      mode,
-      uid: I[at + F.uid],
-      gid: I[at + F.gid],
-      links: I[at + F.links],
-      flags: I[at + F.flags],
-      size,
-      mtime: (I[at + F.mtimeHigh] | 0) * 2 ** 32 + I[at + F.mtimeLow],
-      mtimeNsec: I[at + F.mtimeNsec],
-      extents,
-      mapBlocks,
-    };
-    const bits = I[at + F.bits];
-    if (bits !== 0) {
-      const blob = raw.blob.subarray(I[at + F.blobStart], I[at + F.blobStart] + I[at + F.blobLength]);
-      if (bits & Bits.target) {
-        const t = bytesToText(blob);
-        e.target = t.text;
-        if (!t.utf8) e.rawTarget = Buffer.from(blob);
+  return new TocBuilder().finish(raw, offset);
+}
+
+/** Paths of an entry made before its paths are known (always replaced by finish). */
+const NO_PATHS: string[] = [];
+
+/**
+ * Makes a TOC while the walk runs and when it is done (docs/toc.md, "Speed"): the entries of
+ * the inodes the walk hands over in batches (Ext2WalkOptions.onBatch) are made as they come, on
+ * the event loop, while the walk goes on in its thread; `finish` makes the others from the
+ * result, puts every entry in the walk's order and gives each its paths. Built for speed: one
+ * pass over typed arrays of 32-bit words, one object of one shape per entry, every array made at
+ * its size, every name decoded at once and paths joined as strings; bytes only for names that
+ * are not UTF-8.
+ */
+export class TocBuilder {
+  /** Entries made from batches, by their place among the records the walk kept. */
+  private readonly made: TocEntry[] = [];
+  private closed = false;
+  /** Time spent on batches (ms). */
+  batchMs = 0;
+
+  /** The entries of one batch (a batch after `finish`, or one that does not decode, is ignored). */
+  add(batch: Ext2RawBatch): void {
+    if (this.closed) return;
+    const t0 = performance.now();
+    try {
+      const I = batch.inodes;
+      for (let k = 0, at = 0; at < I.length; k++, at += F.INODE_STRIDE) {
+        if (I[at + F.bits] & Bits.pending) continue;
+        this.made[batch.first + k] = entryOf(I, at, batch, NO_PATHS);
       }
-      if (bits & Bits.device) e.rdev = I[at + F.rdev];
-      if (bits & Bits.inlineData) e.inlineData = Buffer.from(blob);
-      if (bits & Bits.fastSymlink) e.fastSymlink = true;
+    } catch {
+      // A size that is no file size, say: finish makes that entry again, from the result, and says so.
+      this.made.length = 0;
+      this.closed = true;
     }
-    const rawPaths = paths.raw?.get(k);
-    if (rawPaths) e.rawPaths = rawPaths;
-    entries[k] = e;
+    this.batchMs += performance.now() - t0;
   }
-  return { fs, entries };
+
+  finish(raw: Ext2RawToc, offset: number): Toc {
+    this.closed = true;
+    const label = bytesToText(raw.fs.label).text;
+    const fs: TocFileSystem = {
+      type: fsTypeOf(raw.fs.features),
+      blockSize: raw.fs.blockSize,
+      blocksCount: raw.fs.blocksCount,
+      inodesCount: raw.fs.inodesCount,
+      features: raw.fs.features,
+      needsRecovery: raw.fs.features.includes('needs_recovery'),
+      state: raw.fs.state,
+      uuid: raw.fs.uuid,
+      label,
+      offset,
+      deviceBlockSize: raw.deviceBlockSize,
+    };
+    const I = raw.inodes;
+    const n = I.length / F.INODE_STRIDE;
+    const paths = joinPaths(raw, n);
+    const entries = new Array<TocEntry>(n);
+    for (let k = 0, at = 0; k < n; k++, at += F.INODE_STRIDE) {
+      const first = paths.first[k];
+      const list = first === undefined ? [] : paths.more?.get(k) ?? [first];
+      const sent = raw.sentAs[k];
+      let e = sent !== NONE ? this.made[sent] : undefined;
+      if (e === undefined) e = entryOf(I, at, raw, list);
+      else e.paths = list;
+      const rawPaths = paths.raw?.get(k);
+      if (rawPaths) e.rawPaths = rawPaths;
+      entries[k] = e;
+    }
+    this.made.length = 0;
+    return { fs, entries };
+  }
+}
+
+/** Ext2RawToc.sentAs of an inode not handed over in a batch. */
+const NONE = 0xffffffff;
+
+/** The entry of the inode whose words start at `at` (its runs, map blocks, bytes in `arrays`). */
+function entryOf(I: Uint32Array, at: number, arrays: Pick<Ext2RawToc, 'extents' | 'meta' | 'blob'>, paths: string[]): TocEntry {
+  const ino = I[at + F.ino];
+  const size = I[at + F.sizeHigh] * 2 ** 32 + I[at + F.sizeLow];
+  if (!Number.isSafeInteger(size)) {
+    throw new FileSystemError('ERR_FS_CORRUPT', `inode ${ino}: size ${BigInt(I[at + F.sizeHigh]) * 2n ** 32n + BigInt(I[at + F.sizeLow])} is not a file size`, { ino });
+  }
+  const X = arrays.extents;
+  const xn = I[at + F.extCount];
+  let extents: TocExtent[];
+  if (xn === 1) {
+    const j = 4 * I[at + F.extStart];
+    extents = [{ logical: small(X[j]), physical: small(X[j + 1]), blocks: small(X[j + 2]), uninit: X[j + 3] === 1 }];
+  } else {
+    extents = new Array<TocExtent>(xn);
+    for (let i = 0, j = 4 * I[at + F.extStart]; i < xn; i++, j += 4) extents[i] = { logical: small(X[j]), physical: small(X[j + 1]), blocks: small(X[j + 2]), uninit: X[j + 3] === 1 };
+  }
+  const mn = I[at + F.metaCount];
+  let mapBlocks: number[];
+  if (mn === 0) mapBlocks = [];
+  else {
+    mapBlocks = new Array<number>(mn);
+    for (let i = 0, m0 = I[at + F.metaStart]; i < mn; i++) mapBlocks[i] = small(arrays.meta[m0 + i]);
+  }
+  const mode = I[at + F.mode];
+  const e: TocEntry = {
+    ino,
+    paths,
+    type: fileTypeOf(mode),
+    mode,
+    uid: I[at + F.uid],
+    gid: I[at + F.gid],
+    links: I[at + F.links],
+    flags: I[at + F.flags],
+    size,
+    mtime: (I[at + F.mtimeHigh] | 0) * 2 ** 32 + I[at + F.mtimeLow],
+    mtimeNsec: I[at + F.mtimeNsec],
+    extents,
+    mapBlocks,
+  };
+  const bits = I[at + F.bits];
+  if (bits !== 0) {
+    const blob = arrays.blob.subarray(I[at + F.blobStart], I[at + F.blobStart] + I[at + F.blobLength]);
+    if (bits & Bits.target) {
+      const t = bytesToText(blob);
+      e.target = t.text;
+      if (!t.utf8) e.rawTarget = Buffer.from(blob);
+    }
+    if (bits & Bits.device) e.rdev = I[at + F.rdev];
+    if (bits & Bits.inlineData) e.inlineData = Buffer.from(blob);
+    if (bits & Bits.fastSymlink) e.fastSymlink = true;
+  }
+  return e;
 }
 
 /** A block number read from a Float64Array as a small integer when it is one (no heap number). */
