@@ -781,6 +781,7 @@ struct Rec {
   int32_t err = -1;  // into Walk::pending_
   int32_t dir = -1;  // into Walk::dirs_, once the directory was read
   int32_t out = -1;  // its place in Walk::order, once reached
+  uint32_t bytesAt = UINT32_MAX;  // its inode's bytes in Walk::ibytes_ (directories, maps read later)
 };
 // Bits of Rec::bits; kMapped is the walk's own (not in the result).
 enum : uint8_t { kInline = 1, kFastSymlink = 2, kTarget = 4, kInlineData = 8, kDevice = 16, kMapped = 32, kLater = 64 };
@@ -885,14 +886,23 @@ class Walk {
 
   // The inodes the scan kept, by number (the scan goes in increasing order).
   Rec* Find(uint32_t ino) {
-    auto it = std::lower_bound(inos_.begin(), inos_.end(), ino);
-    return it != inos_.end() && *it == ino ? &recs_[static_cast<size_t>(it - inos_.begin())] : nullptr;
+    size_t i = Index(ino);
+    return i == SIZE_MAX ? nullptr : &recs_[i];
   }
 
+  // The place of a kept inode: from a table by number when the file system has up to 4M inodes
+  // (16 MiB at most), else by binary search.
+  size_t Index(uint32_t ino) const {
+    if (!byIno_.empty()) return ino < byIno_.size() && byIno_[ino] != 0 ? byIno_[ino] - 1 : SIZE_MAX;
+    auto it = std::lower_bound(inos_.begin(), inos_.end(), ino);
+    return it != inos_.end() && *it == ino ? static_cast<size_t>(it - inos_.begin()) : SIZE_MAX;
+  }
+
+  // The inode of a record whose bytes were kept (directories, maps read later).
   struct ext2_inode_large Inode(size_t i) const {
     struct ext2_inode_large inode;
     memset(&inode, 0, sizeof inode);
-    memcpy(&inode, &ibytes_[i * istride_], istride_);
+    memcpy(&inode, &ibytes_[static_cast<size_t>(recs_[i].bytesAt) * istride_], istride_);
     return inode;
   }
 
@@ -900,9 +910,13 @@ class Walk {
   // (in its iterators) get the copy the scan made, checked then; any other falls through.
   static errcode_t StoredInode(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode* inode) {
     auto* w = static_cast<Walk*>(fs->priv_data);
-    auto it = std::lower_bound(w->inos_.begin(), w->inos_.end(), ino);
-    if (it == w->inos_.end() || *it != ino) return EXT2_ET_CALLBACK_NOTHANDLED;
-    memcpy(inode, &w->ibytes_[static_cast<size_t>(it - w->inos_.begin()) * w->istride_], sizeof(struct ext2_inode));
+    if (w->scanning_ != nullptr && ino == w->scanningIno_) {
+      memcpy(inode, w->scanning_, sizeof(struct ext2_inode));
+      return 0;
+    }
+    size_t i = w->Index(ino);
+    if (i == SIZE_MAX || w->recs_[i].bytesAt == UINT32_MAX) return EXT2_ET_CALLBACK_NOTHANDLED;
+    memcpy(inode, &w->ibytes_[static_cast<size_t>(w->recs_[i].bytesAt) * w->istride_], sizeof(struct ext2_inode));
     return 0;
   }
 
@@ -990,7 +1004,7 @@ class Walk {
     used = std::min<size_t>(used, 1 << 24);
     inos_.reserve(used);
     recs_.reserve(used);
-    ibytes_.reserve(used * istride_);
+    if (fs_->super->s_inodes_count <= (1u << 22)) byIno_.assign(static_cast<size_t>(fs_->super->s_inodes_count) + 1, 0);
     std::vector<std::pair<uint64_t, uint64_t>> dirRuns;
     for (;;) {
       ext2_ino_t ino = 0;
@@ -1006,11 +1020,13 @@ class Walk {
       memset(&inode, 0, sizeof inode);
       memcpy(&inode, buf.data(), istride_);
       inos_.push_back(ino);
-      ibytes_.insert(ibytes_.end(), buf.data(), buf.data() + istride_);
+      if (!byIno_.empty()) byIno_[ino] = static_cast<uint32_t>(inos_.size());
       recs_.emplace_back();
       size_t i = recs_.size() - 1;
       Rec& r = recs_[i];
       r.ino = ino;
+      scanning_ = buf.data();  // for libext2fs's own reads of it now (StoredInode)
+      scanningIno_ = ino;
       switch (Describe(r, inode)) {
         case kDone:
           if (r.err < 0 && LINUX_S_ISDIR(r.mode)) dirsNow_.push_back(i);  // inline data
@@ -1034,8 +1050,15 @@ class Walk {
           later_.push_back(i);
           break;
       }
+      // Its bytes, for what reads it again: a directory (read next), a map or target read later.
+      if (r.err < 0 && (LINUX_S_ISDIR(r.mode) || (r.bits & kLater))) {
+        r.bytesAt = static_cast<uint32_t>(ibytes_.size() / istride_);
+        ibytes_.insert(ibytes_.end(), buf.data(), buf.data() + istride_);
+      }
+      scanning_ = nullptr;
       if (onKept && recs_.size() - sent_ >= kBatch) Send();
     }
+    scanning_ = nullptr;
     if (onKept && recs_.size() > sent_) Send();
     ext2fs_close_inode_scan(scan);
   }
@@ -1415,7 +1438,10 @@ class Walk {
   Reader* reader_;
   size_t istride_;
   std::vector<uint32_t> inos_;   // the inodes the scan kept, increasing
-  std::vector<uint8_t> ibytes_;  // their bytes (istride_ each)
+  std::vector<uint32_t> byIno_;  // their places + 1 by number (0: not kept), or empty (Index)
+  std::vector<uint8_t> ibytes_;  // the bytes of some of them (Rec::bytesAt; istride_ each)
+  const uint8_t* scanning_ = nullptr;  // the inode the scan is at, and its number
+  uint32_t scanningIno_ = 0;
   std::vector<Rec> recs_;        // their records
   std::unordered_map<uint32_t, Rec> extra_;  // inodes read alone
   std::vector<size_t> dirsNow_, later_;      // into recs_
