@@ -369,7 +369,18 @@ class Reader {
     while (len > 0) {
       uint64_t p = off / kPage;
       Chunk* c = Find(p);
-      if (c == nullptr) c = Miss(p);
+      if (c == nullptr) c = Miss(p, !noWait_);
+      if (c == nullptr) {
+        // Neither read nor planned (NoWait): noted for the next plan, zeros meanwhile.
+        wanted_.emplace_back(p * kPage, kPage);
+        missed_ = true;
+        size_t n = std::min<uint64_t>(len, kPage - off % kPage);
+        memset(out, 0, n);
+        out += n;
+        off += n;
+        len -= n;
+        continue;
+      }
       while (c->state == Chunk::kQueued || c->state == Chunk::kReading) cv_.wait(lk);
       Touch(c);
       if (c->state == Chunk::kFailed) {
@@ -410,6 +421,18 @@ class Reader {
   }
 
   std::string error;  // the last failed Read's (the walk's thread only)
+
+  // While on, a read of a page neither cached nor planned gives zeros at once, and the page is
+  // noted (Missed, Wanted) for the walk to plan, and what it read to be read again: a map whose
+  // blocks point to more blocks (extent tree levels, double and triple indirect blocks) is read
+  // level by level, each level of every such map planned at once, not a read waited for per block.
+  void NoWait(bool on) { noWait_ = on; }
+  bool Missed() {
+    bool m = missed_;
+    missed_ = false;
+    return m;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> Wanted() { return std::move(wanted_); }
 
   // Ends the I/O thread once its reads in flight are done.
   void Stop() {
@@ -481,9 +504,9 @@ class Reader {
     return c;
   }
 
-  // Page p is not in the cache: the planned run holding it, or the window around it, now.
-  Chunk* Miss(uint64_t p) {
-    stats_.misses++;
+  // Page p is not in the cache: the planned run holding it, or (`window`) the window around it,
+  // now; nullptr when neither.
+  Chunk* Miss(uint64_t p, bool window) {
     size_t n = std::min(planned_.size(), kPlanSearch);
     for (size_t i = 0; i < n; i++) {
       Run r = planned_[i];
@@ -497,6 +520,8 @@ class Reader {
       if (a > r.p0) planned_.push_front({r.p0, a});
       return Urgent(Make(a, b));
     }
+    if (!window) return nullptr;
+    stats_.misses++;
     uint64_t w0 = p - p % windowPages_;
     uint64_t w1 = std::min(w0 + windowPages_, pages_);
     uint64_t a = p, b = p + 1;
@@ -649,6 +674,8 @@ class Reader {
   uint64_t resident_ = 0;
   bool ioPolling_ = false;
   bool stop_ = false;
+  bool noWait_ = false, missed_ = false;  // the walk's thread only
+  std::vector<std::pair<uint64_t, uint64_t>> wanted_;
   Stats stats_;
   std::thread io_;
 };
@@ -805,6 +832,9 @@ struct Batch {
   std::string blob;
 };
 constexpr size_t kBatch = 4096;
+// Levels of maps read later planned one by one (then the rest is read as it comes): an extent
+// tree of depth 5, a triple-indirect map.
+constexpr int kLevels = 5;
 
 // A directory entry of the result: the names are in Walk::names, joined by '/'.
 struct Link {
@@ -835,12 +865,52 @@ class Walk {
     Plan(later_, [this](size_t i, std::vector<std::pair<uint64_t, uint64_t>>* out) { PlanLater(i, out); });
     for (size_t i : dirsNow_) ReadDir(recs_[i]);
     auto t2 = Clock::now();
-    std::vector<size_t> dirsLater;
+    // The maps read later, level by level (Reader::NoWait): each round maps what it can from
+    // what was read, plans what the others lacked, and tries those again; the last round waits.
+    std::vector<size_t> dirsLater, todo;
     for (size_t i : later_) {
-      Rec& r = recs_[i];
-      if (r.err < 0 && !(r.bits & kMapped)) r.err = Map(r, Inode(i));
-      if (r.err < 0 && LINUX_S_ISLNK(r.mode)) r.err = SlowSymlink(r, Inode(i));
-      if (r.err < 0 && LINUX_S_ISDIR(r.mode)) dirsLater.push_back(i);
+      if (recs_[i].err < 0) todo.push_back(i);
+    }
+    for (int round = 0; !todo.empty(); round++) {
+      reader_->NoWait(round < kLevels);
+      std::vector<size_t> again;
+      for (size_t i : todo) {
+        Rec& r = recs_[i];
+        size_t noted = pending_.size();
+        int32_t e = -1;
+        if (!(r.bits & kMapped)) {
+          e = Map(r, Inode(i));
+          if (reader_->Missed()) {
+            // Read with zeros for what was not there: not a map, nor a failure. Its next levels
+            // (all of them, for an extent tree) are planned, and it is mapped again.
+            pending_.resize(noted);
+            extents.resize(static_cast<size_t>(r.extStart) * 4);
+            meta.resize(r.metaStart);
+            r.extCount = r.metaCount = 0;
+            if (Inode(i).i_flags & EXT4_EXTENTS_FL) ExtentLevels(i);
+            again.push_back(i);
+            continue;
+          }
+          if (e < 0) r.bits |= kMapped;
+        }
+        if (e < 0 && LINUX_S_ISLNK(r.mode)) {
+          size_t kept = blob.size();
+          e = SlowSymlink(r, Inode(i));
+          if (reader_->Missed()) {
+            pending_.resize(noted);
+            blob.resize(kept);
+            r.bits &= static_cast<uint8_t>(~kTarget);
+            again.push_back(i);
+            continue;
+          }
+        }
+        r.err = e;
+        if (e < 0 && LINUX_S_ISDIR(r.mode)) dirsLater.push_back(i);
+      }
+      reader_->NoWait(false);
+      ext2fs_flush_icache(fs_);  // nothing read with zeros stays in libext2fs's inode cache
+      reader_->Plan(reader_->Wanted());
+      todo.swap(again);
     }
     Plan(dirsLater, [this](size_t i, std::vector<std::pair<uint64_t, uint64_t>>* out) { PlanRuns(recs_[i], out, UINT64_MAX); });
     for (size_t i : dirsLater) ReadDir(recs_[i]);
@@ -988,6 +1058,38 @@ class Walk {
     for (int k = EXT2_IND_BLOCK; k <= EXT2_TIND_BLOCK; k++) {
       if (inode.i_block[k] != 0 && InFs(inode.i_block[k])) out->emplace_back(static_cast<uint64_t>(inode.i_block[k]) * bs, bs);
     }
+  }
+
+  // Every node of an extent tree that can be reached from what was read, depth first: a child
+  // not read yet is noted by the reader (NoWait) and its siblings are visited, so that all the
+  // nodes of the next level are planned in one round.
+  void ExtentLevels(size_t i) {
+    struct ext2_inode_large inode = Inode(i);
+    ext2_extent_handle_t h = nullptr;
+    if (ext2fs_extent_open2(fs_, recs_[i].ino, reinterpret_cast<struct ext2_inode*>(&inode), &h)) return;
+    struct ext2fs_extent e;
+    struct ext2_extent_info info;
+    errcode_t err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
+    for (int steps = 0; !err && steps < 1 << 20; steps++) {
+      ext2fs_extent_get_info(h, &info);
+      if (!(e.e_flags & EXT2_EXTENT_FLAGS_LEAF)) {
+        int level = info.curr_level;
+        ext2fs_extent_get(h, EXT2_EXTENT_DOWN, &e);
+        ext2fs_extent_get_info(h, &info);
+        if (info.curr_level > level) {
+          err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+          continue;  // its first entry
+        }
+      } else if (info.curr_level > 0) {
+        err = ext2fs_extent_get(h, EXT2_EXTENT_UP, &e);  // a leaf: nothing below, no sibling to see
+        if (err) break;
+      }
+      // The next entry at this level, or up and on.
+      while ((err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_SIB, &e)) == EXT2_ET_EXTENT_NO_NEXT) {
+        if (ext2fs_extent_get(h, EXT2_EXTENT_UP, &e)) break;
+      }
+    }
+    ext2fs_extent_free(h);
   }
 
   // ---- the inode tables ----------------------------------------------------------------------
