@@ -72,7 +72,8 @@ double ThreadCpuMs() {
 
 // The reads (docs/toc.md, "Reads"; class Reader below).
 constexpr uint64_t kPage = 4096;
-constexpr uint64_t kRunMax = 1 << 20;  // bytes of one planned READ at most
+constexpr uint64_t kMaxTransfer = 1 << 20;           // bytes of one READ at most (as the synchronous reads split)
+constexpr uint64_t kRunMax = kMaxTransfer - 2 * kPage;  // of one planned run: its READ, aligned, fits
 constexpr uint64_t kGapPages = 4;      // planned runs this close are read as one
 constexpr int kDepth = 16;             // READs in flight
 constexpr size_t kPlanSearch = 64;     // planned runs a miss looks through
@@ -210,7 +211,6 @@ class IscsiSource : public Source {
 
   bool Read(uint64_t off, size_t len, uint8_t* out, std::string* err) override {
     // READ (16) of the LUN blocks covering [off, off + len), at most kMaxTransfer bytes each.
-    constexpr uint64_t kMaxTransfer = 1 << 20;
     const uint64_t bs = blockSize_;
     uint64_t end = off + len;
     uint64_t first = off / bs;
@@ -242,6 +242,8 @@ class IscsiSource : public Source {
   // lone READ in ~0.1-0.3 ms, so a walk that waited for each would wait most of the time.
   void Start(IoReq* r) override {
     const uint64_t bs = blockSize_;
+    // A window larger than one READ (Ext2WalkOptions.windowBytes): read now, in READs of 1 MiB.
+    if (r->len > kMaxTransfer) return Source::Start(r);
     r->source = this;
     r->iov.iov_base = r->buf;
     r->iov.iov_len = r->len;
@@ -589,7 +591,7 @@ class Reader {
   }
 
   // Buffers of planned runs come back when evicted: fresh memory costs a page fault per page.
-  static constexpr uint64_t kPoolBytes = kRunMax + 2 * kPage;
+  static constexpr uint64_t kPoolBytes = kMaxTransfer;
   static constexpr size_t kPoolMax = 64;
   std::unique_ptr<uint8_t[]> Alloc() {
     if (pool_.empty()) return std::unique_ptr<uint8_t[]>(new uint8_t[kPoolBytes]);
