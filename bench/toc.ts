@@ -7,15 +7,16 @@
  * a chain 40 levels deep and one directory of BENCH_FILES/20 entries (an htree), small files
  * mostly, some up to 64 KiB, sparse files, four large ones; `mkfs.ext4 -b 4096 -d` makes the
  * image without mounting, and `debugfs -w` then writes two files into freed single blocks
- * (thousands of extents each: extent trees with index blocks). The image is served as a
- * read-only file LUN by `bin/xcopy-agent target` in its own process (bench/run-target.ts).
+ * (thousands of extents each: extent trees with index blocks). The image is served as a file
+ * LUN by `bin/xcopy-agent target` in its own process (bench/run-target.ts); nothing writes it.
  *
  * A round times, in alternating order, `readToc({url})` — the whole thing: the partition table
  * read, the walk by libext2fs on the thread pool over its own iSCSI session, the TOC built in
  * JS — and `e2fsck -fn IMAGE` (its process, start to exit), both from the page cache (one
  * round of each first, not counted). Printed: the medians, the ratio, every round's times, and
- * where readToc's time went. BENCH_ROUNDS (default 5) rounds. BENCH_DIR keeps the tree and
- * image there (built once per seed and size) instead of a temporary directory.
+ * where readToc's time went, and both sides' CPU time. BENCH_ROUNDS (default 5) rounds.
+ * BENCH_DIR keeps the image there (built once per seed and size) instead of a temporary
+ * directory.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
