@@ -6,9 +6,9 @@
  * contents in src/toc/.
  */
 import { AgentError, ArgumentError, type ErrorCode } from '../errors';
-import { loadNative, type Ext2RawToc, type Ext2TocError, type Ext2TocSource } from './index';
+import { loadNative, type Ext2RawBatch, type Ext2RawToc, type Ext2TocError, type Ext2TocSource } from './index';
 
-export type { Ext2RawInode, Ext2RawToc, Ext2TocSource } from './index';
+export type { Ext2RawBatch, Ext2RawToc, Ext2TocSource } from './index';
 
 /** A file system the walk could not read: `ino` and `block` say what it names, when it does. */
 export class FileSystemError extends AgentError {
@@ -25,10 +25,21 @@ export class FileSystemError extends AgentError {
 }
 
 export interface Ext2WalkOptions {
-  /** Bytes read around each cache miss (a power of two, 4 KiB .. 16 MiB). Default 256 KiB. */
+  /**
+   * Bytes read around a read the walk did not plan (a miss; a power of two, 4 KiB .. 16 MiB).
+   * Default 64 KiB.
+   */
   windowBytes?: number;
-  /** Windows kept (LRU), 1 .. 65536. Default 256 (64 MiB with the default window). */
+  /**
+   * The cache, in windows (1 .. 65536): windowBytes × windows bytes of what was read are kept,
+   * half of it for reading ahead. Default 256 (16 MiB with the default window).
+   */
   windows?: number;
+  /**
+   * Called on the event loop with the inodes the walk's scan kept, while the walk goes on (so
+   * that their entries are made meanwhile: src/toc/toc.ts, TocBuilder). Must not throw.
+   */
+  onBatch?: (batch: Ext2RawBatch) => void;
 }
 
 const isPow2 = (n: number) => Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -95,14 +106,15 @@ function mapError(thrown: unknown): unknown {
 export async function walkExt2(source: Ext2TocSource, offset: number, opts: Ext2WalkOptions = {}): Promise<Ext2RawToc> {
   checkSource(source);
   if (!Number.isSafeInteger(offset) || offset < 0) throw new ArgumentError(`the file system's offset must be a byte count ≥ 0, got ${offset}`);
-  const windowBytes = opts.windowBytes ?? 256 * 1024;
+  const windowBytes = opts.windowBytes ?? 64 * 1024;
   const windows = opts.windows ?? 256;
   if (!isPow2(windowBytes) || windowBytes < 4096 || windowBytes > 16 * 1024 * 1024) {
     throw new ArgumentError(`the read window must be a power of two from 4 KiB to 16 MiB, got ${windowBytes}`);
   }
   if (!Number.isInteger(windows) || windows < 1 || windows > 65536) throw new ArgumentError(`windows must be 1..65536, got ${windows}`);
+  if (opts.onBatch !== undefined && typeof opts.onBatch !== 'function') throw new ArgumentError('onBatch must be a function');
   try {
-    return await loadNative().ext2TocAsync(source, offset, { windowBytes, windows });
+    return await loadNative().ext2TocAsync(source, offset, { windowBytes, windows }, opts.onBatch);
   } catch (e) {
     throw mapError(e);
   }

@@ -81,32 +81,67 @@ export type Ext2TocSource =
       timeoutSec: number;
     };
 
-/** One inode reached from the root, as libext2fs read it (native/src/ext2toc.cc). */
-export interface Ext2RawInode {
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  links: number;
-  flags: number;
-  sizeHigh: number;
-  sizeLow: number;
-  /** Seconds since the epoch (with the extra epoch bits of large inodes), and nanoseconds. */
-  mtime: number;
-  mtimeNsec: number;
-  /** Character and block devices: the device number as stored (old or new encoding). */
-  rdev?: number;
+/**
+ * The numbers of one inode reached from the root in Ext2RawToc.inodes, as libext2fs read it
+ * (native/src/ext2toc.cc, kInodeStride): an inode's record starts at `i * INODE_STRIDE`. 32-bit
+ * words, so that reading them makes small integers, not a heap number each (docs/toc.md, "Speed").
+ */
+export const enum Ext2InodeField {
+  ino,
+  mode,
+  uid,
+  gid,
+  links,
+  flags,
+  sizeHigh,
+  sizeLow,
+  /** Seconds since the epoch (with the extra epoch bits of large inodes): high (signed) and low 32 bits; nanoseconds. */
+  mtimeHigh,
+  mtimeLow,
+  mtimeNsec,
+  /** Character and block devices (Ext2InodeBits.device): the device number as stored (old or new encoding). */
+  rdev,
   /** Index and count of its runs in `extents` (4 numbers each), of its tree/indirect blocks in `meta`. */
-  extStart: number;
-  extCount: number;
-  metaStart: number;
-  metaCount: number;
-  /** Symbolic links: the target's bytes. */
-  target?: Buffer;
-  /** The data lives in the inode (EXT4_INLINE_DATA_FL); for files and directories, the bytes. */
-  inline?: true;
-  inlineData?: Buffer;
-  fastSymlink?: true;
+  extStart,
+  extCount,
+  metaStart,
+  metaCount,
+  /** Its bytes in `blob`: a symlink's target, or the inline data of a file or directory. */
+  blobStart,
+  blobLength,
+  /** Ext2InodeBits. */
+  bits,
+  INODE_STRIDE,
+}
+
+export const enum Ext2InodeBits {
+  /** The data lives in the inode (EXT4_INLINE_DATA_FL). */
+  inline = 1,
+  /** A symlink whose target is in i_block. */
+  fastSymlink = 2,
+  /** `blob` holds its symlink target. */
+  target = 4,
+  /** `blob` holds its inline data (files and directories). */
+  inlineData = 8,
+  /** A character or block device: `rdev` holds its number. */
+  device = 16,
+  /** In a batch: a record not complete yet (it comes in the result). */
+  pending = 128,
+}
+
+/** The numbers of one directory entry in Ext2RawToc.links (kLinkStride): entry `i` starts at `i * LINK_STRIDE`. */
+export const enum Ext2LinkField {
+  parent,
+  ino,
+  /** The entry's file type (EXT2_FT_*). */
+  fileType,
+  /** Its name's bytes in `names`. */
+  nameStart,
+  nameLength,
+  /** The places of the parent and of the inode in `inodes` (the parent's + 1; 0 for the root's entry). */
+  parentIndexPlus1,
+  index,
+  LINK_STRIDE,
 }
 
 /** The walk's raw result: src/toc/ makes the TOC of it. */
@@ -129,16 +164,44 @@ export interface Ext2RawToc {
   };
   deviceBytes: number;
   deviceBlockSize: number;
-  /** Reads from the device (cache misses) and their bytes. */
+  /** Reads from the device, their bytes, and the reads the walk waited for outside its plan (misses). */
   reads: number;
   bytesRead: number;
-  inodes: Ext2RawInode[];
-  /** Directory entries: [parent inode, inode, file type, name bytes]; the root is [0, 2, 2, <empty>]. */
-  links: Array<[number, number, number, Buffer]>;
+  misses: number;
+  /** Inodes in use found by the scan of the inode tables. */
+  scanned: number;
+  /** Milliseconds: opening, the inode tables, the directories, the maps read later, the tree. */
+  phaseMs: Float64Array;
+  /** CPU milliseconds of the job: the walk's thread (connect, walk, close), the I/O thread. */
+  cpuMs: Float64Array;
+  /** Every inode reached from the root, in the order first reached (Ext2InodeField). */
+  inodes: Uint32Array;
+  /** For each of them, its place among the records handed to onBatch complete, or 2^32-1. */
+  sentAs: Uint32Array;
+  /** Directory entries in the order of the walk (Ext2LinkField); the root's is first, with an empty name. */
+  links: Uint32Array;
+  /** The entries' names, joined by '/' (no name holds one). */
+  names: Buffer;
+  /** Symlink targets and inline data. */
+  blob: Buffer;
   /** Mapped runs: logical block, physical block, blocks, uninit (0/1), in file-system blocks. */
   extents: Float64Array;
   /** Extent-tree and indirect blocks (file-system blocks). */
   meta: Float64Array;
+}
+
+/**
+ * Inodes the walk's scan kept, handed over while the walk goes on: `inodes` as in Ext2RawToc
+ * (Ext2InodeField, runs, map blocks and bytes at places in this batch's arrays), records that are
+ * not complete yet marked Ext2InodeBits.pending; `first` is the place of the first among all the
+ * records kept (Ext2RawToc.sentAs).
+ */
+export interface Ext2RawBatch {
+  first: number;
+  inodes: Uint32Array;
+  extents: Float64Array;
+  meta: Float64Array;
+  blob: Buffer;
 }
 
 /** A failed walk: `kind` says which part failed; `ino`/`block` what it names. */
@@ -199,7 +262,12 @@ export interface NativeModule {
    * Walks the ext2/3/4 file system starting at byte `offset` of the source with libext2fs, on
    * the thread pool (see src/native/ext2fs.ts); rejects with an Ext2TocError.
    */
-  ext2TocAsync(source: Ext2TocSource, offset: number, options: { windowBytes: number; windows: number }): Promise<Ext2RawToc>;
+  ext2TocAsync(
+    source: Ext2TocSource,
+    offset: number,
+    options: { windowBytes: number; windows: number },
+    onBatch?: (batch: Ext2RawBatch) => void,
+  ): Promise<Ext2RawToc>;
 }
 
 /** The addon's target name in native/binding.gyp (and the Makefile's ADDON). */

@@ -10,7 +10,7 @@ import { defaultInitiatorName, IscsiSession, type SessionOptions } from '../init
 import { parseIscsiUrl } from '../initiator/url';
 import { walkExt2, type Ext2TocSource, type Ext2WalkOptions } from '../native/ext2fs';
 import { chooseFileSystem, detectLayout, type DeviceLayout, type Partition, type ReadAt } from './detect';
-import { tocFromRaw, type Toc } from './toc';
+import { TocBuilder, type Toc } from './toc';
 
 export interface ReadTocOptions {
   /** The LUN, as a libiscsi URL (CHAP from the URL or the LIBISCSI_CHAP_* variables). */
@@ -31,9 +31,32 @@ export interface TocResult extends Toc {
   /** The partition table found (scheme 'none' when the offset was given). */
   layout: DeviceLayout;
   partition?: Partition;
-  /** Device reads of the walk (cache misses) and their bytes. */
+  /** Device reads of the walk and their bytes. */
   reads: number;
   bytesRead: number;
+  /** Where the time went (docs/toc.md, "Speed"). */
+  timing?: TocTiming;
+}
+
+/** Milliseconds of one readToc, by part. */
+export interface TocTiming {
+  /** Finding the file system: the partition table read through a session of its own. */
+  detect: number;
+  /** The walk (its own session: connect, read, close), wall time, and its parts. */
+  walk: number;
+  open: number;
+  inodeTables: number;
+  directories: number;
+  laterMaps: number;
+  tree: number;
+  /** CPU time of the walk's thread and of its I/O thread. */
+  walkCpu: number;
+  ioCpu: number;
+  /** Reads the walk waited for that it had not planned. */
+  misses: number;
+  /** Making entries of what the walk handed over while it ran, and the TOC of its result (JS). */
+  batches: number;
+  build: number;
 }
 
 const WALK_TIMEOUT_SEC = 30;
@@ -70,6 +93,7 @@ function fileReader(fh: fsp.FileHandle, deviceBytes: number): ReadAt {
  * ERR_FS_READ; a DecodeError for a damaged partition table.
  */
 export async function readToc(opts: ReadTocOptions): Promise<TocResult> {
+  const t0 = performance.now();
   if ((opts.url === undefined) === (opts.file === undefined)) throw new ArgumentError('give either a LUN URL or an image file');
   if (opts.offset !== undefined && (!Number.isSafeInteger(opts.offset) || opts.offset < 0)) {
     throw new ArgumentError(`--offset must be a byte count ≥ 0, got ${opts.offset}`);
@@ -127,9 +151,28 @@ export async function readToc(opts: ReadTocOptions): Promise<TocResult> {
       timeoutSec: opts.session?.commandTimeoutMs !== undefined ? Math.ceil(opts.session.commandTimeoutMs / 1000) : WALK_TIMEOUT_SEC,
     };
   }
-  const raw = await walkExt2(source, chosen.offset, opts.walk);
-  const toc = tocFromRaw(raw, chosen.offset);
-  return { ...toc, layout, partition: chosen.partition, reads: raw.reads, bytesRead: raw.bytesRead };
+  const t1 = performance.now();
+  // The entries of what the walk hands over are made while it goes on (TocBuilder).
+  const builder = new TocBuilder();
+  const raw = await walkExt2(source, chosen.offset, { ...opts.walk, onBatch: (b) => builder.add(b) });
+  const t2 = performance.now();
+  const toc = builder.finish(raw, chosen.offset);
+  const [open, inodeTables, directories, laterMaps, tree] = raw.phaseMs;
+  const timing: TocTiming = {
+    detect: t1 - t0,
+    walk: t2 - t1,
+    open,
+    inodeTables,
+    directories,
+    laterMaps,
+    tree,
+    walkCpu: raw.cpuMs[0],
+    ioCpu: raw.cpuMs[1],
+    misses: raw.misses,
+    batches: builder.batchMs,
+    build: performance.now() - t2,
+  };
+  return { ...toc, layout, partition: chosen.partition, reads: raw.reads, bytesRead: raw.bytesRead, timing };
 }
 
 /** The partition table, unless the offset was given (then nothing is read for it). */

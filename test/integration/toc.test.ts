@@ -3,8 +3,13 @@
  * mounting by mkfs.ext2/3/4 -d from generated trees (seed logged; TOC_SEED=n replays it), some
  * inside MBR and GPT partitions made by sfdisk, some fragmented with debugfs -w. For every file:
  * the TOC's blocks equal `debugfs -R "blocks <ino>"`, and its bytes read through the TOC's
- * extents hash as the generated file does. One image is also read through iSCSI from the
- * project's target; corrupt images give errors, never crashes.
+ * extents hash as the generated file does. Variants: ext2/3/4, 1 and 4 KiB blocks, extents or
+ * block maps (to triple indirect), 64bit, flex_bg or not, sparse_super2, inline_data, files over
+ * 4 GiB (sparse), htree directories of thousands of entries (indexed by e2fsck -D), uninitialized
+ * extents (debugfs fallocate). One image is also read through iSCSI from the project's target,
+ * and with a cache small enough that every read path is taken; corrupt images (random bytes,
+ * logged seed) give errors naming the inode, block or superblock, or a TOC whose every block is
+ * debugfs's — never a crash or a wrong extent.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -34,6 +39,8 @@ interface Expected {
   kind: 'file' | 'dir' | 'symlink' | 'fifo';
   sha?: string;
   size?: number;
+  /** A file too large to hash whole (sparse): where its data is, the rest being holes. */
+  pieces?: Array<{ offset: number; data: Buffer }>;
   target?: string;
   mode: number;
   mtime: number;
@@ -42,7 +49,24 @@ interface Expected {
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 /** A random tree under `root`; returns what each path must be in the TOC (paths from the root). */
-function makeTree(root: string, seed: number, o: { files: number; hugeSparse?: boolean; noSparse?: boolean }): Map<string, Expected> {
+interface TreeOptions {
+  files: number;
+  /** A sparse file with data past 64 MiB (a triple-indirect block in 1 KiB blocks). */
+  hugeSparse?: boolean;
+  /** No sparse files (see the inline_data variant). */
+  noSparse?: boolean;
+  /** A sparse file of more than 4 GiB. */
+  over4g?: boolean;
+  /** A directory of this many entries (made an htree by e2fsck -D). */
+  bigDir?: number;
+  /** A sparse file whose hole gets uninitialized extents (debugfs fallocate). */
+  uninit?: boolean;
+}
+
+/** The >4 GiB file: 4.5 GiB and a bit, data at its start and near its end. */
+const OVER_4G = 4.5 * 2 ** 30 + 12_288;
+
+function makeTree(root: string, seed: number, o: TreeOptions): Map<string, Expected> {
   const r = xorshift(seed);
   const exp = new Map<string, Expected>();
   const when = () => 1_600_000_000 + r.int(100_000_000);
@@ -89,6 +113,24 @@ function makeTree(root: string, seed: number, o: { files: number; hugeSparse?: b
     fs.writeSync(fd, r.bytes(4096), 0, undefined, 1024 * 1024);
     fs.closeSync(fd);
   }
+  const over4g: Array<{ offset: number; data: Buffer }> = [];
+  if (o.over4g) {
+    over4g.push({ offset: 0, data: r.bytes(8192) }, { offset: OVER_4G - 12_288, data: r.bytes(12_288) });
+    const fd = fs.openSync(path.join(root, 'over-4g'), 'w');
+    for (const p of over4g) fs.writeSync(fd, p.data, 0, p.data.length, p.offset);
+    fs.closeSync(fd);
+  }
+  if (o.bigDir) {
+    mkdir('/htree');
+    for (let i = 0; i < o.bigDir; i++) put(`/htree/entry-${i}-${'h'.repeat(r.int(30))}`, r.bytes(4 * r.int(3)));
+  }
+  if (o.uninit) {
+    // Data in its first and last 4 KiB, a hole between that debugfs fallocates (buildImage).
+    const fd = fs.openSync(path.join(root, 'uninit'), 'w');
+    fs.writeSync(fd, r.bytes(4096), 0, 4096, 0);
+    fs.writeSync(fd, r.bytes(4096), 0, 4096, 61_440);
+    fs.closeSync(fd);
+  }
   fs.symlinkSync('f1', path.join(root, 'fast-link'));
   fs.symlinkSync(`/${'long/'.repeat(40)}target-${r.int(1000)}`, path.join(root, 'slow-link'));
   fs.symlinkSync('../deep0', path.join(root, 'dir-1-link'));
@@ -107,7 +149,8 @@ function makeTree(root: string, seed: number, o: { files: number; hugeSparse?: b
       const st = fs.lstatSync(full);
       if (st.isDirectory()) walk(p);
       const common = { mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs / 1000) };
-      if (st.isFile()) exp.set(p, { kind: 'file', sha: sha(fs.readFileSync(full)), size: st.size, ...common });
+      if (st.isFile() && p === '/over-4g') exp.set(p, { kind: 'file', pieces: over4g, size: st.size, ...common });
+      else if (st.isFile()) exp.set(p, { kind: 'file', sha: sha(fs.readFileSync(full)), size: st.size, ...common });
       else if (st.isDirectory()) exp.set(p, { kind: 'dir', ...common });
       else if (st.isSymbolicLink()) exp.set(p, { kind: 'symlink', target: fs.readlinkSync(full), ...common });
       else if (st.isFIFO()) exp.set(p, { kind: 'fifo', ...common });
@@ -140,7 +183,7 @@ interface Image {
 function buildImage(
   name: string,
   mkfs: string[],
-  o: { files: number; sizeMiB: number; table?: 'gpt' | 'mbr-logical' | 'mbr'; fragment?: boolean; hugeSparse?: boolean; noSparse?: boolean },
+  o: TreeOptions & { sizeMiB: number; table?: 'gpt' | 'mbr-logical' | 'mbr'; fragment?: boolean },
   seed: number,
 ): Image {
   const tree = path.join(dir, `${name}.tree`);
@@ -167,6 +210,13 @@ function buildImage(
     exp.set('/fragmented', { kind: 'file', sha: sha(data), size: st.size, mode: -1, mtime: -1 });
     for (let i = 1; i < 160; i += 2) exp.set(`/filler-${i}`, { kind: 'file', sha: sha(fs.readFileSync(filler)), size: 4096, mode: -1, mtime: -1 });
   }
+  // Uninitialized extents in the hole: blocks 4..11 of the file, still reading as zeros.
+  if (o.uninit) execFileSync('debugfs', ['-w', '-R', 'fallocate /uninit 4 11', fsImage], { stdio: 'pipe' });
+  if (o.bigDir) {
+    // e2fsck -D indexes every directory (htree): exit status 1, "file system modified".
+    const fsck = spawnSync('e2fsck', ['-fyD', fsImage], { encoding: 'utf8' });
+    expect([0, 1]).toContain(fsck.status);
+  }
   if (!o.table) return { file: fsImage, offset: 0, fsImage, exp };
   const disk = path.join(dir, `${name}.disk`);
   const fsBytes = fs.statSync(fsImage).size;
@@ -188,11 +238,15 @@ function buildImage(
   return { file: disk, offset: start * 512, fsImage, exp };
 }
 
-/** debugfs's `blocks` of many inodes in one run: ino → blocks (data and map blocks). */
+/**
+ * debugfs's `blocks` of many inodes in one run: ino → blocks (data and map blocks). `-c`
+ * (catastrophic mode) skips the bitmaps, which the TOC does not read: a damaged bitmap location
+ * in a group descriptor does not keep debugfs from the maps then.
+ */
 function debugfsBlocks(fsImage: string, inos: number[]): Map<number, number[]> {
   const cmds = path.join(dir, 'blocks.cmds');
   fs.writeFileSync(cmds, inos.map((i) => `blocks <${i}>`).join('\n') + '\n');
-  const out = execFileSync('debugfs', ['-f', cmds, fsImage], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).toString();
+  const out = execFileSync('debugfs', ['-c', '-f', cmds, fsImage], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).toString();
   const res = new Map<number, number[]>();
   let current = -1;
   for (const line of out.split('\n')) {
@@ -207,21 +261,63 @@ function debugfsBlocks(fsImage: string, inos: number[]): Map<number, number[]> {
   return res;
 }
 
-/** The file's bytes read from the image through the TOC's extents (holes and uninit as zeros). */
-function bytesThroughToc(img: Image, toc: TocResult, e: TocEntry): Buffer {
-  if (e.inlineData) return e.inlineData.subarray(0, e.size);
-  const out = Buffer.alloc(e.size);
+/** The file's bytes [from, from + length) read from the image through the TOC's extents (holes and uninit as zeros). */
+function bytesThroughToc(img: Image, toc: TocResult, e: TocEntry, from = 0, length = e.size - from): Buffer {
+  if (e.inlineData) return e.inlineData.subarray(from, from + length);
+  const out = Buffer.alloc(length);
+  const end = Math.min(from + length, e.size);
   const fd = fs.openSync(img.file, 'r');
   try {
     for (const r of lunRanges(toc.fs, e.extents)) {
-      if (r.uninit || r.fileOffset >= e.size) continue;
-      const n = Math.min(r.length, e.size - r.fileOffset);
-      fs.readSync(fd, out, r.fileOffset, n, r.lba * toc.fs.deviceBlockSize + r.skip);
+      const a = Math.max(r.fileOffset, from);
+      const b = Math.min(r.fileOffset + r.length, end);
+      if (r.uninit || a >= b) continue;
+      fs.readSync(fd, out, a - from, b - a, r.lba * toc.fs.deviceBlockSize + r.skip + (a - r.fileOffset));
     }
   } finally {
     fs.closeSync(fd);
   }
   return out;
+}
+
+/** A sparse file's data pieces read through the TOC, and no run of it outside them. */
+function piecesDiffer(img: Image, toc: TocResult, e: TocEntry, pieces: Array<{ offset: number; data: Buffer }>): string[] {
+  const bad: string[] = [];
+  for (const p of pieces) if (!bytesThroughToc(img, toc, e, p.offset, p.data.length).equals(p.data)) bad.push(`the piece at byte ${p.offset} differs`);
+  const bs = toc.fs.blockSize;
+  for (const x of e.extents) {
+    const inside = pieces.some((p) => x.logical >= Math.floor(p.offset / bs) && x.logical + x.blocks <= Math.ceil((p.offset + p.data.length) / bs));
+    if (!inside) bad.push(`a run at block ${x.logical} (${x.blocks} blocks) lies outside its data`);
+  }
+  return bad;
+}
+
+/** Every entry's data and map blocks against debugfs's `blocks` on the same file system image. */
+function blocksDiffer(fsImage: string, entries: TocEntry[]): string[] {
+  const withBlocks = entries.filter((e) => e.extents.length > 0 || e.mapBlocks.length > 0 || e.type === 'file');
+  const oracle = debugfsBlocks(fsImage, withBlocks.map((e) => e.ino));
+  const differ: string[] = [];
+  for (const e of withBlocks) {
+    const mine: number[] = [...e.mapBlocks];
+    for (const x of e.extents) for (let i = 0; i < x.blocks; i++) mine.push(x.physical + i);
+    const theirs = oracle.get(e.ino) ?? [];
+    const a = [...mine].sort((p, q) => p - q);
+    const b = [...theirs].sort((p, q) => p - q);
+    if (a.join(' ') !== b.join(' ')) differ.push(`inode ${e.ino} ${e.paths[0]}: toc ${a.length} blocks, debugfs ${b.length}`);
+  }
+  return differ;
+}
+
+/** debugfs's uninitialized extents of an inode (`ex`: "Uninit" in the flags), as logical block ranges. */
+function debugfsUninit(fsImage: string, ino: number): string[] {
+  const out = execFileSync('debugfs', ['-R', `ex <${ino}>`, fsImage], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  return out
+    .split('\n')
+    .filter((l) => /Uninit\s*$/.test(l))
+    .map((l) => {
+      const m = /(\d+)\s*-\s*(\d+)\s+\d+\s*-\s*\d+\s+\d+\s+Uninit/.exec(l)!;
+      return `${m[1]}-${m[2]}`;
+    });
 }
 
 const TYPE: Record<Expected['kind'], TocEntry['type']> = { file: 'file', dir: 'dir', symlink: 'symlink', fifo: 'fifo' };
@@ -243,25 +339,15 @@ function checkAgainstOracle(img: Image, toc: TocResult): void {
     if (x.kind === 'symlink' && e.target !== x.target) bad.push(`${p}: target ${e.target}, expected ${x.target}`);
     if (x.kind === 'file') {
       if (e.size !== x.size) bad.push(`${p}: size ${e.size}, expected ${x.size}`);
+      else if (x.pieces) bad.push(...piecesDiffer(img, toc, e, x.pieces).map((m) => `${p}: ${m}`));
       else if (sha(bytesThroughToc(img, toc, e)) !== x.sha) bad.push(`${p}: content through the TOC differs`);
     }
   }
   expect(bad).toEqual([]);
   // Blocks: the TOC's data and map blocks against debugfs's, inode by inode.
-  const withBlocks = toc.entries.filter((e) => e.extents.length > 0 || e.mapBlocks.length > 0 || e.type === 'file');
-  const oracle = debugfsBlocks(img.fsImage, withBlocks.map((e) => e.ino));
-  const differ: string[] = [];
-  for (const e of withBlocks) {
-    const mine: number[] = [...e.mapBlocks];
-    for (const x of e.extents) for (let i = 0; i < x.blocks; i++) mine.push(x.physical + i);
-    const theirs = oracle.get(e.ino) ?? [];
-    const a = [...mine].sort((p, q) => p - q);
-    const b = [...theirs].sort((p, q) => p - q);
-    if (a.join(' ') !== b.join(' ')) differ.push(`inode ${e.ino} ${e.paths[0]}: toc ${a.length} blocks, debugfs ${b.length}`);
-  }
-  expect(differ).toEqual([]);
+  expect(blocksDiffer(img.fsImage, toc.entries)).toEqual([]);
   // And the LUN ranges are those blocks, offset by the partition's start.
-  for (const e of withBlocks.slice(0, 50)) {
+  for (const e of toc.entries.filter((x) => x.extents.length > 0).slice(0, 50)) {
     for (const [i, r] of lunRanges(toc.fs, e.extents).entries()) {
       expect(r.lba * toc.fs.deviceBlockSize + r.skip).toBe(img.offset + e.extents[i].physical * toc.fs.blockSize);
     }
@@ -272,11 +358,15 @@ function checkAgainstOracle(img: Image, toc: TocResult): void {
 }
 
 const VARIANTS: Array<{ name: string; mkfs: string[]; o: Parameters<typeof buildImage>[2] }> = [
-  { name: 'ext4-4k-gpt', mkfs: ['mkfs.ext4', '-b', '4096'], o: { files: 400, sizeMiB: 64, table: 'gpt', fragment: true } },
+  { name: 'ext4-4k-gpt', mkfs: ['mkfs.ext4', '-b', '4096'], o: { files: 400, sizeMiB: 64, table: 'gpt', fragment: true, over4g: true, uninit: true } },
+  { name: 'ext4-4k-sparse_super2-htree', mkfs: ['mkfs.ext4', '-b', '4096', '-O', 'sparse_super2'], o: { files: 200, sizeMiB: 160, bigDir: 3000, uninit: true } },
+  { name: 'ext4-1k-htree', mkfs: ['mkfs.ext4', '-b', '1024'], o: { files: 100, sizeMiB: 48, bigDir: 2000, uninit: true } },
   { name: 'ext4-1k-64bit-mbr-logical', mkfs: ['mkfs.ext4', '-b', '1024', '-O', '64bit'], o: { files: 300, sizeMiB: 48, table: 'mbr-logical', fragment: true } },
   { name: 'ext4-1k-noextent-noflexbg', mkfs: ['mkfs.ext4', '-b', '1024', '-O', '^extent,^flex_bg,^64bit'], o: { files: 200, sizeMiB: 48, fragment: true, hugeSparse: true } },
   { name: 'ext2-1k', mkfs: ['mkfs.ext2', '-b', '1024'], o: { files: 200, sizeMiB: 40 } },
-  { name: 'ext3-4k-mbr', mkfs: ['mkfs.ext3', '-b', '4096'], o: { files: 200, sizeMiB: 48, table: 'mbr' } },
+  { name: 'ext3-4k-mbr', mkfs: ['mkfs.ext3', '-b', '4096'], o: { files: 200, sizeMiB: 48, table: 'mbr', over4g: true } },
+  // No checksums: a damaged extent tree is found by its structure alone (the corruption test).
+  { name: 'ext4-4k-nocsum', mkfs: ['mkfs.ext4', '-b', '4096', '-O', '^metadata_csum'], o: { files: 150, sizeMiB: 40, fragment: true } },
   // No sparse files here: mkfs.ext4 -d of e2fsprogs 1.47.0 with inline_data writes a sparse file
   // with a wrong size and a block at 0 (debugfs's stat shows it too); the image, not the TOC, is wrong.
   { name: 'ext4-4k-inline', mkfs: ['mkfs.ext4', '-b', '4096', '-O', 'inline_data'], o: { files: 300, sizeMiB: 48, noSparse: true } },
@@ -300,6 +390,21 @@ describe.each(VARIANTS)('$name', ({ name, mkfs, o }) => {
     }
     if (mkfs.includes('inline_data')) expect(toc.entries.some((e) => e.inlineData && e.type === 'file' && e.size > 0)).toBe(true);
     if (o.hugeSparse) expect(toc.entries.find((e) => e.paths.includes('/huge-sparse'))!.mapBlocks.length).toBeGreaterThanOrEqual(3);
+    const find = (p: string) => toc.entries.find((e) => e.paths.includes(p))!;
+    if (mkfs.join(' ').includes('sparse_super2')) expect(toc.fs.features).toContain('sparse_super2');
+    if (o.over4g) {
+      expect(find('/over-4g').size).toBe(OVER_4G);
+      expect(find('/over-4g').extents.at(-1)!.logical * toc.fs.blockSize).toBeGreaterThan(2 ** 32);
+    }
+    // An htree: EXT2_INDEX_FL (0x1000) set on the directory of thousands of entries.
+    if (o.bigDir) expect(find('/htree').flags & 0x1000).toBe(0x1000);
+    if (o.uninit) {
+      // Reported as uninit (debugfs's "Uninit" extents), read as zeros (the content check above).
+      const e = find('/uninit');
+      const mine = e.extents.filter((x) => x.uninit).map((x) => `${x.logical}-${x.logical + x.blocks - 1}`);
+      expect(mine.length).toBeGreaterThan(0);
+      expect(mine).toEqual(debugfsUninit(img.fsImage, e.ino));
+    }
   });
 });
 
@@ -317,6 +422,17 @@ describe('through iSCSI from the project target', () => {
     expect(viaLun.partition?.index).toBe(1);
     expect({ fs: viaLun.fs, entries: viaLun.entries }).toEqual({ fs: viaFile.fs, entries: viaFile.entries });
     expect(viaLun.reads).toBeGreaterThan(0);
+  });
+
+  test('a cache of a few 4 KiB windows (every read a miss, read ahead, evicted, read again) gives the same TOC', async () => {
+    const img = images.get('ext4-4k-gpt')!;
+    const small = { windowBytes: 4096, windows: 4 };
+    const viaLun = await readToc({ url: t!.url(0), walk: small });
+    const viaFile = await readToc({ file: img.file, walk: small });
+    const plain = await readToc({ file: img.file });
+    expect({ fs: viaLun.fs, entries: viaLun.entries }).toEqual({ fs: plain.fs, entries: plain.entries });
+    expect({ fs: viaFile.fs, entries: viaFile.entries }).toEqual({ fs: plain.fs, entries: plain.entries });
+    expect(viaLun.timing!.misses).toBeGreaterThan(plain.timing!.misses);
   });
 });
 
@@ -401,36 +517,54 @@ describe('corrupt images give errors, not crashes', () => {
     await expect(readToc({ file: f, offset: 0 })).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_FS_(UNSUPPORTED|CORRUPT)$/) });
   });
 
-  test('random bytes in superblock, group descriptors, inode tables and directory blocks: a result or a registry error', async () => {
+  /** Where debugfs says inode `ino` is (imap): its byte in the file system image. */
+  function inodeAt(img: string, ino: number, blockSize: number): number {
+    const out = execFileSync('debugfs', ['-R', `imap <${ino}>`, img], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    const m = /located at block (\d+), offset (0x[0-9a-f]+)/.exec(out)!;
+    return Number(m[1]) * blockSize + Number(m[2]);
+  }
+
+  test('random bytes in superblock, group descriptors, inodes, extent headers and tree blocks, directory blocks: a TOC debugfs agrees with, or an error naming what was refused', async () => {
     const r = xorshift(SEED ^ 0x1234);
     const outcomes = { ok: 0, errors: 0 };
-    for (const name of ['ext4-4k-inline', 'ext2-1k', 'ext4-1k-noextent-noflexbg']) {
+    for (const name of ['ext4-4k-inline', 'ext2-1k', 'ext4-1k-noextent-noflexbg', 'ext4-4k-gpt', 'ext4-4k-nocsum']) {
       const img = images.get(name)!;
       const g = geometry(img.fsImage);
-      const root = (await readToc({ file: img.fsImage })).entries[0];
-      const places = [
-        1024 + r.int(1024 - 16), // superblock
-        g.blockSize * (g.blockSize === 1024 ? 2 : 1) + r.int(256), // group descriptors
-        g.inodeTable * g.blockSize + r.int(64 * g.inodeSize), // the first inodes
-        (root.extents[0]?.physical ?? g.inodeTable) * g.blockSize + r.int(g.blockSize - 16), // the root directory
+      const clean = await readToc({ file: img.fsImage });
+      const root = clean.entries[0];
+      const places: Array<[string, number]> = [
+        ['superblock', 1024 + r.int(1024 - 16)],
+        ['group descriptors', g.blockSize * (g.blockSize === 1024 ? 2 : 1) + r.int(256)],
+        ['the first inodes', g.inodeTable * g.blockSize + r.int(64 * g.inodeSize)],
+        ['the root directory', (root.extents[0]?.physical ?? g.inodeTable) * g.blockSize + r.int(g.blockSize - 16)],
       ];
-      for (const [i, at] of places.entries()) {
-        for (let k = 0; k < 3; k++) {
-          const f = corrupt(img.fsImage, `${name}-${i}-${k}`, at + 8 * k, r.bytes(16));
+      const frag = clean.entries.find((e) => e.paths.includes('/fragmented'));
+      if (frag && frag.flags & 0x80000) {
+        // EXT4_EXTENTS_FL: the extent header and root entries in i_block, an index or leaf block.
+        places.push(['the extent tree root in the inode', inodeAt(img.fsImage, frag.ino, g.blockSize) + 40 + r.int(24)]);
+        places.push(['an extent tree block', frag.mapBlocks[r.int(frag.mapBlocks.length)] * g.blockSize + r.int(24)]);
+      }
+      for (const [what, at] of places) {
+        for (let k = 0; k < 2; k++) {
+          const f = corrupt(img.fsImage, `${name}-${what.replace(/ /g, '-')}-${k}`, at + 8 * k, r.bytes(16));
           try {
             const toc = await readToc({ file: f, offset: 0 });
-            // A result must still be consistent: every run inside the file system.
+            // A result: every block of it is one debugfs reads from the same bytes.
             for (const e of toc.entries) for (const x of e.extents) expect(x.physical + x.blocks).toBeLessThanOrEqual(toc.fs.blocksCount);
+            expect([what, blocksDiffer(f, toc.entries)]).toEqual([what, []]);
             outcomes.ok++;
           } catch (e) {
-            expect(e).toBeInstanceOf(AgentError);
-            expect(CODES).toContain((e as AgentError).code);
+            if (!(e instanceof AgentError)) throw e;
+            expect(CODES).toContain(e.code);
+            expect([what, e.message]).toEqual([what, expect.stringMatching(/inode \d+|block \d+|superblock|group descriptor/)]);
             outcomes.errors++;
           }
           fs.unlinkSync(f);
         }
       }
     }
+    // eslint-disable-next-line no-console
+    console.log(`toc.test: corrupt images: ${outcomes.ok} listed (debugfs agreeing), ${outcomes.errors} refused`);
     expect(outcomes.errors).toBeGreaterThan(0);
   });
 });
