@@ -5,13 +5,15 @@
  * requests) or random, for a time or a number of requests. Written in C so that the client costs
  * the two cores of the bench machine as little as iscsi-perf does, whichever target it drives.
  *
- *   iscsi-load [-w] [-r] [-m DEPTH] [-b BLOCKS] [-S STEP_BLOCKS] [-o OFFSET_BLOCKS] [-t SECONDS]
- *              [-c COUNT] URL
+ *   iscsi-load [-w] [-r] [-m DEPTH] [-b BLOCKS] [-S STEP_BLOCKS] [-o OFFSET_BLOCKS]
+ *              [-l LIMIT_BLOCKS] [-t SECONDS] [-c COUNT] [-i INITIATOR] URL
  *
  * -w writes (a pattern byte) instead of reading; -r random (aligned to BLOCKS) instead of
  * sequential; -S the distance between consecutive sequential requests (default BLOCKS); -o where
- * the sequential walk starts; -t stop issuing after SECONDS (default 5); -c stop after COUNT
- * requests (a sequential walk also stops at the end of the LUN instead of wrapping). Prints one
+ * the walk starts (and the random range); -l the random range's length (default: to the end);
+ * -t stop issuing after SECONDS (default 5); -c stop after COUNT requests (a sequential walk
+ * also stops at the end of the LUN instead of wrapping); -i the initiator name (several at once
+ * need names of their own: one name and ISID is one session). Prints one
  * line: `ios N seconds S iops I mibps M lat_p50_us A lat_p99_us B lat_max_us C`; exit status 1
  * on any failed command.
  */
@@ -28,6 +30,8 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#define USAGE "usage: iscsi-load [-w] [-r] [-m DEPTH] [-b BLOCKS] [-S STEP] [-o OFFSET] [-l LIMIT] [-t SECONDS] [-c COUNT] [-i INITIATOR] URL\n"
+
 struct load {
   struct iscsi_context *iscsi;
   int lun;
@@ -36,6 +40,8 @@ struct load {
   uint32_t blocks;
   uint32_t block_size;
   uint64_t capacity;  /* blocks */
+  uint64_t offset;    /* where the walk starts, and the random range */
+  uint64_t limit;     /* the random range's length */
   uint64_t step;
   uint64_t next_lba;
   uint64_t issued;
@@ -89,12 +95,12 @@ static void issue(struct load *l) {
   if (l->failed || now() >= l->deadline || (l->count && l->issued >= l->count)) return;
   uint64_t lba;
   if (l->random) {
-    uint64_t slots = l->capacity / l->blocks;
-    lba = ((((uint64_t)random() << 31) ^ (uint64_t)random()) % slots) * l->blocks;
+    uint64_t slots = l->limit / l->blocks;
+    lba = l->offset + ((((uint64_t)random() << 31) ^ (uint64_t)random()) % slots) * l->blocks;
   } else {
     if (l->next_lba + l->blocks > l->capacity) {
       if (l->count) return;
-      l->next_lba = 0;
+      l->next_lba = l->offset;
     }
     lba = l->next_lba;
     l->next_lba += l->step;
@@ -134,10 +140,11 @@ int main(int argc, char **argv) {
   memset(&l, 0, sizeof l);
   int depth = 32;
   double seconds = 5;
-  uint64_t step = 0, offset = 0;
+  uint64_t step = 0, offset = 0, limit = 0;
+  const char *initiator = "iqn.2026-11.io.xcopy-agent.bench:iscsi-load";
   l.blocks = 8;
   int c;
-  while ((c = getopt(argc, argv, "wrm:b:S:o:t:c:")) != -1) {
+  while ((c = getopt(argc, argv, "wrm:b:S:o:l:t:c:i:")) != -1) {
     switch (c) {
       case 'w': l.write = 1; break;
       case 'r': l.random = 1; break;
@@ -145,18 +152,20 @@ int main(int argc, char **argv) {
       case 'b': l.blocks = (uint32_t)strtoul(optarg, NULL, 10); break;
       case 'S': step = strtoull(optarg, NULL, 10); break;
       case 'o': offset = strtoull(optarg, NULL, 10); break;
+      case 'l': limit = strtoull(optarg, NULL, 10); break;
+      case 'i': initiator = optarg; break;
       case 't': seconds = atof(optarg); break;
       case 'c': l.count = strtoull(optarg, NULL, 10); break;
       default:
-        fprintf(stderr, "usage: iscsi-load [-w] [-r] [-m DEPTH] [-b BLOCKS] [-S STEP] [-o OFFSET] [-t SECONDS] [-c COUNT] URL\n");
+        fprintf(stderr, USAGE);
         return 2;
     }
   }
   if (optind != argc - 1 || depth < 1 || l.blocks < 1) {
-    fprintf(stderr, "usage: iscsi-load [-w] [-r] [-m DEPTH] [-b BLOCKS] [-S STEP] [-o OFFSET] [-t SECONDS] [-c COUNT] URL\n");
+    fprintf(stderr, USAGE);
     return 2;
   }
-  l.iscsi = iscsi_create_context("iqn.2026-11.io.xcopy-agent.bench:iscsi-load");
+  l.iscsi = iscsi_create_context(initiator);
   struct iscsi_url *url = l.iscsi ? iscsi_parse_full_url(l.iscsi, argv[optind]) : NULL;
   if (url == NULL) {
     fprintf(stderr, "iscsi-load: bad URL %s: %s\n", argv[optind], l.iscsi ? iscsi_get_error(l.iscsi) : "no context");
@@ -180,7 +189,17 @@ int main(int argc, char **argv) {
   l.block_size = rc->block_length;
   l.capacity = rc->returned_lba + 1;
   scsi_free_scsi_task(cap);
+  if (offset >= l.capacity || (limit && offset + limit > l.capacity)) {
+    fprintf(stderr, "iscsi-load: offset %" PRIu64 " and limit %" PRIu64 " do not fit the LUN's %" PRIu64 " blocks\n", offset, limit, l.capacity);
+    return 2;
+  }
   l.step = step ? step : l.blocks;
+  l.offset = offset;
+  l.limit = limit ? limit : l.capacity - offset;
+  if (l.limit < l.blocks) {
+    fprintf(stderr, "iscsi-load: the range of %" PRIu64 " blocks holds no request of %u\n", l.limit, l.blocks);
+    return 2;
+  }
   l.next_lba = offset;
   l.data = malloc((size_t)l.blocks * l.block_size);
   memset(l.data, 0x5a, (size_t)l.blocks * l.block_size);
