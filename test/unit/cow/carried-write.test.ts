@@ -298,6 +298,7 @@ describe('SnapshotSession.changeWith through the COW filter', () => {
       obf: new CowStore(obfFile),
       obfSpec: `file:${obfPath}`,
       journal: new MemJournal(),
+      chunkBytes: CHUNK,
       log,
       ...o,
     });
