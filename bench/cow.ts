@@ -40,6 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { IscsiSession } from '../src/initiator/session';
 import { ManagementClient } from '../src/mgmt/client';
+import { DEFAULT_CHUNK_BYTES } from '../src/obf/format';
 import { iscsiLoad, qemuImgBenchWrite, type LoadResult, type Rate } from '../src/peers/load';
 import { encodeSynchronizeCache16Cdb } from '../src/scsi/cdb';
 import { encodeUnmapCdb, encodeUnmapParameterList } from '../src/scsi/provisioning';
@@ -59,7 +60,8 @@ const OBF_BYTES = 1229 * MiB;
 const QD = 32;
 const IO = 4 * KiB;
 const BS = 512;
-const DEFAULT_CHUNK = Number(process.env.BENCH_CHUNK ?? 64 * KiB);
+/** The chunk of the goal rows: the target's default (BENCH_CHUNK to measure another). */
+const DEFAULT_CHUNK = Number(process.env.BENCH_CHUNK ?? DEFAULT_CHUNK_BYTES);
 const SWEEP = [4 * KiB, 8 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB];
 /** Quiet time before, between and after the institutes of phase 2 (ms). */
 const GAP_MS = 150;
