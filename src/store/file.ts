@@ -196,7 +196,7 @@ export class FileStore implements Store, BackingFile {
       while (done < bytes) {
         const bytesRead =
           bytes - done <= SMALL_IO_MAX
-            ? await fileIoBatch.submit(fh.fd, false, out.subarray(done), position + done)
+            ? await fileIoBatch.submit(fh.fd, false, done === 0 ? out : out.subarray(done), position + done)
             : await preadCb(fh.fd, out, done, bytes - done, position + done);
         if (bytesRead === 0) {
           throw new StoreError(
@@ -254,7 +254,7 @@ export class FileStore implements Store, BackingFile {
         // FUA writes each in a job of their own, so their flushes overlap.
         const bytesWritten =
           !opts.fua && data.length - done <= SMALL_IO_MAX
-            ? await fileIoBatch.submit(fd, true, data.subarray(done), position + done)
+            ? await fileIoBatch.submit(fd, true, done === 0 ? data : data.subarray(done), position + done)
             : await pwriteCb(fd, data, done, data.length - done, position + done);
         if (bytesWritten === 0) throw new Error(`pwrite wrote nothing at byte ${position + done}`);
         done += bytesWritten;

@@ -76,6 +76,9 @@ export interface ConnectionHost {
 
 let nextTtt = 1;
 
+/** The sense of a response that has none (shared: never written to). */
+const NO_SENSE = Buffer.alloc(0);
+
 function newTtt(): number {
   nextTtt = (nextTtt + 1) >>> 0;
   if (nextTtt === RESERVED_TAG || nextTtt === 0) nextTtt = 1;
@@ -700,7 +703,7 @@ export class Connection {
         statSN: this.nextStatSN(),
         expCmdSN: this.expCmdSN,
         maxCmdSN: this.maxCmdSN,
-        sense: reply.sense ?? Buffer.alloc(0),
+        sense: reply.sense ?? NO_SENSE,
       }),
     );
   }

@@ -332,7 +332,12 @@ export class LogicalUnit {
     const blocks = BigInt(data.length / this.blockSize);
     if (blocks === 0n) return;
     const fua = this.forceUnitAccess(cdbFua);
-    await this.locks.with(lba, blocks, () => this.store.write(lba, data, { fua }));
+    const release = this.locks.tryAcquire(lba, blocks) ?? (await this.locks.acquire(lba, blocks));
+    try {
+      await this.store.write(lba, data, { fua });
+    } finally {
+      release();
+    }
   }
 
   // -------------------------------------------------------------------------------------------
