@@ -99,6 +99,21 @@ export class ChunkCapture {
     this.appender.releaseBuffers();
   }
 
+  /**
+   * True when a change of `count` blocks at `lba` needs nothing of the capture now — every chunk
+   * it touches is captured, or capturing has stopped, and no invalidation is being recorded — so
+   * the filter makes it without a call to changeWith or beforeChange (a rewrite costs a Map
+   * lookup per chunk and no promise). False says nothing more: ask beforeChange.
+   */
+  needsNothing(lba: bigint, count: bigint): boolean {
+    if (this.owner.invalidating) return false;
+    if (!this.owner.capturing) return true;
+    const { chunkBlocks, where } = this.chunks;
+    const last = Number((lba + count - 1n) / chunkBlocks);
+    for (let c = Number(lba / chunkBlocks); c <= last; c++) if (!where.has(c)) return false;
+    return true;
+  }
+
   async beforeChange(lba: bigint, count: bigint): Promise<void> {
     if (this.owner.invalidating) await this.owner.invalidating;
     if (!this.owner.capturing) return;

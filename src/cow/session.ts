@@ -370,6 +370,11 @@ export class SnapshotSession implements ChangeGuard {
     return this.capture.beforeChange(lba, count);
   }
 
+  /** ChunkCapture.needsNothing: the change may go straight to the source (a rewrite). */
+  needsNothing(lba: bigint, count: bigint): boolean {
+    return this.capture.needsNothing(lba, count);
+  }
+
   /** ChunkCapture.changeWith: a host write made together with the capture it needs, where it can be. */
   changeWith(lba: bigint, pieces: readonly Buffer[], opts: { fua: boolean }): Promise<boolean> {
     return this.capture.changeWith(lba, pieces, opts);

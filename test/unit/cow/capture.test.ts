@@ -168,6 +168,20 @@ test('a source that cannot be read: SOURCE_IO_ERROR, hardware-write-error under 
   await expect(f.capture.beforeChange(0n, 1n)).rejects.toMatchObject({ failure: { kind: 'hardware-write-error' }, message: expect.stringMatching(/SOURCE_IO_ERROR/) });
 });
 
+test('needsNothing: true only when every chunk a change touches is captured, or capturing has stopped, and nothing is being invalidated', async () => {
+  const f = await fixture();
+  expect(f.capture.needsNothing(0n, 1n)).toBe(false);
+  await f.capture.beforeChange(0n, 64n); // chunks 0 and 1
+  expect(f.capture.needsNothing(0n, 64n)).toBe(true);
+  expect(f.capture.needsNothing(31n, 2n)).toBe(true);
+  expect(f.capture.needsNothing(60n, 8n)).toBe(false); // into chunk 2
+  f.owner.invalidating = new Promise<void>(() => undefined);
+  expect(f.capture.needsNothing(0n, 1n)).toBe(false);
+  f.owner.invalidating = undefined;
+  f.owner.capturing = false;
+  expect(f.capture.needsNothing(1000n, 8n)).toBe(true);
+});
+
 test('a change over many chunks captures them in windows of 4 MiB, in records of 1 MiB, every chunk once', async () => {
   const f = await fixture({ sourceBlocks: 32768n, obfBlocks: 40000n });
   let most = 0;
