@@ -14,6 +14,8 @@ NODEDIR ?= $(shell for d in /usr /usr/local "$$(dirname "$$(dirname "$$(command 
 TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null)
 NATIVE_SOURCES := native/binding.gyp $(wildcard native/src/*.cc native/src/*.h)
 ADDON := native/build/Release/xcopy_native.node
+# The benches' load generator (bench/iscsi-load.c: READ/WRITE(16) at a queue depth, on libiscsi).
+ISCSI_LOAD := native/build/bench/iscsi-load
 
 .PHONY: help setup apt drill test test-unit test-integration bench clean install uninstall
 
@@ -23,7 +25,7 @@ help:
 	@echo "make setup   install Debian/npm packages, build the native addon and the TypeScript"
 	@echo "make install install under PREFIX (/usr/local) with a systemd unit; make uninstall"
 
-setup: apt node_modules/.package-lock.json $(ADDON) dist/.built
+setup: apt node_modules/.package-lock.json $(ADDON) $(ISCSI_LOAD) dist/.built
 
 apt:
 	@bash scripts/apt-ensure.sh $(APT_PACKAGES)
@@ -37,6 +39,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 $(ADDON): $(NATIVE_SOURCES) node_modules/.package-lock.json
 	cd native && ../node_modules/.bin/node-gyp rebuild --silent $(if $(NODEDIR),--nodedir=$(NODEDIR))
 	@test -f $@
+
+$(ISCSI_LOAD): bench/iscsi-load.c $(ADDON)
+	@mkdir -p $(dir $@)
+	cc -O2 -Wall -Wextra -o $@ bench/iscsi-load.c -liscsi
 
 dist/.built: $(TS_SOURCES) tsconfig.json tsconfig.build.json node_modules/.package-lock.json
 	node_modules/.bin/tsc -p tsconfig.build.json

@@ -1,9 +1,11 @@
 // File operations Node's fs lacks: SEEK_DATA/SEEK_HOLE (holes of sparse files), hole punching
 // (UNMAP on a file store), copy_file_range (in-kernel file-to-file copy for the copy manager),
-// readahead advice, a snapshot capture's reads of original chunks (with their CRC32C), and its
-// OBF group commits (the originals read, the records written durably, then the hosts' changes).
-// Thin; copyFileRangeAsync, readChunksAsync and captureCommitAsync run on the thread pool, the
-// others are synchronous; arguments are validated in TypeScript (src/native/fileops.ts).
+// readahead advice, reads from the page cache only (RWF_NOWAIT), the file store's small reads and
+// writes of one turn of the event loop in one job, a snapshot capture's reads of original chunks
+// (with their CRC32C), and its OBF group commits (the originals read, the records written
+// durably, then the hosts' changes). Thin; copyFileRangeAsync, fileIoBatchAsync, readChunksAsync
+// and captureCommitAsync run on the thread pool, the others are synchronous; arguments are
+// validated in TypeScript (src/native/fileops.ts).
 #include "fileops.h"
 
 #include "crc32c.h"
@@ -71,6 +73,27 @@ Napi::Value FadviseRandom(const Napi::CallbackInfo& info) {
   int e = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
   if (e != 0) return ErrnoError(info.Env(), "posix_fadvise", e);
   return info.Env().Undefined();
+}
+
+// preadNoWait(fd, buffer, offset, length, position): a read served from the page cache only
+// (preadv2 with RWF_NOWAIT, Linux 4.14): the bytes read (short when only some pages are cached),
+// or -1 when none could be read without waiting for the disk (EAGAIN), or when the kernel does not
+// know the flag (EOPNOTSUPP, EINVAL). On the event loop it costs one system call, where a read on
+// the thread pool costs a hand-off each way (the file store's small reads, docs/target.md).
+Napi::Value PreadNoWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
+  size_t off = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  size_t len = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+  off_t pos = static_cast<off_t>(info[4].As<Napi::Number>().Int64Value());
+  struct iovec iov = {buf.Data() + off, len};
+  for (;;) {
+    ssize_t r = preadv2(info[0].As<Napi::Number>().Int32Value(), &iov, 1, pos, RWF_NOWAIT);
+    if (r >= 0) return Napi::Number::New(env, static_cast<double>(r));
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL) return Napi::Number::New(env, -1);
+    return ErrnoError(env, "preadv2", errno);
+  }
 }
 
 // copyFileRange(fdIn, offIn, fdOut, offOut, length): bytes copied (may be short; loop in TS).
@@ -159,6 +182,78 @@ int PreadAll(int fd, uint8_t* p, size_t len, off_t position) {
     done += static_cast<size_t>(n);
   }
   return 0;
+}
+
+// FileIoBatchWorker: the file store's reads and writes of one turn of the event loop, each a
+// pread or pwrite of its own (positions differ) looped over short transfers, one after the other
+// in one thread-pool job. On a machine with few cores, every job handed to the pool costs the
+// event loop a wake-up of a pool thread (which then often runs in its place) and every
+// completion a wake-up of the loop: one job per batch pays them once (docs/target.md "Speed").
+class FileIoBatchWorker : public Napi::AsyncWorker {
+ public:
+  FileIoBatchWorker(Napi::Env env, Napi::Int32Array fds, Napi::Uint8Array writes, Napi::Array buffers, Napi::Float64Array positions)
+      : Napi::AsyncWorker(env, "fileIoBatchAsync"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        ref_(Napi::Persistent(buffers.As<Napi::Object>())) {
+    uint32_t n = buffers.Length();
+    ops_.reserve(n);
+    for (uint32_t i = 0; i < n; i++) {
+      auto b = buffers.Get(i).As<Napi::Uint8Array>();
+      ops_.push_back({fds[i], writes[i] != 0, b.Data(), b.ByteLength(), static_cast<off_t>(positions[i]), 0.0});
+    }
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    for (Op& op : ops_) {
+      size_t done = 0;
+      int err = 0;
+      while (done < op.len) {
+        ssize_t n = op.write ? pwrite(op.fd, op.data + done, op.len - done, op.position + static_cast<off_t>(done))
+                             : pread(op.fd, op.data + done, op.len - done, op.position + static_cast<off_t>(done));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          err = errno;
+          break;
+        }
+        if (n == 0) break;  // a read at the end of the file: short
+        done += static_cast<size_t>(n);
+      }
+      op.result = err != 0 ? -static_cast<double>(err) : static_cast<double>(done);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto out = Napi::Float64Array::New(env, ops_.size());
+    for (size_t i = 0; i < ops_.size(); i++) out[i] = ops_[i].result;
+    deferred_.Resolve(out);
+  }
+
+ private:
+  struct Op {
+    int fd;
+    bool write;
+    uint8_t* data;
+    size_t len;
+    off_t position;
+    double result;  // bytes moved, or -errno
+  };
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference ref_;  // keeps every buffer alive while a pool thread uses them
+  std::vector<Op> ops_;
+};
+
+// fileIoBatchAsync(fds, writes, buffers, positions): op i preads (writes[i] = 0) or pwrites
+// buffers[i] at positions[i] on fds[i]. A Promise of a Float64Array: per op the bytes moved (a read
+// is short only at the end of the file) or -errno.
+Napi::Value FileIoBatchAsync(const Napi::CallbackInfo& info) {
+  auto* w = new FileIoBatchWorker(info.Env(), info[0].As<Napi::Int32Array>(), info[1].As<Napi::Uint8Array>(), info[2].As<Napi::Array>(),
+                                  info[3].As<Napi::Float64Array>());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 // ReadChunksWorker: a snapshot capture's reads of original chunks on the thread pool — for each
@@ -555,6 +650,8 @@ void InitFileOps(Napi::Env env, Napi::Object exports) {
   exports.Set("seek", Napi::Function::New(env, Seek, "seek"));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("fadviseRandom", Napi::Function::New(env, FadviseRandom, "fadviseRandom"));
+  exports.Set("preadNoWait", Napi::Function::New(env, PreadNoWait, "preadNoWait"));
+  exports.Set("fileIoBatchAsync", Napi::Function::New(env, FileIoBatchAsync, "fileIoBatchAsync"));
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   exports.Set("copyFileRangeAsync", Napi::Function::New(env, CopyFileRangeAsync, "copyFileRangeAsync"));
   exports.Set("captureCommitAsync", Napi::Function::New(env, CaptureCommitAsync, "captureCommitAsync"));

@@ -23,7 +23,7 @@ import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import type { ManagementClient } from '../mgmt';
 import * as secondary from '../secondary';
-import { decodeSuperblock } from '../obf/format';
+import { DEFAULT_CHUNK_BYTES, decodeSuperblock } from '../obf/format';
 import { encodeToc, TOC_FORMAT_NAME } from '../toc/format';
 import { readToc } from '../toc/read';
 import { SenseKey } from '../scsi/constants';
@@ -377,7 +377,7 @@ export class Backup {
       // The OBF's budget: a record per changed chunk (its data and a header block).
       const obfBytes = BigInt(obfInfo.capacity_bytes);
       const change = o.expectedChange ?? 0.1;
-      const chunk = o.chunkBytes ?? 65536;
+      const chunk = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
       const projected = BigInt(Math.ceil(Number(imageBlocks) * blockSize * change * (1 + blockSize / chunk)));
       if (projected > obfBytes) {
         this.emit({ type: 'warning', message: `the OBF (${obfBytes} bytes) may fill: ${Math.round(change * 100)} % of the source changing during the backup needs about ${projected} bytes (grow the OBF, or --expected-change if less changes)` });

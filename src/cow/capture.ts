@@ -6,7 +6,8 @@
  *   its original durably in the OBF (group-committed: write + flush); changeWith() makes a write
  *   only once its capture, and every capture before it, is durable (capture-commit.ts);
  * - first capture wins: a chunk is captured once (the chunk table, and one in-flight capture per
- *   chunk that concurrent changes share).
+ *   chunk that concurrent changes share); adjacent chunks a change needs at once are captured
+ *   as one record (up to MAX_CAPTURE_RUN_BYTES).
  * A capture that fails takes the policy's way (captureFailed): refused with sense under
  * protect-snapshot, the snapshot made INVALID durably first under protect-application
  * (invalidation.ts).
@@ -26,8 +27,8 @@ import { OriginalReader, type Original } from './original-reader';
 import type { SessionRecord, SnapshotReason } from './session-record';
 import { CaptureTimeout, withTimeout } from './timeout';
 
-/** Chunks one change captures at a time. */
-const CAPTURE_WINDOW = 64;
+/** Bytes of originals one change captures at a time (a window of its chunks). */
+const CAPTURE_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /** What the capture path asks of its session. */
 export interface CaptureOwner {
@@ -98,20 +99,49 @@ export class ChunkCapture {
     this.appender.releaseBuffers();
   }
 
+  /**
+   * True when a change of `count` blocks at `lba` needs nothing of the capture now — every chunk
+   * it touches is captured, or capturing has stopped, and no invalidation is being recorded — so
+   * the filter makes it without a call to changeWith or beforeChange (a rewrite costs a Map
+   * lookup per chunk and no promise). False says nothing more: ask beforeChange.
+   */
+  needsNothing(lba: bigint, count: bigint): boolean {
+    if (this.owner.invalidating) return false;
+    if (!this.owner.capturing) return true;
+    const { chunkBlocks, where } = this.chunks;
+    const last = Number((lba + count - 1n) / chunkBlocks);
+    for (let c = Number(lba / chunkBlocks); c <= last; c++) if (!where.has(c)) return false;
+    return true;
+  }
+
   async beforeChange(lba: bigint, count: bigint): Promise<void> {
     if (this.owner.invalidating) await this.owner.invalidating;
     if (!this.owner.capturing) return;
-    const chunkBlocks = this.chunks.chunkBlocks;
+    const { chunkBlocks, where, inProgress, maxRunChunks } = this.chunks;
     const first = Number(lba / chunkBlocks);
     const last = Number((lba + count - 1n) / chunkBlocks);
+    const window = Math.max(1, Math.floor(CAPTURE_WINDOW_BYTES / (Number(chunkBlocks) * this.source.blockSize)));
     // A large change (an UNMAP of the whole LUN) captures a window of chunks at a time, each
     // window under its own timeout: memory stays bounded and a big discard is not a timeout.
+    // Adjacent chunks neither captured nor being captured go in one record (captureRun).
     for (let from = first; from <= last && this.owner.capturing; ) {
       let waits: Promise<void>[] | undefined;
       let c = from;
-      for (; c <= last && (waits?.length ?? 0) < CAPTURE_WINDOW; c++) {
-        if (this.chunks.where.has(c)) continue;
-        (waits ??= []).push(this.captureChunk(c));
+      while (c <= last && c - from < window) {
+        if (where.has(c)) {
+          c++;
+          continue;
+        }
+        const running = inProgress.get(c);
+        if (running) {
+          (waits ??= []).push(running);
+          while (c <= last && inProgress.get(c) === running) c++;
+          continue;
+        }
+        let end = c + 1;
+        while (end <= last && end - c < maxRunChunks && end - from < window && !where.has(end) && !inProgress.has(end)) end++;
+        (waits ??= []).push(this.captureRun(c, end - c));
+        c = end;
       }
       from = c;
       if (!waits) continue;
@@ -158,13 +188,15 @@ export class ChunkCapture {
     if (bytes === 0 || bytes % bs !== 0) return false;
     const count = BigInt(bytes / bs);
     if (lba < 0n || lba + count > this.source.blocks) return false;
-    const chunkBlocks = this.chunks.chunkBlocks;
+    const { chunkBlocks, where, inProgress, maxRunChunks } = this.chunks;
     const c = Number(lba / chunkBlocks);
-    if (Number((lba + count - 1n) / chunkBlocks) !== c || this.chunks.where.has(c) || this.chunks.inProgress.has(c)) return false;
+    const chunks = Number((lba + count - 1n) / chunkBlocks) - c + 1;
+    if (chunks > maxRunChunks) return false;
+    for (let k = c; k < c + chunks; k++) if (where.has(k) || inProgress.has(k)) return false;
     const host: CarriedWrite = { write: { lba, pieces, fua: opts.fua, state: new Int32Array(1) } };
-    const capture = this.captureChunk(c, host);
+    const capture = this.captureRun(c, chunks, host);
     try {
-      await withTimeout(capture, this.owner.record.cowTimeoutMs, `capturing chunk ${c}`);
+      await withTimeout(capture, this.owner.record.cowTimeoutMs, `capturing chunks ${c} to ${c + chunks - 1}`);
     } catch (err) {
       if (Atomics.compareExchange(host.write.state, 0, HOST_WRITE_PENDING, HOST_WRITE_CANCELLED) === HOST_WRITE_PENDING) {
         // Not written, and now never by the commit: the caller's way (refused, or uncaptured
@@ -190,22 +222,22 @@ export class ChunkCapture {
   }
 
   /**
-   * The original of chunk `c` into the OBF, once; concurrent changes share the capture. `host`:
-   * the change that needs it, for the commit to make (changeWith); its outcome is set there.
+   * The originals of the `k` chunks from chunk `c` (none captured or being captured) into the
+   * OBF as one record, once; concurrent changes to any of them share the capture. `host`: the
+   * change that needs it, for the commit to make (changeWith); its outcome is set there.
    */
-  private captureChunk(c: number, host?: CarriedWrite): Promise<void> {
-    const { where, inProgress, chunkBlocks } = this.chunks;
-    const running = inProgress.get(c);
-    if (running) return running;
+  private captureRun(c: number, k: number, host?: CarriedWrite): Promise<void> {
+    const { inProgress, chunkBlocks } = this.chunks;
     const started = performance.now();
     const p = (async () => {
       const lba = BigInt(c) * chunkBlocks;
-      const n = Number(this.source.blocks - lba < chunkBlocks ? this.source.blocks - lba : chunkBlocks);
+      const end = BigInt(c + k) * chunkBlocks;
+      const n = Number((end < this.source.blocks ? end : this.source.blocks) - lba);
       const below = this.below!; // set before the capture is armed
       if (below.commitReads) {
         const rec = await this.appender.appendCapture(lba, n, host?.write);
         if (host) host.outcome = rec.host;
-        where.set(c, Number(rec.dataLba));
+        this.chunks.captured(c, k, Number(rec.dataLba));
         this.rate.sample(this.appender.state.dataBytes);
         this.rate.captured(performance.now() - started);
         return;
@@ -214,7 +246,7 @@ export class ChunkCapture {
       try {
         original = await below.originals.read(lba, n);
       } catch (err) {
-        throw new SourceReadError(`reading the original of chunk ${c}: ${(err as Error).message}`);
+        throw new SourceReadError(`reading the original of chunks ${c} to ${c + k - 1}: ${(err as Error).message}`);
       }
       let rec: CommittedRecord;
       try {
@@ -222,11 +254,13 @@ export class ChunkCapture {
       } finally {
         original.release();
       }
-      where.set(c, Number(rec.dataLba));
+      this.chunks.captured(c, k, Number(rec.dataLba));
       this.rate.sample(this.appender.state.dataBytes);
       this.rate.captured(performance.now() - started);
-    })().finally(() => inProgress.delete(c));
-    inProgress.set(c, p);
+    })().finally(() => {
+      for (let i = 0; i < k; i++) inProgress.delete(c + i);
+    });
+    for (let i = 0; i < k; i++) inProgress.set(c + i, p);
     return p;
   }
 }

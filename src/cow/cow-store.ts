@@ -28,6 +28,12 @@ export interface ChangeGuard {
    */
   beforeChange(lba: bigint, count: bigint): Promise<void>;
   /**
+   * Optional: true when the change needs nothing of the capture now (every chunk it touches is
+   * captured already, or capturing has stopped): the filter then makes it at once. False: ask
+   * changeWith / beforeChange.
+   */
+  needsNothing?(lba: bigint, count: bigint): boolean;
+  /**
    * Optional: makes a write itself, together with the capture it needs, when it can do both in
    * one step. Resolves true when the write reached the source, false when the caller must make
    * it (beforeChange, then the write); rejects as beforeChange does, or with the write's error.
@@ -125,8 +131,11 @@ export class CowStore implements Store {
     try {
       const g = this.guard;
       if (g) {
-        if (g.changeWith && (await g.changeWith(lba, [data], { fua: opts?.fua === true }))) return;
-        await g.beforeChange(lba, BigInt(data.length / this.inner.blockSize));
+        const count = BigInt(data.length / this.inner.blockSize);
+        if (!g.needsNothing?.(lba, count)) {
+          if (g.changeWith && (await g.changeWith(lba, [data], { fua: opts?.fua === true }))) return;
+          await g.beforeChange(lba, count);
+        }
       }
       await this.inner.write(lba, data, opts);
     } finally {
@@ -147,8 +156,11 @@ export class CowStore implements Store {
     try {
       const g = this.guard;
       if (g) {
-        if (g.changeWith && (await g.changeWith(lba, pieces, { fua: opts?.fua === true }))) return;
-        await g.beforeChange(lba, BigInt(bytes / this.inner.blockSize));
+        const count = BigInt(bytes / this.inner.blockSize);
+        if (!g.needsNothing?.(lba, count)) {
+          if (g.changeWith && (await g.changeWith(lba, pieces, { fua: opts?.fua === true }))) return;
+          await g.beforeChange(lba, count);
+        }
       }
       if (this.inner.writev) await this.inner.writev(lba, pieces, opts);
       else await this.inner.write(lba, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bytes), opts);

@@ -5,13 +5,13 @@
  */
 import { AgentError } from '../errors';
 import type { Store } from '../store/store';
-import { decodeSuperblock, ObfState, obfStateName, OBF_MAGIC, type ObfSuperblock } from '../obf/format';
+import { DEFAULT_CHUNK_BYTES, decodeSuperblock, ObfState, obfStateName, OBF_MAGIC, type ObfSuperblock } from '../obf/format';
 import type { Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
 import { isSnapshotSource, type CowStore } from './cow-store';
 import type { SessionJournal, SnapshotPolicy } from './session-record';
 
-export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+export { DEFAULT_CHUNK_BYTES } from '../obf/format';
 export const DEFAULT_COW_TIMEOUT_MS = 5_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 2_000;
 /** The largest chunk (its original is read into one buffer). */

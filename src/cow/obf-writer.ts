@@ -11,6 +11,7 @@ import { AgentError } from '../errors';
 import { newCaptureChain, takeCaptureTicket, type CaptureChain } from '../native/fileops';
 import type { BackingFile, Store } from '../store/store';
 import { CaptureReadError, commitCaptures, type HostWriteOutcome, type SourceHostWrite } from './capture-commit';
+import { MAX_CAPTURE_RUN_BYTES } from './chunk-table';
 import {
   encodeDataRecordHeader,
   encodeDataRecordHeaderWithoutCrc,
@@ -174,8 +175,9 @@ export class ObfAppender {
   }
 
   /**
-   * Appends the original of `sourceBlocks` source blocks at `sourceLba` (at most a chunk),
-   * read by the commit itself (see readOriginalsFrom); resolves when durable. `host`: the change
+   * Appends the original of `sourceBlocks` source blocks at `sourceLba` (at most
+   * MAX_CAPTURE_RUN_BYTES, or a chunk where chunks are larger), read by the commit itself (see
+   * readOriginalsFrom); resolves when durable. `host`: the change
    * that needs this capture, made on the source by the commit's job as soon as the record and
    * every one before it are durable (the result's `host` tells whether it was: 'not-written'
    * when the commit could not carry it, and the caller makes it).
@@ -183,8 +185,9 @@ export class ObfAppender {
   appendCapture(sourceLba: bigint, sourceBlocks: number, host?: SourceHostWrite): Promise<CommittedRecord> {
     if (!this.captures) return Promise.reject(new Error('appendCapture needs readOriginalsFrom first'));
     const bytes = sourceBlocks * this.captures.source.blockSize;
-    if (!Number.isInteger(sourceBlocks) || sourceBlocks < 1 || bytes > this.sb.chunkSize || bytes % this.sb.blockSize !== 0) {
-      return Promise.reject(new RangeError(`a capture is 1 to ${this.sb.chunkSize / this.captures.source.blockSize} source blocks filling whole OBF blocks, not ${sourceBlocks}`));
+    const most = Math.max(this.sb.chunkSize, MAX_CAPTURE_RUN_BYTES);
+    if (!Number.isInteger(sourceBlocks) || sourceBlocks < 1 || bytes > most || bytes % this.sb.blockSize !== 0) {
+      return Promise.reject(new RangeError(`a capture is 1 to ${most / this.captures.source.blockSize} source blocks filling whole OBF blocks, not ${sourceBlocks}`));
     }
     return this.enqueue({ kind: 'data', sourceLba, sourceBlocks, capture: true, host });
   }
@@ -289,7 +292,8 @@ export class ObfAppender {
         if (p.capture) {
           // The commit reads the original into `into` and stores the CRC in the header.
           const header = encodeDataRecordHeaderWithoutCrc(fields, length, this.sb);
-          const buf = this.captures!.spare.pop() ?? Buffer.allocUnsafe(this.sb.chunkSize);
+          // Pooled buffers are a chunk each; a run of chunks gets one of its own.
+          const buf = length > this.sb.chunkSize ? Buffer.allocUnsafe(length) : (this.captures!.spare.pop() ?? Buffer.allocUnsafe(this.sb.chunkSize));
           const into = buf.subarray(0, length);
           push(lba, header);
           push(lba + 1n, into);
@@ -498,7 +502,9 @@ export class ObfAppender {
 
   /** The batch is out of flight: its capture buffers are free again (written, or given up). */
   private finished(b: Batch): void {
-    if (this.captures) for (const x of b.placed) if (x.buf && (this.captures.spare.length + 1) * this.sb.chunkSize <= SPARE_CAPTURE_BYTES) this.captures.spare.push(x.buf);
+    if (this.captures) {
+      for (const x of b.placed) if (x.buf?.length === this.sb.chunkSize && (this.captures.spare.length + 1) * this.sb.chunkSize <= SPARE_CAPTURE_BYTES) this.captures.spare.push(x.buf);
+    }
     this.inFlight--;
     if (b.reads.length === 0) this.plainInFlight--;
     if (b.scrubbed) this.scrubbing = false;

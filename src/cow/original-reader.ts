@@ -14,6 +14,7 @@
 import { ArgumentError } from '../errors';
 import type { Store } from '../store/store';
 import { crc32c } from '../native/crc32c';
+import { MAX_CAPTURE_RUN_BYTES } from './chunk-table';
 
 /** One chunk's original. `release()` once its record is committed (or given up). */
 export interface Original {
@@ -56,10 +57,11 @@ export class OriginalReader {
     this.chunkBytes = chunkBytes;
   }
 
-  /** The original of `blocks` source blocks at `lba` (at most one chunk). */
+  /** The original of `blocks` source blocks at `lba` (a chunk, or a run of chunks up to MAX_CAPTURE_RUN_BYTES). */
   read(lba: bigint, blocks: number): Promise<Original> {
-    if (!Number.isInteger(blocks) || blocks < 1 || blocks * this.source.blockSize > this.chunkBytes) {
-      return Promise.reject(new ArgumentError(`an original is 1 to ${this.chunkBytes / this.source.blockSize} blocks, not ${blocks}`));
+    const most = Math.max(this.chunkBytes, MAX_CAPTURE_RUN_BYTES);
+    if (!Number.isInteger(blocks) || blocks < 1 || blocks * this.source.blockSize > most) {
+      return Promise.reject(new ArgumentError(`an original is 1 to ${most / this.source.blockSize} blocks, not ${blocks}`));
     }
     if (this.source.readChunks) {
       return new Promise((resolve, reject) => {
@@ -92,7 +94,8 @@ export class OriginalReader {
 
   private async readBatch(batch: Wanted[]): Promise<void> {
     const src = this.source;
-    const bufs = batch.map(() => this.spare.pop() ?? Buffer.allocUnsafe(this.chunkBytes));
+    // Pooled buffers are a chunk each; a run of chunks gets one of its own.
+    const bufs = batch.map((w) => (w.blocks * src.blockSize > this.chunkBytes ? Buffer.allocUnsafe(w.blocks * src.blockSize) : (this.spare.pop() ?? Buffer.allocUnsafe(this.chunkBytes))));
     const chunks = batch.map((w, i) => ({ lba: w.lba, into: bufs[i].subarray(0, w.blocks * src.blockSize) }));
     let crcs: Array<number | undefined>;
     try {
@@ -129,7 +132,7 @@ export class OriginalReader {
   }
 
   private giveBack(buf: Buffer): void {
-    if ((this.spare.length + 1) * this.chunkBytes <= SPARE_BYTES) this.spare.push(buf);
+    if (buf.length === this.chunkBytes && (this.spare.length + 1) * this.chunkBytes <= SPARE_BYTES) this.spare.push(buf);
   }
 
   /** Lets the pooled buffers go (capturing has ended). */

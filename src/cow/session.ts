@@ -137,7 +137,7 @@ export class SnapshotSession implements ChangeGuard {
     this.log = o.log.child({ snapshot: o.record.id });
     this.appender = o.appender;
     this.capturing = o.capturing;
-    this.chunks = new ChunkTable(o.record.chunkBytes, o.source.blockSize);
+    this.chunks = new ChunkTable(o.record.chunkBytes, o.source.blockSize, o.appender.sb.blockSize);
     this.capture = new ChunkCapture(this, o.source, this.chunks, o.appender, this.rate, this.log);
     this.superblock = new SuperblockWriter(o.appender, o.record);
     this.invalidation = new Invalidation({ id: this.id, record: o.record, journal: o.journal, superblock: this.superblock, log: this.log });
@@ -368,6 +368,11 @@ export class SnapshotSession implements ChangeGuard {
 
   beforeChange(lba: bigint, count: bigint): Promise<void> {
     return this.capture.beforeChange(lba, count);
+  }
+
+  /** ChunkCapture.needsNothing: the change may go straight to the source (a rewrite). */
+  needsNothing(lba: bigint, count: bigint): boolean {
+    return this.capture.needsNothing(lba, count);
   }
 
   /** ChunkCapture.changeWith: a host write made together with the capture it needs, where it can be. */

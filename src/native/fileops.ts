@@ -1,10 +1,12 @@
 /**
  * The TypeScript face of the native addon's block-file I/O (native/src/fileops.cc; docs/native.md):
  * what Node's fs lacks — holes of sparse files (SEEK_DATA/SEEK_HOLE), hole punching,
- * copy_file_range, readahead advice — and a snapshot's batched reads of original chunks and its
- * OBF capture commits on the libuv thread pool. Every argument is validated here and the C++ only
+ * copy_file_range, readahead advice, reads from the page cache only — the file store's small
+ * reads and writes batched per turn of the event loop, and a snapshot's batched reads of original
+ * chunks and its OBF capture commits on the libuv thread pool. Every argument is validated here and the C++ only
  * converts and calls; system-call errors carry `errno` and `syscall` like Node's own.
  */
+import { getSystemErrorName } from 'node:util';
 import { ArgumentError } from '../errors';
 import { loadNative } from './index';
 
@@ -33,6 +35,97 @@ export function punchHole(fd: number, offset: number, length: number): void {
   checkOffset(length, 'length');
   if (length > 0) loadNative().punchHole(fd, offset, length);
 }
+
+/**
+ * Reads into `buffer[offset, offset + length)` from `position` what the page cache holds, without
+ * waiting for the disk (preadv2 with RWF_NOWAIT), synchronously: the bytes read (short, or 0 at
+ * the end of the file), or -1 when nothing could be read without waiting.
+ */
+export function preadNoWait(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+  checkOffset(offset, 'offset');
+  checkOffset(length, 'length');
+  checkOffset(position, 'position');
+  if (offset + length > buffer.length) throw new ArgumentError(`offset ${offset} + length ${length} is past the buffer's ${buffer.length} bytes`);
+  return loadNative().preadNoWait(fd, buffer, offset, length, position);
+}
+
+/** Bytes of small reads and writes one pool job of FileIoBatch takes at most. */
+const BATCH_BYTES = 256 * 1024;
+
+interface BatchedOp {
+  resolve: (bytes: number) => void;
+  reject: (err: Error) => void;
+  write: boolean;
+}
+
+/**
+ * Small preads and pwrites gathered over one turn of the event loop and handed to the libuv
+ * thread pool as one job (`fileIoBatchAsync`) per BATCH_BYTES, instead of one job each: on a
+ * machine with few cores, each job costs the event loop a wake-up of a pool thread (which often
+ * runs in its place) and each completion a wake-up of the loop. The ops of a job run one after
+ * the other, in the order submitted. Each resolves with the bytes moved (a read is short only at
+ * the end of the file) or rejects with an error carrying `errno` and `syscall`, as Node's do.
+ */
+export class FileIoBatch {
+  private fds: number[] = [];
+  private writes: number[] = [];
+  private buffers: Uint8Array[] = [];
+  private positions: number[] = [];
+  private ops: BatchedOp[] = [];
+  private bytes = 0;
+  private scheduled = false;
+
+  /** Queues one pread (write false) or pwrite of all of `buffer` at `position` on `fd`. */
+  submit(fd: number, write: boolean, buffer: Uint8Array, position: number): Promise<number> {
+    checkOffset(position, 'position');
+    if (this.bytes + buffer.length > BATCH_BYTES && this.ops.length > 0) this.flush();
+    return new Promise<number>((resolve, reject) => {
+      this.fds.push(fd);
+      this.writes.push(write ? 1 : 0);
+      this.buffers.push(buffer);
+      this.positions.push(position);
+      this.ops.push({ resolve, reject, write });
+      this.bytes += buffer.length;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** Hands what is queued to the pool as one job. */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const ops = this.ops;
+    if (ops.length === 0) return;
+    const job = loadNative().fileIoBatchAsync(Int32Array.from(this.fds), Uint8Array.from(this.writes), this.buffers, Float64Array.from(this.positions));
+    this.fds = [];
+    this.writes = [];
+    this.buffers = [];
+    this.positions = [];
+    this.ops = [];
+    this.bytes = 0;
+    job.then(
+      (results) => {
+        for (let i = 0; i < ops.length; i++) {
+          const r = results[i];
+          if (r >= 0) ops[i].resolve(r);
+          else {
+            const syscall = ops[i].write ? 'pwrite' : 'pread';
+            const code = getSystemErrorName(r);
+            ops[i].reject(Object.assign(new Error(`${syscall}: ${code}`), { errno: -r, code, syscall }));
+          }
+        }
+      },
+      (err: Error) => {
+        for (const op of ops) op.reject(err);
+      },
+    );
+  };
+}
+
+/** The batch every file store shares: ops of all LUNs in one turn go out together. */
+export const fileIoBatch = new FileIoBatch();
 
 /** Copies `length` bytes between files in the kernel (loops over short copies). */
 export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): void {

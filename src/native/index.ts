@@ -219,6 +219,10 @@ export interface NativeModule {
   seek(fd: number, offset: number, whence: 3 | 4): number;
   /** fallocate(PUNCH_HOLE | KEEP_SIZE). */
   punchHole(fd: number, offset: number, length: number): void;
+  /** preadv2 with RWF_NOWAIT into buffer[offset..offset+length): bytes read (may be short), -1 when it would wait for the disk. */
+  preadNoWait(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  /** Op i: pread (writes[i] = 0) or pwrite of buffers[i] at positions[i] on fds[i], all in one thread-pool job; per op the bytes moved or -errno. */
+  fileIoBatchAsync(fds: Int32Array, writes: Uint8Array, buffers: Uint8Array[], positions: Float64Array): Promise<Float64Array>;
   /** copy_file_range; returns the bytes copied (may be short). */
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
   copyFileRangeAsync(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): Promise<number>;

@@ -56,6 +56,7 @@ import {
   type LogicalUnit,
 } from '../target/scsi';
 import { invalidCdbField, senseOfStoreError } from '../target/scsi/sense-errors';
+import { requestAborted } from '../target/scsi/types';
 import { logger, type Logger } from '../util/log';
 import { isAllZero } from '../util/zero';
 import { BufferPool } from './buffer-pool';
@@ -400,7 +401,7 @@ export class CopyManager {
    * no read or write is cut short; whole segments done are counted in COPY STATUS.
    */
   private checkStopped(ctx: CommandContext, copy: CopyList, where: string): void {
-    if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY aborted ${where}`);
+    if (requestAborted(ctx.req)) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY aborted ${where}`);
     if (copy.abort.signal.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, `EXTENDED COPY stopped by COPY OPERATION ABORT ${where}`);
   }
 

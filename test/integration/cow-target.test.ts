@@ -204,7 +204,7 @@ test('OBF full over the wire: protect-snapshot refuses the write with DATA PROTE
   const h = await IscsiSession.connect(url(4));
   try {
     // LUN 3 is a 1 MiB memory OBF: room for 15 chunks of 64 KiB
-    const a = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3`, policy: 'protect-snapshot' });
+    const a = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3`, policy: 'protect-snapshot', chunk_bytes: 64 * 1024 });
     // the OBF of an active snapshot cannot become a source (its snapshot writes it below the filter)
     await expect(client.call('snapshot_institute', { source: `${IQN}/3`, obf: 'memory:1M' })).rejects.toMatchObject({ code: 'ERR_SNAPSHOT_STATE', message: expect.stringMatching(/is the OBF of/) });
     let refused: unknown;
@@ -222,7 +222,7 @@ test('OBF full over the wire: protect-snapshot refuses the write with DATA PROTE
       `that OBF holds the log of snapshot ${a.id} (SEALED), retained until the snapshot is forgotten: snapshot_forget ${a.id} once its log is applied, or overwrite_obf to take it anyway`,
     );
     await client.call('snapshot_forget', { id: a.id });
-    const b = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3` });
+    const b = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/3`, chunk_bytes: 64 * 1024 });
     for (let c = 0; c < 32; c++) await h.write16(BigInt(c * 128), Buffer.alloc(512, 2));
     expect(await client.call('snapshot_status', { id: b.id })).toMatchObject({ state: 'INVALID', reason: 'OBF_FULL' });
     // an INVALID snapshot cannot be viewed or marked
@@ -275,7 +275,7 @@ test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10)
   const h = await IscsiSession.connect(url(4));
   try {
     await h.write16(0n, crypto.randomBytes(8 * MiB)); // give the source content
-    const st = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/1` });
+    const st = await client.call<{ id: string }>('snapshot_institute', { source: `${IQN}/4`, obf: `${IQN}/1`, chunk_bytes: 64 * 1024 });
     const oracle = fs.readFileSync(path.join(dir, 'oracle', `${st.id}.img`));
     const chunk = (n: number) => n * 128; // 64 KiB chunks of 512-byte blocks
     const cdb = (bytes: number[]) => Buffer.from(bytes);
@@ -315,10 +315,11 @@ test('every data-changing command is captured: WRITE(6/10/12/16), WRITE SAME(10)
       }),
     );
     await sec.close();
-    const ended = await client.call<{ state: string; records: number }>('snapshot_terminate', { id: st.id });
+    const ended = await client.call<{ state: string; records: number; captured_chunks: number }>('snapshot_terminate', { id: st.id });
     expect(ended.state).toBe('SEALED');
-    // chunks 1–14: each captured once
-    expect(ended.records).toBe(14);
+    // chunks 1–14: each captured once; 5–7 (the UNMAP), 11–12 (the copy) and 13–14 (the WRITE
+    // across them) each in one record
+    expect(ended).toMatchObject({ captured_chunks: 14, records: 10 });
     await h.synchronizeCache16();
     // rebuild from the files: source + every record of the OBF
     const image = fs.readFileSync(path.join(dir, 'src2.img'));

@@ -5,6 +5,7 @@
  */
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { ArgumentError } from '../../errors';
+import { DEFAULT_CHUNK_BYTES } from '../../obf/format';
 import { managementClient, managementOptions } from '../management';
 import { Output } from '../output';
 
@@ -37,7 +38,7 @@ export function builder(y: Argv): Argv<Args> {
     .positional('id', { type: 'string', describe: 'the snapshot id (status, mark, terminate, view-add, view-remove, forget)' })
     .option('source', { type: 'string', describe: 'institute: the LUN to snapshot, IQN/LUN' })
     .option('obf', { type: 'string', describe: 'institute: the OBF, IQN/LUN or file:PATH[:SIZE] | memory:SIZE | iscsi://URL' })
-    .option('chunk', { type: 'number', describe: 'institute: chunk size in bytes (default 65536)' })
+    .option('chunk', { type: 'number', describe: `institute: chunk size in bytes (default ${DEFAULT_CHUNK_BYTES})` })
     .option('policy', { type: 'string', choices: ['protect-application', 'protect-snapshot'], describe: 'institute: what to sacrifice when a chunk cannot be captured' })
     .option('cow-timeout-ms', { type: 'number', describe: 'institute: longest a capture may take (default 5000)' })
     .option('drain-timeout-ms', { type: 'number', describe: 'institute: longest writes may be held (default 2000)' })

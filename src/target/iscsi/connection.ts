@@ -46,6 +46,7 @@ import {
   type TextRequestPdu,
 } from './pdu';
 import { TargetSession, snLess } from './session';
+import { Task } from './task';
 import { TextAccumulator, encodeTextData, parseTextPairs, type TextPair } from './text';
 import type { NegotiatedParams } from './negotiation';
 
@@ -73,38 +74,10 @@ export interface ConnectionHost {
   readonly maxCommandBytes: number;
 }
 
-/** One SCSI command in flight on this connection. */
-interface Task {
-  itt: number;
-  cmdSN: number;
-  lun: number;
-  /** The LUN field as received, echoed in R2T and Data-In. */
-  lunRaw: Buffer;
-  cdb: Buffer;
-  edtl: number;
-  read: boolean;
-  write: boolean;
-  attr: number;
-  /** Data-Out gathered so far (write commands). */
-  buffer?: Buffer;
-  received: number;
-  /** Unsolicited bytes still expected (immediate data excluded). */
-  unsolicitedLeft: number;
-  /** Outstanding R2T, if any. */
-  r2t?: { ttt: number; offset: number; length: number; received: number };
-  r2tSN: number;
-  /** DataSN expected next in the current Data-Out sequence (RFC 7143 11.7.5). */
-  dataSN: number;
-  abort: AbortController;
-  aborted: boolean;
-  executing: boolean;
-  done: Promise<void>;
-  finish: () => void;
-  /** performance.now() when the command PDU arrived (for the latency metric). */
-  startedMs: number;
-}
-
 let nextTtt = 1;
+
+/** The sense of a response that has none (shared: never written to). */
+const NO_SENSE = Buffer.alloc(0);
 
 function newTtt(): number {
   nextTtt = (nextTtt + 1) >>> 0;
@@ -546,46 +519,25 @@ export class Connection {
   }
 
   private startCommand(pdu: ScsiCommandPdu): void {
-    let finish!: () => void;
-    const done = new Promise<void>((r) => (finish = r));
-    const task: Task = {
-      itt: pdu.initiatorTaskTag,
-      cmdSN: pdu.cmdSN,
-      lun: pdu.lun ?? 0xffff, // an unsupported LUN form addresses no LU
-      lunRaw: Buffer.from(pdu.lunRaw),
-      cdb: Buffer.from(pdu.cdb),
-      edtl: pdu.expectedDataTransferLength,
-      read: pdu.read,
-      write: pdu.write,
-      attr: pdu.attr,
-      received: 0,
-      unsolicitedLeft: 0,
-      r2tSN: 0,
-      dataSN: 0,
-      abort: new AbortController(),
-      aborted: false,
-      executing: false,
-      done,
-      finish,
-      startedMs: performance.now(),
-    };
+    const task = new Task(pdu, this.session!.nexus);
     this.host.countOpcode(task.cdb[0]);
     this.tasks.set(task.itt, task);
     const p = this.params!;
-    if (task.write && task.edtl > 0) {
-      if (task.edtl > this.host.maxCommandBytes) {
+    const edtl = task.expectedDataTransferLength;
+    if (task.write && edtl > 0) {
+      if (edtl > this.host.maxCommandBytes) {
         // Too much data for one command: refuse before asking for it (SPC-4 INSUFFICIENT RESOURCES).
         this.completeWith(task, { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.INSUFFICIENT_RESOURCES) });
         // Unsolicited data may still arrive for this ITT; it is dropped as unknown.
         return;
       }
-      task.buffer = Buffer.allocUnsafe(task.edtl);
-      const immediate = Math.min(pdu.data.length, task.edtl);
-      pdu.data.copy(task.buffer, 0, 0, immediate);
+      task.dataOut = Buffer.allocUnsafe(edtl);
+      const immediate = Math.min(pdu.data.length, edtl);
+      pdu.data.copy(task.dataOut, 0, 0, immediate);
       task.received = immediate;
       // Unsolicited Data-Out follows unless F is set (RFC 7143 11.3.1, 13.10).
       if (!pdu.final && !p.initialR2T) {
-        task.unsolicitedLeft = Math.max(0, Math.min(p.firstBurstLength, task.edtl) - immediate);
+        task.unsolicitedLeft = Math.max(0, Math.min(p.firstBurstLength, edtl) - immediate);
       }
       if (task.unsolicitedLeft === 0) this.solicitOrRun(task);
       return;
@@ -603,12 +555,12 @@ export class Connection {
 
   private solicitOrRun(task: Task): void {
     if (task.aborted) return;
-    if (task.received >= task.edtl) {
+    if (task.received >= task.expectedDataTransferLength) {
       this.guard(this.execute(task));
       return;
     }
     const p = this.params!;
-    const length = Math.min(p.maxBurstLength, task.edtl - task.received);
+    const length = Math.min(p.maxBurstLength, task.expectedDataTransferLength - task.received);
     task.r2t = { ttt: newTtt(), offset: task.received, length, received: 0 };
     task.dataSN = 0; // each solicited sequence numbers its Data-Out PDUs from 0
     this.send(
@@ -628,19 +580,19 @@ export class Connection {
 
   private onDataOut(pdu: DataOutPdu, raw: RawPdu): void {
     const task = this.tasks.get(pdu.initiatorTaskTag);
-    if (!task || !task.buffer || task.executing) {
+    if (!task || !task.dataOut || task.executing) {
       // Data for a task we refused or no longer have: dropped (ERL 0).
       if (!task) this.log.debug({ itt: pdu.initiatorTaskTag }, 'Data-Out for an unknown task: ignored');
       return;
     }
     const end = pdu.bufferOffset + pdu.data.length;
-    if (end > task.edtl || pdu.dataSN !== task.dataSN) {
+    if (end > task.expectedDataTransferLength || pdu.dataSN !== task.dataSN) {
       // A Data-Out beyond the EDTL or out of DataSN order: with ErrorRecoveryLevel 0 the PDU is
       // rejected and the command ends with ABORTED COMMAND, DATA PHASE ERROR (SAM-5; SPC-4
       // 4Bh/00h) — never a write of data that arrived out of order.
-      this.log.debug({ itt: task.itt, data_sn: pdu.dataSN, expected: task.dataSN, end, edtl: task.edtl }, 'bad Data-Out sequence');
+      this.log.debug({ itt: task.itt, data_sn: pdu.dataSN, expected: task.dataSN, end, edtl: task.expectedDataTransferLength }, 'bad Data-Out sequence');
       this.reject(raw, RejectReason.PROTOCOL_ERROR);
-      task.buffer = undefined;
+      task.dataOut = undefined;
       this.completeWith(task, { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.DATA_PHASE_ERROR) });
       return;
     }
@@ -651,7 +603,7 @@ export class Connection {
         this.reject(raw, RejectReason.PROTOCOL_ERROR);
         return;
       }
-      pdu.data.copy(task.buffer, pdu.bufferOffset);
+      pdu.data.copy(task.dataOut, pdu.bufferOffset);
       task.received = Math.max(task.received, end);
       task.unsolicitedLeft -= pdu.data.length;
       if (pdu.final || task.unsolicitedLeft <= 0) {
@@ -665,7 +617,7 @@ export class Connection {
       this.reject(raw, RejectReason.PROTOCOL_ERROR);
       return;
     }
-    pdu.data.copy(task.buffer, pdu.bufferOffset);
+    pdu.data.copy(task.dataOut, pdu.bufferOffset);
     r2t.received += pdu.data.length;
     task.received = Math.max(task.received, end);
     if (pdu.final || r2t.received >= r2t.length) {
@@ -677,18 +629,11 @@ export class Connection {
   private async execute(task: Task): Promise<void> {
     task.executing = true;
     const s = this.session!;
+    if (s.writeProtected.has(task.lun)) task.writeProtect = true;
     let reply: ScsiReply;
     try {
-      reply = await executeOnView(s.view, {
-        nexus: s.nexus,
-        lun: task.lun,
-        cdb: task.cdb,
-        dataOut: task.buffer,
-        expectedDataTransferLength: task.edtl,
-        taskAttribute: task.attr,
-        signal: task.abort.signal,
-        writeProtect: s.writeProtected.has(task.lun) || undefined,
-      });
+      // The task is the request (src/target/iscsi/task.ts).
+      reply = await executeOnView(s.view, task);
     } catch (err) {
       this.log.error({ err: (err as Error).stack, cdb: task.cdb.toString('hex') }, 'SCSI layer threw: answering HARDWARE ERROR');
       reply = { status: ScsiStatus.CHECK_CONDITION, sense: buildSense(Sense.INTERNAL_TARGET_FAILURE) };
@@ -700,23 +645,24 @@ export class Connection {
   private completeWith(task: Task, reply: ScsiReply): void {
     this.tasks.delete(task.itt);
     task.finish();
+    const edtl = task.expectedDataTransferLength;
     const data = reply.data && task.read ? reply.data : undefined;
     this.host.commandDone(
       this.session?.view.get(task.lun),
       task.cdb[0],
       task.aborted ? ScsiStatus.TASK_ABORTED : reply.status,
-      data ? Math.min(data.length, task.edtl) : 0,
+      data ? Math.min(data.length, edtl) : 0,
       task.write ? task.received : 0,
       task.startedMs,
     );
     if (task.aborted || this.phase === 'closed') return;
     const p = this.params!;
     // RFC 7143 11.4.5: residuals compare what the command moved (or wanted to) with the EDTL.
-    const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === ScsiStatus.GOOD && task.edtl > 0 ? 0 : undefined;
-    const sendLen = data ? Math.min(data.length, task.edtl) : 0;
-    const overflow = moved !== undefined && moved > task.edtl;
-    const underflow = moved !== undefined && moved < task.edtl;
-    const residual = moved === undefined ? 0 : Math.abs(moved - task.edtl);
+    const moved = data ? data.length : task.write ? reply.dataOutLength : reply.status === ScsiStatus.GOOD && edtl > 0 ? 0 : undefined;
+    const sendLen = data ? Math.min(data.length, edtl) : 0;
+    const overflow = moved !== undefined && moved > edtl;
+    const underflow = moved !== undefined && moved < edtl;
+    const residual = moved === undefined ? 0 : Math.abs(moved - edtl);
     const good = reply.status === ScsiStatus.GOOD && !reply.sense;
     if (data && sendLen > 0) {
       const seg = p.initiatorMaxRecvDataSegmentLength;
@@ -757,7 +703,7 @@ export class Connection {
         statSN: this.nextStatSN(),
         expCmdSN: this.expCmdSN,
         maxCmdSN: this.maxCmdSN,
-        sense: reply.sense ?? Buffer.alloc(0),
+        sense: reply.sense ?? NO_SENSE,
       }),
     );
   }
@@ -813,9 +759,8 @@ export class Connection {
     for (const ref of tasks) {
       const t = this.tasks.get(ref.itt);
       if (!t) continue;
-      t.aborted = true;
-      t.abort.abort();
-      if (t.executing) waits.push(t.done);
+      t.abort();
+      if (t.executing) waits.push(t.whenDone());
       else {
         this.tasks.delete(t.itt);
         t.finish();
@@ -905,7 +850,7 @@ export class Connection {
     if (!pdu.immediate && s.inWindow(pdu.cmdSN) && pdu.cmdSN === s.expCmdSN) this.advanceCmdSN();
     this.phase = 'logout';
     // Outstanding commands complete or are aborted before the response (RFC 7143 11.14).
-    await Promise.all([...this.tasks.values()].map((t) => t.done));
+    await Promise.all([...this.tasks.values()].map((t) => t.whenDone()));
     this.phase = 'full-feature';
     this.send(
       encodeLogoutResponse({
@@ -933,17 +878,14 @@ export class Connection {
 
   /** Waits for commands in flight to finish (graceful stop). */
   async drain(): Promise<void> {
-    await Promise.all([...this.tasks.values()].map((t) => t.done));
+    await Promise.all([...this.tasks.values()].map((t) => t.whenDone()));
   }
 
   private closed(): void {
     this.phase = 'closed';
     clearInterval(this.keepAlive);
     clearTimeout(this.pingDeadline);
-    for (const t of this.tasks.values()) {
-      t.aborted = true;
-      t.abort.abort();
-    }
+    for (const t of this.tasks.values()) t.abort();
     this.held.clear();
     this.host.detach(this);
   }

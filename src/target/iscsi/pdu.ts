@@ -319,7 +319,9 @@ function buf(structure: string, field: string, value: unknown, length?: number):
 
 /** A BHS with byte 0 (I bit, opcode) and byte 1 (flags) set, the rest zero. */
 function newBhs(opcode: IscsiOpcode, immediate: boolean, flags: number): Buffer {
-  const bhs = Buffer.alloc(BHS_LENGTH);
+  // From Node's shared pool (a slice of it, zeroed here): a BHS per response, and Buffer.alloc
+  // would make an ArrayBuffer of its own for each.
+  const bhs = Buffer.allocUnsafe(BHS_LENGTH).fill(0);
   bhs[0] = (immediate ? 0x40 : 0) | opcode;
   bhs[1] = flags;
   return bhs;

@@ -34,7 +34,7 @@ import { DEFAULT_OPCODES } from './opcodes';
 import { RangeLock } from './range-lock';
 import { Reservations } from './reservations';
 import { Sense, SenseError, StatusError, replyOfError, invalidCdbField, type SenseReason } from './sense-errors';
-import type { ItNexus, ScsiReply, ScsiRequest } from './types';
+import { requestAborted, type ItNexus, type ScsiReply, type ScsiRequest } from './types';
 import { UnitAttentions } from './unit-attention';
 import { DEFAULT_VPD_PAGES, type VpdBuilder } from './vpd-pages';
 
@@ -221,7 +221,7 @@ export class LogicalUnit {
     try {
       this.unitAttentions.touch(nexus);
       this.noticeCapacityChange();
-      if (req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED, 'aborted before it started');
+      if (requestAborted(req)) throw new StatusError(ScsiStatus.TASK_ABORTED, 'aborted before it started');
       const cdb = req.cdb;
       const spec = resolveCommand(this.opcodes, this, cdb);
       // SAM-5 r21 5.14: a pending unit attention ends any command but INQUIRY, REPORT LUNS and
@@ -332,7 +332,12 @@ export class LogicalUnit {
     const blocks = BigInt(data.length / this.blockSize);
     if (blocks === 0n) return;
     const fua = this.forceUnitAccess(cdbFua);
-    await this.locks.with(lba, blocks, () => this.store.write(lba, data, { fua }));
+    const release = this.locks.tryAcquire(lba, blocks) ?? (await this.locks.acquire(lba, blocks));
+    try {
+      await this.store.write(lba, data, { fua });
+    } finally {
+      release();
+    }
   }
 
   // -------------------------------------------------------------------------------------------

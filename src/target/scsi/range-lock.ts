@@ -8,9 +8,10 @@
  * the range of an earlier waiter, so a stream of small writes cannot starve a large one.
  */
 
+/** A range of blocks as numbers: LBAs stay far below 2^53, and numbers compare without allocating. */
 interface Range {
-  start: bigint;
-  end: bigint;
+  start: number;
+  end: number;
 }
 
 interface Waiter {
@@ -22,6 +23,8 @@ function overlaps(a: Range, b: Range): boolean {
   return a.start < b.end && b.start < a.end;
 }
 
+const NOTHING = () => undefined;
+
 export class RangeLock {
   private readonly held = new Set<Range>();
   private readonly waiting: Waiter[] = [];
@@ -32,27 +35,34 @@ export class RangeLock {
   }
 
   /**
+   * Takes [lba, lba + count) at once if it is free — no held range and no earlier waiter
+   * overlaps it — and returns the function that releases it (call it exactly once); undefined
+   * when it would have to wait. An empty range is granted and locks nothing. Every write takes
+   * its range this way first: no promise unless it waits.
+   */
+  tryAcquire(lba: bigint, count: bigint): (() => void) | undefined {
+    if (count <= 0n) return NOTHING;
+    const range: Range = { start: Number(lba), end: Number(lba + count) };
+    if (this.overlapsHeld(range) || this.overlapsWaiting(range)) return undefined;
+    this.held.add(range);
+    return this.releaser(range);
+  }
+
+  /**
    * Waits for [lba, lba + count) to be free, takes it and returns the function that releases it
    * (call it exactly once). An empty range is granted at once and locks nothing.
    */
   async acquire(lba: bigint, count: bigint): Promise<() => void> {
-    if (count <= 0n) return () => undefined;
-    const range: Range = { start: lba, end: lba + count };
-    const free = !this.overlapsHeld(range) && !this.waiting.some((w) => overlaps(w.range, range));
-    if (free) this.held.add(range);
-    else await new Promise<void>((resolve) => this.waiting.push({ range, grant: resolve })); // wake() adds it to held
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.held.delete(range);
-      this.wake();
-    };
+    const now = this.tryAcquire(lba, count);
+    if (now) return now;
+    const range: Range = { start: Number(lba), end: Number(lba + count) };
+    await new Promise<void>((resolve) => this.waiting.push({ range, grant: resolve })); // wake() adds it to held
+    return this.releaser(range);
   }
 
   /** Runs `fn` holding [lba, lba + count). */
   async with<T>(lba: bigint, count: bigint, fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire(lba, count);
+    const release = this.tryAcquire(lba, count) ?? (await this.acquire(lba, count));
     try {
       return await fn();
     } finally {
@@ -60,8 +70,23 @@ export class RangeLock {
     }
   }
 
+  private releaser(range: Range): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held.delete(range);
+      if (this.waiting.length > 0) this.wake();
+    };
+  }
+
   private overlapsHeld(range: Range): boolean {
     for (const h of this.held) if (overlaps(h, range)) return true;
+    return false;
+  }
+
+  private overlapsWaiting(range: Range): boolean {
+    for (const w of this.waiting) if (overlaps(w.range, range)) return true;
     return false;
   }
 

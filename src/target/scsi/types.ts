@@ -31,14 +31,24 @@ export interface ScsiRequest {
   expectedDataTransferLength: number;
   /** iSCSI ATTR (SAM-5 task attribute: 0 untagged, 1 simple, 2 ordered, 3 head of queue, 4 ACA). */
   taskAttribute: number;
-  /** Aborted by ABORT TASK, a LUN reset or a lost connection. */
-  signal?: AbortSignal;
+  /**
+   * Aborted by ABORT TASK, a LUN reset or a lost connection. A transport may make it when first
+   * read: to test for an abort, use requestAborted(), which does not.
+   */
+  readonly signal?: AbortSignal;
+  /** True once aborted, as `signal.aborted`, where the transport can say so without a signal. */
+  readonly aborted?: boolean;
   /**
    * This initiator's mapping of the LUN is write protected (an ACL's mapped LUN write_protect):
    * writes end in DATA PROTECT, WRITE PROTECTED and MODE SENSE reports WP, while the logical
    * unit (its reservations, unit attentions and range locks) stays the one all initiators share.
    */
   writeProtect?: boolean;
+}
+
+/** Whether the command has been aborted (its `aborted`, else its signal's). */
+export function requestAborted(req: ScsiRequest): boolean {
+  return req.aborted ?? req.signal?.aborted ?? false;
 }
 
 export interface ScsiReply {

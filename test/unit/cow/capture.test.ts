@@ -47,9 +47,10 @@ class Owner implements CaptureOwner {
   }
 }
 
-async function fixture(o: { policy?: 'protect-application' | 'protect-snapshot'; obfBlocks?: bigint; cowTimeoutMs?: number } = {}) {
-  const mem = new MemoryStore({ blocks: 4096n, blockSize: 512 });
-  const t0 = crypto.randomBytes(4096 * 512);
+async function fixture(o: { policy?: 'protect-application' | 'protect-snapshot'; obfBlocks?: bigint; cowTimeoutMs?: number; sourceBlocks?: bigint } = {}) {
+  const blocks = o.sourceBlocks ?? 4096n;
+  const mem = new MemoryStore({ blocks, blockSize: 512 });
+  const t0 = crypto.randomBytes(Number(blocks) * 512);
   await mem.write(0n, t0);
   const below = new StallingSource(mem);
   const obf = new MemoryStore({ blocks: o.obfBlocks ?? 8192n, blockSize: 512 });
@@ -57,7 +58,7 @@ async function fixture(o: { policy?: 'protect-application' | 'protect-snapshot';
   await obf.write(0n, encodeSuperblock(sb));
   const appender = new ObfAppender(obf, sb, { endLba: OBF_LOG_START_LBA, nextSequence: 1n, dataRecords: 0n, dataBytes: 0n, rolling: new RollingHash(), markerSequence: 0n });
   const owner = new Owner({ policy: o.policy ?? 'protect-application', cowTimeoutMs: o.cowTimeoutMs ?? 5000 });
-  const chunks = new ChunkTable(CHUNK, 512);
+  const chunks = new ChunkTable(CHUNK, 512, 512);
   const rate = new CaptureRate();
   const capture = new ChunkCapture(owner, below, chunks, appender, rate, log);
   capture.readFrom(below, CHUNK);
@@ -71,12 +72,29 @@ async function fixture(o: { policy?: 'protect-application' | 'protect-snapshot';
 
 test('capture before change: every chunk a change touches is in the OBF, with its original, when beforeChange resolves', async () => {
   const f = await fixture();
-  await f.capture.beforeChange(20n, 50n); // chunks 0, 1, 2
+  await f.capture.beforeChange(20n, 50n); // chunks 0, 1, 2: not captured yet, so one record
   expect([...f.chunks.where.keys()].sort()).toEqual([0, 1, 2]);
   expect(f.chunks.inProgress.size).toBe(0);
+  await f.capture.beforeChange(60n, 100n); // chunks 1 to 4: 3 and 4 are new, one record
+  await f.capture.beforeChange(200n, 1n); // chunk 6 alone
   const recs = await f.records();
-  expect(recs.map((r) => r.lba).sort((a, b) => Number(a - b))).toEqual([0n, 32n, 64n]);
-  for (const r of recs) expect(r.data.equals(f.t0.subarray(Number(r.lba) * 512, Number(r.lba) * 512 + CHUNK))).toBe(true);
+  expect(recs.map((r) => [r.lba, r.data.length / CHUNK]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+    [0n, 3],
+    [96n, 2],
+    [192n, 1],
+  ]);
+  for (const r of recs) expect(r.data.equals(f.t0.subarray(Number(r.lba) * 512, Number(r.lba) * 512 + r.data.length))).toBe(true);
+  // where each chunk's original starts in the OBF (a record's chunks back to back)
+  const scan = await scanLog((lba, n) => f.obf.read(lba, n), decodeSuperblock(await f.obf.read(0n, 1)));
+  const dataLba = (source: bigint) => Number(scan.records.find((r) => r.sourceLba === source)!.dataLba);
+  expect([0, 1, 2, 3, 4, 6].map((c) => f.chunks.where.get(c))).toEqual([
+    dataLba(0n),
+    dataLba(0n) + 32,
+    dataLba(0n) + 64,
+    dataLba(96n),
+    dataLba(96n) + 32,
+    dataLba(192n),
+  ]);
   expect(f.rate.perSecond()).toBeGreaterThanOrEqual(0);
 });
 
@@ -150,12 +168,28 @@ test('a source that cannot be read: SOURCE_IO_ERROR, hardware-write-error under 
   await expect(f.capture.beforeChange(0n, 1n)).rejects.toMatchObject({ failure: { kind: 'hardware-write-error' }, message: expect.stringMatching(/SOURCE_IO_ERROR/) });
 });
 
-test('a change over many chunks captures them in windows of 64, every chunk once', async () => {
+test('needsNothing: true only when every chunk a change touches is captured, or capturing has stopped, and nothing is being invalidated', async () => {
   const f = await fixture();
+  expect(f.capture.needsNothing(0n, 1n)).toBe(false);
+  await f.capture.beforeChange(0n, 64n); // chunks 0 and 1
+  expect(f.capture.needsNothing(0n, 64n)).toBe(true);
+  expect(f.capture.needsNothing(31n, 2n)).toBe(true);
+  expect(f.capture.needsNothing(60n, 8n)).toBe(false); // into chunk 2
+  f.owner.invalidating = new Promise<void>(() => undefined);
+  expect(f.capture.needsNothing(0n, 1n)).toBe(false);
+  f.owner.invalidating = undefined;
+  f.owner.capturing = false;
+  expect(f.capture.needsNothing(1000n, 8n)).toBe(true);
+});
+
+test('a change over many chunks captures them in windows of 4 MiB, in records of 1 MiB, every chunk once', async () => {
+  const f = await fixture({ sourceBlocks: 32768n, obfBlocks: 40000n });
   let most = 0;
   f.below.onRead = () => (most = Math.max(most, f.chunks.inProgress.size));
-  await f.capture.beforeChange(0n, 4096n); // 128 chunks
-  expect(most).toBe(64);
-  expect(f.chunks.where.size).toBe(128);
-  expect(f.appender.state.dataRecords).toBe(128n);
+  await f.capture.beforeChange(0n, 32768n); // 1024 chunks of 16 KiB: 16 MiB
+  expect(most).toBe(256); // a window: 4 MiB of chunks
+  expect(f.chunks.where.size).toBe(1024);
+  expect(f.appender.state.dataRecords).toBe(16n); // 1 MiB each
+  const recs = await f.records();
+  expect(Buffer.concat(recs.sort((a, b) => Number(a.lba - b.lba)).map((r) => r.data)).equals(f.t0)).toBe(true);
 });

@@ -298,13 +298,14 @@ describe('SnapshotSession.changeWith through the COW filter', () => {
       obf: new CowStore(obfFile),
       obfSpec: `file:${obfPath}`,
       journal: new MemJournal(),
+      chunkBytes: CHUNK,
       log,
       ...o,
     });
     return { src, cow, session, close: async () => (await src.store.close(), await obfFile.close()) };
   }
 
-  test('first writes inside one chunk are made by the commit; writes across chunks and rewrites take the ordinary way; the image stays the original', async () => {
+  test('first writes to chunks not captured are made by the commit (one record for adjacent chunks); rewrites and writes across a captured chunk take the ordinary way; the image stays the original', async () => {
     const fx = await sessionFixture();
     const changeWith = jest.spyOn(fx.session, 'changeWith');
     const inner = jest.spyOn(fx.src.store, 'write');
@@ -317,12 +318,14 @@ describe('SnapshotSession.changeWith through the COW filter', () => {
       await Promise.all([put(0, crypto.randomBytes(4 * KiB)), put(CHUNK_BLOCKS * 2 + 16, crypto.randomBytes(8 * KiB)), put(CHUNK_BLOCKS * 5, crypto.randomBytes(CHUNK))]);
       expect(inner).not.toHaveBeenCalled(); // all three made by their commits
       await put(8, crypto.randomBytes(4 * KiB)); // chunk 0 again: captured, ordinary write
-      await put(CHUNK_BLOCKS * 8 - 8, crypto.randomBytes(8 * KiB)); // across chunks 7 and 8
+      await put(CHUNK_BLOCKS * 8 - 8, crypto.randomBytes(8 * KiB)); // across chunks 7 and 8, neither captured: carried, one record
+      expect(inner).toHaveBeenCalledTimes(1);
+      await put(CHUNK_BLOCKS * 9 - 8, crypto.randomBytes(8 * KiB)); // across chunks 8 (captured) and 9: ordinary way
       expect(inner).toHaveBeenCalledTimes(2);
-      expect(changeWith).toHaveBeenCalledTimes(5);
+      expect(changeWith).toHaveBeenCalledTimes(5); // not for the rewrite of chunk 0: needsNothing
       expect(sha(fs.readFileSync(fx.src.path))).toBe(sha(want));
       expect(sha(await fx.session.readImage(0n, Number(fx.cow.blocks)))).toBe(sha(fx.src.original));
-      expect(fx.session.status().records).toBe(5); // chunks 0, 2, 5, 7, 8
+      expect(fx.session.status()).toMatchObject({ records: 5, captured_chunks: 6 }); // chunks 0, 2, 5, 7 + 8, 9
     } finally {
       await fx.close();
     }

@@ -147,6 +147,33 @@ describe('CowStore.writev, memory inner (no writev: one buffer)', () => {
     expect((await inner.read(20n, 2)).equals(Buffer.concat(pieces))).toBe(true);
   });
 
+  test('a change the guard says needs nothing (needsNothing) goes straight to the store: no beforeChange; others are asked', async () => {
+    const inner = memory();
+    const cow = new CowStore(inner);
+    class Captured extends FakeGuard {
+      readonly asked: Array<{ lba: bigint; count: bigint }> = [];
+      needsNothing(lba: bigint, count: bigint): boolean {
+        this.asked.push({ lba, count });
+        return lba + count <= 16n; // blocks 0..15 "captured"
+      }
+    }
+    const guard = new Captured();
+    await armed(cow, guard);
+    const a = crypto.randomBytes(1024);
+    await cow.write(4n, a);
+    await cow.writev(8n, [a.subarray(0, 512), a.subarray(512)]);
+    expect(guard.calls).toEqual([]);
+    await cow.write(15n, a); // reaches block 16
+    expect(guard.asked).toEqual([
+      { lba: 4n, count: 2n },
+      { lba: 8n, count: 2n },
+      { lba: 15n, count: 2n },
+    ]);
+    expect(guard.calls).toEqual([{ lba: 15n, count: 2n }]);
+    expect((await inner.read(4n, 2)).equals(a)).toBe(true);
+    expect((await inner.read(15n, 2)).equals(a)).toBe(true);
+  });
+
   test('while held, a writev waits at the door and goes on at release (behind the guard armed meanwhile)', async () => {
     const inner = memory();
     const cow = new CowStore(inner);

@@ -31,7 +31,7 @@ async function fixture() {
   await inner.write(0n, t0);
   const source = new RacedSource(inner);
   const obf = new MemoryStore({ blocks: 64n, blockSize: 4096 });
-  const chunks = new ChunkTable(CHUNK, 512);
+  const chunks = new ChunkTable(CHUNK, 512, 4096);
   const owner: { -readonly [K in keyof ImageOwner]: ImageOwner[K] } = { id: 's1', state: 'ACTIVE', viewable: true };
   const reader = new ImageReader(owner, chunks, source, obf, 4096);
   /** Captures chunk `c` as a writer would: its T0 bytes into a record at OBF block `at`, then the source changed. */
@@ -142,14 +142,18 @@ test('once the snapshot no longer captures its view is NOT READY', async () => {
   await expect(f.reader.read(0n, 1)).rejects.toMatchObject({ failure: { kind: 'not-ready' }, message: 'snapshot s1 is SEALED: its view is no longer readable' });
 });
 
-test('the chunk table is rebuilt from DATA records', () => {
-  const t = new ChunkTable(CHUNK, 512);
+test('the chunk table is rebuilt from DATA records: a record of one chunk, or of a run of chunks', () => {
+  const t = new ChunkTable(CHUNK, 512, 4096);
   t.rebuild([
-    { sourceLba: 16n, dataLba: 2n },
-    { sourceLba: 48n, dataLba: 5n },
+    { sourceLba: 16n, sourceBlocks: 16, dataLba: 2n },
+    { sourceLba: 48n, sourceBlocks: 48, dataLba: 5n }, // chunks 3, 4, 5: 2 OBF blocks each
+    { sourceLba: 112n, sourceBlocks: 4, dataLba: 12n }, // the short last chunk of a source
   ]);
   expect([...t.where]).toEqual([
     [1, 2],
     [3, 5],
+    [4, 7],
+    [5, 9],
+    [7, 12],
   ]);
 });

@@ -259,11 +259,15 @@ describe('OriginalReader, file source', () => {
     }
   });
 
-  test('more blocks than a chunk, or none, is refused (ArgumentError)', async () => {
-    const { store } = await fileSource(2);
+  test('a run of chunks up to 1 MiB is read whole; more, or none, is refused (ArgumentError)', async () => {
+    const { store, file } = await fileSource(32);
     try {
       const r = new OriginalReader(store, CHUNK);
-      await expect(r.read(0n, BLOCKS + 1)).rejects.toMatchObject({ name: 'ArgumentError' });
+      const run = await r.read(BigInt(BLOCKS), 2048);
+      expect(run.data.equals(fileBytes(file, CHUNK, 1024 * KiB))).toBe(true);
+      expect(run.crc).toBe(referenceCrc32c(run.data));
+      run.release();
+      await expect(r.read(0n, 2048 + 1)).rejects.toMatchObject({ name: 'ArgumentError' });
       await expect(r.read(0n, 0)).rejects.toMatchObject({ name: 'ArgumentError' });
     } finally {
       await store.close();

@@ -161,9 +161,12 @@ test('a chunk is captured once: concurrent writes to it share one capture, rewri
   await cow.write(0n, crypto.randomBytes(64 * KiB));
   st = session.status();
   expect(st.records).toBe(8);
-  // a write across a chunk boundary captures both chunks
+  // a write across a chunk boundary captures both chunks, as one record
   await cow.write(BigInt(20 * 128 - 1), crypto.randomBytes(1024));
-  expect(session.status().records).toBe(10);
+  expect(session.status()).toMatchObject({ records: 9, captured_chunks: 10 });
+  // across a captured chunk and one that is not: only the latter
+  await cow.write(BigInt(21 * 128 - 1), crypto.randomBytes(1024));
+  expect(session.status()).toMatchObject({ records: 10, captured_chunks: 11 });
 });
 
 test('hold: writes in flight drain before arming, writes arriving meanwhile wait and are captured', async () => {
@@ -301,7 +304,9 @@ test('mark: a MARKER record, state MARKED, COW goes on; terminate seals with cou
 test('crash and resume: the bitmap is rebuilt from the OBF, a torn last record is dropped, the image stays exact', async () => {
   const { inner, obfMem, journal, cow, oracle } = await setup();
   for (const c of [3, 9, 27]) await cow.write(BigInt(c * 128), crypto.randomBytes(4096));
-  // A fourth capture whose record is torn: the crash came before the source write.
+  // chunks 50, 51, 52 in one record (one write across them)
+  await cow.write(BigInt(50 * 128 + 64), crypto.randomBytes(2 * 64 * KiB));
+  // A fifth capture whose record is torn: the crash came before the source write.
   const sb = decodeSuperblock(await obfMem.read(0n, 1));
   const scan0 = await scanLog((lba, n) => obfMem.read(lba, n), sb);
   const tornAt = scan0.endLba;
@@ -311,12 +316,13 @@ test('crash and resume: the bitmap is rebuilt from the OBF, a torn last record i
   // "restart": a new filter over the same stores, resumed from the journal record
   const cow2 = new CowStore(inner);
   const s2 = await SnapshotSession.resume({ source: cow2, obf: obfMem, record: journal.last(), journal, log });
-  expect(s2.status()).toMatchObject({ state: 'ACTIVE', records: 3, obf_used_blocks: Number(tornAt) });
+  expect(s2.status()).toMatchObject({ state: 'ACTIVE', records: 4, captured_chunks: 6, obf_used_blocks: Number(tornAt) });
   expect(cow2.capturing).toBe(true);
   await cow2.write(BigInt(3 * 128), crypto.randomBytes(512)); // captured before the crash: no record
-  expect(s2.status().records).toBe(3);
-  await cow2.write(BigInt(40 * 128), crypto.randomBytes(512)); // new chunk: captured over the torn record
+  await cow2.write(BigInt(52 * 128 + 5), crypto.randomBytes(512)); // the last chunk of the run: no record
   expect(s2.status().records).toBe(4);
+  await cow2.write(BigInt(40 * 128), crypto.randomBytes(512)); // new chunk: captured over the torn record
+  expect(s2.status().records).toBe(5);
   expect(sha(await new SnapshotViewStore(s2).read(0n, Number(inner.blocks)))).toBe(sha(oracle));
   await s2.terminate();
   expect(sha(await rebuild(inner, obfMem))).toBe(sha(oracle));
@@ -335,7 +341,8 @@ test('resume with an OBF of another snapshot (or none): INVALID TRACKING_GAP, wr
 test('UNMAP and WRITE SAME-like fills are captured like writes', async () => {
   const { cow, obf, inner, session, oracle } = await setup();
   await cow.unmap(0n, 1024n);
-  expect(session.status().records).toBe(8);
+  // 8 adjacent chunks of 64 KiB, none captured: one record
+  expect(session.status()).toMatchObject({ records: 1, captured_chunks: 8 });
   await session.terminate();
   expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
 });
@@ -441,7 +448,8 @@ describe('races and failures found in review', () => {
   test('a whole-LUN UNMAP captures every chunk in windows, within one short per-window timeout', async () => {
     const { cow, inner, obf, session, oracle } = await setup({ cowTimeoutMs: 2_000 });
     await cow.unmap(0n, cow.blocks);
-    expect(session.status()).toMatchObject({ state: 'ACTIVE', records: Number(cow.blocks / 128n) });
+    // every chunk, in records of 1 MiB (16 chunks of 64 KiB)
+    expect(session.status()).toMatchObject({ state: 'ACTIVE', captured_chunks: Number(cow.blocks / 128n), records: Math.ceil(Number(cow.blocks / 128n) / 16) });
     await session.terminate();
     expect(sha(await rebuild(inner, obf))).toBe(sha(oracle));
   });

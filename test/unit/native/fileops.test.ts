@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ArgumentError } from '../../../src/errors';
-import { captureCommit, copyFileRange, punchHole, seekData, seekHole } from '../../../src/native/fileops';
+import { FileIoBatch, captureCommit, copyFileRange, preadNoWait, punchHole, seekData, seekHole } from '../../../src/native/fileops';
+import { loadNative } from '../../../src/native/index';
 import { referenceCrc32c } from '../../helpers/crc32c';
 import { removeDir, tempDir } from '../../helpers/tmp';
 
@@ -46,6 +47,102 @@ test('punchHole deallocates and the range reads back zeros', () => {
   } finally {
     fs.closeSync(fd);
   }
+});
+
+test('preadNoWait reads what the page cache holds, short at the end of the file, and checks its arguments', () => {
+  const f = path.join(dir, 'nowait.img');
+  const data = crypto.randomBytes(64 * 1024);
+  fs.writeFileSync(f, data); // just written: in the page cache
+  const fd = fs.openSync(f, 'r');
+  try {
+    const b = Buffer.alloc(8192, 0xee);
+    expect(preadNoWait(fd, b, 512, 4096, 4096)).toBe(4096);
+    expect(b.subarray(512, 4608).equals(data.subarray(4096, 8192))).toBe(true);
+    expect(b.subarray(0, 512).every((x) => x === 0xee)).toBe(true);
+    expect(preadNoWait(fd, b, 0, 8192, data.length - 1024)).toBe(1024);
+    expect(preadNoWait(fd, b, 0, 512, data.length)).toBe(0);
+    expect(() => preadNoWait(fd, b, 4096, 8192, 0)).toThrow(ArgumentError);
+    expect(() => preadNoWait(fd, b, 0, 512, -1)).toThrow(ArgumentError);
+    expect(() => preadNoWait(-1, b, 0, 512, 0)).toThrow(expect.objectContaining({ syscall: 'preadv2', errno: 9 }));
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+describe('FileIoBatch', () => {
+  test('the ops of one turn go to the pool as one job, in order; each settles with its own result', async () => {
+    const f = path.join(dir, 'batch.img');
+    const before = crypto.randomBytes(256 * 1024);
+    fs.writeFileSync(f, before);
+    const fd = fs.openSync(f, 'r+');
+    const native = loadNative();
+    const jobs = jest.spyOn(native, 'fileIoBatchAsync');
+    try {
+      const batch = new FileIoBatch();
+      const w1 = crypto.randomBytes(4096);
+      const w2 = crypto.randomBytes(4096);
+      const r1 = Buffer.alloc(4096);
+      const r2 = Buffer.alloc(4096);
+      const tail = Buffer.alloc(8192);
+      const results = await Promise.all([
+        batch.submit(fd, true, w1, 8192),
+        batch.submit(fd, false, r1, 8192), // after w1 in the same job: reads w1
+        batch.submit(fd, true, w2, 8192), // then overwritten
+        batch.submit(fd, false, r2, 65536),
+        batch.submit(fd, false, tail, before.length - 4096), // short: the file ends
+      ]);
+      expect(results).toEqual([4096, 4096, 4096, 4096, 4096]);
+      expect(jobs).toHaveBeenCalledTimes(1);
+      expect(r1.equals(w1)).toBe(true);
+      expect(r2.equals(before.subarray(65536, 69632))).toBe(true);
+      expect(tail.subarray(0, 4096).equals(before.subarray(before.length - 4096))).toBe(true);
+      expect(fs.readFileSync(f).subarray(8192, 12288).equals(w2)).toBe(true);
+    } finally {
+      jobs.mockRestore();
+      fs.closeSync(fd);
+    }
+  });
+
+  test('a failed op rejects alone, with errno, code and syscall; the others of its job land', async () => {
+    const f = path.join(dir, 'batch-fail.img');
+    fs.writeFileSync(f, Buffer.alloc(64 * 1024));
+    const fd = fs.openSync(f, 'r+');
+    const ro = fs.openSync(f, 'r');
+    try {
+      const batch = new FileIoBatch();
+      const data = crypto.randomBytes(4096);
+      const [bad, good, badRead] = await Promise.allSettled([
+        batch.submit(ro, true, Buffer.alloc(4096), 0), // a read-only descriptor: EBADF
+        batch.submit(fd, true, data, 4096),
+        batch.submit(-1, false, Buffer.alloc(512), 0),
+      ]);
+      expect(bad).toMatchObject({ status: 'rejected', reason: { errno: 9, code: 'EBADF', syscall: 'pwrite' } });
+      expect(good).toEqual({ status: 'fulfilled', value: 4096 });
+      expect(badRead).toMatchObject({ status: 'rejected', reason: { code: 'EBADF', syscall: 'pread' } });
+      expect(fs.readFileSync(f).subarray(4096, 8192).equals(data)).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+      fs.closeSync(ro);
+    }
+  });
+
+  test('more than 256 KiB of ops in one turn is cut into jobs of at most 256 KiB', async () => {
+    const f = path.join(dir, 'batch-split.img');
+    fs.writeFileSync(f, Buffer.alloc(MiB));
+    const fd = fs.openSync(f, 'r+');
+    const native = loadNative();
+    const jobs = jest.spyOn(native, 'fileIoBatchAsync');
+    try {
+      const batch = new FileIoBatch();
+      const pieces = Array.from({ length: 10 }, () => crypto.randomBytes(64 * 1024));
+      await Promise.all(pieces.map((p, i) => batch.submit(fd, true, p, i * 64 * 1024)));
+      expect(jobs.mock.calls.map((c) => c[2].length)).toEqual([4, 4, 2]);
+      expect(fs.readFileSync(f).subarray(0, 640 * 1024).equals(Buffer.concat(pieces))).toBe(true);
+    } finally {
+      jobs.mockRestore();
+      fs.closeSync(fd);
+    }
+  });
 });
 
 test('copyFileRange copies exactly the bytes asked for', () => {

@@ -10,6 +10,8 @@ const DECLARED: Record<keyof NativeModule, true> = {
   NativeSession: true,
   seek: true,
   punchHole: true,
+  preadNoWait: true,
+  fileIoBatchAsync: true,
   copyFileRange: true,
   copyFileRangeAsync: true,
   readChunksAsync: true,

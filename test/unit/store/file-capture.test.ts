@@ -11,6 +11,7 @@ import { ArgumentError } from '../../../src/errors';
 import { FileStore } from '../../../src/store/file';
 import { StoreError } from '../../../src/store/store';
 import { referenceCrc32c } from '../../helpers/crc32c';
+import * as fileops from '../../../src/native/fileops';
 import { readChunks, seekData } from '../../../src/native/fileops';
 import { fileBytes, tempFiles } from '../../helpers/tmp';
 
@@ -380,10 +381,10 @@ describe('FileStore.writev', () => {
         const written = fs.writeSync(fd, whole, 0, 1300, position);
         process.nextTick(() => cb(null, written));
       }) as unknown as typeof fs.writev);
-      const write = jest.spyOn(fs, 'write');
+      const write = jest.spyOn(fileops.fileIoBatch, 'submit');
       await s.writev(8n, pieces);
       expect(write).toHaveBeenCalled();
-      expect((write.mock.calls[0] as unknown[])[4]).toBe(10 * 512); // position: LBA 8 + 2 whole blocks
+      expect(write.mock.calls[0][3]).toBe(10 * 512); // position: LBA 8 + 2 whole blocks
       expect(fileBytes(file, 8 * 512, whole.length).equals(whole)).toBe(true);
       expect(fileBytes(file, 7 * 512, 512).equals(Buffer.alloc(512))).toBe(true);
       expect(fileBytes(file, 14 * 512, 512).equals(Buffer.alloc(512))).toBe(true);
@@ -433,11 +434,13 @@ describe('FileStore.writev', () => {
     try {
       const writev = jest.spyOn(fs, 'writev');
       const write = jest.spyOn(fs, 'write');
+      const batched = jest.spyOn(fileops.fileIoBatch, 'submit');
       const data = crypto.randomBytes(3 * 512);
       await s.writev(17n, [data]);
       await s.writev(40n, [data], { fua: true });
       expect(writev).not.toHaveBeenCalled();
-      expect(write).toHaveBeenCalledTimes(2);
+      expect(batched).toHaveBeenCalledTimes(1); // the plain one, batched
+      expect(write).toHaveBeenCalledTimes(1); // the FUA one, on the O_DSYNC descriptor
       expect(fileBytes(file, 17 * 512, data.length).equals(data)).toBe(true);
       expect(fileBytes(file, 40 * 512, data.length).equals(data)).toBe(true);
     } finally {

@@ -92,12 +92,18 @@ describe('FileStore', () => {
     try {
       const fds: number[] = [];
       const originalWrite = fs.write;
+      const originalSubmit = fileops.fileIoBatch.submit.bind(fileops.fileIoBatch);
       const originalSync = proto.datasync;
-      // The store writes with fs.write (callback form, on the thread pool).
+      // The store writes a FUA write with fs.write (callback form, on the thread pool), a small
+      // plain one in the shared FileIoBatch.
       jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
         fds.push(args[0] as number);
         return (originalWrite as unknown as (...a: unknown[]) => void)(...args);
       }) as unknown as typeof fs.write);
+      jest.spyOn(fileops.fileIoBatch, 'submit').mockImplementation((fd, write, buffer, position) => {
+        if (write) fds.push(fd);
+        return originalSubmit(fd, write, buffer, position);
+      });
       const datasync = jest.spyOn(proto, 'datasync').mockImplementation(function (this: fs.promises.FileHandle) {
         return originalSync.call(this);
       });
@@ -115,6 +121,29 @@ describe('FileStore', () => {
       expect(datasync).toHaveBeenCalledTimes(1);
       expect((await s.read(10n, 4)).equals(data)).toBe(true);
       expect((await s.read(20n, 4)).equals(data)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a small read the page cache holds costs no pool job; one it does not goes to the batch; a large one to a job of its own', async () => {
+    const s = await FileStore.open({ path: fresh(), size: 4 * MiB });
+    try {
+      const data = crypto.randomBytes(2 * MiB);
+      await s.write(0n, data);
+      const submit = jest.spyOn(fileops.fileIoBatch, 'submit');
+      const nowait = jest.spyOn(fileops, 'preadNoWait');
+      expect((await s.read(8n, 8)).equals(data.subarray(4096, 8192))).toBe(true);
+      expect(nowait).toHaveBeenCalledTimes(1);
+      expect(submit).not.toHaveBeenCalled();
+      // As if the pages were not cached: the whole read goes to the batch.
+      nowait.mockReturnValueOnce(-1);
+      expect((await s.read(16n, 128)).equals(data.subarray(8192, 8192 + 65536))).toBe(true);
+      expect(submit).toHaveBeenCalledTimes(1);
+      // Above 64 KiB: no page cache try, no batch.
+      expect((await s.read(0n, 4096)).equals(data)).toBe(true);
+      expect(nowait).toHaveBeenCalledTimes(2);
+      expect(submit).toHaveBeenCalledTimes(1);
     } finally {
       await s.close();
     }
@@ -331,13 +360,10 @@ describe('FileStore', () => {
   ])('%s on %s becomes StoreError %s', async (code, op, kind) => {
     const s = await FileStore.open({ path: fresh(), size: MiB });
     try {
-      const method = op === 'write' ? 'write' : 'read';
-      // The store reads and writes with fs.read / fs.write (callback form): fail the callback.
-      const failing = (...args: unknown[]): void => {
-        const cb = args[args.length - 1] as (err: Error) => void;
-        process.nextTick(() => cb(Object.assign(new Error(`${code}: simulated`), { code })));
-      };
-      (jest.spyOn(fs, method) as unknown as jest.SpyInstance).mockImplementation(failing);
+      // A small read or write goes to the thread pool in the shared FileIoBatch (a read after
+      // the page cache had nothing: preadNoWait -1): fail it there.
+      jest.spyOn(fileops, 'preadNoWait').mockReturnValue(-1);
+      jest.spyOn(fileops.fileIoBatch, 'submit').mockImplementation(() => Promise.reject(Object.assign(new Error(`${code}: simulated`), { code })));
       const p = op === 'write' ? s.write(0n, Buffer.alloc(512)) : s.read(0n, 1);
       const err = await p.catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreError);

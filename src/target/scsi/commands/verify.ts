@@ -12,6 +12,7 @@ import { chunks, checkLbaRange, checkTransferLength, dataOutBlocks, decodeBlockC
 import type { CommandContext, CommandResult, Handler } from '../command';
 import { ScsiStatus } from '../../../scsi/constants';
 import { StatusError, invalidCdbField } from '../sense-errors';
+import { requestAborted } from '../types';
 
 function verifyHandler(cdbLength: 10 | 12 | 16): Handler {
   return async (ctx: CommandContext): Promise<CommandResult> => {
@@ -23,7 +24,7 @@ function verifyHandler(cdbLength: 10 | 12 | 16): Handler {
     checkLbaRange(lu, c.lba, c.count);
     if (bytchk === 0) {
       for (const [lba, n] of chunks(c.lba, BigInt(c.count), bs)) {
-        if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED);
+        if (requestAborted(ctx.req)) throw new StatusError(ScsiStatus.TASK_ABORTED);
         await lu.store.read(lba, n);
       }
       return {};
@@ -42,7 +43,7 @@ function verifyHandler(cdbLength: 10 | 12 | 16): Handler {
     const pattern = dataOutBlocks(lu, ctx.req.dataOut, Math.min(c.count, 1));
     if (pattern.length === 0) return { dataOutLength: c.count > 0 ? bs : 0 };
     for (const [lba, n] of chunks(c.lba, BigInt(c.count), bs)) {
-      if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED);
+      if (requestAborted(ctx.req)) throw new StatusError(ScsiStatus.TASK_ABORTED);
       const got = await lu.store.read(lba, n);
       for (let i = 0; i < n; i++) {
         const at = firstMismatch(pattern, got.subarray(i * bs, (i + 1) * bs));

@@ -18,6 +18,7 @@ import { ScsiStatus } from '../../../scsi/constants';
 import { CHUNK_BYTES, checkLbaRange, decodeBlockCdb } from '../block-cdb';
 import type { CommandContext, CommandResult, Handler } from '../command';
 import { Sense, SenseError, StatusError, invalidCdbField } from '../sense-errors';
+import { requestAborted } from '../types';
 
 function writeSameHandler(cdbLength: 10 | 16): Handler {
   return async (ctx: CommandContext): Promise<CommandResult> => {
@@ -55,7 +56,7 @@ function writeSameHandler(cdbLength: 10 | 16): Handler {
       for (let off = 0; off < pattern.length; off += bs) block.copy(pattern, off);
       const fua = lu.forceUnitAccess(false);
       for (let at = c.lba, left = count; left > 0n; ) {
-        if (ctx.req.signal?.aborted) throw new StatusError(ScsiStatus.TASK_ABORTED);
+        if (requestAborted(ctx.req)) throw new StatusError(ScsiStatus.TASK_ABORTED);
         const n = left < chunkBlocks ? left : chunkBlocks;
         await lu.store.write(at, pattern.subarray(0, Number(n) * bs), { fua });
         at += n;

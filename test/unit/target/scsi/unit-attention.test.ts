@@ -149,4 +149,24 @@ describe('RangeLock', () => {
     expect(lock.heldCount).toBe(0);
     expect(await lock.with(0n, 0n, async () => 7)).toBe(7);
   });
+
+  test('tryAcquire takes a free range at once, and refuses one that overlaps a held range or an earlier waiter', async () => {
+    const lock = new RangeLock();
+    const a = lock.tryAcquire(0n, 8n)!;
+    expect(a).toBeDefined();
+    expect(lock.tryAcquire(7n, 2n)).toBeUndefined(); // overlaps a
+    const waiter = lock.acquire(4n, 8n); // waits for a
+    expect(lock.tryAcquire(10n, 4n)).toBeUndefined(); // free of a, but the waiter came first
+    const far = lock.tryAcquire(1n << 40n, 1n)!; // far away: at once
+    expect(lock.heldCount).toBe(2);
+    a();
+    a(); // twice: once only
+    const w = await waiter;
+    expect(lock.heldCount).toBe(2);
+    w();
+    far();
+    expect(lock.heldCount).toBe(0);
+    expect(lock.tryAcquire(5n, 0n)!()).toBeUndefined(); // empty: granted, locks nothing
+    expect(lock.heldCount).toBe(0);
+  });
 });
