@@ -13,9 +13,9 @@ import { AgentError } from '../errors';
 import type { IscsiSession } from '../initiator/session';
 import type { DataRecordRef } from '../obf/log';
 import * as secondary from '../secondary';
-import { readAppendedLog } from './apply-obf';
 import { layOver } from './image-hashes';
 import { readHashTable, readSecondaryMetadata, type ReadBlocks } from './secondary-lun';
+import { checkedAppendedLog } from './verify';
 
 /** Extents kept in memory (LRU). */
 const KEPT_EXTENTS = 16;
@@ -63,12 +63,7 @@ export class CheckedImage {
     const hashes = await readHashTable(read, r);
     let records: DataRecordRef[] = [];
     if (r.state === 'log-appended') {
-      const log = await readAppendedLog(sec, r).catch((err: unknown) => {
-        throw new AgentError('ERR_VERIFY_MISMATCH', `${name} is not a good copy: its appended log does not check out (${(err as Error).message})`, { cause: err });
-      });
-      if (r.log && log.records.length !== r.log.records) {
-        throw new AgentError('ERR_VERIFY_MISMATCH', `${name} is not a good copy: its appended log holds ${log.records.length} records for the image, its metadata says ${r.log.records}`);
-      }
+      const log = await checkedAppendedLog(sec, r, name);
       records = [...log.records].sort((a, b) => (a.sourceLba < b.sourceLba ? -1 : a.sourceLba > b.sourceLba ? 1 : 0));
     }
     return new CheckedImage(r, read, hashes, records, name);

@@ -15,7 +15,7 @@ import { AgentError, ArgumentError, DecodeError } from '../errors';
 import { IscsiSession, type SessionOptions } from '../initiator/session';
 import { redactUrl } from '../initiator/url';
 import * as secondary from '../secondary';
-import { readAppendedLog } from './apply-obf';
+import { readAppendedLog, type ObfLog } from './apply-obf';
 import { imageExtentHashes, type ImageHashOptions } from './image-hashes';
 import { readHashTable, readSecondaryMetadata, type ReadBlocks } from './secondary-lun';
 
@@ -57,6 +57,21 @@ export function checkExtentHashes(checked: string, backupId: string, L: secondar
   }
 }
 
+/**
+ * The appended log of a copy not integrated, read and checked against its SEAL or MARKER and
+ * against the record count its metadata gives (the records the image needs: those before the
+ * MARKER of a --mark copy); ERR_VERIFY_MISMATCH when it does not check out.
+ */
+export async function checkedAppendedLog(sec: Pick<IscsiSession, 'read16'>, r: secondary.SecondaryRecord, name: string): Promise<ObfLog> {
+  const log = await readAppendedLog(sec, r).catch((err: unknown) => {
+    throw notGood(name, `its appended log does not check out (${(err as Error).message})`, err);
+  });
+  if (r.log && log.records.length !== r.log.records) {
+    throw notGood(name, `its appended log holds ${log.records.length} records for the image, its metadata says ${r.log.records}`);
+  }
+  return log;
+}
+
 export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   const t0 = process.hrtime.bigint();
   const sec = await IscsiSession.connect(o.secondary, o.session);
@@ -94,13 +109,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
       read = (lba, n) => s.read16(lba, n);
     } else if (r.state === 'log-appended') {
       // The image is exact only with the appended log laid over it: read and check the log first.
-      const log = await readAppendedLog(sec, r).catch((err: unknown) => {
-        throw notGood(name, `its appended log does not check out (${(err as Error).message})`, err);
-      });
-      // The metadata counts the records the image needs (those before the MARKER of a --mark copy).
-      if (r.log && log.records.length !== r.log.records) {
-        throw notGood(name, `its appended log holds ${log.records.length} records for the image, its metadata says ${r.log.records}`);
-      }
+      const log = await checkedAppendedLog(sec, r, name);
       overlay = { records: log.records, read: (lba, n) => sec.read16(L.logLba + lba, n) };
       logRecords = log.records.length;
     }
